@@ -1,0 +1,41 @@
+# topo: topographic CNNs, from YAML experiments to the paper's tables.
+# `just --list` shows every recipe.
+
+# Train every pending run of an experiment, e.g. `just run experiments/quickstart.yaml`
+run file *args:
+    cargo run --release -- run {{file}} {{args}}
+
+# Tables and figures for an experiment's results, e.g. `just report results/quickstart`
+report dir:
+    cargo run --release -- report {{dir}}
+
+# The runs an experiment implies and their status
+plan file *args:
+    cargo run --release -- plan {{file}} {{args}}
+
+# Check an experiment file
+validate file:
+    cargo run --release -- validate {{file}}
+
+# The whole test suite (what CI runs)
+test:
+    cargo fmt --all -- --check
+    cargo clippy --all-targets -- -D warnings
+    cargo run --quiet -- schema --check
+    cargo nextest run --workspace --no-fail-fast
+
+# Regenerate the JSON schemas after changing the config types
+schema:
+    cargo run --quiet -- schema
+
+# Benchmarks: planning, the topographic loss, the audio front end, the report
+bench:
+    cargo bench --bench plan
+    cargo bench --bench topo_loss
+    cargo bench --bench frontend
+    cargo bench --bench report
+
+# The quickstart end to end: train, then report
+quickstart:
+    cargo run --release -- run experiments/quickstart.yaml
+    cargo run --release -- report results/quickstart

@@ -1,0 +1,123 @@
+//! `topo plan FILE`: one line per run and the totals.
+
+use clap::ValueEnum;
+use serde::Serialize;
+
+use crate::plan::{StatusCounts, format_lambda, plan, plan_status};
+use crate::results::{ExperimentDir, RunState};
+
+use super::validate::load_experiment;
+use super::{CliError, ExperimentArgs};
+
+#[derive(Debug, Clone, Copy, Default, ValueEnum)]
+pub enum PlanFormat {
+    /// Aligned columns for people.
+    #[default]
+    Text,
+    /// One JSON document for scripts.
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub experiment: ExperimentArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+}
+
+#[derive(Serialize)]
+struct JsonRun<'a> {
+    id: &'a str,
+    dataset: &'a str,
+    model: &'a str,
+    topography: &'a str,
+    lambda: Option<f64>,
+    seed: u64,
+    status: RunState,
+}
+
+#[derive(Serialize)]
+struct JsonPlan<'a> {
+    experiment: &'a str,
+    results: String,
+    runs: Vec<JsonRun<'a>>,
+    total: usize,
+    counts: &'a StatusCounts,
+}
+
+pub fn run(args: &PlanArgs) -> Result<(), CliError> {
+    let loaded = load_experiment(&args.experiment)?;
+    let plan = plan(&loaded.experiment).map_err(|e| CliError::Failed(e.into()))?;
+    let dir = ExperimentDir::new(&args.experiment.results, &plan.experiment);
+    let status = plan_status(&plan, &dir);
+    match args.format {
+        PlanFormat::Json => {
+            let runs = plan
+                .runs
+                .iter()
+                .zip(&status.states)
+                .map(|(r, s)| JsonRun {
+                    id: &r.id,
+                    dataset: &r.axes.dataset,
+                    model: &r.axes.model,
+                    topography: &r.axes.topography,
+                    lambda: r.lambda,
+                    seed: r.seed,
+                    status: *s,
+                })
+                .collect();
+            let doc = JsonPlan {
+                experiment: &plan.experiment,
+                results: dir.path().display().to_string(),
+                runs,
+                total: plan.runs.len(),
+                counts: &status.counts,
+            };
+            let text =
+                serde_json::to_string_pretty(&doc).map_err(|e| CliError::Failed(e.into()))?;
+            println!("{text}");
+        }
+        PlanFormat::Text => {
+            let width = plan.runs.iter().map(|r| r.id.len()).max().unwrap_or(2);
+            println!(
+                "{:width$}  {:<14} {:<12} {:<12} {:>8} {:>4}  status",
+                "id", "dataset", "model", "topography", "lambda", "seed"
+            );
+            for (r, s) in plan.runs.iter().zip(&status.states) {
+                let lambda = r.lambda.map(format_lambda).unwrap_or_else(|| "-".into());
+                println!(
+                    "{:width$}  {:<14} {:<12} {:<12} {:>8} {:>4}  {}",
+                    r.id,
+                    r.axes.dataset,
+                    r.axes.model,
+                    r.axes.topography,
+                    lambda,
+                    r.seed,
+                    state_name(*s)
+                );
+            }
+            let c = &status.counts;
+            println!(
+                "{} runs in {}: {} new, {} partial, {} done, {} failed",
+                plan.runs.len(),
+                dir.path().display(),
+                c.new,
+                c.partial,
+                c.done,
+                c.failed
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn state_name(s: RunState) -> &'static str {
+    match s {
+        RunState::New => "new",
+        RunState::Partial => "partial",
+        RunState::Done => "done",
+        RunState::Failed => "failed",
+    }
+}

@@ -1,0 +1,43 @@
+//! The experiment language: typed YAML, loaded with `extends`, environment and
+//! `--set` overrides, checked against the JSON schema and by meaning.
+//!
+//! Precedence, lowest first: the base of an `extends` chain, each file extending it,
+//! `TOPO_SECTION__FIELD` environment variables, then `--set section.field=value`.
+
+mod check;
+mod dataset;
+mod diagnostic;
+mod experiment;
+mod layers;
+mod load;
+mod locate;
+mod model;
+mod pruning;
+mod report;
+mod schema;
+mod semantic;
+mod slurm;
+mod source;
+mod topography;
+mod training;
+mod value;
+
+pub use dataset::{DatasetKind, DatasetSpec};
+pub use diagnostic::{Diagnostic, Diagnostics, Origin, did_you_mean, edit_distance};
+pub use experiment::{ExcludeRule, Experiment, Grid, PAPER_LAMBDAS};
+pub use load::{ENV_PREFIX, LoadOptions, Loaded, load};
+pub use model::{ModelKind, ModelSpec};
+pub use pruning::{ProportionRange, Proportions, PruneMethod, PruningSpec};
+pub use report::{FigureKind, PaperTable, ReportSpec, StdKind, TableSpec};
+pub use schema::{
+    EXPERIMENT_SCHEMA_FILE, SchemaCheck, check_schemas, experiment_schema, experiment_schema_text,
+    write_schemas,
+};
+pub use slurm::SlurmSpec;
+pub use source::{MAX_DEPTH, MAX_FILE_BYTES};
+pub use topography::{
+    LayoutFile, LayoutSource, Topography, TopographyKind, TopographyProblem, TopographySpec,
+};
+pub use training::{
+    OptimizerKind, OptimizerSpec, ScheduleKind, ScheduleSpec, TopographicLossSpec, TrainingSpec,
+};

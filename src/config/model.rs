@@ -1,0 +1,67 @@
+//! Models named in an experiment.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The paper's three architectures (torchvision definitions, CIFAR stems).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    /// ResNet-18 with a 3x3 stride-1 stem; the 3x3 max pool is kept.
+    Resnet18,
+    /// VGG-16 with batch norm.
+    Vgg16Bn,
+    /// DenseNet-121 with a 3x3 stride-1 stem; pool0 is kept.
+    Densenet121,
+}
+
+impl ModelKind {
+    pub const ALL: [ModelKind; 3] = [
+        ModelKind::Resnet18,
+        ModelKind::Vgg16Bn,
+        ModelKind::Densenet121,
+    ];
+
+    /// The name used in YAML (`resnet18`, `vgg16_bn`, `densenet121`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Resnet18 => "resnet18",
+            ModelKind::Vgg16Bn => "vgg16_bn",
+            ModelKind::Densenet121 => "densenet121",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<ModelKind> {
+        ModelKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// A model: an architecture, a width multiplier and the convs that carry topography.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// The architecture.
+    pub kind: ModelKind,
+    /// Multiplies every layer's channel count, to scale a model down for a CPU.
+    #[serde(default = "default_width")]
+    #[schemars(range(min = 0.01, max = 16.0))]
+    pub width: f64,
+    /// Names of the convs given topography (`layer1.1.conv2`); the reference's choice by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taps: Option<Vec<String>>,
+}
+
+fn default_width() -> f64 {
+    1.0
+}
+
+impl ModelSpec {
+    /// The paper's model of this kind at full width.
+    pub fn of_kind(kind: ModelKind) -> ModelSpec {
+        ModelSpec {
+            kind,
+            width: 1.0,
+            taps: None,
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! The pruning stage (paper section 3.4): zero the weakest channels of each
+//! topographic layer of a trained run, without retraining, and test.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// How channels are ranked for pruning.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum PruneMethod {
+    /// Lowest L2 norm of the channel's weights first (the paper's figure 3).
+    L2,
+    /// Lowest L1 norm first.
+    L1,
+    /// Channels drawn at random (seeded): the control.
+    Random,
+}
+
+/// Proportions of channels to prune: a list, or an evenly spaced range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Proportions {
+    /// Explicit proportions in [0, 1].
+    List(Vec<f64>),
+    /// `steps` evenly spaced values from `from` to `to`, both included.
+    Range(ProportionRange),
+}
+
+/// `{ from: 0, to: 1, steps: 101 }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProportionRange {
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub from: f64,
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub to: f64,
+    #[schemars(range(min = 1))]
+    pub steps: usize,
+}
+
+impl Proportions {
+    /// The proportions, in the order given.
+    pub fn values(&self) -> Vec<f64> {
+        match self {
+            Proportions::List(v) => v.clone(),
+            Proportions::Range(r) if r.steps == 1 => vec![r.from],
+            Proportions::Range(r) => (0..r.steps)
+                .map(|i| r.from + (r.to - r.from) * i as f64 / (r.steps - 1) as f64)
+                .collect(),
+        }
+    }
+}
+
+/// The pruning stage of an experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PruningSpec {
+    /// Ranking methods to run.
+    #[serde(default = "default_methods")]
+    pub methods: Vec<PruneMethod>,
+    /// Proportions of each topographic layer's channels to zero.
+    #[serde(default = "default_proportions")]
+    pub proportions: Proportions,
+    /// Seed of the `random` method.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn default_methods() -> Vec<PruneMethod> {
+    vec![PruneMethod::L2]
+}
+
+fn default_proportions() -> Proportions {
+    Proportions::Range(ProportionRange {
+        from: 0.0,
+        to: 1.0,
+        steps: 101,
+    })
+}

@@ -1,0 +1,50 @@
+//! The JSON schema of experiment files, generated from the Rust types so the two never
+//! drift; `topo schema` writes it to `schemas/`, `topo schema --check` fails when stale.
+
+use std::path::{Path, PathBuf};
+
+use super::Experiment;
+
+/// File name of the experiment schema under `schemas/`.
+pub const EXPERIMENT_SCHEMA_FILE: &str = "experiment.schema.json";
+
+/// The schema as JSON.
+pub fn experiment_schema() -> serde_json::Value {
+    let mut schema = serde_json::to_value(schemars::schema_for!(Experiment)).unwrap_or_default();
+    if let Some(obj) = schema.as_object_mut() {
+        obj.insert("title".into(), "topo experiment".into());
+    }
+    schema
+}
+
+/// The schema file's text: pretty JSON with a final newline, stable across runs.
+pub fn experiment_schema_text() -> String {
+    let mut text = serde_json::to_string_pretty(&experiment_schema()).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// What `topo schema --check` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchemaCheck {
+    UpToDate(PathBuf),
+    Stale(PathBuf),
+    Missing(PathBuf),
+}
+
+/// Compares the schema on disk under `dir` with the generated one.
+pub fn check_schemas(dir: &Path) -> SchemaCheck {
+    let path = dir.join(EXPERIMENT_SCHEMA_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) if text == experiment_schema_text() => SchemaCheck::UpToDate(path),
+        Ok(_) => SchemaCheck::Stale(path),
+        Err(_) => SchemaCheck::Missing(path),
+    }
+}
+
+/// Writes the schema files under `dir` (atomically); returns the paths written.
+pub fn write_schemas(dir: &Path) -> Result<Vec<PathBuf>, crate::results::ResultsError> {
+    let path = dir.join(EXPERIMENT_SCHEMA_FILE);
+    crate::results::write_atomic(&path, experiment_schema_text().as_bytes())?;
+    Ok(vec![path])
+}

@@ -1,0 +1,317 @@
+//! Checks of meaning the schema cannot express: names the grid refers to, layouts that
+//! exist, lambdas that are positive, names that stay inside `results/`. They run on the
+//! merged JSON value part by part, so they report alongside schema errors.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::diagnostic::{Diagnostics, did_you_mean, one_of};
+use super::layers::Layers;
+use super::locate::{child_path, item_path};
+use super::{LayoutSource, ModelKind, TopographyKind, TopographySpec};
+
+/// Runs every check of meaning on `merged`; `dir` is the experiment file's folder.
+pub fn check(merged: &Value, layers: &Layers, dir: &Path, diags: &mut Diagnostics) {
+    check_name(merged, layers, diags);
+    let datasets = keys(merged, "datasets");
+    let topographies = keys(merged, "topographies");
+    let models = keys(merged, "models");
+    let mut model_names = models.clone();
+    model_names.extend(ModelKind::ALL.iter().map(|k| k.name().to_string()));
+
+    check_refs(
+        merged,
+        layers,
+        "grid.dataset",
+        &datasets,
+        "data set",
+        "datasets",
+        diags,
+    );
+    check_refs(
+        merged,
+        layers,
+        "grid.topography",
+        &topographies,
+        "topography",
+        "topographies",
+        diags,
+    );
+    check_refs(
+        merged,
+        layers,
+        "grid.model",
+        &model_names,
+        "model",
+        "models",
+        diags,
+    );
+    check_topographies(merged, layers, dir, diags);
+    check_lambdas(merged, layers, diags);
+    check_excludes(
+        merged,
+        layers,
+        &datasets,
+        &topographies,
+        &model_names,
+        diags,
+    );
+    check_pruning(merged, layers, diags);
+    check_report(merged, layers, &datasets, diags);
+}
+
+fn keys(merged: &Value, section: &str) -> BTreeSet<String> {
+    merged
+        .get(section)
+        .and_then(Value::as_object)
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+fn at<'a>(merged: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(merged, |v, k| v.get(k))
+}
+
+fn check_name(merged: &Value, layers: &Layers, diags: &mut Diagnostics) {
+    let Some(name) = merged.get("name").and_then(Value::as_str) else {
+        return;
+    };
+    let safe = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !safe {
+        diags.push(
+            layers
+                .diagnostic(
+                    "name",
+                    format!("`{name}` would write outside `results/<name>/`"),
+                    false,
+                )
+                .with_hint(Some(
+                    "use letters, digits, `-`, `_` and `.` (not starting with `.`)".into(),
+                )),
+        );
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_refs(
+    merged: &Value,
+    layers: &Layers,
+    axis: &str,
+    defined: &BTreeSet<String>,
+    what: &str,
+    section: &str,
+    diags: &mut Diagnostics,
+) {
+    let Some(items) = at(merged, axis).and_then(Value::as_array) else {
+        return;
+    };
+    let mut seen = BTreeSet::new();
+    for (i, item) in items.iter().enumerate() {
+        let Some(name) = item.as_str() else { continue };
+        let path = item_path(axis, i);
+        if !seen.insert(name) {
+            diags.push(layers.diagnostic(&path, format!("`{name}` is listed twice"), false));
+        } else if !defined.contains(name) {
+            let message = match did_you_mean(name, defined.iter().map(String::as_str)) {
+                Some(s) => format!("unknown {what} `{name}`, did you mean `{s}`?"),
+                None if defined.is_empty() => {
+                    format!("unknown {what} `{name}`: `{section}` defines none")
+                }
+                None => format!(
+                    "unknown {what} `{name}`, expected {}",
+                    one_of(defined.iter().map(String::as_str))
+                ),
+            };
+            diags.push(layers.diagnostic(&path, message, false));
+        }
+    }
+}
+
+fn check_topographies(merged: &Value, layers: &Layers, dir: &Path, diags: &mut Diagnostics) {
+    let Some(map) = merged.get("topographies").and_then(Value::as_object) else {
+        return;
+    };
+    for (name, raw) in map {
+        let base = child_path("topographies", name);
+        // Malformed entries are the schema's to report.
+        let Ok(spec) = serde_json::from_value::<TopographySpec>(raw.clone()) else {
+            continue;
+        };
+        if let Err(problem) = spec.resolve() {
+            use super::TopographyProblem as P;
+            let field = match problem {
+                // Out-of-range dimensions are the schema's to report.
+                P::Dimension(_) => None,
+                P::MissingLayout | P::MissingDimension(_) => Some(base.clone()),
+                P::BaselineField(f) => Some(child_path(&base, f)),
+                P::SphereInOneDimension | P::CustomDimension => {
+                    Some(child_path(&base, "dimension"))
+                }
+            };
+            if let Some(field) = field {
+                diags.push(layers.diagnostic(&field, problem.to_string(), false));
+            }
+        }
+        if let (TopographyKind::Topographic, Some(LayoutSource::File(f))) =
+            (spec.kind, &spec.layout)
+        {
+            let path = dir.join(&f.file);
+            if !path.is_file() {
+                diags.push(layers.diagnostic(
+                    &child_path(&child_path(&base, "layout"), "file"),
+                    format!(
+                        "layout file not found: {} (paths are relative to the experiment file)",
+                        path.display()
+                    ),
+                    false,
+                ));
+            }
+        }
+    }
+}
+
+fn check_lambdas(merged: &Value, layers: &Layers, diags: &mut Diagnostics) {
+    let Some(items) = at(merged, "grid.lambda").and_then(Value::as_array) else {
+        return;
+    };
+    let mut seen: Vec<f64> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let path = item_path("grid.lambda", i);
+        match item.as_f64() {
+            Some(l) if !(l.is_finite() && l > 0.0) => {
+                diags.push(layers.diagnostic(
+                    &path,
+                    format!("lambda must be a positive finite number, found `{l}`"),
+                    false,
+                ));
+            }
+            Some(l) if seen.contains(&l) => {
+                diags.push(layers.diagnostic(&path, format!("`{l}` is listed twice"), false));
+            }
+            Some(l) => seen.push(l),
+            None => {}
+        }
+    }
+    let topographic = merged
+        .get("grid")
+        .and_then(|g| g.get("topography"))
+        .and_then(Value::as_array)
+        .map(|names| {
+            names.iter().filter_map(Value::as_str).any(|n| {
+                merged
+                    .get("topographies")
+                    .and_then(|t| t.get(n))
+                    .and_then(|t| t.get("kind"))
+                    .and_then(Value::as_str)
+                    != Some("none")
+            })
+        })
+        .unwrap_or(false);
+    if items.is_empty() && topographic {
+        diags.push(layers.diagnostic(
+            "grid.lambda",
+            "topographic runs need at least one lambda",
+            false,
+        ));
+    }
+}
+
+fn check_excludes(
+    merged: &Value,
+    layers: &Layers,
+    datasets: &BTreeSet<String>,
+    topographies: &BTreeSet<String>,
+    models: &BTreeSet<String>,
+    diags: &mut Diagnostics,
+) {
+    let Some(rules) = at(merged, "grid.exclude").and_then(Value::as_array) else {
+        return;
+    };
+    for (i, rule) in rules.iter().enumerate() {
+        let base = item_path("grid.exclude", i);
+        let Some(obj) = rule.as_object() else {
+            continue;
+        };
+        if obj.is_empty() {
+            diags.push(layers.diagnostic(&base, "an empty rule would exclude every run", false));
+        }
+        for (field, defined, what) in [
+            ("dataset", datasets, "data set"),
+            ("topography", topographies, "topography"),
+            ("model", models, "model"),
+        ] {
+            if let Some(name) = obj.get(field).and_then(Value::as_str)
+                && !defined.contains(name)
+            {
+                diags.push(layers.diagnostic(
+                    &child_path(&base, field),
+                    format!("unknown {what} `{name}`"),
+                    false,
+                ));
+            }
+        }
+    }
+}
+
+fn check_pruning(merged: &Value, layers: &Layers, diags: &mut Diagnostics) {
+    let Some(list) = at(merged, "pruning.proportions").and_then(Value::as_array) else {
+        return;
+    };
+    for (i, p) in list.iter().enumerate() {
+        if let Some(x) = p.as_f64()
+            && !(0.0..=1.0).contains(&x)
+        {
+            let path = item_path("pruning.proportions", i);
+            diags.push(layers.diagnostic(
+                &path,
+                format!("a proportion is between 0 and 1, found `{x}`"),
+                false,
+            ));
+        }
+    }
+}
+
+fn check_report(
+    merged: &Value,
+    layers: &Layers,
+    datasets: &BTreeSet<String>,
+    diags: &mut Diagnostics,
+) {
+    let Some(tables) = at(merged, "report.tables").and_then(Value::as_array) else {
+        return;
+    };
+    for (t, table) in tables.iter().enumerate() {
+        let base = item_path("report.tables", t);
+        if let Some(name) = table.get("name").and_then(Value::as_str)
+            && (name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')))
+        {
+            diags.push(layers.diagnostic(
+                &child_path(&base, "name"),
+                "a table name is a file name: letters, digits, `-`, `_`",
+                false,
+            ));
+        }
+        let Some(list) = table.get("datasets").and_then(Value::as_array) else {
+            continue;
+        };
+        for (i, d) in list.iter().enumerate() {
+            if let Some(name) = d.as_str()
+                && !datasets.contains(name)
+            {
+                let path = item_path(&child_path(&base, "datasets"), i);
+                diags.push(layers.diagnostic(&path, format!("unknown data set `{name}`"), false));
+            }
+        }
+    }
+}

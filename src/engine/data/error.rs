@@ -1,0 +1,78 @@
+//! Why a data set could not be read: every error names the file and what was expected.
+
+use std::path::PathBuf;
+
+use super::wav::WavError;
+
+/// Errors of the data loaders.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// The data set's folder or some of its files are missing.
+    #[error(
+        "{dataset}: {root} is missing {missing}; expected there: {expected}. Get the data set from {source_hint}"
+    )]
+    Missing {
+        dataset: &'static str,
+        root: PathBuf,
+        /// What was not found (a file or folder name, or "the folder").
+        missing: String,
+        /// The files or folders the loader looks for.
+        expected: String,
+        /// Where to obtain the data set.
+        source_hint: &'static str,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A binary file whose size does not fit its format (truncated download, wrong file).
+    #[error("{path}: {found} bytes, expected {expected} (truncated or not the right file?)")]
+    Size {
+        path: PathBuf,
+        expected: String,
+        found: u64,
+    },
+    /// A file whose content is not what its name promises.
+    #[error("{path}: {what}")]
+    Format { path: PathBuf, what: String },
+    #[error("{path}: {source}")]
+    Wav {
+        path: PathBuf,
+        #[source]
+        source: WavError,
+    },
+    /// A class folder with no audio: labels would silently shift if it were skipped.
+    #[error("{folder}: class folder holds no .wav file")]
+    EmptyClass { folder: PathBuf },
+    /// A line of a split list or labels file names a file that does not exist.
+    #[error("{list}:{line}: `{entry}` names a missing file ({missing})")]
+    MissingEntry {
+        list: PathBuf,
+        line: usize,
+        entry: String,
+        missing: PathBuf,
+    },
+    /// A malformed line of a CSV labels file.
+    #[error("{path}:{line}: {what}")]
+    Csv {
+        path: PathBuf,
+        line: usize,
+        what: String,
+    },
+    /// `batch` was given an index past the end of the split.
+    #[error("example index {index} out of range for a split of {len}")]
+    Index { index: usize, len: usize },
+    #[error("building a batch tensor: {0}")]
+    Tensor(#[from] candle_core::Error),
+}
+
+impl DataError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> DataError {
+        DataError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

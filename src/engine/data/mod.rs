@@ -1,0 +1,78 @@
+//! The data sets: Fashion-MNIST, CIFAR-10/100, SpeechCommands and BirdDCASE, served as
+//! batches of normalised tensors. Images stay in memory as bytes; audio is decoded once
+//! into log-mel features cached on disk (see [`frontend`]).
+
+pub mod audio;
+pub mod bird_dcase;
+pub mod cifar;
+mod error;
+pub mod fashion_mnist;
+pub mod fixtures;
+pub mod frontend;
+pub mod image;
+pub mod logmel;
+pub mod resample;
+pub mod speech_commands;
+pub mod subset;
+pub mod wav;
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::{DatasetKind, DatasetSpec};
+
+pub use error::DataError;
+
+/// Inputs and labels of some examples.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// `(N, C, H, W)` f32: images (C = 1 or 3) or log-mel spectrograms `(N, 1, 64, 101)`.
+    pub inputs: Tensor,
+    /// `(B,)` u32, one per example.
+    pub labels: Tensor,
+    /// Evaluation over windows (BirdDCASE): windows per example, summing to N; the
+    /// caller averages the logits of each example's windows. `None`: one input per example.
+    pub windows: Option<Vec<usize>>,
+}
+
+/// One split of a data set.
+pub trait Split: Send + Sync {
+    fn len(&self) -> usize;
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The examples at `indices` (positions in this split). `augment` is `Some(rng)` for
+    /// training (random crop and flip, random one-second crop), `None` for evaluation.
+    fn batch(
+        &self,
+        indices: &[usize],
+        augment: Option<&mut ChaCha8Rng>,
+        device: &Device,
+    ) -> Result<Batch, DataError>;
+}
+
+/// A data set's three splits and what a model needs to know about it.
+pub struct Dataset {
+    pub train: Box<dyn Split>,
+    pub validation: Box<dyn Split>,
+    pub test: Box<dyn Split>,
+    pub num_classes: usize,
+    pub in_channels: usize,
+    pub class_names: Vec<String>,
+}
+
+/// Loads the data set `spec` names from its folder; audio features are cached in `cache_dir`.
+pub fn load(spec: &DatasetSpec, cache_dir: &Path) -> Result<Dataset, DataError> {
+    let root = spec.root_or_default();
+    match spec.kind {
+        DatasetKind::FashionMnist => fashion_mnist::load(&root, spec.limit),
+        DatasetKind::Cifar10 => cifar::load(cifar::Variant::Cifar10, &root, spec.limit),
+        DatasetKind::Cifar100 => cifar::load(cifar::Variant::Cifar100, &root, spec.limit),
+        DatasetKind::SpeechCommands => speech_commands::load(&root, cache_dir, spec.limit),
+        DatasetKind::BirdDcase => bird_dcase::load(&root, cache_dir, spec.limit),
+    }
+}

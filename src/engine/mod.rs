@@ -1,0 +1,18 @@
+//! The training engine: data, models with topographic taps, the loss, SGD, checkpoints,
+//! evaluation, topography metrics and pruning.
+
+pub mod checkpoint;
+pub mod data;
+mod error;
+pub mod layouts;
+pub mod lock;
+pub mod models;
+pub mod ops;
+pub mod optim;
+pub mod prune;
+pub mod runner;
+pub mod seeds;
+pub mod stages;
+pub mod train;
+
+pub use error::EngineError;

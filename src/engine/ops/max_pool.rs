@@ -1,0 +1,222 @@
+//! 2D max pooling with padding, as PyTorch's `nn.MaxPool2d` (no dilation, floor mode).
+//!
+//! Padding behaves as `-inf`: a padded cell is never the maximum. The gradient of each
+//! output goes to the first maximum of its window in row-major order, as PyTorch does on
+//! ties; overlapping windows add their gradients.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
+use rayon::prelude::*;
+
+/// Window geometry shared by the forward and backward ops.
+#[derive(Debug, Clone, Copy)]
+struct Pool {
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+}
+
+impl Pool {
+    /// Output length of one spatial axis (floor mode), or an error when the window
+    /// never fits.
+    fn out_len(&self, len: usize) -> Result<usize> {
+        let padded = len + 2 * self.padding;
+        if padded < self.kernel {
+            bail!(
+                "max_pool2d: input length {len} with padding {} is smaller than kernel {}",
+                self.padding,
+                self.kernel
+            )
+        }
+        Ok((padded - self.kernel) / self.stride + 1)
+    }
+
+    /// Flat index (within one `h x w` plane) of the first maximum of every window of the
+    /// plane, row-major; `None` never happens because a window always overlaps the input
+    /// when `padding < kernel` (checked by `max_pool2d`).
+    fn argmax_plane<T: Elem>(
+        &self,
+        plane: &[T],
+        h: usize,
+        w: usize,
+        oh: usize,
+        ow: usize,
+        out: &mut [usize],
+    ) {
+        for oy in 0..oh {
+            // Window rows clipped to the input: padding cells never win.
+            let y0 = (oy * self.stride).saturating_sub(self.padding);
+            let y1 = (oy * self.stride + self.kernel)
+                .saturating_sub(self.padding)
+                .min(h);
+            for ox in 0..ow {
+                let x0 = (ox * self.stride).saturating_sub(self.padding);
+                let x1 = (ox * self.stride + self.kernel)
+                    .saturating_sub(self.padding)
+                    .min(w);
+                let mut best = y0 * w + x0;
+                for y in y0..y1 {
+                    for x in x0..x1 {
+                        let i = y * w + x;
+                        // Strict `>` keeps the first maximum; a NaN wins, as in PyTorch.
+                        if plane[i] > plane[best] || plane[i].is_nan() {
+                            best = i;
+                        }
+                    }
+                }
+                out[oy * ow + ox] = best;
+            }
+        }
+    }
+}
+
+/// The element types the op runs on.
+trait Elem: PartialOrd + Copy + Send + Sync + Default + std::ops::AddAssign {
+    fn is_nan(self) -> bool;
+}
+
+impl Elem for f32 {
+    fn is_nan(self) -> bool {
+        f32::is_nan(self)
+    }
+}
+
+impl Elem for f64 {
+    fn is_nan(self) -> bool {
+        f64::is_nan(self)
+    }
+}
+
+/// Dimensions of a contiguous `(B, C, H, W)` input with a non-empty plane.
+fn dims4(layout: &Layout) -> Result<(usize, usize, usize, usize)> {
+    match layout.shape().dims() {
+        &[_, _, h, w] if h == 0 || w == 0 => bail!("max_pool2d: empty spatial dimensions {h}x{w}"),
+        &[b, c, h, w] => Ok((b, c, h, w)),
+        d => bail!("max_pool2d expects a (batch, channels, height, width) tensor, got shape {d:?}"),
+    }
+}
+
+fn contiguous<'a, T>(data: &'a [T], layout: &Layout) -> Result<&'a [T]> {
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => bail!("max_pool2d: input must be contiguous"),
+    }
+}
+
+struct MaxPoolForward(Pool);
+
+impl MaxPoolForward {
+    fn run<T: Elem>(&self, data: &[T], layout: &Layout) -> Result<(Vec<T>, Shape)> {
+        let (b, c, h, w) = dims4(layout)?;
+        let data = contiguous(data, layout)?;
+        let (oh, ow) = (self.0.out_len(h)?, self.0.out_len(w)?);
+        let mut out = vec![T::default(); b * c * oh * ow];
+        out.par_chunks_mut(oh * ow)
+            .zip(data.par_chunks(h * w))
+            .for_each(|(o, plane)| {
+                let mut idx = vec![0usize; oh * ow];
+                self.0.argmax_plane(plane, h, w, oh, ow, &mut idx);
+                for (dst, &i) in o.iter_mut().zip(&idx) {
+                    *dst = plane[i];
+                }
+            });
+        Ok((out, Shape::from((b, c, oh, ow))))
+    }
+}
+
+impl CustomOp1 for MaxPoolForward {
+    fn name(&self) -> &'static str {
+        "max-pool2d-padded"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        match storage {
+            CpuStorage::F32(d) => self.run(d, layout).map(|(v, s)| (CpuStorage::F32(v), s)),
+            CpuStorage::F64(d) => self.run(d, layout).map(|(v, s)| (CpuStorage::F64(v), s)),
+            other => bail!("max_pool2d: unsupported dtype {:?}", other.dtype()),
+        }
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        let grad = arg.apply_op2_no_bwd(&grad_res.contiguous()?, &MaxPoolBackward(self.0))?;
+        Ok(Some(grad))
+    }
+}
+
+/// Scatters the output gradient onto the argmax of each window.
+struct MaxPoolBackward(Pool);
+
+impl MaxPoolBackward {
+    fn run<T: Elem>(&self, data: &[T], l1: &Layout, grad: &[T], l2: &Layout) -> Result<Vec<T>> {
+        let (b, c, h, w) = dims4(l1)?;
+        let data = contiguous(data, l1)?;
+        let grad = contiguous(grad, l2)?;
+        let (oh, ow) = (self.0.out_len(h)?, self.0.out_len(w)?);
+        if l2.shape().dims() != [b, c, oh, ow] {
+            bail!(
+                "max_pool2d backward: gradient shape {:?}, expected {:?}",
+                l2.shape().dims(),
+                [b, c, oh, ow]
+            )
+        }
+        let mut out = vec![T::default(); b * c * h * w];
+        out.par_chunks_mut(h * w)
+            .zip(data.par_chunks(h * w))
+            .zip(grad.par_chunks(oh * ow))
+            .for_each(|((o, plane), g)| {
+                let mut idx = vec![0usize; oh * ow];
+                self.0.argmax_plane(plane, h, w, oh, ow, &mut idx);
+                for (&i, &gv) in idx.iter().zip(g) {
+                    o[i] += gv;
+                }
+            });
+        Ok(out)
+    }
+}
+
+impl CustomOp2 for MaxPoolBackward {
+    fn name(&self) -> &'static str {
+        "max-pool2d-padded-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let shape = l1.shape().clone();
+        match (s1, s2) {
+            (CpuStorage::F32(d), CpuStorage::F32(g)) => {
+                Ok((CpuStorage::F32(self.run(d, l1, g, l2)?), shape))
+            }
+            (CpuStorage::F64(d), CpuStorage::F64(g)) => {
+                Ok((CpuStorage::F64(self.run(d, l1, g, l2)?), shape))
+            }
+            (a, g) => bail!(
+                "max_pool2d backward: unsupported dtypes {:?} and {:?}",
+                a.dtype(),
+                g.dtype()
+            ),
+        }
+    }
+}
+
+/// Max pooling over the last two dimensions of a `(B, C, H, W)` tensor, with square
+/// `kernel`, `stride` and zero-free (`-inf`) `padding`, like `torch.nn.MaxPool2d(kernel,
+/// stride, padding)`. Differentiable. CPU only (f32 and f64).
+pub fn max_pool2d(xs: &Tensor, kernel: usize, stride: usize, padding: usize) -> Result<Tensor> {
+    if kernel == 0 || stride == 0 {
+        bail!("max_pool2d: kernel ({kernel}) and stride ({stride}) must be positive")
+    }
+    // PyTorch's own rule; it also guarantees every window overlaps the input.
+    if 2 * padding > kernel {
+        bail!("max_pool2d: padding ({padding}) must be at most half the kernel ({kernel})")
+    }
+    xs.contiguous()?.apply_op1(MaxPoolForward(Pool {
+        kernel,
+        stride,
+        padding,
+    }))
+}

@@ -1,0 +1,5 @@
+//! The `topo` binary: everything lives in the library.
+
+fn main() -> std::process::ExitCode {
+    topo::cli::main()
+}

@@ -1,0 +1,163 @@
+//! One number per (data set, model, topography): the lambda with the best mean
+//! validation accuracy over seeds, and the test accuracy of that lambda's runs.
+
+use std::collections::BTreeMap;
+
+use super::ReportError;
+use super::scan::DoneRun;
+use super::stats::{Interner, MeanStd, Samples, mean_std_by_group};
+use crate::config::StdKind;
+
+/// A table cell's identity: names as in the experiment.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CellKey {
+    pub dataset: String,
+    pub model: String,
+    pub topography: String,
+}
+
+/// Runs that differ only by seed: a cell and a lambda (by its bits; `None` for the
+/// baseline, whose lambda collapses).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct GroupKey {
+    cell: CellKey,
+    lambda: Option<u64>,
+}
+
+/// Accuracies of one lambda of a cell over its seeds, in %.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LambdaStats {
+    pub lambda: Option<f64>,
+    pub seeds: usize,
+    pub validation: MeanStd,
+    pub test: MeanStd,
+}
+
+/// The lambda with the best mean validation accuracy; on a tie the smaller lambda
+/// (the baseline's `None` first). Test accuracy plays no part.
+pub fn choose_lambda(candidates: &[LambdaStats]) -> Option<&LambdaStats> {
+    let lambda = |s: &LambdaStats| s.lambda.unwrap_or(f64::NEG_INFINITY);
+    candidates.iter().reduce(|best, c| {
+        let better = c.validation.mean > best.validation.mean
+            || (c.validation.mean == best.validation.mean && lambda(c) < lambda(best));
+        if better { c } else { best }
+    })
+}
+
+/// A cell with its chosen lambda and the runs (indices into the done runs) behind it.
+#[derive(Debug, Clone)]
+pub struct ChosenCell {
+    pub stats: LambdaStats,
+    /// Every lambda tried, in increasing order.
+    pub tried: Vec<LambdaStats>,
+    pub runs: Vec<usize>,
+}
+
+/// Chooses the lambda of every cell present among `done`.
+pub fn choose_cells(
+    done: &[DoneRun],
+    std: StdKind,
+) -> Result<BTreeMap<CellKey, ChosenCell>, ReportError> {
+    let mut groups = Interner::new();
+    let mut members: Vec<Vec<usize>> = Vec::new();
+    let mut samples = Samples::new(2);
+    for (i, run) in done.iter().enumerate() {
+        let axes = &run.summary.axes;
+        let cell = CellKey {
+            dataset: axes.dataset.clone(),
+            model: axes.model.clone(),
+            topography: axes.topography.clone(),
+        };
+        let id = groups.id(GroupKey {
+            cell,
+            lambda: axes.lambda.map(f64::to_bits),
+        });
+        if members.len() <= id as usize {
+            members.push(Vec::new());
+        }
+        members[id as usize].push(i);
+        samples.push(id, &[100.0 * run.validation, 100.0 * run.test]);
+    }
+    let stats = mean_std_by_group(samples, std).map_err(|source| ReportError::Aggregate {
+        what: "accuracies",
+        source,
+    })?;
+
+    let mut by_cell: BTreeMap<CellKey, Vec<(LambdaStats, u32)>> = BTreeMap::new();
+    for g in stats {
+        let (Some(key), [validation, test]) = (groups.key(g.group), g.values.as_slice()) else {
+            continue;
+        };
+        let s = LambdaStats {
+            lambda: key.lambda.map(f64::from_bits),
+            seeds: g.n,
+            validation: *validation,
+            test: *test,
+        };
+        by_cell
+            .entry(key.cell.clone())
+            .or_default()
+            .push((s, g.group));
+    }
+    let mut cells = BTreeMap::new();
+    for (key, mut candidates) in by_cell {
+        candidates.sort_by(|a, b| {
+            let l = |s: &LambdaStats| s.lambda.unwrap_or(f64::NEG_INFINITY);
+            l(&a.0).total_cmp(&l(&b.0))
+        });
+        let tried: Vec<LambdaStats> = candidates.iter().map(|c| c.0).collect();
+        let Some(best) = choose_lambda(&tried).copied() else {
+            continue;
+        };
+        let group = candidates.iter().find(|c| c.0 == best).map(|c| c.1);
+        let runs = group
+            .and_then(|g| members.get(g as usize))
+            .cloned()
+            .unwrap_or_default();
+        cells.insert(
+            key,
+            ChosenCell {
+                stats: best,
+                tried,
+                runs,
+            },
+        );
+    }
+    Ok(cells)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(lambda: Option<f64>, validation: f64, test: f64) -> LambdaStats {
+        let m = |mean| MeanStd { mean, std: None };
+        LambdaStats {
+            lambda,
+            seeds: 1,
+            validation: m(validation),
+            test: m(test),
+        }
+    }
+
+    #[test]
+    fn best_validation_wins_whatever_test_says() {
+        let c = [
+            stats(Some(1e-3), 90.0, 95.0),
+            stats(Some(0.1), 91.0, 80.0),
+            stats(Some(1.0), 89.0, 99.0),
+        ];
+        assert_eq!(choose_lambda(&c).unwrap().lambda, Some(0.1));
+    }
+
+    #[test]
+    fn ties_go_to_the_smaller_lambda() {
+        let c = [
+            stats(Some(1.0), 91.0, 0.0),
+            stats(Some(0.01), 91.0, 0.0),
+            stats(Some(0.1), 91.0, 0.0),
+        ];
+        assert_eq!(choose_lambda(&c).unwrap().lambda, Some(0.01));
+        assert!(choose_lambda(&[]).is_none());
+    }
+}

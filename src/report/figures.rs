@@ -1,0 +1,149 @@
+//! Which figures the report draws, from which runs, and where they go.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::cells::{CellKey, ChosenCell};
+use super::curves::{
+    PanelKey, Series, method_name, pruning_figures, topography_figures, training_figures,
+};
+use super::load::{Wanted, load_runs};
+use super::plot::write_figure;
+use super::render::lambda_text;
+use super::scan::{DoneRun, Unreadable};
+use super::table::TableRow;
+use super::{ReportError, file_stem, layouts};
+use crate::config::{FigureKind, StdKind};
+
+/// Channels drawn in figure 2 (ResNet-18's first layer has 64).
+const LAYOUT_CHANNELS: usize = 64;
+
+/// A figure written, as PNG and SVG.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FigureEntry {
+    pub kind: FigureKind,
+    pub title: String,
+    pub png: PathBuf,
+    pub svg: PathBuf,
+}
+
+/// Everything the figures need from the rest of the report.
+pub struct FigureInputs<'a> {
+    pub kinds: &'a [FigureKind],
+    pub cells: &'a BTreeMap<CellKey, ChosenCell>,
+    pub done: &'a [DoneRun],
+    /// Data sets and models in table order, for the panels.
+    pub panels: Vec<PanelKey>,
+    /// Every topography in table order, for stable colours.
+    pub rows: &'a [TableRow],
+    pub std: StdKind,
+}
+
+/// One curve per cell, at the cell's chosen lambda; returns the series and the runs to read.
+fn series(inputs: &FigureInputs) -> (Vec<Series>, Vec<usize>) {
+    let mut all_runs = Vec::new();
+    let mut out = Vec::new();
+    let colours: Vec<&str> = inputs
+        .rows
+        .iter()
+        .filter(|r| !r.baseline)
+        .map(|r| r.topography.as_str())
+        .collect();
+    for row in inputs.rows {
+        for (p, panel) in inputs.panels.iter().enumerate() {
+            let key = CellKey {
+                dataset: panel.dataset.clone(),
+                model: panel.model.clone(),
+                topography: row.topography.clone(),
+            };
+            let Some(cell) = inputs.cells.get(&key) else {
+                continue;
+            };
+            let label = match cell.stats.lambda {
+                Some(l) => format!("{} (λ = {})", row.label, lambda_text(Some(l))),
+                None => row.label.clone(),
+            };
+            let start = all_runs.len();
+            all_runs.extend(cell.runs.iter().copied());
+            out.push(Series {
+                panel: p,
+                label,
+                baseline: row.baseline,
+                colour: colours
+                    .iter()
+                    .position(|t| *t == row.topography)
+                    .unwrap_or(0),
+                runs: (start..all_runs.len()).collect(),
+            });
+        }
+    }
+    (out, all_runs)
+}
+
+/// Draws the figures asked for under `dir`; unreadable records are returned, not fatal.
+pub fn draw_figures(
+    dir: &Path,
+    inputs: &FigureInputs,
+) -> Result<(Vec<FigureEntry>, Vec<Unreadable>), ReportError> {
+    let wants = |k| inputs.kinds.contains(&k);
+    let wanted = Wanted {
+        pruning: wants(FigureKind::Pruning),
+        metrics: wants(FigureKind::Training),
+        topography: wants(FigureKind::Topography),
+    };
+    let (series, runs) = series(inputs);
+    let (files, problems) = load_runs(inputs.done, &runs, wanted);
+    let mut entries = Vec::new();
+    let mut push = |kind, title: String, stem: PathBuf| -> Result<(), ReportError> {
+        entries.push(FigureEntry {
+            kind,
+            title,
+            png: stem.with_extension("png"),
+            svg: stem.with_extension("svg"),
+        });
+        Ok(())
+    };
+    for &kind in inputs.kinds {
+        match kind {
+            FigureKind::Layouts => {
+                for ext in ["png", "svg"] {
+                    layouts::draw_layouts(&dir.join(format!("layouts.{ext}")), LAYOUT_CHANNELS)?;
+                }
+                push(
+                    kind,
+                    format!("Channel layouts ({LAYOUT_CHANNELS} channels)"),
+                    dir.join("layouts"),
+                )?;
+            }
+            FigureKind::Pruning => {
+                for (method, figure) in
+                    pruning_figures(&inputs.panels, &series, &files, inputs.std)?
+                {
+                    let stem = dir.join(format!("pruning_{}", method_name(method)));
+                    write_figure(&figure, &stem)?;
+                    push(kind, figure.title.clone(), stem)?;
+                }
+            }
+            FigureKind::Training => {
+                for (p, figure) in training_figures(&inputs.panels, &series, &files, inputs.std)? {
+                    let stem = dir.join(format!("training_{}", panel_stem(&inputs.panels[p])));
+                    write_figure(&figure, &stem)?;
+                    push(kind, figure.title.clone(), stem)?;
+                }
+            }
+            FigureKind::Topography => {
+                for (p, figure) in topography_figures(&inputs.panels, &series, &files, inputs.std)?
+                {
+                    let stem = dir.join(format!("topography_{}", panel_stem(&inputs.panels[p])));
+                    write_figure(&figure, &stem)?;
+                    push(kind, figure.title.clone(), stem)?;
+                }
+            }
+        }
+    }
+    Ok((entries, problems))
+}
+
+fn panel_stem(panel: &PanelKey) -> String {
+    format!("{}_{}", file_stem(&panel.dataset), file_stem(&panel.model))
+}

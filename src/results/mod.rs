@@ -1,0 +1,17 @@
+//! Results on disk: the layout of `results/<experiment>/` and its records. This is the
+//! only interface between training and the report (DESIGN.md, "Results on disk").
+
+mod atomic;
+mod error;
+mod io;
+mod layout;
+mod records;
+
+pub use atomic::{write_atomic, write_atomic_with};
+pub use error::ResultsError;
+pub use io::{read_json, read_jsonl, read_pruning_csv, write_json, write_jsonl, write_pruning_csv};
+pub use layout::{ExperimentDir, RunDir, RunState};
+pub use records::{
+    EpochRecord, Failure, LayerTopography, PruningRow, RunAxes, RunStatus, SimilarityBin,
+    SplitKind, Summary, TopographyRecord, Versions,
+};

@@ -1,0 +1,143 @@
+//! The records a run leaves on disk.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::PruneMethod;
+
+/// Where a run sits in its experiment's grid, by the names used in the YAML.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunAxes {
+    pub dataset: String,
+    pub model: String,
+    pub topography: String,
+    /// `None` for the baseline, whose lambda collapses.
+    pub lambda: Option<f64>,
+    pub seed: u64,
+}
+
+/// A data split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SplitKind {
+    Train,
+    Validation,
+    Test,
+}
+
+/// One line of `metrics.jsonl`: one epoch on one split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// 1-based epoch; the test record carries the best epoch.
+    pub epoch: u32,
+    pub split: SplitKind,
+    /// `ce + lambda * topo`.
+    pub loss: f64,
+    /// Cross-entropy.
+    pub ce: f64,
+    /// Topographic loss (layers combined), absent for the baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topo: Option<f64>,
+    /// Topographic loss of each tapped layer.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub topo_layers: BTreeMap<String, f64>,
+    /// Top-1 accuracy in [0, 1].
+    pub accuracy: f64,
+    /// Learning rate of the epoch (training only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lr: Option<f64>,
+    pub seconds: f64,
+    pub images_per_second: f64,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Done,
+    Failed,
+}
+
+/// Why a run failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    /// The epoch in flight, if training had started.
+    pub epoch: Option<u32>,
+    pub reason: String,
+}
+
+/// Versions that produced a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Versions {
+    pub topo: String,
+    pub candle: String,
+}
+
+/// `summary.json`: written last; its presence means the run is finished.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub run_id: String,
+    pub status: RunStatus,
+    pub axes: RunAxes,
+    /// Epochs planned.
+    pub epochs: u32,
+    pub epochs_completed: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_epoch: Option<u32>,
+    /// Validation accuracy of the best epoch, in [0, 1].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_accuracy: Option<f64>,
+    /// Test accuracy of the best checkpoint, in [0, 1].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_accuracy: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    /// Trainable parameters.
+    pub parameters: usize,
+    /// Wall time spent training and evaluating, over all sessions of the run.
+    pub seconds: f64,
+    pub versions: Versions,
+}
+
+/// One row of `pruning.csv`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PruningRow {
+    pub method: PruneMethod,
+    pub proportion: f64,
+    /// Channels zeroed over all topographic layers.
+    pub channels_pruned: usize,
+    pub channels_total: usize,
+    /// Test accuracy in [0, 1].
+    pub accuracy: f64,
+}
+
+/// Mean channel similarity of the pairs whose distance falls in one bin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimilarityBin {
+    /// Centre of the distance bin.
+    pub distance: f64,
+    /// `None` for a bin no pair falls in.
+    pub similarity: Option<f64>,
+    pub pairs: usize,
+}
+
+/// How topographic one tapped layer is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerTopography {
+    pub layer: String,
+    pub channels: usize,
+    /// Correlation of pairwise similarity with `1/(d+1)` over all pairs; `None` where
+    /// undefined (one channel, or a constant similarity).
+    pub score: Option<f64>,
+    pub bins: Vec<SimilarityBin>,
+}
+
+/// `topography.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopographyRecord {
+    /// The layout the distances came from (the baseline is measured with the layout of
+    /// the experiment's first topography, so its score is comparable).
+    pub layout: String,
+    pub layers: Vec<LayerTopography>,
+}

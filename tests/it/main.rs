@@ -1,0 +1,9 @@
+//! Test suite: one binary, one module per part.
+// Helpers outside `#[test]` functions unwrap too: a failing fixture should stop the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+mod config;
+mod data;
+mod models;
+mod plan;
+mod report;
+mod topography;
