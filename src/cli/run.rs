@@ -29,6 +29,9 @@ pub struct RunArgs {
     /// Try runs that failed before again (they resume from their last checkpoint).
     #[arg(long)]
     pub retry_failed: bool,
+    /// Skip writing the report (tables, figures) once the runs are done.
+    #[arg(long)]
+    pub no_report: bool,
     /// Device to train on.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
     pub device: DeviceChoice,
@@ -80,6 +83,17 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         report.skipped_locked,
         report.failed.len()
     );
+    if !args.no_report {
+        // The report is a view of the results: failing to draw it loses nothing.
+        match crate::report::report(dir.path()) {
+            Ok(outcome) => eprintln!(
+                "report: {} ({})",
+                outcome.index.display(),
+                outcome.summary_line()
+            ),
+            Err(e) => eprintln!("warning: the report could not be written: {e:#}"),
+        }
+    }
     if report.failed.is_empty() {
         Ok(())
     } else {

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod config;
 mod data;
+mod engine;
 mod models;
 mod plan;
 mod report;

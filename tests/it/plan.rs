@@ -154,3 +154,118 @@ pruning: { proportions: [0, 0.5] }
         .collect();
     assert!(b_before.iter().zip(&b_after).all(|(x, y)| x != y));
 }
+
+fn topo(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_topo"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("TOPO_RESULTS_ROOT")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn cli_plan_json_counts_the_runs_and_reads_their_status() {
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().to_str().unwrap();
+    let out = topo(&[
+        "plan",
+        "experiments/pruning.yaml",
+        "--format",
+        "json",
+        "--results",
+        results,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["total"], 10);
+    assert_eq!(doc["counts"]["new"], 10);
+    // A run with a summary saying done shows as done.
+    let id = doc["runs"][0]["id"].as_str().unwrap().to_string();
+    let run_dir = tmp.path().join("pruning/runs").join(&id);
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let summary = topo::results::Summary {
+        run_id: id.clone(),
+        status: topo::results::RunStatus::Done,
+        axes: serde_json::from_value(serde_json::json!({
+            "dataset": "cifar10", "model": "resnet18", "topography": "grid2d", "lambda": 1.0, "seed": 0
+        }))
+        .unwrap(),
+        epochs: 1,
+        epochs_completed: 1,
+        best_epoch: Some(1),
+        validation_accuracy: Some(0.5),
+        test_accuracy: Some(0.5),
+        failure: None,
+        parameters: 1,
+        seconds: 1.0,
+        versions: topo::results::Versions { topo: "0".into(), candle: "0".into() },
+    };
+    topo::results::write_json(&run_dir.join("summary.json"), &summary).unwrap();
+    let out = topo(&[
+        "plan",
+        "experiments/pruning.yaml",
+        "--format",
+        "json",
+        "--results",
+        results,
+    ]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["counts"]["done"], 1);
+    assert_eq!(doc["runs"][0]["status"], "done");
+    let text = topo(&["plan", "experiments/pruning.yaml", "--results", results]);
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(stdout.contains(&format!("{id}  cifar10")), "{stdout}");
+    assert!(
+        stdout.contains("9 new, 0 partial, 1 done, 0 failed"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn cli_validate_exits_2_with_located_messages_and_0_when_valid() {
+    let bad = topo(&[
+        "validate",
+        "tests/fixtures/configs/invalid/many-problems.yaml",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("many-problems.yaml:3:29: datasets.cifar10.limt: unknown field `limt`, did you mean `limit`?"));
+    assert!(stderr.ends_with("7 problems found\n"), "{stderr}");
+    let good = topo(&["validate", "experiments/table1.yaml"]);
+    assert_eq!(good.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&good.stdout),
+        "experiments/table1.yaml: ok (2190 runs)\n"
+    );
+    let missing = topo(&["validate", "experiments/nope.yaml"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr)
+            .contains("experiments/nope.yaml:1:1: cannot read the file")
+    );
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for cmd in [
+        "validate",
+        "plan",
+        "run",
+        "report",
+        "positions",
+        "schema",
+        "slurm",
+    ] {
+        let out = topo(&[cmd, "--help"]);
+        assert!(out.status.success(), "{cmd} --help failed");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage: topo"),
+            "{cmd}"
+        );
+    }
+}
