@@ -1,8 +1,12 @@
 //! `topo run FILE`: train every pending run, resuming interrupted ones.
 
+use std::time::Duration;
+
 use clap::ValueEnum;
 
-use crate::engine::runner::{RunOptions, run_plan};
+use crate::engine::lock::LockPolicy;
+use crate::engine::runner::{RunOptions, Workers, run_plan_with};
+use crate::engine::workers::Shard;
 use crate::plan::plan;
 use crate::results::{ExperimentDir, write_atomic};
 
@@ -24,8 +28,19 @@ pub struct RunArgs {
     #[command(flatten)]
     pub experiment: ExperimentArgs,
     /// Run only the run with this id (as `topo plan` prints it).
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", conflicts_with = "shard")]
     pub only: Option<String>,
+    /// Train N runs at once on this machine, the cores shared between them.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: u32,
+    /// Take slice I of N of the plan: the runs whose position in plan order, modulo N,
+    /// is I-1 (for N machines sharing one results folder).
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<Shard>,
+    /// Seconds without a heartbeat after which another host's lock on a run is taken
+    /// over (locks of this host are taken over as soon as their process is gone).
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    pub lock_timeout: u64,
     /// Try runs that failed before again (they resume from their last checkpoint).
     #[arg(long)]
     pub retry_failed: bool,
@@ -53,7 +68,17 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
             }
             found
         }
-        None => plan.runs.iter().collect(),
+        None => {
+            let all: Vec<_> = plan.runs.iter().collect();
+            match args.shard {
+                Some(shard) => {
+                    let mine = shard.select(&all);
+                    eprintln!("shard {shard}: {} of the {} runs", mine.len(), all.len());
+                    mine
+                }
+                None => all,
+            }
+        }
     };
     let device = match args.device {
         DeviceChoice::Cpu => candle_core::Device::Cpu,
@@ -74,7 +99,14 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         cache_dir: args.experiment.results.join(".cache"),
         retry_failed: args.retry_failed,
     };
-    let report = run_plan(&plan, &runs, &options).map_err(|e| CliError::Failed(e.into()))?;
+    let workers = Workers::new(
+        args.jobs as usize,
+        LockPolicy {
+            stale_after: Duration::from_secs(args.lock_timeout),
+        },
+    );
+    let report =
+        run_plan_with(&plan, &runs, &options, &workers).map_err(|e| CliError::Failed(e.into()))?;
     eprintln!(
         "{}: {} trained, {} already done, {} running elsewhere, {} failed",
         dir.path().display(),

@@ -14,5 +14,7 @@ pub mod runner;
 pub mod seeds;
 pub mod stages;
 pub mod train;
+pub mod slurm;
+pub mod workers;
 
 pub use error::EngineError;

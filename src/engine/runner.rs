@@ -1,20 +1,24 @@
-//! Running a plan: every pending run in turn, finished ones skipped, a failure recorded
-//! and the others carried on.
+//! Running a plan: every pending run, finished ones skipped, a failure recorded and the
+//! others carried on; one run at a time or several at once (`--jobs`), each under its
+//! run folder's lock. A failure to write results (disk full, read-only folder) is not
+//! the run's fault: it stops the plan with the path named, and the run stays resumable.
 
-use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use candle_core::Device;
 
 use super::EngineError;
-use super::lock::{Lock, LockOutcome};
+use super::checkpoint::LoopState;
+use super::lock::{Lock, LockOutcome, LockPolicy};
 use super::stages::{measure_topography, prune};
 use super::train::{TrainEnv, test_best, train};
+use super::workers::{self, log, run_parallel, set_log_prefix};
 use crate::plan::{Plan, RunConfig};
 use crate::results::{
-    ExperimentDir, Failure, RunDir, RunState, RunStatus, Summary, Versions, write_atomic,
-    write_json,
+    ExperimentDir, Failure, ResultsError, RunDir, RunState, RunStatus, Summary, Versions,
+    read_json, write_atomic, write_json,
 };
 
 /// How to run a plan.
@@ -30,6 +34,39 @@ pub struct RunOptions {
     pub retry_failed: bool,
 }
 
+/// How many runs at once, and when another worker's lock counts as abandoned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Workers {
+    /// Runs trained at once in this process.
+    pub jobs: usize,
+    /// Threads of each worker's pool (see [`workers`]).
+    pub threads: usize,
+    pub lock: LockPolicy,
+}
+
+impl Default for Workers {
+    /// One run at a time on every core.
+    fn default() -> Self {
+        Workers {
+            jobs: 1,
+            threads: workers::available_cores(),
+            lock: LockPolicy::default(),
+        }
+    }
+}
+
+impl Workers {
+    /// `jobs` runs at once, the cores shared between them.
+    pub fn new(jobs: usize, lock: LockPolicy) -> Workers {
+        let jobs = jobs.max(1);
+        Workers {
+            jobs,
+            threads: workers::threads_per_worker(workers::available_cores(), jobs),
+            lock,
+        }
+    }
+}
+
 /// What happened to the runs of a plan.
 #[derive(Debug, Clone, Default)]
 pub struct RunReport {
@@ -40,72 +77,161 @@ pub struct RunReport {
     pub failed: Vec<(String, String)>,
 }
 
-/// Runs every run of `runs` not yet done.
+/// Runs every run of `runs` not yet done, one at a time.
 pub fn run_plan(
     plan: &Plan,
     runs: &[&RunConfig],
     options: &RunOptions,
 ) -> Result<RunReport, EngineError> {
-    let mut report = RunReport::default();
+    run_plan_with(plan, runs, options, &Workers::default())
+}
+
+/// Runs every run of `runs` not yet done with `workers`. Runs are started in plan
+/// order; with several jobs they finish in any order, and their lines carry their id.
+pub fn run_plan_with(
+    plan: &Plan,
+    runs: &[&RunConfig],
+    options: &RunOptions,
+    workers: &Workers,
+) -> Result<RunReport, EngineError> {
+    let report = Mutex::new(RunReport::default());
     let total = runs.len();
-    for (i, run) in runs.iter().enumerate() {
-        let dir = options.experiment_dir.run(&run.id);
-        match dir.state_on_disk() {
-            RunState::Done => {
-                report.skipped_done += 1;
-                continue;
-            }
-            RunState::Failed if !options.retry_failed => {
-                let reason = crate::results::read_json::<Summary>(&dir.summary())
-                    .ok()
-                    .and_then(|s| s.failure.map(|f| f.reason))
-                    .unwrap_or_default();
-                report.failed.push((
-                    run.id.clone(),
-                    format!("failed earlier (--retry-failed to try again): {reason}"),
-                ));
-                continue;
-            }
-            _ => {}
-        }
-        let lock = match Lock::acquire(&dir.lock())? {
-            LockOutcome::Acquired(lock) => lock,
-            LockOutcome::Held(owner) => {
-                eprintln!(
-                    "[{}/{total}] {}: running elsewhere ({owner}), skipped",
-                    i + 1,
-                    run.id
-                );
-                report.skipped_locked += 1;
-                continue;
-            }
-        };
+    let indexed: Vec<(usize, &RunConfig)> = runs.iter().copied().enumerate().collect();
+    let parallel = workers.jobs > 1;
+    if parallel {
         eprintln!(
-            "[{}/{total}] {} ({} epochs)",
-            i + 1,
-            run.id,
-            run.training.epochs
+            "{} runs, {} at once, {} thread(s) each",
+            total, workers.jobs, workers.threads
         );
-        let _ = std::io::stderr().flush();
-        let outcome = run_one(plan, run, &dir, options);
+    }
+    run_parallel(
+        &indexed,
+        workers.jobs,
+        workers.threads,
+        |(i, run)| -> Result<(), EngineError> {
+            if parallel {
+                set_log_prefix(Some(run.id.clone()));
+            }
+            let outcome = attempt(plan, run, *i, total, options, workers, parallel);
+            set_log_prefix(None);
+            let outcome = outcome?;
+            let mut r = report
+                .lock()
+                .map_err(|_| EngineError::Other("a worker panicked".into()))?;
+            match outcome {
+                Outcome::Trained => r.trained += 1,
+                Outcome::Done => r.skipped_done += 1,
+                Outcome::Locked => r.skipped_locked += 1,
+                Outcome::Failed(reason) => r.failed.push((run.id.clone(), reason)),
+            }
+            Ok(())
+        },
+    )?;
+    let mut report = report
+        .into_inner()
+        .map_err(|_| EngineError::Other("a worker panicked".into()))?;
+    // Plan order, whatever order the workers finished in.
+    let order = |id: &str| runs.iter().position(|r| r.id == id);
+    report.failed.sort_by_key(|(id, _)| order(id));
+    Ok(report)
+}
+
+impl From<workers::WorkerError> for EngineError {
+    fn from(e: workers::WorkerError) -> Self {
+        EngineError::Other(e.to_string())
+    }
+}
+
+/// What became of one run.
+enum Outcome {
+    Trained,
+    Done,
+    Locked,
+    Failed(String),
+}
+
+/// Whether `e` is the results folder failing us rather than the run failing.
+fn is_write_failure(e: &EngineError) -> bool {
+    matches!(e, EngineError::Results(ResultsError::Write { .. }))
+}
+
+fn attempt(
+    plan: &Plan,
+    run: &RunConfig,
+    i: usize,
+    total: usize,
+    options: &RunOptions,
+    workers: &Workers,
+    parallel: bool,
+) -> Result<Outcome, EngineError> {
+    let dir = options.experiment_dir.run(&run.id);
+    match dir.state_on_disk() {
+        RunState::Done => return Ok(Outcome::Done),
+        RunState::Failed if !options.retry_failed => {
+            let reason = read_json::<Summary>(&dir.summary())
+                .ok()
+                .and_then(|s| s.failure.map(|f| f.reason))
+                .unwrap_or_default();
+            return Ok(Outcome::Failed(format!(
+                "failed earlier (--retry-failed to try again): {reason}"
+            )));
+        }
+        _ => {}
+    }
+    let lock = match Lock::acquire_with(&dir.lock(), workers.lock)? {
+        LockOutcome::Acquired(lock) => lock,
+        LockOutcome::Held(owner) => {
+            log(&format!(
+                "[{}/{total}] {}: running elsewhere ({owner}), skipped",
+                i + 1,
+                run.id
+            ));
+            return Ok(Outcome::Locked);
+        }
+    };
+    // Checked again under the lock: another worker may have finished it meanwhile.
+    if dir.state_on_disk() == RunState::Done {
         lock.release()?;
-        match outcome {
-            Ok(summary) => {
-                report.trained += 1;
-                eprintln!(
-                    "  done: best epoch {}, validation {:.2}%, test {:.2}%",
-                    summary.best_epoch.unwrap_or(0),
-                    summary.validation_accuracy.unwrap_or(0.0) * 100.0,
-                    summary.test_accuracy.unwrap_or(0.0) * 100.0
-                );
+        return Ok(Outcome::Done);
+    }
+    log(&format!(
+        "[{}/{total}] {} ({} epochs)",
+        i + 1,
+        run.id,
+        run.training.epochs
+    ));
+    if parallel && let Ok(state) = read_json::<LoopState>(&dir.state()) {
+        // The engine says it itself when it prints its epochs (one job).
+        log(&format!(
+            "  resuming after epoch {} (best so far: epoch {})",
+            state.epoch, state.best_epoch
+        ));
+    }
+    let outcome = run_one(plan, run, &dir, options, !parallel);
+    match outcome {
+        Ok(summary) => {
+            lock.release()?;
+            log(&format!(
+                "  done: best epoch {}, validation {:.2}%, test {:.2}%",
+                summary.best_epoch.unwrap_or(0),
+                summary.validation_accuracy.unwrap_or(0.0) * 100.0,
+                summary.test_accuracy.unwrap_or(0.0) * 100.0
+            ));
+            Ok(Outcome::Trained)
+        }
+        Err(e) if is_write_failure(&e) => {
+            // Releasing may fail the same way; the first error is the one to report.
+            if let Err(r) = lock.release() {
+                log(&format!("  warning: {r}"));
             }
-            Err(e) => {
-                eprintln!("  failed: {e:#}");
-                report.failed.push((run.id.clone(), e.to_string()));
-            }
+            Err(e)
+        }
+        Err(e) => {
+            lock.release()?;
+            log(&format!("  failed: {e:#}"));
+            Ok(Outcome::Failed(e.to_string()))
         }
     }
-    Ok(report)
 }
 
 /// Trains, tests, measures and prunes one run; writes `summary.json` last, also when
@@ -115,6 +241,7 @@ fn run_one(
     run: &RunConfig,
     dir: &RunDir,
     options: &RunOptions,
+    verbose: bool,
 ) -> Result<Summary, EngineError> {
     let started = Instant::now();
     std::fs::create_dir_all(dir.path()).map_err(|source| crate::results::ResultsError::Write {
@@ -138,7 +265,7 @@ fn run_one(
         device: options.device.clone(),
         cache_dir: options.cache_dir.clone(),
         config_dir: options.config_dir.clone(),
-        verbose: true,
+        verbose,
     };
     let result = (|| -> Result<Summary, EngineError> {
         let mut trained = train(run, &env)?;
@@ -157,6 +284,8 @@ fn run_one(
     })();
     let summary = match result {
         Ok(s) => s,
+        // Results that cannot be written: no summary either, the run stays resumable.
+        Err(e) if is_write_failure(&e) => return Err(e),
         Err(e) => {
             let epoch = match &e {
                 EngineError::NonFinite { epoch, .. } => Some(*epoch),

@@ -1,0 +1,1 @@
+//! Scale-out and fault tolerance: shards, parallel workers, locks, Slurm scripts (being written).
