@@ -1,5 +1,17 @@
-//! `topo slurm FILE`: not yet built (issue: scale-out).
+//! `topo slurm FILE`: the sbatch script of a job array with one task per pending run;
+//! printed, written (`--output`) or submitted (`--submit`).
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, anyhow};
+
+use crate::config::SlurmSpec;
+use crate::engine::slurm::{ArrayJob, parse_job_id, script};
+use crate::plan::{plan, plan_status};
+use crate::results::{ExperimentDir, RunState, write_atomic};
+
+use super::validate::load_experiment;
 use super::{CliError, ExperimentArgs};
 
 #[derive(Debug, clap::Args)]
@@ -9,10 +21,139 @@ pub struct SlurmArgs {
     /// Submit the script with `sbatch` and print the job id.
     #[arg(long)]
     pub submit: bool,
+    /// Write the script here (with `--submit`: the script submitted; default
+    /// `<results>/<experiment>/slurm/array.sh`) instead of printing it.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Also give runs that failed a task (they resume from their last checkpoint).
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// Partition (overrides `slurm.partition`).
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// Wall time per task, e.g. 12:00:00 (overrides `slurm.time`).
+    #[arg(long)]
+    pub time: Option<String>,
+    /// CPUs per task (overrides `slurm.cpus`).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub cpus: Option<u32>,
+    /// GPUs per task (overrides `slurm.gpus`).
+    #[arg(long)]
+    pub gpus: Option<u32>,
+    /// Memory per task, e.g. 16G (overrides `slurm.memory`).
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// Account to charge (overrides `slurm.account`).
+    #[arg(long)]
+    pub account: Option<String>,
+    /// Tasks running at once (overrides `slurm.max_parallel`).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_parallel: Option<u32>,
 }
 
-pub fn run(_args: &SlurmArgs) -> Result<(), CliError> {
-    Err(CliError::Failed(anyhow::anyhow!(
-        "`topo slurm` is not yet built"
-    )))
+/// The file's `slurm:` section with the flags laid over it.
+fn resources(file: &SlurmSpec, args: &SlurmArgs) -> SlurmSpec {
+    SlurmSpec {
+        partition: args.partition.clone().or_else(|| file.partition.clone()),
+        time: args.time.clone().or_else(|| file.time.clone()),
+        cpus: args.cpus.or(file.cpus),
+        gpus: args.gpus.or(file.gpus),
+        memory: args.memory.clone().or_else(|| file.memory.clone()),
+        account: args.account.clone().or_else(|| file.account.clone()),
+        max_parallel: args.max_parallel.or(file.max_parallel),
+    }
+}
+
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))
+}
+
+pub fn run(args: &SlurmArgs) -> Result<(), CliError> {
+    let loaded = load_experiment(&args.experiment)?;
+    let plan = plan(&loaded.experiment).map_err(|e| CliError::Failed(e.into()))?;
+    let dir = ExperimentDir::new(&args.experiment.results, &plan.experiment);
+    let status = plan_status(&plan, &dir);
+    let run_ids: Vec<String> = plan
+        .runs
+        .iter()
+        .zip(&status.states)
+        .filter(|(_, s)| match s {
+            RunState::New | RunState::Partial => true,
+            RunState::Failed => args.retry_failed,
+            RunState::Done => false,
+        })
+        .map(|(r, _)| r.id.clone())
+        .collect();
+    if run_ids.is_empty() {
+        eprintln!(
+            "{}: every run is done or failed (--retry-failed to try failed ones): nothing to submit",
+            dir.path().display()
+        );
+        return Ok(());
+    }
+    let mut run_args = Vec::new();
+    for set in &args.experiment.sets {
+        run_args.push("--set".to_string());
+        run_args.push(set.clone());
+    }
+    run_args.push("--results".into());
+    run_args.push(absolute(&args.experiment.results)?.display().to_string());
+    if args.retry_failed {
+        run_args.push("--retry-failed".into());
+    }
+    let topo = std::env::current_exe().context("cannot find the topo executable")?;
+    let workdir = std::env::current_dir().context("cannot read the current folder")?;
+    let job = ArrayJob {
+        name: plan.experiment.clone(),
+        run_ids,
+        resources: resources(&loaded.experiment.slurm, args),
+        topo,
+        file: absolute(&args.experiment.file)?,
+        run_args,
+        workdir,
+    };
+    let text = script(&job);
+    if !args.submit {
+        match &args.output {
+            Some(path) => {
+                write_atomic(path, text.as_bytes()).map_err(|e| CliError::Failed(e.into()))?;
+                eprintln!(
+                    "{}: a job array of {} task(s); submit it with `sbatch {}`",
+                    path.display(),
+                    job.run_ids.len(),
+                    path.display()
+                );
+            }
+            None => print!("{text}"),
+        }
+        return Ok(());
+    }
+    let path = match &args.output {
+        Some(p) => p.clone(),
+        None => dir.path().join("slurm").join("array.sh"),
+    };
+    write_atomic(&path, text.as_bytes()).map_err(|e| CliError::Failed(e.into()))?;
+    let out = Command::new("sbatch")
+        .arg("--parsable")
+        .arg(&path)
+        .output()
+        .map_err(|e| anyhow!("cannot run sbatch (is Slurm installed and on PATH?): {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(CliError::Failed(anyhow!(
+            "sbatch {} failed ({}): {}",
+            path.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let id = parse_job_id(&stdout)
+        .ok_or_else(|| anyhow!("sbatch said `{}`: no job id in it", stdout.trim()))?;
+    eprintln!(
+        "submitted {} ({} task(s)) as job {id}",
+        path.display(),
+        job.run_ids.len()
+    );
+    println!("{id}");
+    Ok(())
 }

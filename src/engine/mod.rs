@@ -12,9 +12,9 @@ pub mod optim;
 pub mod prune;
 pub mod runner;
 pub mod seeds;
+pub mod slurm;
 pub mod stages;
 pub mod train;
-pub mod slurm;
 pub mod workers;
 
 pub use error::EngineError;

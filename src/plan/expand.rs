@@ -7,7 +7,7 @@ use crate::config::{ExcludeRule, Experiment, ModelKind, ModelSpec, Topography, T
 use crate::results::RunAxes;
 
 use super::RunConfig;
-use super::id::{format_lambda, run_hash};
+use super::id::{IdentityParts, format_lambda};
 
 /// The runs of an experiment, in grid order (data set, model, topography, lambda, seed).
 #[derive(Debug, Clone)]
@@ -64,6 +64,7 @@ pub fn plan(experiment: &Experiment) -> Result<Plan, PlanError> {
                 let Some(topography) = topographies.get(topography_name.as_str()) else {
                     continue;
                 };
+                let identity = IdentityParts::new(dataset, &model, topography, &training);
                 let lambdas: Vec<Option<f64>> = if topography.is_baseline() {
                     vec![None]
                 } else {
@@ -81,7 +82,7 @@ pub fn plan(experiment: &Experiment) -> Result<Plan, PlanError> {
                         if grid.exclude.iter().any(|rule| excludes(rule, &axes)) {
                             continue;
                         }
-                        let hash = run_hash(dataset, &model, topography, lambda, seed, &training);
+                        let hash = identity.hash(lambda, seed);
                         runs.push(RunConfig {
                             id: format!("{}-{hash}", slug(&axes)),
                             experiment: experiment.name.clone(),
