@@ -8,4 +8,5 @@ mod models;
 mod plan;
 mod report;
 mod scale;
+mod tasks;
 mod topography;

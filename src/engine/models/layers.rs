@@ -167,11 +167,39 @@ impl Conv {
     }
 
     pub(crate) fn forward(&self, xs: &Tensor, taps: &mut TapSink) -> Result<Tensor> {
-        let ys = self.conv.forward(xs)?;
+        let ys = self.conv.forward(&self.align_for_backward(xs)?)?;
         if let Some(slot) = self.tap {
             taps.0[slot] = Some(ys.clone());
         }
         Ok(ys)
+    }
+}
+
+impl Conv {
+    /// candle 0.11's conv2d backward derives the transposed conv's `output_padding` from
+    /// the height alone and applies it to the width too, so a strided conv whose height
+    /// and width leave different remainders (a 64x101 spectrogram) gets an input gradient
+    /// of the wrong width. Zero rows or columns appended past the last one the kernel
+    /// reaches leave the output unchanged and make both remainders equal.
+    fn align_for_backward(&self, xs: &Tensor) -> Result<Tensor> {
+        let config = self.conv.config();
+        let stride = config.stride;
+        if stride == 1 {
+            return Ok(xs.clone());
+        }
+        let (_, _, h, w) = xs.dims4()?;
+        let k = self.conv.weight().dim(2)?;
+        let reach = |len: usize| -> usize {
+            // Input positions the transposed conv rebuilds from the output size.
+            let out = (len + 2 * config.padding).saturating_sub(k) / stride + 1;
+            (out - 1) * stride + k - 2 * config.padding
+        };
+        let (extra_h, extra_w) = (h - reach(h), w - reach(w));
+        match extra_h.cmp(&extra_w) {
+            std::cmp::Ordering::Equal => Ok(xs.clone()),
+            std::cmp::Ordering::Greater => xs.pad_with_zeros(3, 0, extra_h - extra_w),
+            std::cmp::Ordering::Less => xs.pad_with_zeros(2, 0, extra_w - extra_h),
+        }
     }
 }
 

@@ -1,0 +1,135 @@
+//! Each of the paper's tasks trains end to end on a fixture written in its exact format:
+//! the loader, the front end, the model (1 or 3 input channels) and the loop together.
+
+use std::path::Path;
+
+use candle_core::Device;
+use topo::config::{LoadOptions, load};
+use topo::engine::data::fixtures;
+use topo::engine::runner::{RunOptions, run_plan};
+use topo::plan::plan;
+use topo::results::{
+    EpochRecord, ExperimentDir, RunStatus, SplitKind, Summary, read_json, read_jsonl,
+};
+
+/// Trains the one-run experiment `dataset_yaml` describes for `epochs` epochs and
+/// returns its records and summary.
+fn train_one(dir: &Path, dataset_yaml: &str, epochs: u32) -> (Vec<EpochRecord>, Summary) {
+    let yaml = format!(
+        "name: task
+datasets:
+  d: {dataset_yaml}
+models:
+  tiny: {{ kind: resnet18, width: 0.0625 }}
+topographies:
+  grid2d: {{ layout: grid, dimension: 2 }}
+grid:
+  dataset: [d]
+  model: [tiny]
+  topography: [grid2d]
+  lambda: [0.1]
+  seed: [0]
+training:
+  epochs: {epochs}
+  batch_size: 16
+  optimizer: {{ lr: 0.05, weight_decay: 0.0 }}
+  schedule: {{ kind: constant }}
+"
+    );
+    let file = dir.join("task.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let loaded = load(&file, &LoadOptions::default()).unwrap_or_else(|d| panic!("{d}"));
+    let plan = plan(&loaded.experiment).unwrap();
+    let experiment_dir = ExperimentDir::new(&dir.join("results"), "task");
+    let options = RunOptions {
+        device: Device::Cpu,
+        experiment_dir: experiment_dir.clone(),
+        config_dir: dir.to_path_buf(),
+        cache_dir: dir.join("cache"),
+        retry_failed: false,
+    };
+    let runs: Vec<_> = plan.runs.iter().collect();
+    let report = run_plan(&plan, &runs, &options).unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    let run = experiment_dir.run(&plan.runs[0].id);
+    (
+        read_jsonl(&run.metrics()).unwrap(),
+        read_json(&run.summary()).unwrap(),
+    )
+}
+
+fn check(records: &[EpochRecord], summary: &Summary, epochs: u32, chance: f64) {
+    assert_eq!(summary.status, RunStatus::Done);
+    let train = records
+        .iter()
+        .filter(|r| r.split == SplitKind::Train)
+        .count();
+    let val = records
+        .iter()
+        .filter(|r| r.split == SplitKind::Validation)
+        .count();
+    let test = records
+        .iter()
+        .filter(|r| r.split == SplitKind::Test)
+        .count();
+    assert_eq!((train, val, test), (epochs as usize, epochs as usize, 1));
+    for r in records {
+        assert!(r.loss.is_finite() && r.ce.is_finite());
+        assert!(
+            r.topo.is_some_and(f64::is_finite),
+            "the topographic loss is logged"
+        );
+        assert_eq!(r.topo_layers.len(), 5, "one value per tapped layer");
+    }
+    let test_accuracy = summary.test_accuracy.unwrap();
+    assert!(
+        test_accuracy > chance + 0.15,
+        "test accuracy {test_accuracy} is not above chance {chance}"
+    );
+}
+
+#[test]
+fn cifar10_trains_on_a_binary_fixture() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("cifar");
+    fixtures::write_cifar(
+        &root,
+        topo::engine::data::cifar::Variant::Cifar10,
+        30,
+        10,
+        0,
+    )
+    .unwrap();
+    let (records, summary) = train_one(
+        tmp.path(),
+        &format!("{{ kind: cifar10, root: {} }}", root.display()),
+        3,
+    );
+    check(&records, &summary, 3, 0.1);
+}
+
+#[test]
+fn speech_commands_trains_on_a_wav_tree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("sc");
+    fixtures::write_speech_commands(&root, &["go", "no", "stop", "yes"], [16, 4, 6]).unwrap();
+    let (records, summary) = train_one(
+        tmp.path(),
+        &format!("{{ kind: speech_commands, root: {} }}", root.display()),
+        3,
+    );
+    check(&records, &summary, 3, 0.25);
+}
+
+#[test]
+fn bird_dcase_trains_on_three_development_sets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("birds");
+    fixtures::write_bird_dcase(&root, 12, 2.0).unwrap();
+    let (records, summary) = train_one(
+        tmp.path(),
+        &format!("{{ kind: bird_dcase, root: {} }}", root.display()),
+        3,
+    );
+    check(&records, &summary, 3, 0.5);
+}
