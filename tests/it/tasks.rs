@@ -95,7 +95,7 @@ fn cifar10_trains_on_a_binary_fixture() {
     fixtures::write_cifar(
         &root,
         topo::engine::data::cifar::Variant::Cifar10,
-        30,
+        20,
         10,
         0,
     )
