@@ -39,3 +39,11 @@ bench:
 quickstart:
     cargo run --release -- run experiments/quickstart.yaml
     cargo run --release -- report results/quickstart
+
+# A real one-node Slurm on localhost (root; installs slurm and munge): a 6-run job array, then a run cancelled and resumed
+slurm-test:
+    scripts/slurm_test.sh
+
+# SIGKILL `topo run` 20 times across a tiny experiment; the results must equal an uninterrupted run's
+kill-test:
+    scripts/kill_test.sh

@@ -57,7 +57,7 @@ pub enum Command {
     Positions(positions::PositionsArgs),
     /// Write the JSON schemas of experiment files into `schemas/` (or check them).
     Schema(schema::SchemaArgs),
-    /// Write (and optionally submit) a Slurm job array running an experiment (not yet built).
+    /// Write (and optionally submit) a Slurm job array running an experiment.
     Slurm(slurm::SlurmArgs),
 }
 

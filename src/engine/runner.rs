@@ -12,7 +12,7 @@ use candle_core::Device;
 use super::EngineError;
 use super::checkpoint::LoopState;
 use super::lock::{Lock, LockOutcome, LockPolicy};
-use super::stages::{measure_topography, prune};
+use super::stages::{measure_topography, prune, prune_finished, pruning_incomplete};
 use super::train::{TrainEnv, test_best, train};
 use super::workers::{self, log, run_parallel, set_log_prefix};
 use crate::plan::{Plan, RunConfig};
@@ -166,7 +166,7 @@ fn attempt(
 ) -> Result<Outcome, EngineError> {
     let dir = options.experiment_dir.run(&run.id);
     match dir.state_on_disk() {
-        RunState::Done => return Ok(Outcome::Done),
+        RunState::Done => return prune_added_points(run, &dir, i, total, options, workers),
         RunState::Failed if !options.retry_failed => {
             let reason = read_json::<Summary>(&dir.summary())
                 .ok()
@@ -234,6 +234,51 @@ fn attempt(
     }
 }
 
+/// A done run whose `pruning:` grew since it trained: computes the new points only,
+/// from its best checkpoint (pruning is not part of the run's identity).
+fn prune_added_points(
+    run: &RunConfig,
+    dir: &RunDir,
+    i: usize,
+    total: usize,
+    options: &RunOptions,
+    workers: &Workers,
+) -> Result<Outcome, EngineError> {
+    let env = env_for(dir, options, false);
+    if !pruning_incomplete(run, &env)? {
+        return Ok(Outcome::Done);
+    }
+    let lock = match Lock::acquire_with(&dir.lock(), workers.lock)? {
+        LockOutcome::Acquired(lock) => lock,
+        LockOutcome::Held(_) => return Ok(Outcome::Locked),
+    };
+    log(&format!(
+        "[{}/{total}] {}: done; computing the pruning points added since",
+        i + 1,
+        run.id
+    ));
+    let outcome = prune_finished(run, &env);
+    lock.release()?;
+    match outcome {
+        Ok(()) => Ok(Outcome::Done),
+        Err(e) if is_write_failure(&e) => Err(e),
+        Err(e) => {
+            log(&format!("  pruning failed: {e:#}"));
+            Ok(Outcome::Failed(e.to_string()))
+        }
+    }
+}
+
+fn env_for(dir: &RunDir, options: &RunOptions, verbose: bool) -> TrainEnv {
+    TrainEnv {
+        dir: dir.clone(),
+        device: options.device.clone(),
+        cache_dir: options.cache_dir.clone(),
+        config_dir: options.config_dir.clone(),
+        verbose,
+    }
+}
+
 /// Trains, tests, measures and prunes one run; writes `summary.json` last, also when
 /// the run fails (status failed, with the reason).
 fn run_one(
@@ -260,13 +305,7 @@ fn run_one(
             }
         })?;
     }
-    let env = TrainEnv {
-        dir: dir.clone(),
-        device: options.device.clone(),
-        cache_dir: options.cache_dir.clone(),
-        config_dir: options.config_dir.clone(),
-        verbose,
-    };
+    let env = env_for(dir, options, verbose);
     let result = (|| -> Result<Summary, EngineError> {
         let mut trained = train(run, &env)?;
         let test_accuracy = test_best(&mut trained, &env, run)?;

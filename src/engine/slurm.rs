@@ -94,6 +94,8 @@ pub fn script(job: &ArrayJob) -> String {
         line(format!("#SBATCH --mem={}", shell_quote(m)));
     }
     line("set -euo pipefail".into());
+    // Without cgroups nothing stops candle from using every core of the node.
+    line("export RAYON_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}".into());
     line("runs=(".into());
     for id in &job.run_ids {
         line(format!("  {}", shell_quote(id)));
@@ -151,6 +153,7 @@ mod tests {
 #SBATCH --chdir=/x
 #SBATCH --output=slurm-%A_%a.out
 set -euo pipefail
+export RAYON_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}
 runs=(
   a-1
   b-2

@@ -76,6 +76,45 @@ pub fn measure_topography(
 
 /// Runs the pruning stage of `run` (only the points `pruning.csv` lacks).
 pub fn prune(trained: &Trained, run: &RunConfig, env: &TrainEnv) -> Result<(), EngineError> {
+    prune_data(&trained.data, trained.model.tap_names(), run, env)
+}
+
+/// Whether `pruning.csv` lacks a point of `run`'s pruning spec (a done run whose
+/// `pruning:` grew after training).
+pub fn pruning_incomplete(run: &RunConfig, env: &TrainEnv) -> Result<bool, EngineError> {
+    let Some(spec) = &run.pruning else {
+        return Ok(false);
+    };
+    let path = env.dir.pruning();
+    let rows = if path.exists() {
+        crate::results::read_pruning_csv(&path)?
+    } else {
+        Vec::new()
+    };
+    let proportions = spec.proportions.values();
+    Ok(spec.methods.iter().any(|&m| {
+        proportions.iter().any(|&p| {
+            !rows
+                .iter()
+                .any(|r| r.method == m && (r.proportion - p).abs() < 1e-9)
+        })
+    }))
+}
+
+/// Computes the pruning points a finished run lacks, from its best checkpoint, without
+/// training.
+pub fn prune_finished(run: &RunConfig, env: &TrainEnv) -> Result<(), EngineError> {
+    let data = super::data::load(&run.dataset, &env.cache_dir)?;
+    let (_, model) = build_model(run, &data, &env.device)?;
+    prune_data(&data, model.tap_names(), run, env)
+}
+
+fn prune_data(
+    data: &super::data::Dataset,
+    tap_names: &[String],
+    run: &RunConfig,
+    env: &TrainEnv,
+) -> Result<(), EngineError> {
     let Some(spec) = &run.pruning else {
         return Ok(());
     };
@@ -85,33 +124,22 @@ pub fn prune(trained: &Trained, run: &RunConfig, env: &TrainEnv) -> Result<(), E
         .unwrap_or(run.training.batch_size);
     let best = env.dir.best_checkpoint();
     let fresh = || -> Result<VarMap, EngineError> {
-        let (varmap, _) = build_model(run, &trained.data, &env.device)?;
+        let (varmap, _) = build_model(run, data, &env.device)?;
         super::checkpoint::load_weights(&best, &varmap, &env.device)?;
         Ok(varmap)
     };
     let evaluate_pruned = |varmap: &VarMap| -> Result<f64, EngineError> {
         let vb = candle_nn::VarBuilder::from_varmap(varmap, candle_core::DType::F32, &env.device);
-        let model = super::models::build(
-            &run.model,
-            trained.data.in_channels,
-            trained.data.num_classes,
-            vb,
-        )?;
+        let model = super::models::build(&run.model, data.in_channels, data.num_classes, vb)?;
         let totals = evaluate(
             model.as_ref(),
-            trained.data.test.as_ref(),
+            data.test.as_ref(),
             eval_batch,
             None,
             &env.device,
         )?;
         Ok(totals.accuracy())
     };
-    run_pruning(
-        &env.dir.pruning(),
-        spec,
-        fresh,
-        trained.model.tap_names(),
-        evaluate_pruned,
-    )?;
+    run_pruning(&env.dir.pruning(), spec, fresh, tap_names, evaluate_pruned)?;
     Ok(())
 }

@@ -177,11 +177,12 @@ const RUN_FILES: [&str; 8] = [
     "pruning.csv",
 ];
 
-/// Checks a finished run folder: every file, one train and one validation record per
+/// Checks a finished run folder: every file (`pruning.csv` when `pruned`), one train and one validation record per
 /// epoch then one test record, a summary that agrees with the records.
-fn check_complete(run: &Path, epochs: u32, topographic: bool) {
+fn check_complete(run: &Path, epochs: u32, topographic: bool, pruned: bool) {
     for f in RUN_FILES {
-        assert!(run.join(f).is_file(), "{} lacks {f}", run.display());
+        let expected = pruned || f != "pruning.csv";
+        assert_eq!(run.join(f).is_file(), expected, "{}: {f}", run.display());
     }
     assert!(!run.join("lock").exists(), "{} still locked", run.display());
     let records = metrics(run);
@@ -272,7 +273,7 @@ fn a_tiny_experiment_completes_every_run_and_a_second_run_trains_nothing() {
             .to_str()
             .unwrap()
             .contains("grid2d");
-        check_complete(run, 3, topographic);
+        check_complete(run, 3, topographic, true);
         let accuracy = json(&run.join("summary.json"))["test_accuracy"]
             .as_f64()
             .unwrap();
@@ -429,7 +430,7 @@ fn a_run_killed_mid_training_resumes_to_the_same_bits() {
     assert!(straight.status.success(), "{}", stderr(&straight));
 
     let (a, b) = (&e.runs("straight")[0], &e.runs("killed")[0]);
-    check_complete(b, 3, true);
+    check_complete(b, 3, true, true);
     let lines = |run: &Path| std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     let (la, lb) = (lines(a), lines(b));
     let ta: Vec<&str> = la.lines().map(without_timings).collect();
@@ -490,7 +491,7 @@ fn a_non_finite_loss_fails_its_run_only_and_retry_failed_tries_again() {
         err.contains(&format!("  failed: {grid_id}: epoch 1: the ")),
         "{err}"
     );
-    check_complete_without_pruning(base, 2);
+    check_complete(base, 2, false, false);
     let summary = json(&grid.join("summary.json"));
     assert_eq!(summary["status"], "failed", "{summary}");
     assert_eq!(summary["failure"]["epoch"], 1, "{summary}");
@@ -530,14 +531,6 @@ fn a_non_finite_loss_fails_its_run_only_and_retry_failed_tries_again() {
         "{err}"
     );
     assert_eq!(json(&grid.join("summary.json"))["failure"]["epoch"], 1);
-}
-
-fn check_complete_without_pruning(run: &Path, epochs: u32) {
-    assert!(!run.join("pruning.csv").exists());
-    // Borrow the full check with a stand-in pruning file, removed afterwards.
-    std::fs::write(run.join("pruning.csv"), "").unwrap();
-    check_complete(run, epochs, false);
-    std::fs::remove_file(run.join("pruning.csv")).unwrap();
 }
 
 #[test]
@@ -642,7 +635,7 @@ fn pruning_every_tapped_channel_leaves_chance() {
 }
 
 #[test]
-#[ignore = "bug: `topo run` skips a done run before its pruning stage (engine/runner.rs); see the h6 report"]
+
 fn added_pruning_points_alone_are_computed_for_a_done_run() {
     let spec = |pruning| Spec {
         name: "more",
@@ -681,7 +674,7 @@ fn added_pruning_points_alone_are_computed_for_a_done_run() {
 }
 
 #[test]
-#[ignore = "bug: the reason names the unweighted topographic loss, a finite number (engine/train/mod.rs); see the h6 report"]
+
 fn a_non_finite_failure_reports_a_non_finite_value() {
     let e = Experiment::new(&Spec {
         name: "overflow",

@@ -4,8 +4,8 @@
 //! pending runs, and a results folder that cannot be written is named in the error with
 //! nothing already written damaged.
 //!
-//! Experiments: ResNet-18 at width 0.0625 on a synthetic Fashion-MNIST (10 training, 2
-//! validation... per class), one epoch, constant learning rate: about a second a run.
+//! Experiments: ResNet-18 at width 0.0625 on a synthetic Fashion-MNIST (6 images per
+//! class, 2 per class to test), one epoch, constant learning rate: about a second a run.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -51,7 +51,7 @@ struct Experiment {
 impl Experiment {
     fn new() -> Experiment {
         let dir = tempfile::tempdir().unwrap();
-        write_fashion_mnist(&dir.path().join("data"), 12, 3, false).unwrap();
+        write_fashion_mnist(&dir.path().join("data"), 6, 2, false).unwrap();
         let yaml = dir.path().join("scale.yaml");
         std::fs::write(&yaml, EXPERIMENT).unwrap();
         Experiment { dir, yaml }
@@ -361,6 +361,7 @@ fn the_slurm_script_has_a_task_per_pending_run_and_flags_override_the_file() {
 #SBATCH --time=01:00:00
 #SBATCH --cpus-per-task=2
 set -euo pipefail
+export RAYON_NUM_THREADS=${{SLURM_CPUS_PER_TASK:-1}}
 runs=(
   {}
   {}
@@ -455,4 +456,85 @@ fn a_read_only_results_folder_is_named_and_what_it_holds_is_untouched() {
         "{text}"
     );
     assert_eq!(file_bytes(&experiment), before);
+}
+
+/// A tmpfs of `size` mounted on `dir`, unmounted when dropped; `None` when this process
+/// may not mount (not root, or no CAP_SYS_ADMIN in a container).
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(dir.to_path_buf()))
+    }
+
+    fn resize(&self, size: &str) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _unmounted = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_stops_the_plan_naming_the_file_and_the_runs_resume_once_there_is_room() {
+    let e = Experiment::new();
+    let results = e.results("full");
+    // Room for the first run's first checkpoints (about 560 KB), not its second epoch's.
+    let Some(disk) = Tmpfs::mount(&results, "700k") else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let out = e.topo("run", "full", &["--no-report"]);
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let error = text.lines().last().unwrap();
+    assert!(
+        error.starts_with(&format!(
+            "error: cannot write {}/scale/runs/",
+            results.display()
+        )) && error.contains("No space left on device"),
+        "{text}"
+    );
+    // No run marked failed, and no file torn.
+    for id in e.ids() {
+        let run = e.run_dir("full", &id);
+        assert_ne!(e.status("full", &id).as_deref(), Some("failed"), "{id}");
+        if !run.exists() {
+            continue;
+        }
+        for (path, bytes) in file_bytes(&run) {
+            let name = path.file_name().unwrap().to_str().unwrap();
+            assert!(
+                !name.starts_with('.'),
+                "temporary file left: {}",
+                path.display()
+            );
+            match path.extension().and_then(|x| x.to_str()) {
+                Some("json") => drop(serde_json::from_slice::<Value>(&bytes).unwrap()),
+                Some("jsonl") => drop(metrics_without_timings(&run)),
+                _ => {}
+            }
+        }
+    }
+    disk.resize("8m");
+    let out = e.topo("run", "full", &["--no-report"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for id in e.ids() {
+        assert_eq!(e.status("full", &id).as_deref(), Some("done"), "{id}");
+    }
 }

@@ -112,7 +112,7 @@ fn cifar10_trains_on_a_binary_fixture() {
 fn speech_commands_trains_on_a_wav_tree() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("sc");
-    fixtures::write_speech_commands(&root, &["go", "no", "stop", "yes"], [16, 4, 6]).unwrap();
+    fixtures::write_speech_commands(&root, &["go", "no", "stop", "yes"], [24, 6, 6]).unwrap();
     let (records, summary) = train_one(
         tmp.path(),
         &format!("{{ kind: speech_commands, root: {} }}", root.display()),
@@ -125,7 +125,7 @@ fn speech_commands_trains_on_a_wav_tree() {
 fn bird_dcase_trains_on_three_development_sets() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("birds");
-    fixtures::write_bird_dcase(&root, 12, 2.0).unwrap();
+    fixtures::write_bird_dcase(&root, 20, 2.0).unwrap();
     let (records, summary) = train_one(
         tmp.path(),
         &format!("{{ kind: bird_dcase, root: {} }}", root.display()),

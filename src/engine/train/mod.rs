@@ -188,15 +188,12 @@ pub fn train(run: &RunConfig, env: &TrainEnv) -> Result<Trained, EngineError> {
             let total_value = f64::from(total.to_scalar::<f32>()?);
             if !total_value.is_finite() {
                 bar.finish();
-                let what = if ce_value.is_finite() {
-                    "topographic"
-                } else {
-                    "cross-entropy"
-                };
-                let value = if ce_value.is_finite() {
-                    topo.map(|t| t.0).unwrap_or(f64::NAN)
-                } else {
-                    ce_value
+                // Name the term that is not finite: the cross-entropy, the topographic
+                // loss itself, or (a finite loss times a large lambda) the weighted term.
+                let (what, value) = match topo.map(|t| t.0) {
+                    _ if !ce_value.is_finite() => ("cross-entropy", ce_value),
+                    Some(t) if !t.is_finite() => ("topographic", t),
+                    _ => ("weighted topographic (lambda x topographic)", total_value),
                 };
                 return Err(EngineError::NonFinite { epoch, what, value });
             }

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Crash safety: SIGKILL `topo run` at 20 random moments across a tiny experiment (until
+# 20 kills have landed on a running process), restarting it each time (and running `topo report` while it trains); then let it
+# finish and check that every run is done, every JSON/JSONL/CSV file parses, and the
+# records equal an uninterrupted run's (timings aside).
+# Usage: scripts/kill_test.sh [path/to/topo] [kills] [seed]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+topo=${1:-}
+kills=${2:-20}
+seed=${3:-$$}
+RANDOM=$seed
+if [ -z "$topo" ]; then
+    newest_src=$(find src Cargo.toml -newer target/release/topo 2>/dev/null | head -1 || true)
+    if [ -x target/release/topo ] && [ -z "$newest_src" ]; then
+        topo=$repo/target/release/topo
+    else
+        cargo build --quiet # a no-op when fresh
+        topo=$repo/target/debug/topo
+    fi
+fi
+topo=$(realpath "$topo")
+tmp=$(mktemp -d /tmp/topo-kill.XXXXXX)
+child=
+cleanup() {
+    local code=$?
+    if [ -n "$child" ]; then kill -9 "$child" 2>/dev/null || true; fi
+    rm -rf "$tmp"
+    exit $code
+}
+trap cleanup EXIT
+fail() { echo "[kill_test] FAIL: $*"; exit 1; }
+cd "$tmp"
+
+# Four runs of two epochs, pruned: every kind of file a run writes.
+cat >kill.yaml <<EOF
+name: kill
+datasets:
+  fm: { kind: fashion_mnist, root: $repo/data/fashion-mnist-subset, limit: 150 }
+models:
+  r: { kind: resnet18, width: 0.0625 }
+topographies:
+  base: { kind: none }
+  grid2d: { layout: grid, dimension: 2 }
+grid:
+  dataset: [fm]
+  model: [r]
+  topography: [base, grid2d]
+  lambda: [1]
+  seed: [0, 1]
+training:
+  epochs: 2
+  batch_size: 40
+  optimizer: { kind: sgd, lr: 0.05 }
+  schedule: { kind: constant }
+pruning: { methods: [l2], proportions: [0, 0.5] }
+EOF
+
+t0=$(date +%s.%N)
+"$topo" run kill.yaml --results reference --no-report 2>reference.log \
+    || { cat reference.log; fail "the uninterrupted run failed"; }
+t1=$(date +%s.%N)
+whole=$(echo "$t1 - $t0" | bc)
+echo "[kill_test] uninterrupted: $whole s; seed $seed; $kills kills"
+
+survived=0
+reports=0
+# Each delay is drawn up to the remaining work (estimated from the epochs committed)
+# shared by the kills still to land, a little more: restarts get further and further, so the kills
+# spread over the whole experiment and its phases (start, epochs, checkpoints, test,
+# pruning, summary) without it ending before the last one.
+total_epochs=8 # 4 runs of 2 epochs
+committed=0
+i=0
+while [ $survived -lt "$kills" ]; do
+    i=$((i + 1))
+    [ $i -le $((3 * kills)) ] || fail "only $survived of $kills kills landed in $((i - 1)) attempts"
+    "$topo" run kill.yaml --results killed --no-report 2>>killed.log &
+    child=$!
+    max_ms=$(echo "1200 * $whole * ($total_epochs - $committed) / $total_epochs / ($kills - $survived)" | bc | cut -d. -f1)
+    delay_ms=$((200 + (RANDOM * 32768 + RANDOM) % (max_ms > 200 ? max_ms - 200 : 1)))
+    if [ $((i % 4)) -eq 0 ] && [ -d killed/kill ]; then
+        # A reader during training: never a torn file.
+        sleep "$(echo "$delay_ms / 2000" | bc -l)"
+        "$topo" report killed/kill >>report.log 2>&1 || fail "topo report failed during training (report.log)"
+        reports=$((reports + 1))
+        sleep "$(echo "$delay_ms / 2000" | bc -l)"
+    else
+        sleep "$(echo "$delay_ms / 1000" | bc -l)"
+    fi
+    kill -9 "$child" 2>/dev/null || true
+    rc=0
+    wait "$child" 2>/dev/null || rc=$?
+    child=
+    # 137: killed by SIGKILL; 0: it had finished before the kill.
+    [ $rc -eq 137 ] && survived=$((survived + 1))
+    [ $rc -eq 137 ] || [ $rc -eq 0 ] || fail "topo run exited with $rc (killed.log)"
+    done_runs=$(grep -l '"status": "done"' killed/kill/runs/*/summary.json 2>/dev/null | wc -l || true)
+    # A done run counts its epochs and the stages after them as one more.
+    committed=$(python3 -c 'import glob, json; print(sum(json.load(open(p))["epoch"] for p in glob.glob("killed/kill/runs/*/checkpoints/state.json")))')
+    committed=$(( committed + done_runs > total_epochs - 1 ? total_epochs - 1 : committed + done_runs ))
+    echo "[kill_test] attempt $i, SIGKILL after ${delay_ms} ms (exit $rc): $done_runs run(s) done"
+done
+"$topo" run kill.yaml --results killed --no-report 2>>killed.log || fail "the final run failed (killed.log)"
+t2=$(date +%s.%N)
+
+python3 - reference/kill killed/kill <<'EOF' || fail "results differ or do not parse"
+import csv, json, os, sys
+ref, got = sys.argv[1], sys.argv[2]
+TIMINGS = {"seconds", "images_per_second"}
+
+def strip(v):
+    if isinstance(v, dict):
+        return {k: strip(x) for k, x in v.items() if k not in TIMINGS}
+    if isinstance(v, list):
+        return [strip(x) for x in v]
+    return v
+
+def parse(path):
+    if path.endswith(".jsonl"):
+        return [json.loads(l) for l in open(path) if l.strip()]
+    if path.endswith(".json"):
+        return json.load(open(path))
+    if path.endswith(".csv"):
+        return list(csv.DictReader(open(path)))
+    return None
+
+files = 0
+leftovers = []
+for root, _, names in os.walk(got):
+    for n in names:
+        p = os.path.join(root, n)
+        if n.startswith(".") or n == "lock" or n.endswith(".recover"):
+            leftovers.append(p)
+            continue
+        parse(p)
+        files += 1
+runs = sorted(os.listdir(os.path.join(ref, "runs")))
+assert runs == sorted(os.listdir(os.path.join(got, "runs"))), "different runs"
+for r in runs:
+    a, b = os.path.join(ref, "runs", r), os.path.join(got, "runs", r)
+    assert json.load(open(b + "/summary.json"))["status"] == "done", r
+    for f in ["metrics.jsonl", "summary.json", "pruning.csv", "topography.json", "checkpoints/state.json"]:
+        x, y = strip(parse(os.path.join(a, f))), strip(parse(os.path.join(b, f)))
+        assert x == y, f"{r}/{f} differs:\n{x}\n{y}"
+    for f in ["checkpoints/best.safetensors", "checkpoints/last.safetensors"]:
+        assert open(os.path.join(a, f), "rb").read() == open(os.path.join(b, f), "rb").read(), f"{r}/{f} differs"
+print(f"[kill_test] {len(runs)} runs equal the uninterrupted ones; {files} files parse; "
+      f"{len(leftovers)} leftover temporary file(s){': ' + ', '.join(leftovers) if leftovers else ''}")
+assert not [p for p in leftovers if p.endswith("lock")], "a lock was left behind"
+EOF
+echo "[kill_test] PASS: $(ls killed/kill/runs | wc -l) runs, $survived kills survived in $i attempts, $reports reports during training, wall time $(echo "$t2 - $t1" | bc) s (uninterrupted: $whole s)"

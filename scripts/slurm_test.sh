@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# A real one-node Slurm on localhost, and `topo slurm --submit` tested on it:
+#  1. a job array of 6 tiny runs: every run finishes, each exactly once;
+#  2. a longer run cancelled mid-run with `scancel`, resubmitted: it resumes from its
+#     checkpoint (its log says "resuming after epoch N") and ends with every epoch once.
+# Needs root (installs slurmctld, slurmd, slurm-client and munge with apt if missing).
+# Everything it starts is stopped by pid on exit, failure included.
+# Usage: scripts/slurm_test.sh [path/to/topo]   (default: target/release/topo if newer
+# than the sources, else target/debug/topo, built first)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+t_start=$(date +%s.%N)
+say() { printf '[slurm_test %5.1fs] %s\n' "$(echo "$(date +%s.%N) - $t_start" | bc)" "$*"; }
+fail() { say "FAIL: $*"; exit 1; }
+
+if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null \
+    || ! command -v sbatch >/dev/null || ! command -v munged >/dev/null; then
+    say "installing Slurm and munge"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        slurmctld slurmd slurm-client munge >/dev/null
+fi
+command -v bc >/dev/null || fail "bc is needed for timings"
+
+topo=${1:-}
+if [ -z "$topo" ]; then
+    newest_src=$(find src Cargo.toml -newer target/release/topo 2>/dev/null | head -1 || true)
+    if [ -x target/release/topo ] && [ -z "$newest_src" ]; then
+        topo=$repo/target/release/topo
+    else
+        cargo build --quiet # a no-op when fresh
+        topo=$repo/target/debug/topo
+    fi
+fi
+topo=$(realpath "$topo")
+say "topo: $topo"
+
+tmp=$(mktemp -d /tmp/topo-slurm.XXXXXX)
+chmod 755 "$tmp"
+pids=()
+cleanup() {
+    local code=$?
+    for pid in "${pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${pids[@]}"; do
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null || true
+    done
+    if [ $code -ne 0 ]; then
+        for f in "$tmp"/log/* "$tmp"/work/slurm-*.out; do
+            [ -f "$f" ] && { echo "--- $f"; tail -20 "$f"; }
+        done
+    fi
+    rm -rf "$tmp"
+    exit $code
+}
+trap cleanup EXIT
+
+# munge: the authentication Slurm's daemons and clients share.
+mkdir -p "$tmp"/munge "$tmp"/state "$tmp"/spool "$tmp"/log "$tmp"/work /run/munge
+chown munge:munge "$tmp"/munge /run/munge
+setsid setpriv --reuid=munge --regid=munge --init-groups \
+    munged -F --log-file="$tmp/munge/munged.log" --pid-file="$tmp/munge/munged.pid" \
+    --seed-file="$tmp/munge/munged.seed" >"$tmp/log/munged.out" 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do [ -S /run/munge/munge.socket.2 ] && break; sleep 0.1; done
+[ -S /run/munge/munge.socket.2 ] || fail "munged did not start"
+
+host=$(hostname -s)
+node=$(slurmd -C | head -1)
+export SLURM_CONF=$tmp/slurm.conf
+cat >"$SLURM_CONF" <<EOF
+ClusterName=topo-test
+SlurmctldHost=$host(127.0.0.1)
+SlurmUser=root
+AuthType=auth/munge
+AuthInfo=cred_expire=10
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/filetxt
+JobCompLoc=$tmp/log/jobcomp.txt
+MailProg=/bin/true
+MpiDefault=none
+ReturnToService=2
+StateSaveLocation=$tmp/state
+SlurmdSpoolDir=$tmp/spool
+SlurmctldPidFile=$tmp/slurmctld.pid
+SlurmdPidFile=$tmp/slurmd.pid
+SlurmctldLogFile=$tmp/log/slurmctld.log
+SlurmdLogFile=$tmp/log/slurmd.log
+$node NodeAddr=127.0.0.1 State=UNKNOWN
+PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
+EOF
+setsid slurmctld -D -f "$SLURM_CONF" >"$tmp/log/slurmctld.out" 2>&1 &
+pids+=($!)
+setsid slurmd -D -f "$SLURM_CONF" >"$tmp/log/slurmd.out" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+    [ "$(sinfo -h -o %T 2>/dev/null || true)" = idle ] && break
+    sleep 0.2
+done
+[ "$(sinfo -h -o %T)" = idle ] || fail "the node is not idle: $(sinfo -h -o '%T %E' || true)"
+t_cluster=$(date +%s.%N)
+say "cluster up: $(sinfo -h -o '%N %c CPUs %m MB %T')"
+
+# A tiny experiment: 6 runs of a narrow ResNet-18 on 200 images of the shipped subset.
+work=$tmp/work
+cat >"$work/tiny.yaml" <<EOF
+name: tiny
+datasets:
+  fm: { kind: fashion_mnist, root: $repo/data/fashion-mnist-subset, limit: 200 }
+models:
+  r: { kind: resnet18, width: 0.0625 }
+topographies:
+  base: { kind: none }
+  grid2d: { layout: grid, dimension: 2 }
+grid:
+  dataset: [fm]
+  model: [r]
+  topography: [base, grid2d]
+  lambda: [1]
+  seed: [0, 1, 2]
+training:
+  epochs: 1
+  batch_size: 50
+  optimizer: { kind: sgd, lr: 0.05 }
+  schedule: { kind: constant }
+slurm: { cpus: 1, time: "00:10:00" }
+EOF
+sed -e 's/^name: tiny/name: long/' -e 's/seed: \[0, 1, 2\]/seed: [0]/' \
+    -e 's/topography: \[base, grid2d\]/topography: [grid2d]/' -e 's/epochs: 1/epochs: 6/' \
+    -e 's/limit: 200/limit: 300/' "$work/tiny.yaml" >"$work/long.yaml"
+cd "$work"
+
+wait_job() { # job id, timeout in seconds
+    local deadline=$(($(date +%s) + $2))
+    while [ -n "$(squeue -h -j "$1" 2>/dev/null)" ]; do
+        [ "$(date +%s)" -lt "$deadline" ] || fail "job $1 still queued after $2 s: $(squeue -j "$1")"
+        sleep 0.5
+    done
+}
+
+# 1. Six runs as a job array.
+ids=$("$topo" plan tiny.yaml --format json | python3 -c 'import json,sys; print("\n".join(r["id"] for r in json.load(sys.stdin)["runs"]))')
+[ "$(echo "$ids" | wc -l)" -eq 6 ] || fail "expected 6 runs, got: $ids"
+"$topo" slurm tiny.yaml --output array-preview.sh
+grep -q -- '--array=0-5$' array-preview.sh || fail "bad --array: $(grep array array-preview.sh)"
+t0=$(date +%s.%N)
+job=$("$topo" slurm tiny.yaml --submit)
+say "submitted the 6-run array as job $job"
+wait_job "$job" 300
+t1=$(date +%s.%N)
+for id in $ids; do
+    status=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["status"])' \
+        "results/tiny/runs/$id/summary.json" 2>/dev/null || echo missing)
+    [ "$status" = done ] || fail "$id: status $status"
+    started=$(cat slurm-"$job"_*.out | grep -c "\] $id (1 epochs)" || true)
+    [ "$started" -eq 1 ] || fail "$id started $started times"
+done
+completed=$(grep -c "JobState=COMPLETED" "$tmp/log/jobcomp.txt" || true)
+[ "$completed" -eq 6 ] || fail "jobcomp lists $completed completed tasks, not 6"
+say "every run done exactly once; array wall time $(echo "$t1 - $t0" | bc) s"
+again=$("$topo" slurm tiny.yaml 2>&1 >/dev/null)
+echo "$again" | grep -q "nothing to submit" || fail "done runs would be submitted again: $again"
+
+# 2. Cancel a run (6 epochs of 300 images) mid-training, resubmit it, check it resumed.
+long_id=$("$topo" plan long.yaml --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)["runs"][0]["id"])')
+state=results/long/runs/$long_id/checkpoints/state.json
+job=$("$topo" slurm long.yaml --submit)
+say "submitted the long run as job $job"
+deadline=$(($(date +%s) + 300))
+epoch=0
+while [ "$epoch" -lt 2 ]; do
+    [ "$(date +%s)" -lt "$deadline" ] || fail "the long run never reached epoch 2"
+    [ -n "$(squeue -h -j "$job")" ] || fail "the long run ended before it could be cancelled"
+    sleep 0.2
+    epoch=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["epoch"])' "$state" 2>/dev/null || echo 0)
+done
+scancel "$job"
+wait_job "$job" 60
+[ ! -f "results/long/runs/$long_id/summary.json" ] || fail "the cancelled run has a summary"
+cancelled_at=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["epoch"])' "$state")
+[ "$cancelled_at" -lt 6 ] || fail "the run finished before scancel"
+say "cancelled job $job after epoch $cancelled_at"
+job=$("$topo" slurm long.yaml --submit)
+say "resubmitted as job $job"
+wait_job "$job" 300
+log=$(cat slurm-"$job"_0.out)
+echo "$log" | grep -q "resuming after epoch $cancelled_at " \
+    || fail "the resubmitted task did not resume: $log"
+python3 - "results/long/runs/$long_id" <<'EOF' || fail "the resumed run's records are wrong"
+import json, sys
+run = sys.argv[1]
+assert json.load(open(run + "/summary.json"))["status"] == "done"
+records = [json.loads(l) for l in open(run + "/metrics.jsonl")]
+keys = [(r["epoch"], r["split"]) for r in records if r["split"] != "test"]
+want = [(e, s) for e in range(1, 7) for s in ("train", "validation")]
+assert keys == want, keys
+assert sum(r["split"] == "test" for r in records) == 1
+EOF
+t2=$(date +%s.%N)
+say "the resubmitted run resumed after epoch $cancelled_at and finished all 6 epochs"
+say "PASS: cluster start $(echo "$t_cluster - $t_start" | bc) s, 6-run array $(echo "$t1 - $t0" | bc) s, cancel+resume $(echo "$t2 - $t1" | bc) s, total $(echo "$t2 - $t_start" | bc) s"
