@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A real one-node Slurm on localhost, and `topo slurm --submit` tested on it:
-#  1. a job array of 6 tiny runs: every run finishes, each exactly once;
+#  1. a job array of 6 tiny runs: every run finishes, each exactly once, with the same
+#     metrics as a local `topo run` of the same file;
 #  2. a longer run cancelled mid-run with `scancel`, resubmitted: it resumes from its
 #     checkpoint (its log says "resuming after epoch N") and ends with every epoch once.
 # Needs root (installs slurmctld, slurmd, slurm-client and munge with apt if missing).
@@ -166,6 +167,26 @@ done
 completed=$(grep -c "JobState=COMPLETED" "$tmp/log/jobcomp.txt" || true)
 [ "$completed" -eq 6 ] || fail "jobcomp lists $completed completed tasks, not 6"
 say "every run done exactly once; array wall time $(echo "$t1 - $t0" | bc) s"
+# The same file run locally gives the same results as the array (timings aside).
+"$topo" run tiny.yaml --results local --no-report >local.log 2>&1 || fail "local run failed: $(tail -5 local.log)"
+python3 - results/tiny local/tiny <<'PY' || fail "the array's results differ from a local run's"
+import json, pathlib, sys
+a, b = (pathlib.Path(p) / "runs" for p in sys.argv[1:3])
+def records(path):
+    out = []
+    for line in path.read_text().splitlines():
+        r = json.loads(line)
+        r.pop("seconds", None); r.pop("images_per_second", None)
+        out.append(r)
+    return out
+ids = sorted(p.name for p in a.iterdir())
+assert ids == sorted(p.name for p in b.iterdir()), "different runs"
+for i in ids:
+    assert records(a / i / "metrics.jsonl") == records(b / i / "metrics.jsonl"), i
+    sa, sb = (json.loads((d / i / "summary.json").read_text()) for d in (a, b))
+    assert (sa["test_accuracy"], sa["best_epoch"]) == (sb["test_accuracy"], sb["best_epoch"]), i
+PY
+say "a local topo run of the same file gives identical metrics for all 6 runs"
 again=$("$topo" slurm tiny.yaml 2>&1 >/dev/null)
 echo "$again" | grep -q "nothing to submit" || fail "done runs would be submitted again: $again"
 
