@@ -348,6 +348,8 @@ fn the_slurm_script_has_a_task_per_pending_run_and_flags_override_the_file() {
     );
     assert!(script.status.success(), "{}", stderr(&script));
     let dir = e.dir.path().canonicalize().unwrap();
+    // The script names the binary as the OS resolves it (links followed).
+    let bin = std::fs::canonicalize(BIN).unwrap().display().to_string();
     let expected = format!(
         "#!/bin/bash
 # topo: 3 run(s) of experiment `scale`, one array task each.
@@ -368,7 +370,7 @@ runs=(
   {}
 )
 id=${{runs[$SLURM_ARRAY_TASK_ID]}}
-exec {BIN} run {yaml} --set training.batch_size=32 --results {dir}/results --only \"$id\" --no-report
+exec {bin} run {yaml} --set training.batch_size=32 --results {dir}/results --only \"$id\" --no-report
 ",
         ids[1],
         ids[2],
