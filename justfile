@@ -1,21 +1,23 @@
 # topo: topographic CNNs, from YAML experiments to the paper's tables.
+# Recipes use the dev profile, which optimises every dependency (candle's kernels) and
+# shares its build with the tests; `cargo build --release` gives the fastest binary.
 # `just --list` shows every recipe.
 
 # Train every pending run of an experiment, e.g. `just run experiments/quickstart.yaml`
 run file *args:
-    cargo run --release -- run {{file}} {{args}}
+    cargo run --quiet -- run {{file}} {{args}}
 
 # Tables and figures for an experiment's results, e.g. `just report results/quickstart`
 report dir:
-    cargo run --release -- report {{dir}}
+    cargo run --quiet -- report {{dir}}
 
 # The runs an experiment implies and their status
 plan file *args:
-    cargo run --release -- plan {{file}} {{args}}
+    cargo run --quiet -- plan {{file}} {{args}}
 
 # Check an experiment file
 validate file:
-    cargo run --release -- validate {{file}}
+    cargo run --quiet -- validate {{file}}
 
 # The whole test suite (what CI runs)
 test:
@@ -37,8 +39,8 @@ bench:
 
 # The quickstart end to end: train, then report
 quickstart:
-    cargo run --release -- run experiments/quickstart.yaml
-    cargo run --release -- report results/quickstart
+    cargo run --quiet -- run experiments/quickstart.yaml
+    cargo run --quiet -- report results/quickstart
 
 # A real one-node Slurm on localhost (root; installs slurm and munge): a 6-run job array, then a run cancelled and resumed
 slurm-test:
