@@ -23,7 +23,6 @@ use topo::engine::optim::{Sgd, SgdConfig, trainable_vars};
 use topo::engine::prune::prune_varmap;
 use topo::results::RunDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_topo");
 /// Tapped channels of ResNet-18 at width 0.0625: conv1 4, layer1..4 4, 8, 16, 32.
 const TAPPED_CHANNELS: usize = 64;
 const TEST_IMAGES: usize = 50;
@@ -105,14 +104,13 @@ impl Experiment {
 
     /// `topo <command> FILE --results <which> <extra>`.
     fn command(&self, command: &str, which: &str, extra: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.arg(command)
-            .arg(&self.yaml)
-            .arg("--results")
-            .arg(self.results(which))
-            .args(extra)
-            .current_dir(self.dir.path());
-        c
+        super::common::topo_command(
+            self.dir.path(),
+            &self.yaml,
+            command,
+            &self.results(which),
+            extra,
+        )
     }
 
     fn topo(&self, command: &str, which: &str, extra: &[&str]) -> Output {

@@ -17,7 +17,7 @@ use tempfile::TempDir;
 use topo::engine::data::fixtures::write_fashion_mnist;
 use topo::engine::lock::{Lock, LockOutcome, LockPolicy, owner_id};
 
-const BIN: &str = env!("CARGO_BIN_EXE_topo");
+use super::common::BIN;
 
 /// Four runs: two topographies by two seeds.
 const EXPERIMENT: &str = "\
@@ -62,14 +62,13 @@ impl Experiment {
     }
 
     fn command(&self, command: &str, which: &str, extra: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.arg(command)
-            .arg(&self.yaml)
-            .arg("--results")
-            .arg(self.results(which))
-            .args(extra)
-            .current_dir(self.dir.path());
-        c
+        super::common::topo_command(
+            self.dir.path(),
+            &self.yaml,
+            command,
+            &self.results(which),
+            extra,
+        )
     }
 
     fn topo(&self, command: &str, which: &str, extra: &[&str]) -> Output {
