@@ -82,14 +82,18 @@ pub fn save_last(
         Tensor::new(&[state.best_accuracy], &cpu)?,
     );
     save(&dir.last_checkpoint(), &tensors)?;
-    write_json(
-        &dir.state(),
-        &StateFile {
-            state,
-            rng: "per-epoch streams from (seed, epoch)",
-            seed,
-        },
-    )?;
+    write_state(dir, state, seed)
+}
+
+/// Writes `state.json`, the readable mirror of the state in `last.safetensors`. A kill
+/// between the two writes leaves it one epoch behind, so a resumed run writes it again.
+pub fn write_state(dir: &RunDir, state: LoopState, seed: u64) -> Result<(), EngineError> {
+    let file = StateFile {
+        state,
+        rng: "per-epoch streams from (seed, epoch)",
+        seed,
+    };
+    write_json(&dir.state(), &file)?;
     Ok(())
 }
 

@@ -16,7 +16,7 @@ pub use evaluate::{Totals, correct, evaluate, example_logits};
 use progress::EpochBar;
 
 use super::EngineError;
-use super::checkpoint::{LoopState, load_last, load_weights, save_best, save_last};
+use super::checkpoint::{LoopState, load_last, load_weights, save_best, save_last, write_state};
 use super::data::{Dataset, load as load_data};
 use super::layouts::layer_positions;
 use super::models::{TopoModel, build, seeded_var_builder};
@@ -125,6 +125,7 @@ pub fn train(run: &RunConfig, env: &TrainEnv) -> Result<Trained, EngineError> {
         let resumed = load_last(&env.dir, &varmap, &env.device)?;
         sgd.load_momenta(resumed.momenta)?;
         state = resumed.state;
+        write_state(&env.dir, state, run.seed)?;
         // Records of the epoch in flight when the run stopped are redone.
         if env.dir.metrics().exists() {
             records = read_jsonl::<EpochRecord>(&env.dir.metrics())?;
