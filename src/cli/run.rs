@@ -106,7 +106,7 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         },
     );
     let report =
-        run_plan_with(&plan, &runs, &options, &workers).map_err(|e| CliError::Failed(e.into()))?;
+        run_plan_with(&runs, &options, &workers).map_err(|e| CliError::Failed(e.into()))?;
     eprintln!(
         "{}: {} trained, {} already done, {} running elsewhere, {} failed",
         dir.path().display(),

@@ -15,7 +15,7 @@ use super::lock::{Lock, LockOutcome, LockPolicy};
 use super::stages::{measure_topography, prune, prune_finished, pruning_incomplete};
 use super::train::{TrainEnv, test_best, train};
 use super::workers::{self, log, run_parallel, set_log_prefix};
-use crate::plan::{Plan, RunConfig};
+use crate::plan::RunConfig;
 use crate::results::{
     ExperimentDir, Failure, ResultsError, RunDir, RunState, RunStatus, Summary, Versions,
     read_json, write_atomic, write_json,
@@ -78,18 +78,13 @@ pub struct RunReport {
 }
 
 /// Runs every run of `runs` not yet done, one at a time.
-pub fn run_plan(
-    plan: &Plan,
-    runs: &[&RunConfig],
-    options: &RunOptions,
-) -> Result<RunReport, EngineError> {
-    run_plan_with(plan, runs, options, &Workers::default())
+pub fn run_plan(runs: &[&RunConfig], options: &RunOptions) -> Result<RunReport, EngineError> {
+    run_plan_with(runs, options, &Workers::default())
 }
 
 /// Runs every run of `runs` not yet done with `workers`. Runs are started in plan
 /// order; with several jobs they finish in any order, and their lines carry their id.
 pub fn run_plan_with(
-    plan: &Plan,
     runs: &[&RunConfig],
     options: &RunOptions,
     workers: &Workers,
@@ -112,7 +107,7 @@ pub fn run_plan_with(
             if parallel {
                 set_log_prefix(Some(run.id.clone()));
             }
-            let outcome = attempt(plan, run, *i, total, options, workers, parallel);
+            let outcome = attempt(run, *i, total, options, workers, parallel);
             set_log_prefix(None);
             let outcome = outcome?;
             let mut r = report
@@ -156,7 +151,6 @@ fn is_write_failure(e: &EngineError) -> bool {
 }
 
 fn attempt(
-    plan: &Plan,
     run: &RunConfig,
     i: usize,
     total: usize,
@@ -207,7 +201,7 @@ fn attempt(
             state.epoch, state.best_epoch
         ));
     }
-    let outcome = run_one(plan, run, &dir, options, !parallel);
+    let outcome = run_one(run, &dir, options, !parallel);
     match outcome {
         Ok(summary) => {
             lock.release()?;
@@ -282,7 +276,6 @@ fn env_for(dir: &RunDir, options: &RunOptions, verbose: bool) -> TrainEnv {
 /// Trains, tests, measures and prunes one run; writes `summary.json` last, also when
 /// the run fails (status failed, with the reason).
 fn run_one(
-    _plan: &Plan,
     run: &RunConfig,
     dir: &RunDir,
     options: &RunOptions,

@@ -168,14 +168,17 @@ fn topo(args: &[&str]) -> std::process::Output {
 fn cli_plan_json_counts_the_runs_and_reads_their_status() {
     let tmp = tempfile::tempdir().unwrap();
     let results = tmp.path().to_str().unwrap();
-    let out = topo(&[
-        "plan",
-        "experiments/pruning.yaml",
-        "--format",
-        "json",
-        "--results",
-        results,
-    ]);
+    let plan_json = || {
+        topo(&[
+            "plan",
+            "experiments/pruning.yaml",
+            "--format",
+            "json",
+            "--results",
+            results,
+        ])
+    };
+    let out = plan_json();
     assert!(
         out.status.success(),
         "{}",
@@ -206,14 +209,7 @@ fn cli_plan_json_counts_the_runs_and_reads_their_status() {
         versions: topo::results::Versions { topo: "0".into(), candle: "0".into() },
     };
     topo::results::write_json(&run_dir.join("summary.json"), &summary).unwrap();
-    let out = topo(&[
-        "plan",
-        "experiments/pruning.yaml",
-        "--format",
-        "json",
-        "--results",
-        results,
-    ]);
+    let out = plan_json();
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["counts"]["done"], 1);
     assert_eq!(doc["runs"][0]["status"], "done");

@@ -49,7 +49,7 @@ training:
         retry_failed: false,
     };
     let runs: Vec<_> = plan.runs.iter().collect();
-    let report = run_plan(&plan, &runs, &options).unwrap();
+    let report = run_plan(&runs, &options).unwrap();
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     let run = experiment_dir.run(&plan.runs[0].id);
     (
