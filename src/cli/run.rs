@@ -5,6 +5,7 @@ use std::time::Duration;
 use clap::ValueEnum;
 
 use crate::engine::lock::LockPolicy;
+use crate::engine::ops::Kernels;
 use crate::engine::runner::{RunOptions, Workers, run_plan_with};
 use crate::engine::workers::Shard;
 use crate::plan::plan;
@@ -50,6 +51,11 @@ pub struct RunArgs {
     /// Device to train on.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
     pub device: DeviceChoice,
+    /// Kernels of the layers: this crate's fast CPU ones, or candle's own (to compare;
+    /// the two agree to float rounding). A run resumes bit-identically only on the
+    /// kernels it started with.
+    #[arg(long, value_enum, default_value_t = Kernels::Fast)]
+    pub kernels: Kernels,
 }
 
 pub fn run(args: &RunArgs) -> Result<(), CliError> {
@@ -94,6 +100,7 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::Failed(e.into()))?;
     let options = RunOptions {
         device,
+        kernels: args.kernels,
         experiment_dir: dir.clone(),
         config_dir: loaded.dir.clone(),
         cache_dir: args.experiment.results.join(".cache"),

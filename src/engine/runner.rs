@@ -12,6 +12,7 @@ use candle_core::Device;
 use super::EngineError;
 use super::checkpoint::LoopState;
 use super::lock::{Lock, LockOutcome, LockPolicy};
+use super::ops::Kernels;
 use super::stages::{measure_topography, prune, prune_finished, pruning_incomplete};
 use super::train::{TrainEnv, test_best, train};
 use super::workers::{self, log, run_parallel, set_log_prefix};
@@ -25,6 +26,8 @@ use crate::results::{
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub device: Device,
+    /// The layers' kernels (the fast CPU ones by default).
+    pub kernels: Kernels,
     pub experiment_dir: ExperimentDir,
     /// Folder of the experiment file (custom layouts are relative to it).
     pub config_dir: PathBuf,
@@ -267,6 +270,7 @@ fn env_for(dir: &RunDir, options: &RunOptions, verbose: bool) -> TrainEnv {
     TrainEnv {
         dir: dir.clone(),
         device: options.device.clone(),
+        kernels: options.kernels,
         cache_dir: options.cache_dir.clone(),
         config_dir: options.config_dir.clone(),
         verbose,

@@ -105,7 +105,7 @@ pub fn pruning_incomplete(run: &RunConfig, env: &TrainEnv) -> Result<bool, Engin
 /// training.
 pub fn prune_finished(run: &RunConfig, env: &TrainEnv) -> Result<(), EngineError> {
     let data = super::data::load(&run.dataset, &env.cache_dir)?;
-    let (_, model) = build_model(run, &data, &env.device)?;
+    let (_, model) = build_model(run, &data, &env.device, env.kernels)?;
     prune_data(&data, model.tap_names(), run, env)
 }
 
@@ -124,13 +124,19 @@ fn prune_data(
         .unwrap_or(run.training.batch_size);
     let best = env.dir.best_checkpoint();
     let fresh = || -> Result<VarMap, EngineError> {
-        let (varmap, _) = build_model(run, data, &env.device)?;
+        let (varmap, _) = build_model(run, data, &env.device, env.kernels)?;
         super::checkpoint::load_weights(&best, &varmap, &env.device)?;
         Ok(varmap)
     };
     let evaluate_pruned = |varmap: &VarMap| -> Result<f64, EngineError> {
         let vb = candle_nn::VarBuilder::from_varmap(varmap, candle_core::DType::F32, &env.device);
-        let model = super::models::build(&run.model, data.in_channels, data.num_classes, vb)?;
+        let model = super::models::build_with(
+            &run.model,
+            data.in_channels,
+            data.num_classes,
+            vb,
+            env.kernels,
+        )?;
         let totals = evaluate(
             model.as_ref(),
             data.test.as_ref(),

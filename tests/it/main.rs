@@ -5,6 +5,7 @@ mod common;
 mod config;
 mod data;
 mod engine;
+mod kernels;
 mod models;
 mod plan;
 mod report;

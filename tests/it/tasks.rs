@@ -42,6 +42,7 @@ training:
     let plan = plan(&loaded.experiment).unwrap();
     let experiment_dir = ExperimentDir::new(&dir.join("results"), "task");
     let options = RunOptions {
+        kernels: topo::engine::ops::Kernels::Fast,
         device: Device::Cpu,
         experiment_dir: experiment_dir.clone(),
         config_dir: dir.to_path_buf(),

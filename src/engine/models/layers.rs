@@ -6,6 +6,8 @@ use std::sync::Mutex;
 use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::init::{FanInOut, NonLinearity, NormalOrUniform};
 use candle_nn::{BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Init, Linear, VarBuilder};
+
+use crate::engine::ops::{self, Kernels};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -52,21 +54,24 @@ pub(crate) fn torch_default_uniform(fan_in: usize) -> Init {
     }
 }
 
-/// The convs to tap, in output order, and what the model learns about them while built.
+/// The convs to tap, in output order, and what the model learns about them while built;
+/// also the kernels every layer is built on.
 pub(crate) struct TapPlan {
     /// Prefix of the model's own `VarBuilder`, stripped from var paths to get conv names.
     root: String,
     names: Vec<String>,
     channels: Vec<usize>,
+    kernels: Kernels,
 }
 
 impl TapPlan {
-    pub(crate) fn new(root: String, names: Vec<String>) -> TapPlan {
+    pub(crate) fn new(root: String, names: Vec<String>, kernels: Kernels) -> TapPlan {
         let channels = vec![0; names.len()];
         TapPlan {
             root,
             names,
             channels,
+            kernels,
         }
     }
 
@@ -115,6 +120,7 @@ impl TapSink {
 pub(crate) struct Conv {
     conv: Conv2d,
     tap: Option<usize>,
+    kernels: Kernels,
 }
 
 /// Shape and init of a conv.
@@ -163,11 +169,15 @@ impl Conv {
         Ok(Conv {
             conv: Conv2d::new(weight, bias, config),
             tap,
+            kernels: plan.kernels,
         })
     }
 
     pub(crate) fn forward(&self, xs: &Tensor, taps: &mut TapSink) -> Result<Tensor> {
-        let ys = self.conv.forward(&self.align_for_backward(xs)?)?;
+        let ys = match self.kernels {
+            Kernels::Candle => self.conv.forward(&self.align_for_backward(xs)?)?,
+            Kernels::Fast => self.fast_forward(xs)?,
+        };
         if let Some(slot) = self.tap {
             taps.0[slot] = Some(ys.clone());
         }
@@ -176,6 +186,16 @@ impl Conv {
 }
 
 impl Conv {
+    /// The im2col + gemm conv, whose backward needs no alignment.
+    fn fast_forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let config = self.conv.config();
+        let ys = ops::conv2d(xs, self.conv.weight(), config.stride, config.padding)?;
+        match self.conv.bias() {
+            Some(bias) => ys.broadcast_add(&bias.reshape((1, bias.elem_count(), 1, 1))?),
+            None => Ok(ys),
+        }
+    }
+
     /// candle 0.11's conv2d backward derives the transposed conv's `output_padding` from
     /// the height alone and applies it to the width too, so a strided conv whose height
     /// and width leave different remainders (a 64x101 spectrogram) gets an input gradient

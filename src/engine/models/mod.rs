@@ -27,6 +27,7 @@ use candle_nn::VarBuilder;
 use crate::config::{ModelKind, ModelSpec};
 use layers::{TapPlan, TapSink};
 
+use crate::engine::ops::Kernels;
 pub use error::ModelError;
 pub use init::seeded_var_builder;
 
@@ -152,12 +153,24 @@ impl TopoModel for Model {
 }
 
 /// Builds the model `spec` describes for `in_channels`-channel inputs (1 for
-/// spectrograms, 3 for images) and `num_classes` classes, with its parameters in `vb`.
+/// spectrograms, 3 for images) and `num_classes` classes, with its parameters in `vb`,
+/// on the fast kernels where the device has them.
 pub fn build(
     spec: &ModelSpec,
     in_channels: usize,
     num_classes: usize,
     vb: VarBuilder,
+) -> Result<Box<dyn TopoModel>, ModelError> {
+    build_with(spec, in_channels, num_classes, vb, Kernels::Fast)
+}
+
+/// [`build`] on the given kernels (candle's own wherever the fast ones do not exist).
+pub fn build_with(
+    spec: &ModelSpec,
+    in_channels: usize,
+    num_classes: usize,
+    vb: VarBuilder,
+    kernels: Kernels,
 ) -> Result<Box<dyn TopoModel>, ModelError> {
     let kind = spec.kind;
     if !(spec.width.is_finite() && spec.width > 0.0) {
@@ -179,7 +192,7 @@ pub fn build(
         });
     }
     let names = resolve_taps(kind, spec.taps.as_deref())?;
-    let mut plan = TapPlan::new(vb.prefix(), names);
+    let mut plan = TapPlan::new(vb.prefix(), names, kernels.on(vb.device()));
     let w = spec.width;
     let net = match kind {
         ModelKind::Resnet18 => resnet::ResNet18::new(in_channels, num_classes, w, &mut plan, vb)

@@ -19,7 +19,8 @@ use super::EngineError;
 use super::checkpoint::{LoopState, load_last, load_weights, save_best, save_last, write_state};
 use super::data::{Dataset, load as load_data};
 use super::layouts::layer_positions;
-use super::models::{TopoModel, build, seeded_var_builder};
+use super::models::{TopoModel, build_with, seeded_var_builder};
+use super::ops::Kernels;
 use super::optim::{Sgd, SgdConfig, learning_rate, trainable_vars};
 use super::seeds::{Purpose, stream, stream_seed};
 use crate::plan::RunConfig;
@@ -31,6 +32,7 @@ use crate::topography::{TopographicLoss, target_similarity};
 pub struct TrainEnv {
     pub dir: RunDir,
     pub device: Device,
+    pub kernels: Kernels,
     /// Feature cache shared by runs (audio).
     pub cache_dir: PathBuf,
     /// Folder of the experiment file: custom layouts are relative to it.
@@ -56,6 +58,7 @@ pub fn build_model(
     run: &RunConfig,
     data: &Dataset,
     device: &Device,
+    kernels: Kernels,
 ) -> Result<(VarMap, Box<dyn TopoModel>), EngineError> {
     let varmap = VarMap::new();
     let vb = seeded_var_builder(
@@ -64,7 +67,7 @@ pub fn build_model(
         DType::F32,
         device,
     );
-    let model = build(&run.model, data.in_channels, data.num_classes, vb)?;
+    let model = build_with(&run.model, data.in_channels, data.num_classes, vb, kernels)?;
     Ok((varmap, model))
 }
 
@@ -109,7 +112,7 @@ pub fn train(run: &RunConfig, env: &TrainEnv) -> Result<Trained, EngineError> {
             split: "validation",
         });
     }
-    let (varmap, model) = build_model(run, &data, &env.device)?;
+    let (varmap, model) = build_model(run, &data, &env.device, env.kernels)?;
     let loss = build_loss(run, model.as_ref(), env)?;
     let vars = trainable_vars(&varmap);
     let parameters = vars.iter().map(|(_, v)| v.elem_count()).sum();

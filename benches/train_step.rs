@@ -1,0 +1,198 @@
+//! One configuration of the side-by-side training-speed benchmark, on topo's engine:
+//! the same arguments and the same one-line JSON as `bench/pytorch_reference.py`, which
+//! `bench/compare.py` (`just bench`) runs next to it.
+//!
+//! Train step = forward, cross-entropy (+ lambda 1 x the topographic loss on the model's
+//! default taps, 2D grid), backward, SGD with momentum 0.9 and weight decay 5e-4; eval
+//! step = forward in evaluation mode. Random inputs and labels made once; the median of
+//! `--steps` timed steps after `--warmup` untimed ones. Peak memory is the process's
+//! peak resident set (VmHWM), so run one configuration per process.
+//!
+//! `cargo bench --bench train_step -- --model resnet18 --batch 32 --mode train --topo grid2d`
+
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarMap;
+use clap::{Parser, ValueEnum};
+use topo::config::{ModelKind, ModelSpec};
+use topo::engine::models::{self, TopoModel};
+use topo::engine::ops::Kernels;
+use topo::engine::optim::{Sgd, SgdConfig, trainable_vars};
+use topo::topography::{LayerReduction, Layout, Norm, TopographicLoss, positions};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Model {
+    Resnet18,
+    #[value(name = "vgg16_bn")]
+    Vgg16Bn,
+    Densenet121,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Mode {
+    Train,
+    Eval,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Topo {
+    None,
+    Grid2d,
+}
+
+#[derive(Debug, Parser)]
+struct Args {
+    #[arg(long, value_enum)]
+    model: Model,
+    #[arg(long)]
+    batch: usize,
+    #[arg(long, value_enum)]
+    mode: Mode,
+    #[arg(long, value_enum, default_value = "none")]
+    topo: Topo,
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Threads of the rayon pool candle and the fast kernels use (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    #[arg(long, default_value_t = 10)]
+    classes: usize,
+    #[arg(long, default_value_t = 32)]
+    size: usize,
+    #[arg(long, default_value_t = 3)]
+    channels: usize,
+    #[arg(long, value_enum, default_value_t = Kernels::Fast)]
+    kernels: Kernels,
+    /// Cargo passes `--bench` to bench targets; accepted and ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if args.steps == 0 || args.batch == 0 {
+        bail!("--steps and --batch must be positive");
+    }
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .context("rayon pool")?;
+
+    let device = Device::Cpu;
+    let kind = match args.model {
+        Model::Resnet18 => ModelKind::Resnet18,
+        Model::Vgg16Bn => ModelKind::Vgg16Bn,
+        Model::Densenet121 => ModelKind::Densenet121,
+    };
+    let spec = ModelSpec {
+        kind,
+        width: 1.0,
+        taps: None,
+    };
+    let varmap = VarMap::new();
+    let vb = models::seeded_var_builder(&varmap, 0, DType::F32, &device);
+    let model = models::build_with(&spec, args.channels, args.classes, vb, args.kernels)?;
+    let loss = match args.topo {
+        Topo::None => None,
+        Topo::Grid2d => {
+            let pos = model
+                .tap_channels()
+                .iter()
+                .map(|&c| positions(Layout::Grid, 2, c))
+                .collect::<Result<Vec<_>, _>>()?;
+            Some(TopographicLoss::from_positions(
+                &pos,
+                Norm::Euclidean,
+                LayerReduction::Sum,
+                &device,
+                DType::F32,
+            )?)
+        }
+    };
+    let mut sgd = Sgd::new(
+        trainable_vars(&varmap),
+        SgdConfig {
+            lr: 0.1,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+        },
+    );
+    let xs = Tensor::randn(
+        0f32,
+        1.0,
+        (args.batch, args.channels, args.size, args.size),
+        &device,
+    )?;
+    let labels: Vec<u32> = (0..args.batch)
+        .map(|i| (i * 7 % args.classes) as u32)
+        .collect();
+    let labels = Tensor::from_vec(labels, args.batch, &device)?;
+
+    let mut times = Vec::with_capacity(args.steps);
+    for step in 0..args.warmup + args.steps {
+        let t0 = Instant::now();
+        match args.mode {
+            Mode::Train => train_step(model.as_ref(), loss.as_ref(), &mut sgd, &xs, &labels)?,
+            Mode::Eval => {
+                let out = model.forward_t(&xs, false)?;
+                // Read the logits back so the step is really done.
+                out.logits.sum_all()?.to_scalar::<f32>()?;
+            }
+        }
+        if step >= args.warmup {
+            times.push(t0.elapsed().as_secs_f64());
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    let line = serde_json::json!({
+        "framework": "topo",
+        "version": format!("candle {}", "0.11.1"),
+        "kernels": args.kernels,
+        "model": args.model.to_possible_value().map(|v| v.get_name().to_string()),
+        "batch": args.batch,
+        "mode": args.mode.to_possible_value().map(|v| v.get_name().to_string()),
+        "topo": args.topo.to_possible_value().map(|v| v.get_name().to_string()),
+        "threads": threads,
+        "step_ms": median * 1e3,
+        "img_per_s": args.batch as f64 / median,
+        "peak_rss_mb": peak_rss_mb(),
+    });
+    println!("{line}");
+    Ok(())
+}
+
+fn train_step(
+    model: &dyn TopoModel,
+    loss: Option<&TopographicLoss>,
+    sgd: &mut Sgd,
+    xs: &Tensor,
+    labels: &Tensor,
+) -> anyhow::Result<()> {
+    let out = model.forward_t(xs, true)?;
+    let ce = candle_nn::loss::cross_entropy(&out.logits, labels)?;
+    let total = match loss {
+        Some(l) => (&ce + l.forward(&out.taps)?.total)?,
+        None => ce,
+    };
+    let grads = total.backward()?;
+    sgd.step(&grads)?;
+    Ok(())
+}
+
+/// Peak resident set of this process in MB, from `/proc/self/status`.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
