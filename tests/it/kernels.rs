@@ -197,3 +197,149 @@ fn both_kernels_train_the_same_model_to_float_rounding() {
         assert!(d < 1e-4, "{name}: gradients differ by {d}");
     }
 }
+
+// ---------------------------------------------------------------- batch norm
+
+/// candle-nn's training-mode batch norm (+ ReLU), with running statistics of its own.
+fn candle_bn(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    relu: bool,
+) -> (Tensor, Vec<f32>, Vec<f32>) {
+    use candle_core::ModuleT;
+    let c = x.dim(1).unwrap();
+    let rm = Var::ones(c, DType::F32, &Device::Cpu).unwrap();
+    let rv = Var::ones(c, DType::F32, &Device::Cpu).unwrap();
+    let bn = candle_nn::BatchNorm::new(
+        c,
+        rm.as_tensor().clone(),
+        rv.as_tensor().clone(),
+        gamma.clone(),
+        beta.clone(),
+        1e-5,
+    )
+    .unwrap();
+    let y = bn.forward_t(x, true).unwrap();
+    let y = if relu { y.relu().unwrap() } else { y };
+    (
+        y,
+        rm.as_tensor().to_vec1::<f32>().unwrap(),
+        rv.as_tensor().to_vec1::<f32>().unwrap(),
+    )
+}
+
+#[test]
+fn fused_batch_norm_matches_candle_forward_backward_and_statistics() {
+    for (i, shape) in [[4, 3, 5, 6], [2, 5, 3, 3], [3, 4, 1, 1]]
+        .iter()
+        .enumerate()
+    {
+        for relu in [false, true] {
+            let c = shape[1];
+            let x = (tensor(shape, i as u64) * 3.0).unwrap() + 0.5;
+            let x = x.unwrap();
+            let gamma = (tensor(&[c], 10 + i as u64) + 1.5).unwrap();
+            let beta = tensor(&[c], 20 + i as u64);
+            let g = tensor(shape, 30 + i as u64);
+            let (xv, gv, bv) = (
+                Var::from_tensor(&x).unwrap(),
+                Var::from_tensor(&gamma).unwrap(),
+                Var::from_tensor(&beta).unwrap(),
+            );
+            let (ours, stats) =
+                ops::batch_norm_train(xv.as_tensor(), gv.as_tensor(), bv.as_tensor(), 1e-5, relu)
+                    .unwrap();
+            let (theirs, rm, rv) = candle_bn(xv.as_tensor(), gv.as_tensor(), bv.as_tensor(), relu);
+            let d = rel_diff(&flat(&ours), &flat(&theirs));
+            assert!(
+                d < 1e-5,
+                "shape {shape:?} relu {relu}: forward differs by {d}"
+            );
+            // candle's running mean after one step from 1: 0.9 + 0.1 * mean.
+            let expected_rm: Vec<f32> = stats.mean.iter().map(|m| 0.9 + 0.1 * m).collect();
+            assert!(rel_diff(&expected_rm, &rm) < 1e-5, "running mean");
+            let n = stats.count as f32;
+            let expected_rv: Vec<f32> = stats
+                .var
+                .iter()
+                .map(|v| 0.9 + 0.1 * v * n / (n - 1.0))
+                .collect();
+            assert!(rel_diff(&expected_rv, &rv) < 1e-5, "running var");
+
+            let grads_of = |y: &Tensor| {
+                let store = (y * &g).unwrap().sum_all().unwrap().backward().unwrap();
+                [&xv, &gv, &bv].map(|v| flat(store.get(v.as_tensor()).unwrap()))
+            };
+            for (name, a, b) in ["x", "gamma", "beta"]
+                .iter()
+                .zip(grads_of(&ours))
+                .zip(grads_of(&theirs))
+                .map(|((n, a), b)| (n, a, b))
+            {
+                let d = rel_diff(&a, &b);
+                assert!(
+                    d < 1e-5,
+                    "shape {shape:?} relu {relu}: d{name} differs by {d}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn fused_batch_norm_backward_matches_finite_differences() {
+    let shape = [3, 2, 3, 4];
+    let x = (tensor(&shape, 1) * 2.0).unwrap();
+    let gamma = Tensor::new(&[1.3f32, -0.7], &Device::Cpu).unwrap();
+    let beta = Tensor::new(&[0.2f32, 0.1], &Device::Cpu).unwrap();
+    let g = tensor(&shape, 2);
+    let bn = |x: &Tensor, gamma: &Tensor, beta: &Tensor| {
+        ops::batch_norm_train(x, gamma, beta, 1e-5, false)
+            .unwrap()
+            .0
+    };
+    let (xv, gv, bv) = (
+        Var::from_tensor(&x).unwrap(),
+        Var::from_tensor(&gamma).unwrap(),
+        Var::from_tensor(&beta).unwrap(),
+    );
+    let store = (bn(xv.as_tensor(), gv.as_tensor(), bv.as_tensor()) * &g)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let numeric = |which: usize| -> Vec<f32> {
+        let args = [&x, &gamma, &beta];
+        let base = flat(args[which]);
+        let h = 1e-2f32;
+        (0..base.len())
+            .map(|i| {
+                let at = |delta: f32| -> f64 {
+                    let mut v = base.clone();
+                    v[i] += delta;
+                    let t = Tensor::from_vec(v, args[which].shape(), &Device::Cpu).unwrap();
+                    let mut a = args.map(|t| t.clone());
+                    a[which] = t;
+                    (bn(&a[0], &a[1], &a[2]).to_dtype(DType::F64).unwrap()
+                        * g.to_dtype(DType::F64).unwrap())
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar::<f64>()
+                    .unwrap()
+                };
+                ((at(h) - at(-h)) / (2.0 * f64::from(h))) as f32
+            })
+            .collect()
+    };
+    for (which, var) in [&xv, &gv, &bv].iter().enumerate() {
+        let analytic = flat(store.get(var.as_tensor()).unwrap());
+        let d = rel_diff(&analytic, &numeric(which));
+        assert!(
+            d < 2e-3,
+            "argument {which}: differs from finite differences by {d}"
+        );
+    }
+}

@@ -5,10 +5,11 @@
 //! reference's replaced stem do. With a width multiplier, the growth rate and the stem's
 //! 64 channels are scaled; transitions still halve (floor) the channel count.
 
-use candle_core::{D, Module, ModuleT, Result, Tensor};
-use candle_nn::{BatchNorm, Linear, VarBuilder};
+use candle_core::{D, Module, Result, Tensor};
+use candle_nn::{Linear, VarBuilder};
 
 use super::layers::{self, Conv, ConvInit, ConvSpec, LinearInit, TapPlan, TapSink};
+use super::norm::{self, Norm};
 use crate::engine::ops;
 
 const GROWTH: usize = 32;
@@ -46,9 +47,9 @@ fn conv(in_channels: usize, out_channels: usize, kernel: usize, padding: usize) 
 
 /// BN-ReLU-conv1x1-BN-ReLU-conv3x3, its output concatenated to its input.
 struct DenseLayer {
-    norm1: BatchNorm,
+    norm1: Norm,
     conv1: Conv,
-    norm2: BatchNorm,
+    norm2: Norm,
     conv2: Conv,
 }
 
@@ -61,24 +62,24 @@ impl DenseLayer {
     ) -> Result<DenseLayer> {
         let mid = BN_SIZE * growth;
         Ok(DenseLayer {
-            norm1: layers::batch_norm(in_channels, vb.pp("norm1"))?,
+            norm1: norm::batch_norm(in_channels, plan.kernels(), vb.pp("norm1"))?,
             conv1: Conv::new(conv(in_channels, mid, 1, 0), plan, vb.pp("conv1"))?,
-            norm2: layers::batch_norm(mid, vb.pp("norm2"))?,
+            norm2: norm::batch_norm(mid, plan.kernels(), vb.pp("norm2"))?,
             conv2: Conv::new(conv(mid, growth, 3, 1), plan, vb.pp("conv2"))?,
         })
     }
 
     fn forward(&self, xs: &Tensor, train: bool, taps: &mut TapSink) -> Result<Tensor> {
-        let ys = self.norm1.forward_t(xs, train)?.relu()?;
+        let ys = self.norm1.forward_relu_t(xs, train)?;
         let ys = self.conv1.forward(&ys, taps)?;
-        let ys = self.norm2.forward_t(&ys, train)?.relu()?;
+        let ys = self.norm2.forward_relu_t(&ys, train)?;
         self.conv2.forward(&ys, taps)
     }
 }
 
 /// BN-ReLU-conv1x1-avgpool2x2.
 struct Transition {
-    norm: BatchNorm,
+    norm: Norm,
     conv: Conv,
 }
 
@@ -90,9 +91,9 @@ struct Block {
 /// DenseNet-121.
 pub(crate) struct DenseNet121 {
     conv0: Conv,
-    norm0: BatchNorm,
+    norm0: Norm,
     blocks: Vec<Block>,
-    norm5: BatchNorm,
+    norm5: Norm,
     classifier: Linear,
 }
 
@@ -108,7 +109,7 @@ impl DenseNet121 {
         let fvb = vb.pp("features");
         let mut channels = layers::scaled(INIT_FEATURES, width);
         let conv0 = Conv::new(conv(in_channels, channels, 3, 1), plan, fvb.pp("conv0"))?;
-        let norm0 = layers::batch_norm(channels, fvb.pp("norm0"))?;
+        let norm0 = norm::batch_norm(channels, plan.kernels(), fvb.pp("norm0"))?;
         let mut blocks = Vec::with_capacity(BLOCKS.len());
         for (b, &n) in BLOCKS.iter().enumerate() {
             let bvb = fvb.pp(format!("denseblock{}", b + 1));
@@ -124,7 +125,7 @@ impl DenseNet121 {
             channels += n * growth;
             let transition = if b + 1 < BLOCKS.len() {
                 let tvb = fvb.pp(format!("transition{}", b + 1));
-                let norm = layers::batch_norm(channels, tvb.pp("norm"))?;
+                let norm = norm::batch_norm(channels, plan.kernels(), tvb.pp("norm"))?;
                 let conv = Conv::new(conv(channels, channels / 2, 1, 0), plan, tvb.pp("conv"))?;
                 channels /= 2;
                 Some(Transition { norm, conv })
@@ -136,7 +137,7 @@ impl DenseNet121 {
                 transition,
             });
         }
-        let norm5 = layers::batch_norm(channels, fvb.pp("norm5"))?;
+        let norm5 = norm::batch_norm(channels, plan.kernels(), fvb.pp("norm5"))?;
         let classifier = layers::linear(
             channels,
             num_classes,
@@ -154,7 +155,7 @@ impl DenseNet121 {
 
     pub(crate) fn forward(&self, xs: &Tensor, train: bool, taps: &mut TapSink) -> Result<Tensor> {
         let ys = self.conv0.forward(xs, taps)?;
-        let ys = self.norm0.forward_t(&ys, train)?.relu()?;
+        let ys = self.norm0.forward_relu_t(&ys, train)?;
         let mut ys = ops::max_pool2d(&ys, 3, 2, 1)?;
         for block in &self.blocks {
             // torchvision concatenates every previous output before each layer; growing one
@@ -164,12 +165,12 @@ impl DenseNet121 {
                 ys = Tensor::cat(&[&ys, &new], 1)?;
             }
             if let Some(t) = &block.transition {
-                let zs = t.norm.forward_t(&ys, train)?.relu()?;
+                let zs = t.norm.forward_relu_t(&ys, train)?;
                 let zs = t.conv.forward(&zs, taps)?;
                 ys = ops::avg_pool2d(&zs, 2)?;
             }
         }
-        let ys = self.norm5.forward_t(&ys, train)?.relu()?;
+        let ys = self.norm5.forward_relu_t(&ys, train)?;
         let ys = ys.mean(D::Minus1)?.mean(D::Minus1)?;
         self.classifier.forward(&ys)
     }

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::init::{FanInOut, NonLinearity, NormalOrUniform};
-use candle_nn::{BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Init, Linear, VarBuilder};
+use candle_nn::{Conv2d, Conv2dConfig, Init, Linear, VarBuilder};
 
 use crate::engine::ops::{self, Kernels};
 use rand::{Rng, SeedableRng};
@@ -90,6 +90,10 @@ impl TapPlan {
         let slot = self.names.iter().position(|n| n == name)?;
         self.channels[slot] = out_channels;
         Some(slot)
+    }
+
+    pub(crate) fn kernels(&self) -> Kernels {
+        self.kernels
     }
 
     pub(crate) fn into_parts(self) -> (Vec<String>, Vec<usize>) {
@@ -221,21 +225,6 @@ impl Conv {
             std::cmp::Ordering::Less => xs.pad_with_zeros(2, 0, extra_w - extra_h),
         }
     }
-}
-
-/// PyTorch's `BatchNorm2d` defaults: eps 1e-5, momentum 0.1, affine, weight 1, bias 0.
-/// candle-nn 0.11's `BatchNorm` is used as is: in training it normalises with the batch's
-/// biased variance, lets gradients flow through the batch statistics, and updates the
-/// running mean and the unbiased running variance in place (they are `Var`s of the
-/// `VarMap`, so checkpoints hold them); in evaluation it uses the running statistics.
-pub(crate) fn batch_norm(channels: usize, vb: VarBuilder) -> Result<BatchNorm> {
-    let config = BatchNormConfig {
-        eps: 1e-5,
-        remove_mean: true,
-        affine: true,
-        momentum: 0.1,
-    };
-    candle_nn::batch_norm(channels, config, vb)
 }
 
 /// How a linear layer is initialised.

@@ -18,6 +18,7 @@ mod densenet;
 mod error;
 mod init;
 mod layers;
+mod norm;
 mod resnet;
 mod vgg;
 

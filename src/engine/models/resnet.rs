@@ -2,10 +2,11 @@
 //! stride-1, padding-1, bias-free conv (PyTorch's default init, as the reference replaces
 //! it after torchvision's init loop); the 3x3 stride-2 padding-1 max pool is kept.
 
-use candle_core::{Module, ModuleT, Result, Tensor};
-use candle_nn::{BatchNorm, Linear, VarBuilder};
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{Linear, VarBuilder};
 
 use super::layers::{self, Conv, ConvInit, ConvSpec, LinearInit, TapPlan, TapSink};
+use super::norm::{self, Norm};
 use crate::engine::ops;
 
 const PLANES: [usize; 4] = [64, 128, 256, 512];
@@ -41,10 +42,10 @@ fn conv3(in_channels: usize, out_channels: usize, stride: usize, init: ConvInit)
 /// torchvision's `BasicBlock`.
 struct BasicBlock {
     conv1: Conv,
-    bn1: BatchNorm,
+    bn1: Norm,
     conv2: Conv,
-    bn2: BatchNorm,
-    downsample: Option<(Conv, BatchNorm)>,
+    bn2: Norm,
+    downsample: Option<(Conv, Norm)>,
 }
 
 impl BasicBlock {
@@ -60,13 +61,13 @@ impl BasicBlock {
             plan,
             vb.pp("conv1"),
         )?;
-        let bn1 = layers::batch_norm(planes, vb.pp("bn1"))?;
+        let bn1 = norm::batch_norm(planes, plan.kernels(), vb.pp("bn1"))?;
         let conv2 = Conv::new(
             conv3(planes, planes, 1, ConvInit::KaimingFanOut),
             plan,
             vb.pp("conv2"),
         )?;
-        let bn2 = layers::batch_norm(planes, vb.pp("bn2"))?;
+        let bn2 = norm::batch_norm(planes, plan.kernels(), vb.pp("bn2"))?;
         let downsample = if stride != 1 || inplanes != planes {
             let spec = ConvSpec {
                 in_channels: inplanes,
@@ -80,7 +81,7 @@ impl BasicBlock {
             let vb = vb.pp("downsample");
             Some((
                 Conv::new(spec, plan, vb.pp(0))?,
-                layers::batch_norm(planes, vb.pp(1))?,
+                norm::batch_norm(planes, plan.kernels(), vb.pp(1))?,
             ))
         } else {
             None
@@ -96,7 +97,7 @@ impl BasicBlock {
 
     fn forward(&self, xs: &Tensor, train: bool, taps: &mut TapSink) -> Result<Tensor> {
         let ys = self.conv1.forward(xs, taps)?;
-        let ys = self.bn1.forward_t(&ys, train)?.relu()?;
+        let ys = self.bn1.forward_relu_t(&ys, train)?;
         let ys = self.conv2.forward(&ys, taps)?;
         let ys = self.bn2.forward_t(&ys, train)?;
         let identity = match &self.downsample {
@@ -110,7 +111,7 @@ impl BasicBlock {
 /// ResNet-18.
 pub(crate) struct ResNet18 {
     conv1: Conv,
-    bn1: BatchNorm,
+    bn1: Norm,
     layers: Vec<BasicBlock>,
     fc: Linear,
 }
@@ -129,7 +130,7 @@ impl ResNet18 {
             plan,
             vb.pp("conv1"),
         )?;
-        let bn1 = layers::batch_norm(planes[0], vb.pp("bn1"))?;
+        let bn1 = norm::batch_norm(planes[0], plan.kernels(), vb.pp("bn1"))?;
         let mut blocks = Vec::with_capacity(8);
         let mut inplanes = planes[0];
         for (i, &p) in planes.iter().enumerate() {
@@ -150,7 +151,7 @@ impl ResNet18 {
 
     pub(crate) fn forward(&self, xs: &Tensor, train: bool, taps: &mut TapSink) -> Result<Tensor> {
         let ys = self.conv1.forward(xs, taps)?;
-        let ys = self.bn1.forward_t(&ys, train)?.relu()?;
+        let ys = self.bn1.forward_relu_t(&ys, train)?;
         let mut ys = ops::max_pool2d(&ys, 3, 2, 1)?;
         for block in &self.layers {
             ys = block.forward(&ys, train, taps)?;

@@ -4,9 +4,10 @@
 //! width 4096 is scaled by the width multiplier like every channel count.
 
 use candle_core::{Module, ModuleT, Result, Tensor};
-use candle_nn::{BatchNorm, Linear, VarBuilder};
+use candle_nn::{Linear, VarBuilder};
 
 use super::layers::{self, Conv, ConvInit, ConvSpec, Dropout, LinearInit, TapPlan, TapSink};
+use super::norm::{self, Norm};
 use crate::engine::ops;
 
 /// Configuration "D": channel counts, `None` for a max pool.
@@ -57,7 +58,7 @@ pub(crate) fn conv_names() -> Vec<String> {
 }
 
 enum Feature {
-    Conv(Conv, BatchNorm),
+    Conv(Conv, Norm),
     Pool,
 }
 
@@ -96,7 +97,7 @@ impl Vgg16Bn {
                         init: ConvInit::KaimingFanOut,
                     };
                     let conv = Conv::new(spec, plan, fvb.pp(index))?;
-                    let bn = layers::batch_norm(out, fvb.pp(index + 1))?;
+                    let bn = norm::batch_norm(out, plan.kernels(), fvb.pp(index + 1))?;
                     features.push(Feature::Conv(conv, bn));
                     channels = out;
                     index += 3;
@@ -129,9 +130,7 @@ impl Vgg16Bn {
         let mut ys = xs.clone();
         for feature in &self.features {
             ys = match feature {
-                Feature::Conv(conv, bn) => {
-                    bn.forward_t(&conv.forward(&ys, taps)?, train)?.relu()?
-                }
+                Feature::Conv(conv, bn) => bn.forward_relu_t(&conv.forward(&ys, taps)?, train)?,
                 Feature::Pool => ops::max_pool2d(&ys, 2, 2, 0)?,
             };
         }

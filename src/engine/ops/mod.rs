@@ -2,10 +2,11 @@
 //! padding and overlapping windows (ResNet's and DenseNet's 3x3 stride-2 stem pool), and
 //! PyTorch's adaptive average pooling (VGG's 7x7 pool for any input size), average
 //! pooling whose backward is right for odd sizes; and the fast CPU kernels (convolution
-//! through im2col + gemm) that replace candle's slower ones.
+//! through im2col + gemm, batch norm fused with ReLU) that replace candle's slower ones.
 
 mod adaptive_avg_pool;
 mod avg_pool;
+mod batch_norm;
 mod conv2d;
 mod gemm;
 mod kernels;
@@ -13,6 +14,7 @@ mod max_pool;
 
 pub use adaptive_avg_pool::{adaptive_avg_pool2d, adaptive_windows};
 pub use avg_pool::avg_pool2d;
+pub use batch_norm::{BatchStats, batch_norm_train};
 pub use conv2d::conv2d;
 pub use kernels::Kernels;
 pub use max_pool::max_pool2d;
