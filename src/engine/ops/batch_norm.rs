@@ -236,7 +236,7 @@ impl CustomOp3 for Backward {
             .into_par_iter()
             .map(|c| {
                 let mu = f64::from(mean[c]);
-                let dbeta = d.channel_sum(c, &dz);
+                let dbeta = d.channel_sum(c, dz);
                 let dxhat = d.channel_sum(c, |i| dz(i) * (f64::from(x[i]) - mu)) * invstd[c];
                 (dbeta, dxhat)
             })
