@@ -30,12 +30,25 @@ test:
 schema:
     cargo run --quiet -- schema
 
-# Benchmarks: planning, the topographic loss, the audio front end, the report
-bench:
+# Training speed against PyTorch, side by side (installs torch once); writes bench/RESULTS.md
+bench *ARGS:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    bash bench/setup.sh
+    bin=$(cargo bench --bench train_step --no-run --message-format=json \
+        | python3 -c 'import json, sys; print([m["executable"] for m in map(json.loads, sys.stdin) if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "train_step" and m.get("executable")][-1])')
+    python3 bench/compare.py --topo-bin "$bin" --plain --markdown bench/RESULTS.md {{ARGS}}
+
+# The parts' benchmarks: planner, topographic loss, audio front end, report
+bench-parts:
     cargo bench --bench plan
     cargo bench --bench topo_loss
     cargo bench --bench frontend
     cargo bench --bench report
+
+# `cargo check --features cuda` with nvcc from NVIDIA's PyPI wheels (no GPU or toolkit needed)
+cuda-check:
+    bash scripts/cuda_check.sh
 
 # The quickstart end to end: train, then report
 quickstart:

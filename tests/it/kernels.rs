@@ -343,3 +343,39 @@ fn fused_batch_norm_backward_matches_finite_differences() {
         );
     }
 }
+
+#[test]
+fn fused_batch_norm_in_evaluation_matches_candle() {
+    use candle_core::ModuleT;
+    let shape = [3, 4, 5, 2];
+    let x = (tensor(&shape, 5) * 2.0).unwrap();
+    let gamma = (tensor(&[4], 6) + 1.2).unwrap();
+    let beta = tensor(&[4], 7);
+    let mean = tensor(&[4], 8);
+    let var = (tensor(&[4], 9) + 1.5).unwrap();
+    let bn = candle_nn::BatchNorm::new(
+        4,
+        mean.clone(),
+        var.clone(),
+        gamma.clone(),
+        beta.clone(),
+        1e-5,
+    )
+    .unwrap();
+    let g = tensor(&shape, 10);
+    for relu in [false, true] {
+        let xv = Var::from_tensor(&x).unwrap();
+        let ours =
+            ops::batch_norm_eval(xv.as_tensor(), &gamma, &beta, &mean, &var, 1e-5, relu).unwrap();
+        let theirs = bn.forward_t(xv.as_tensor(), false).unwrap();
+        let theirs = if relu { theirs.relu().unwrap() } else { theirs };
+        let d = rel_diff(&flat(&ours), &flat(&theirs));
+        assert!(d < 1e-5, "relu {relu}: forward differs by {d}");
+        let dx = |y: &Tensor| {
+            let store = (y * &g).unwrap().sum_all().unwrap().backward().unwrap();
+            flat(store.get(xv.as_tensor()).unwrap())
+        };
+        let d = rel_diff(&dx(&ours), &dx(&theirs));
+        assert!(d < 1e-5, "relu {relu}: input gradient differs by {d}");
+    }
+}

@@ -13,7 +13,7 @@ const MOMENTUM: f64 = 0.1;
 /// variance are `Var`s of the `VarMap` (so checkpoints hold them), updated in training
 /// and used in evaluation. Gradients flow through the batch statistics.
 pub(crate) struct Norm {
-    /// candle-nn's layer: the candle kernels' path, and evaluation on both.
+    /// candle-nn's layer: the candle kernels' path.
     bn: BatchNorm,
     running_mean: Var,
     running_var: Var,
@@ -55,6 +55,17 @@ impl Norm {
                 let (ys, stats) = ops::batch_norm_train(xs, weight, bias, EPS, relu)?;
                 self.update_running(&stats)?;
                 return Ok(ys);
+            }
+            (Kernels::Fast, false, Some((weight, bias))) => {
+                return ops::batch_norm_eval(
+                    xs,
+                    weight,
+                    bias,
+                    self.running_mean.as_tensor(),
+                    self.running_var.as_tensor(),
+                    EPS,
+                    relu,
+                );
             }
             _ => self.bn.forward_t(xs, train)?,
         };

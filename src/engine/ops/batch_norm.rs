@@ -11,7 +11,7 @@
 use std::sync::{Arc, Mutex};
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, bail};
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
 /// Per-channel batch statistics of one forward pass.
@@ -135,18 +135,7 @@ impl CustomOp3 for Forward {
                 )
             })
             .unzip();
-        let mut y = vec![0f32; x.len()];
-        let relu = self.relu;
-        y.par_chunks_mut(d.plane.max(1))
-            .zip(x.par_chunks(d.plane.max(1)))
-            .enumerate()
-            .for_each(|(i, (y, x))| {
-                let (a, b) = (scale[i % d.channels], shift[i % d.channels]);
-                for (y, &x) in y.iter_mut().zip(x) {
-                    let v = x * a + b;
-                    *y = if relu { v.max(0.0) } else { v };
-                }
-            });
+        let y = affine_channels(x, d, &scale, &shift, self.relu);
         let mut stats = self
             .stats
             .lock()
@@ -273,6 +262,96 @@ impl CustomOp3 for Backward {
         }
         Ok((CpuStorage::F32(out), Shape::from(total + 2 * d.channels)))
     }
+}
+
+/// `[relu](x * scale_c + shift_c)` for every channel `c`, in parallel over planes.
+fn affine_channels(x: &[f32], d: Dims, scale: &[f32], shift: &[f32], relu: bool) -> Vec<f32> {
+    let mut y = vec![0f32; x.len()];
+    y.par_chunks_mut(d.plane.max(1))
+        .zip(x.par_chunks(d.plane.max(1)))
+        .enumerate()
+        .for_each(|(i, (y, x))| {
+            let (a, b) = (scale[i % d.channels], shift[i % d.channels]);
+            for (y, &x) in y.iter_mut().zip(x) {
+                let v = x * a + b;
+                *y = if relu { v.max(0.0) } else { v };
+            }
+        });
+    y
+}
+
+/// Evaluation-mode batch norm: a fixed affine map per channel, then ReLU if asked.
+/// Its backward reaches the input only (the folded weights are constants here), which
+/// is all evaluation needs.
+struct Eval {
+    scale: Vec<f32>,
+    shift: Vec<f32>,
+    relu: bool,
+}
+
+impl CustomOp1 for Eval {
+    fn name(&self) -> &'static str {
+        "fast-batch-norm-eval"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let d = Dims::of(layout.shape())?;
+        if d.channels != self.scale.len() {
+            bail!(
+                "batch_norm: input has {} channels, the layer {}",
+                d.channels,
+                self.scale.len()
+            )
+        }
+        let x = f32_slice(storage, layout, "input")?;
+        let y = affine_channels(x, d, &self.scale, &self.shift, self.relu);
+        Ok((CpuStorage::F32(y), layout.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let shape: Vec<usize> = (0..res.rank())
+            .map(|i| if i == 1 { self.scale.len() } else { 1 })
+            .collect();
+        let scale = Tensor::from_slice(&self.scale, shape, res.device())?;
+        let dx = grad.broadcast_mul(&scale)?;
+        if self.relu {
+            let positive = res.gt(0.0)?.to_dtype(dx.dtype())?;
+            dx * positive
+        } else {
+            Ok(dx)
+        }
+        .map(Some)
+    }
+}
+
+/// Evaluation-mode batch norm of `x` with the running statistics, then ReLU if `relu`.
+pub fn batch_norm_eval(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    eps: f64,
+    relu: bool,
+) -> Result<Tensor> {
+    let [gamma, beta, mean, var] =
+        [gamma, beta, running_mean, running_var].map(|t| t.to_dtype(candle_core::DType::F32));
+    let (gamma, beta, mean, var) = (
+        gamma?.to_vec1::<f32>()?,
+        beta?.to_vec1::<f32>()?,
+        mean?.to_vec1::<f32>()?,
+        var?.to_vec1::<f32>()?,
+    );
+    let (scale, shift) = (0..gamma.len())
+        .map(|c| {
+            let a = f64::from(gamma[c]) / (f64::from(var[c]) + eps).sqrt();
+            (
+                a as f32,
+                (f64::from(beta[c]) - f64::from(mean[c]) * a) as f32,
+            )
+        })
+        .unzip();
+    x.contiguous()?.apply_op1(Eval { scale, shift, relu })
 }
 
 /// Training-mode batch norm of `x` (`(B, C, ...)`, f32, CPU) with the batch's

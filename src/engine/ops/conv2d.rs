@@ -3,13 +3,12 @@
 //!
 //! candle 0.11 computes a conv's input gradient with `conv_transpose2d`, a direct loop
 //! several times slower than its matrix multiply, and its weight gradient as a conv whose
-//! "kernel" is the whole output gradient. Here all three products are one gemm per image
-//! on the unfolded input (`cols`, `K x L` with `K = C_in * kh * kw` and `L = OH * OW`):
-//! `y = W cols`, `dcols = W^T dy` folded back onto the input, `dW = sum_n dy_n cols_n^T`.
-//! Images are split into one contiguous group per thread, each group summing its own
-//! weight gradient, and the groups are added in order: the result does not depend on
-//! scheduling, so a resumed run stays bit-identical. A 1x1 stride-1 unpadded conv
-//! multiplies the input directly.
+//! "kernel" is the whole output gradient. Here each is one wide gemm over a chunk of
+//! images unfolded side by side (`cols`, `K x (n L)` with `K = C_in * kh * kw` and
+//! `L = OH * OW`): `y = W cols`, `dcols = W^T dy` folded back onto the inputs,
+//! `dW = dy cols^T`, chunks summed in order. gemm splits its output, never its sums,
+//! across threads, so results do not depend on scheduling and a resumed run stays
+//! bit-identical.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, bail};
@@ -78,11 +77,6 @@ impl Geometry {
         self.c_out * self.l()
     }
 
-    /// The input itself is the `K x L` matrix: no unfolding needed.
-    fn is_pointwise(&self) -> bool {
-        self.kh == 1 && self.kw == 1 && self.stride == 1 && self.padding == 0
-    }
-
     /// Input row read by kernel row `ky` for output row `oy`, or `None` in the padding.
     fn source_row(&self, oy: usize, ky: usize) -> Option<usize> {
         (oy * self.stride + ky)
@@ -104,15 +98,25 @@ impl Geometry {
         (lo.min(hi), hi)
     }
 
-    /// Unfolds one image (`C_in x H x W`) into `cols` (`K x L`).
-    fn im2col(&self, x: &[f32], cols: &mut [f32]) {
-        let l = self.l();
-        for c in 0..self.c_in {
-            let plane = &x[c * self.h * self.w..(c + 1) * self.h * self.w];
+    /// Images unfolded at once: as many as fit a budget of unfolded values, so the
+    /// products are few and wide (per-image products of the deep layers, `L` = 4 or 16
+    /// columns, leave gemm's kernels mostly idle).
+    fn chunk(&self) -> usize {
+        const BUDGET: usize = 32 << 20;
+        (BUDGET / (self.k() * self.l()).max(1)).clamp(1, self.batch.max(1))
+    }
+
+    /// Unfolds input channel `c` of images `first..first + nb` into its `kh * kw` rows of
+    /// the chunk's `K x (nb * L)` matrix (`rows`), image `i` in columns `i * L..`.
+    fn im2col_channel(&self, x: &[f32], first: usize, nb: usize, c: usize, rows: &mut [f32]) {
+        let (l, width) = (self.l(), nb * self.l());
+        for i in 0..nb {
+            let start = ((first + i) * self.c_in + c) * self.h * self.w;
+            let plane = &x[start..start + self.h * self.w];
             for ky in 0..self.kh {
                 for kx in 0..self.kw {
-                    let row = ((c * self.kh + ky) * self.kw + kx) * l;
-                    let out = &mut cols[row..row + l];
+                    let row = (ky * self.kw + kx) * width + i * l;
+                    let out = &mut rows[row..row + l];
                     let (lo, hi) = self.valid_cols(kx);
                     for oy in 0..self.oh {
                         let line = &mut out[oy * self.ow..(oy + 1) * self.ow];
@@ -130,8 +134,8 @@ impl Geometry {
                         if self.stride == 1 {
                             line[lo..hi].copy_from_slice(&src[x0..x0 + hi - lo]);
                         } else {
-                            for (i, v) in line[lo..hi].iter_mut().enumerate() {
-                                *v = src[x0 + i * self.stride];
+                            for (j, v) in line[lo..hi].iter_mut().enumerate() {
+                                *v = src[x0 + j * self.stride];
                             }
                         }
                     }
@@ -140,16 +144,25 @@ impl Geometry {
         }
     }
 
-    /// Folds `cols` (`K x L`) back onto one image, adding overlapping taps; the adjoint
-    /// of [`Geometry::im2col`].
-    fn col2im(&self, cols: &[f32], x: &mut [f32]) {
-        x.fill(0.0);
-        let l = self.l();
+    /// Unfolds images `first..first + nb` into `cols` (`K x (nb * L)`), in parallel
+    /// over input channels.
+    fn im2col(&self, x: &[f32], first: usize, nb: usize, cols: &mut [f32]) {
+        let per_channel = self.kh * self.kw * nb * self.l();
+        cols[..self.c_in * per_channel]
+            .par_chunks_mut(per_channel.max(1))
+            .enumerate()
+            .for_each(|(c, rows)| self.im2col_channel(x, first, nb, c, rows));
+    }
+
+    /// Adds image `i`'s columns of `cols` (`K x (nb * L)`) onto its input gradient (`dx`,
+    /// `C_in x H x W`, all zeros on entry): the adjoint of the unfolding.
+    fn col2im_image(&self, cols: &[f32], nb: usize, i: usize, dx: &mut [f32]) {
+        let (l, width) = (self.l(), nb * self.l());
         for c in 0..self.c_in {
-            let plane = &mut x[c * self.h * self.w..(c + 1) * self.h * self.w];
+            let plane = &mut dx[c * self.h * self.w..(c + 1) * self.h * self.w];
             for ky in 0..self.kh {
                 for kx in 0..self.kw {
-                    let row = ((c * self.kh + ky) * self.kw + kx) * l;
+                    let row = ((c * self.kh + ky) * self.kw + kx) * width + i * l;
                     let src = &cols[row..row + l];
                     let (lo, hi) = self.valid_cols(kx);
                     for oy in 0..self.oh {
@@ -159,8 +172,8 @@ impl Geometry {
                         let line = &src[oy * self.ow..(oy + 1) * self.ow];
                         let dst = &mut plane[y * self.w..(y + 1) * self.w];
                         let x0 = lo * self.stride + kx - self.padding;
-                        for (i, v) in line[lo..hi].iter().enumerate() {
-                            dst[x0 + i * self.stride] += v;
+                        for (j, v) in line[lo..hi].iter().enumerate() {
+                            dst[x0 + j * self.stride] += v;
                         }
                     }
                 }
@@ -168,23 +181,31 @@ impl Geometry {
         }
     }
 
-    /// Contiguous groups of images, one per thread (fewer when the batch is smaller).
-    fn groups(&self) -> Vec<std::ops::Range<usize>> {
-        let parts = rayon::current_num_threads().clamp(1, self.batch.max(1));
-        let per = self.batch.div_ceil(parts).max(1);
-        (0..self.batch)
-            .step_by(per)
-            .map(|s| s..(s + per).min(self.batch))
-            .collect()
+    /// Rows of `ys` (`C_out x (nb * L)`, image `i` in columns `i * L..`) into the
+    /// images' own `C_out x L` blocks of `out`, in parallel over images.
+    fn scatter_images(&self, ys: &[f32], nb: usize, out: &mut [f32]) {
+        let (l, width) = (self.l(), nb * self.l());
+        out.par_chunks_mut(self.out_plane().max(1))
+            .enumerate()
+            .for_each(|(i, image)| {
+                for (c, dst) in image.chunks_mut(l.max(1)).enumerate() {
+                    dst.copy_from_slice(&ys[c * width + i * l..c * width + (i + 1) * l]);
+                }
+            });
     }
 
-    /// Threads left for gemm itself when the batch cannot occupy them all.
-    fn gemm_threads(&self) -> usize {
-        if self.batch >= rayon::current_num_threads() {
-            1
-        } else {
-            rayon::current_num_threads()
-        }
+    /// The inverse of [`Geometry::scatter_images`]: images' `C_out x L` blocks of
+    /// `images` into the rows of `ys`, in parallel over rows.
+    fn gather_images(&self, images: &[f32], nb: usize, ys: &mut [f32]) {
+        let l = self.l();
+        ys.par_chunks_mut((nb * l).max(1))
+            .enumerate()
+            .for_each(|(c, row)| {
+                for (i, dst) in row.chunks_mut(l.max(1)).enumerate() {
+                    let start = i * self.out_plane() + c * l;
+                    dst.copy_from_slice(&images[start..start + l]);
+                }
+            });
     }
 }
 
@@ -221,32 +242,26 @@ impl CustomOp2 for Forward {
         let x = f32_slice(s1, l1, "input")?;
         let weight = f32_slice(s2, l2, "weight")?;
         let mut y = vec![0f32; g.batch * g.out_plane()];
-        let (k, l) = (g.k(), g.l());
-        let threads = g.gemm_threads();
-        let scratch = if g.is_pointwise() { 0 } else { k * l };
-        y.par_chunks_mut(g.out_plane().max(1))
-            .zip(x.par_chunks(g.in_plane().max(1)))
-            .try_for_each_init(
-                || vec![0f32; scratch],
-                |cols, (y, x)| {
-                    let cols: &[f32] = if g.is_pointwise() {
-                        x
-                    } else {
-                        g.im2col(x, cols);
-                        cols
-                    };
-                    sgemm(
-                        y,
-                        Mat::dense(g.c_out, l),
-                        weight,
-                        Mat::dense(g.c_out, k),
-                        cols,
-                        Mat::dense(k, l),
-                        Store::Overwrite,
-                        threads,
-                    )
-                },
+        let (k, l, chunk) = (g.k(), g.l(), g.chunk());
+        let mut cols = vec![0f32; k * chunk * l];
+        let mut ys = vec![0f32; g.c_out * chunk * l];
+        for first in (0..g.batch).step_by(chunk) {
+            let nb = chunk.min(g.batch - first);
+            let width = nb * l;
+            g.im2col(x, first, nb, &mut cols);
+            sgemm(
+                &mut ys,
+                Mat::dense(g.c_out, width),
+                weight,
+                Mat::dense(g.c_out, k),
+                &cols,
+                Mat::dense(k, width),
+                Store::Overwrite,
+                rayon::current_num_threads(),
             )?;
+            let out = &mut y[first * g.out_plane()..(first + nb) * g.out_plane()];
+            g.scatter_images(&ys, nb, out);
+        }
         Ok((
             CpuStorage::F32(y),
             Shape::from((g.batch, g.c_out, g.oh, g.ow)),
@@ -314,32 +329,31 @@ impl CustomOp2 for InputGrad {
         }
         let dy = f32_slice(s1, l1, "output gradient")?;
         let weight = f32_slice(s2, l2, "weight")?;
-        let (k, l) = (g.k(), g.l());
-        let threads = g.gemm_threads();
+        let (k, l, chunk) = (g.k(), g.l(), g.chunk());
         let mut dx = vec![0f32; g.batch * g.in_plane()];
-        dx.par_chunks_mut(g.in_plane().max(1))
-            .zip(dy.par_chunks(g.out_plane().max(1)))
-            .try_for_each_init(
-                || vec![0f32; if g.is_pointwise() { 0 } else { k * l }],
-                |dcols, (dx, dy)| {
-                    // W^T (K x C_out) dy (C_out x L), straight into dx when pointwise.
-                    let target: &mut [f32] = if g.is_pointwise() { dx } else { dcols };
-                    sgemm(
-                        target,
-                        Mat::dense(k, l),
-                        weight,
-                        Mat::dense(g.c_out, k).t(),
-                        dy,
-                        Mat::dense(g.c_out, l),
-                        Store::Overwrite,
-                        threads,
-                    )?;
-                    if !g.is_pointwise() {
-                        g.col2im(dcols, dx);
-                    }
-                    Ok::<(), candle_core::Error>(())
-                },
+        let mut dys = vec![0f32; g.c_out * chunk * l];
+        let mut dcols = vec![0f32; k * chunk * l];
+        for first in (0..g.batch).step_by(chunk) {
+            let nb = chunk.min(g.batch - first);
+            let width = nb * l;
+            let images = &dy[first * g.out_plane()..(first + nb) * g.out_plane()];
+            g.gather_images(images, nb, &mut dys);
+            // W^T (K x C_out) dy (C_out x nb L)
+            sgemm(
+                &mut dcols,
+                Mat::dense(k, width),
+                weight,
+                Mat::dense(g.c_out, k).t(),
+                &dys,
+                Mat::dense(g.c_out, width),
+                Store::Overwrite,
+                rayon::current_num_threads(),
             )?;
+            dx[first * g.in_plane()..(first + nb) * g.in_plane()]
+                .par_chunks_mut(g.in_plane().max(1))
+                .enumerate()
+                .for_each(|(i, dx)| g.col2im_image(&dcols, nb, i, dx));
+        }
         Ok((CpuStorage::F32(dx), x_shape))
     }
 }
@@ -376,47 +390,32 @@ impl CustomOp2 for WeightGrad {
         }
         let x = f32_slice(s1, l1, "input")?;
         let dy = f32_slice(s2, l2, "output gradient")?;
-        let (k, l) = (g.k(), g.l());
-        let threads = g.gemm_threads();
-        let partials = g
-            .groups()
-            .into_par_iter()
-            .map(|images| {
-                let mut dw = vec![0f32; c_out * k];
-                let mut cols = vec![0f32; if g.is_pointwise() { 0 } else { k * l }];
-                for (i, n) in images.enumerate() {
-                    let x_n = &x[n * g.in_plane()..(n + 1) * g.in_plane()];
-                    let dy_n = &dy[n * g.out_plane()..(n + 1) * g.out_plane()];
-                    let cols: &[f32] = if g.is_pointwise() {
-                        x_n
-                    } else {
-                        g.im2col(x_n, &mut cols);
-                        &cols
-                    };
-                    // dy_n (C_out x L) cols^T (L x K)
-                    let store = if i == 0 {
-                        Store::Overwrite
-                    } else {
-                        Store::Accumulate
-                    };
-                    sgemm(
-                        &mut dw,
-                        Mat::dense(c_out, k),
-                        dy_n,
-                        Mat::dense(c_out, l),
-                        cols,
-                        Mat::dense(k, l).t(),
-                        store,
-                        threads,
-                    )?;
-                }
-                Ok(dw)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let mut parts = partials.into_iter();
-        let mut dw = parts.next().unwrap_or_else(|| vec![0f32; c_out * k]);
-        for part in parts {
-            dw.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
+        let (k, l, chunk) = (g.k(), g.l(), g.chunk());
+        let mut dw = vec![0f32; c_out * k];
+        let mut cols = vec![0f32; k * chunk * l];
+        let mut dys = vec![0f32; c_out * chunk * l];
+        for first in (0..g.batch).step_by(chunk) {
+            let nb = chunk.min(g.batch - first);
+            let width = nb * l;
+            g.im2col(x, first, nb, &mut cols);
+            let images = &dy[first * g.out_plane()..(first + nb) * g.out_plane()];
+            g.gather_images(images, nb, &mut dys);
+            // dy (C_out x nb L) cols^T (nb L x K), summed over chunks in order.
+            let store = if first == 0 {
+                Store::Overwrite
+            } else {
+                Store::Accumulate
+            };
+            sgemm(
+                &mut dw,
+                Mat::dense(c_out, k),
+                &dys,
+                Mat::dense(c_out, width),
+                &cols,
+                Mat::dense(k, width).t(),
+                store,
+                rayon::current_num_threads(),
+            )?;
         }
         Ok((CpuStorage::F32(dw), w_shape))
     }
