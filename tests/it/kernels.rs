@@ -379,3 +379,41 @@ fn fused_batch_norm_in_evaluation_matches_candle() {
         assert!(d < 1e-5, "relu {relu}: input gradient differs by {d}");
     }
 }
+
+// ---------------------------------------------------------------- SGD in place
+
+#[test]
+fn in_place_sgd_steps_equal_the_pytorch_rule_in_f32_bit_for_bit() {
+    use topo::engine::optim::{Sgd, SgdConfig};
+    let (lr, mu, wd) = (0.1f32, 0.9f32, 5e-4f32);
+    let w0 = values(300, 3);
+    let var = Var::from_vec(w0.clone(), 300, &Device::Cpu).unwrap();
+    let mut sgd = Sgd::new(
+        vec![("w".to_string(), var.clone())],
+        SgdConfig {
+            lr: f64::from(lr),
+            momentum: f64::from(mu),
+            weight_decay: f64::from(wd),
+        },
+    );
+    // loss = sum(c * w^2): grad = 2 c w, different at every step.
+    let c = tensor(&[300], 4);
+    let (mut w, mut buf) = (w0, vec![0f32; 300]);
+    let cs = flat(&c);
+    for step in 0..4 {
+        let loss = (var.as_tensor().sqr().unwrap() * &c)
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        sgd.step(&loss.backward().unwrap()).unwrap();
+        for i in 0..300 {
+            let g = 2.0 * cs[i] * w[i];
+            let d = g + w[i] * wd;
+            buf[i] = if step == 0 { d } else { buf[i] * mu + d };
+            w[i] -= buf[i] * lr;
+        }
+        assert_eq!(flat(var.as_tensor()), w, "step {step}");
+    }
+    let momenta = sgd.momenta();
+    assert_eq!(flat(&momenta[0].1), buf);
+}

@@ -1,6 +1,7 @@
 //! Optimisation: the trainable variables of a model, SGD with PyTorch's rules, and the
 //! reference's learning-rate schedule.
 
+mod fused;
 mod schedule;
 mod sgd;
 mod vars;

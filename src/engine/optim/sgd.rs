@@ -87,6 +87,15 @@ impl Sgd {
                 name: name.clone(),
                 source,
             };
+            // After a variable's first step, on the CPU: the same arithmetic in place.
+            if momentum != 0.0
+                && let Some(buf) = self.momenta.get(name)
+                && super::fused::applies(&[var.as_tensor(), grad, buf])
+            {
+                super::fused::step(var.as_tensor(), grad, buf, lr, momentum, weight_decay)
+                    .map_err(wrap)?;
+                continue;
+            }
             let p = var.as_tensor().detach();
             let mut g = grad.detach();
             if weight_decay != 0.0 {
@@ -95,7 +104,8 @@ impl Sgd {
             if momentum != 0.0 {
                 let buf = match self.momenta.get(name) {
                     Some(buf) => ((buf * momentum).map_err(wrap)? + &g).map_err(wrap)?,
-                    None => g.clone(),
+                    // A copy: the in-place update must never write into the gradient.
+                    None => g.copy().map_err(wrap)?,
                 };
                 self.momenta.insert(name.clone(), buf.clone());
                 g = buf;
