@@ -205,8 +205,14 @@ impl CustomOp2 for MaxPoolBackward {
 
 /// Max pooling over the last two dimensions of a `(B, C, H, W)` tensor, with square
 /// `kernel`, `stride` and zero-free (`-inf`) `padding`, like `torch.nn.MaxPool2d(kernel,
-/// stride, padding)`. Differentiable. CPU only (f32 and f64).
+/// stride, padding)`. Differentiable, f32 and f64. The op has CPU kernels only: on
+/// another device (CUDA) the input is pooled on the CPU and the result copied back, and
+/// the gradient follows the same way (the stem's one pool per forward pass).
 pub fn max_pool2d(xs: &Tensor, kernel: usize, stride: usize, padding: usize) -> Result<Tensor> {
+    if !xs.device().is_cpu() {
+        let cpu = xs.to_device(&candle_core::Device::Cpu)?;
+        return max_pool2d(&cpu, kernel, stride, padding)?.to_device(xs.device());
+    }
     if kernel == 0 || stride == 0 {
         bail!("max_pool2d: kernel ({kernel}) and stride ({stride}) must be positive")
     }
