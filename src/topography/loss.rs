@@ -26,13 +26,17 @@ pub const DEFAULT_EPS: f64 = 1e-8;
 /// Which formula computes a layer's loss; all give the same value.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum LossPath {
-    /// [`LossPath::Fast`] where it is exact, else the reference.
+    /// [`LossPath::Kernel`] for f32 taps on the CPU, else [`LossPath::Fast`], where they
+    /// are exact; else the reference.
     #[default]
     Auto,
     /// The reference's `(B, C, C)` computation.
     Reference,
     /// The Frobenius identity (falls back to the reference when a channel is ~zero).
     Fast,
+    /// One CPU op per layer with its own backward (`kernel.rs`); f32 taps on the CPU only,
+    /// the reference when a channel is ~zero.
+    Kernel,
 }
 
 /// Why the loss cannot be built from the given targets.
@@ -60,6 +64,8 @@ struct LayerTarget {
     full: Tensor,
     /// `|full|_F^2`.
     full_sq: f64,
+    /// `full`'s values, row-major, for the CPU kernel.
+    full_values: std::sync::Arc<Vec<f32>>,
 }
 
 /// The loss of every tapped layer and their combination.
@@ -175,8 +181,20 @@ impl TopographicLoss {
         let q = y.sqr()?.sum_keepdim(D::Minus1)?;
         let fast = match self.path {
             LossPath::Reference => false,
-            LossPath::Auto | LossPath::Fast => clamp_inactive(&q, self.eps)?,
+            LossPath::Auto | LossPath::Fast | LossPath::Kernel => clamp_inactive(&q, self.eps)?,
         };
+        let kernel_fits = tap.device().is_cpu() && tap.dtype() == DType::F32;
+        match self.path {
+            LossPath::Kernel if fast && !kernel_fits => candle_core::bail!(
+                "topographic loss: the kernel path needs f32 taps on the CPU, got {:?} on {:?}",
+                tap.dtype(),
+                tap.device()
+            ),
+            LossPath::Kernel | LossPath::Auto if fast && kernel_fits => {
+                return super::kernel::layer_samples(tap, &target.full_values);
+            }
+            _ => {}
+        }
         let cast = |t: &Tensor| t.to_dtype(tap.dtype());
         if fast {
             fast_samples(&y, &q, &cast(&target.full)?, target.full_sq, pairs)
@@ -278,8 +296,10 @@ fn layer_target(layer: usize, target: &Tensor) -> Result<LayerTarget, LossError>
             .and_then(|t| t.to_dtype(dtype))
             .map_err(err)
     };
+    let full_values = std::sync::Arc::new(full.iter().map(|&v| v as f32).collect());
     Ok(LayerTarget {
         channels: c,
+        full_values,
         upper: upload(upper)?,
         mask: upload(mask)?,
         full: upload(full)?,

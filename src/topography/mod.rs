@@ -4,6 +4,7 @@
 
 mod csv;
 mod distance;
+mod kernel;
 mod kinds;
 mod loss;
 mod metrics;

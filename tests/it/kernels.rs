@@ -417,3 +417,153 @@ fn in_place_sgd_steps_equal_the_pytorch_rule_in_f32_bit_for_bit() {
     let momenta = sgd.momenta();
     assert_eq!(flat(&momenta[0].1), buf);
 }
+
+// ---------------------------------------------------------------- topographic loss
+
+fn grid_targets(channels: &[usize], dtype: DType) -> topo::topography::TopographicLoss {
+    use topo::topography::{LayerReduction, Layout, Norm, TopographicLoss, positions};
+    let pos: Vec<_> = channels
+        .iter()
+        .map(|&c| positions(Layout::Grid, 2, c).unwrap())
+        .collect();
+    TopographicLoss::from_positions(
+        &pos,
+        Norm::Euclidean,
+        LayerReduction::Sum,
+        &Device::Cpu,
+        dtype,
+    )
+    .unwrap()
+}
+
+/// Loss and gradients of the taps on one path.
+fn loss_and_grads(
+    loss: &topo::topography::TopographicLoss,
+    path: topo::topography::LossPath,
+    taps: &[Tensor],
+) -> (f64, Vec<Vec<f64>>) {
+    let vars: Vec<Var> = taps.iter().map(|t| Var::from_tensor(t).unwrap()).collect();
+    let inputs: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+    let out = loss.clone().with_path(path).forward(&inputs).unwrap();
+    let store = out.total.backward().unwrap();
+    let value = out
+        .total
+        .to_dtype(DType::F64)
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap();
+    let grads = vars
+        .iter()
+        .map(|v| {
+            store
+                .get(v.as_tensor())
+                .unwrap()
+                .to_dtype(DType::F64)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f64>()
+                .unwrap()
+        })
+        .collect();
+    (value, grads)
+}
+
+#[test]
+fn topographic_loss_kernel_matches_the_reference_value_and_gradient() {
+    use topo::topography::LossPath;
+    // Both Gram sides (C > HW and C <= HW), as on ResNet-18's taps; values away from 0
+    // so no channel is dead.
+    let shapes: [&[usize]; 4] = [
+        &[3, 64, 4, 4],
+        &[3, 16, 8, 8],
+        &[2, 128, 2, 2],
+        &[3, 32, 2, 1],
+    ];
+    let taps: Vec<Tensor> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| tensor(s, 40 + i as u64))
+        .collect();
+    let channels: Vec<usize> = shapes.iter().map(|s| s[1]).collect();
+    // The kernel in f32 against the reference in f64 (itself checked against finite
+    // differences and golden values in topography.rs).
+    let (kv, kg) = loss_and_grads(
+        &grid_targets(&channels, DType::F32),
+        LossPath::Kernel,
+        &taps,
+    );
+    let taps64: Vec<Tensor> = taps
+        .iter()
+        .map(|t| t.to_dtype(DType::F64).unwrap())
+        .collect();
+    let (rv, rg) = loss_and_grads(
+        &grid_targets(&channels, DType::F64),
+        LossPath::Reference,
+        &taps64,
+    );
+    assert!(rv > 1e-3, "a loss this small would not test much: {rv}");
+    assert!(
+        (kv - rv).abs() < 1e-5 * rv.max(1.0),
+        "kernel {kv}, reference {rv}"
+    );
+    // Against the largest gradient of all layers. (A 1x1 tap is left out: its
+    // similarities are all +-1 whatever each channel's scale, so its true gradient is 0
+    // and both f32 paths leave only rounding noise there.)
+    let scale = rg.iter().flatten().fold(0f64, |m, v| m.max(v.abs()));
+    assert!(
+        scale > 1e-4,
+        "gradients this small would not test much: {scale}"
+    );
+    for (layer, (k, r)) in kg.iter().zip(&rg).enumerate() {
+        let diff = k.iter().zip(r).fold(0f64, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            diff < 1e-5 * scale,
+            "layer {layer}: {diff} vs scale {scale}"
+        );
+    }
+    // Auto takes the kernel for f32 CPU taps: the same numbers.
+    let (av, _) = loss_and_grads(&grid_targets(&channels, DType::F32), LossPath::Auto, &taps);
+    assert_eq!(av, kv);
+}
+
+#[test]
+fn topographic_loss_kernel_gradient_matches_finite_differences() {
+    use topo::topography::LossPath;
+    let tap = tensor(&[2, 6, 3, 2], 77);
+    let loss = grid_targets(&[6], DType::F32).with_path(LossPath::Kernel);
+    let (_, grads) = loss_and_grads(&loss, LossPath::Kernel, std::slice::from_ref(&tap));
+    let base = flat(&tap);
+    let h = 1e-2f32;
+    let at = |i: usize, delta: f32| -> f64 {
+        let mut v = base.clone();
+        v[i] += delta;
+        let t = Tensor::from_vec(v, tap.shape(), &Device::Cpu).unwrap();
+        let out = loss.forward(&[t]).unwrap().total;
+        f64::from(out.to_scalar::<f32>().unwrap())
+    };
+    let numeric: Vec<f64> = (0..base.len())
+        .map(|i| (at(i, h) - at(i, -h)) / (2.0 * f64::from(h)))
+        .collect();
+    let scale = numeric.iter().fold(0f64, |m, v| m.max(v.abs()));
+    let diff = grads[0]
+        .iter()
+        .zip(&numeric)
+        .fold(0f64, |m, (a, b)| m.max((a - b).abs()));
+    assert!(
+        scale > 1e-3 && diff < 5e-3 * scale,
+        "{diff} vs scale {scale}"
+    );
+}
+
+#[test]
+fn topographic_loss_kernel_refuses_f64_taps_with_a_message() {
+    use topo::topography::LossPath;
+    let tap = tensor(&[2, 4, 2, 2], 3).to_dtype(DType::F64).unwrap();
+    let loss = grid_targets(&[4], DType::F64).with_path(LossPath::Kernel);
+    let err = loss.forward(&[tap]).unwrap_err().to_string();
+    assert!(
+        err.contains("kernel path needs f32 taps on the CPU"),
+        "{err}"
+    );
+}

@@ -8,7 +8,7 @@ mod adaptive_avg_pool;
 mod avg_pool;
 mod batch_norm;
 mod conv2d;
-mod gemm;
+pub(crate) mod gemm;
 mod kernels;
 mod max_pool;
 
