@@ -40,6 +40,8 @@ fn dims(shape: &Shape) -> Result<(usize, usize, usize)> {
 /// Shared by the loss and its gradient: one sample's similarity, computed afresh.
 struct Sample {
     q: Vec<f64>,
+    /// `1 / |y_i|`.
+    inv: Vec<f32>,
     /// `S`, `C x C`.
     s: Vec<f32>,
 }
@@ -70,12 +72,13 @@ impl Target {
             Store::Overwrite,
             1,
         )?;
-        for i in 0..c {
-            for j in 0..c {
-                s[i * c + j] = (f64::from(s[i * c + j]) / (q[i] * q[j]).sqrt()) as f32;
+        let inv: Vec<f32> = q.iter().map(|&q| (1.0 / q.sqrt()) as f32).collect();
+        for (row, &a) in s.chunks_mut(c).zip(&inv) {
+            for (v, &b) in row.iter_mut().zip(&inv) {
+                *v *= a * b;
             }
         }
-        Ok(Sample { q, s })
+        Ok(Sample { q, inv, s })
     }
 
     fn loss(&self, y: &[f32], l: usize) -> Result<f32> {
@@ -94,18 +97,21 @@ impl Target {
     /// `scale * d loss / d y` into `dy`.
     fn grad(&self, y: &[f32], l: usize, scale: f32, dy: &mut [f32]) -> Result<()> {
         let c = self.channels;
-        let Sample { q, s } = self.sample(y, l)?;
+        let Sample { q, inv, s } = self.sample(y, l)?;
         let mut m = vec![0f32; c * c];
         let mut diag = vec![0f64; c];
+        let k = (2.0 * f64::from(scale) / self.pairs) as f32;
         for i in 0..c {
+            let (srow, trow) = (&s[i * c..(i + 1) * c], &self.values[i * c..(i + 1) * c]);
+            let mrow = &mut m[i * c..(i + 1) * c];
+            let mut sum = 0f32;
             for j in 0..c {
-                if i == j {
-                    continue;
-                }
-                let r = (f64::from(s[i * c + j]) - f64::from(self.values[i * c + j])) / self.pairs;
-                m[i * c + j] = (2.0 * f64::from(scale) * r / (q[i] * q[j]).sqrt()) as f32;
-                diag[i] += r * f64::from(s[i * c + j]);
+                // R_ij * P, zero on the diagonal.
+                let r = if i == j { 0.0 } else { srow[j] - trow[j] };
+                mrow[j] = k * r * inv[i] * inv[j];
+                sum += r * srow[j];
             }
+            diag[i] = f64::from(sum) / self.pairs;
         }
         sgemm(
             dy,

@@ -522,9 +522,12 @@ fn topographic_loss_kernel_matches_the_reference_value_and_gradient() {
             "layer {layer}: {diff} vs scale {scale}"
         );
     }
-    // Auto takes the kernel for f32 CPU taps: the same numbers.
+    // Auto mixes the kernel (first two layers) and the Frobenius form (the last two).
     let (av, _) = loss_and_grads(&grid_targets(&channels, DType::F32), LossPath::Auto, &taps);
-    assert_eq!(av, kv);
+    assert!(
+        (av - rv).abs() < 1e-5 * rv.max(1.0),
+        "auto {av}, reference {rv}"
+    );
 }
 
 #[test]
