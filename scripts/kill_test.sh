@@ -12,12 +12,14 @@ kills=${2:-20}
 seed=${3:-$$}
 RANDOM=$seed
 if [ -z "$topo" ]; then
-    newest_src=$(find src Cargo.toml -newer target/release/topo 2>/dev/null | head -1 || true)
-    if [ -x target/release/topo ] && [ -z "$newest_src" ]; then
-        topo=$repo/target/release/topo
+    # Cargo's target dir, wherever CARGO_TARGET_DIR puts it.
+    target=${CARGO_TARGET_DIR:-$repo/target}
+    newest_src=$(find src Cargo.toml -newer "$target/release/topo" 2>/dev/null | head -1 || true)
+    if [ -x "$target/release/topo" ] && [ -z "$newest_src" ]; then
+        topo=$target/release/topo
     else
         cargo build --quiet # a no-op when fresh
-        topo=$repo/target/debug/topo
+        topo=$target/debug/topo
     fi
 fi
 topo=$(realpath "$topo")

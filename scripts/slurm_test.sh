@@ -26,12 +26,14 @@ command -v bc >/dev/null || fail "bc is needed for timings"
 
 topo=${1:-}
 if [ -z "$topo" ]; then
-    newest_src=$(find src Cargo.toml -newer target/release/topo 2>/dev/null | head -1 || true)
-    if [ -x target/release/topo ] && [ -z "$newest_src" ]; then
-        topo=$repo/target/release/topo
+    # Cargo's target dir, wherever CARGO_TARGET_DIR puts it.
+    target=${CARGO_TARGET_DIR:-$repo/target}
+    newest_src=$(find src Cargo.toml -newer "$target/release/topo" 2>/dev/null | head -1 || true)
+    if [ -x "$target/release/topo" ] && [ -z "$newest_src" ]; then
+        topo=$target/release/topo
     else
         cargo build --quiet # a no-op when fresh
-        topo=$repo/target/debug/topo
+        topo=$target/debug/topo
     fi
 fi
 topo=$(realpath "$topo")
