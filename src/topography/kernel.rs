@@ -9,24 +9,12 @@
 //! So a sample costs two `C x C x L` gemms and two passes over its tap, where the tensor
 //! form made a dozen passes over taps and `(B, C, C)` tensors, each kept for the backward.
 
-use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
-use crate::engine::ops::gemm::{Mat, Store, sgemm};
+use crate::engine::ops::storage::f32_slice;
 
-fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(data) = storage else {
-        bail!(
-            "topographic loss: {what} must be f32, got {:?}",
-            storage.dtype()
-        )
-    };
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => bail!("topographic loss: {what} must be contiguous"),
-    }
-}
+use crate::engine::ops::gemm::{Mat, Store, sgemm};
 
 /// `(batch, channels, positions per channel)` of a `(B, C, ...)` tap.
 fn dims(shape: &Shape) -> Result<(usize, usize, usize)> {
@@ -149,7 +137,7 @@ impl CustomOp1 for Loss {
                 self.0.channels
             )
         }
-        let y = f32_slice(storage, layout, "tap")?;
+        let y = f32_slice(storage, layout, "topographic loss", "tap")?;
         let out = y
             .par_chunks((c * l).max(1))
             .map(|sample| self.0.loss(sample, l))
@@ -179,8 +167,8 @@ impl CustomOp2 for Grad {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (b, c, l) = dims(l1.shape())?;
-        let y = f32_slice(s1, l1, "tap")?;
-        let g = f32_slice(s2, l2, "loss gradient")?;
+        let y = f32_slice(s1, l1, "topographic loss", "tap")?;
+        let g = f32_slice(s2, l2, "topographic loss", "loss gradient")?;
         if g.len() != b || c != self.0.channels {
             bail!("topographic loss backward: shapes do not match the forward's")
         }

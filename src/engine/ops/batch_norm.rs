@@ -10,9 +10,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
+
+use super::storage::f32_slice;
 
 /// Per-channel batch statistics of one forward pass.
 #[derive(Debug, Clone, Default)]
@@ -59,16 +60,6 @@ impl Dims {
     }
 }
 
-fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(data) = storage else {
-        bail!("batch_norm: {what} must be f32, got {:?}", storage.dtype())
-    };
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => bail!("batch_norm: {what} must be contiguous"),
-    }
-}
-
 /// `y = [relu](gamma * (x - mean) / sqrt(var + eps) + beta)` with the batch's statistics.
 struct Forward {
     eps: f64,
@@ -101,9 +92,9 @@ impl CustomOp3 for Forward {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let d = Dims::of(l1.shape())?;
-        let x = f32_slice(s1, l1, "input")?;
-        let gamma = f32_slice(s2, l2, "weight")?;
-        let beta = f32_slice(s3, l3, "bias")?;
+        let x = f32_slice(s1, l1, "batch_norm", "input")?;
+        let gamma = f32_slice(s2, l2, "batch_norm", "weight")?;
+        let beta = f32_slice(s3, l3, "batch_norm", "bias")?;
         if gamma.len() != d.channels || beta.len() != d.channels {
             bail!(
                 "batch_norm: {} channels but weight {} and bias {}",
@@ -197,9 +188,9 @@ impl CustomOp3 for Backward {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let d = Dims::of(l1.shape())?;
-        let x = f32_slice(s1, l1, "input")?;
-        let y = f32_slice(s2, l2, "output")?;
-        let dy = f32_slice(s3, l3, "output gradient")?;
+        let x = f32_slice(s1, l1, "batch_norm", "input")?;
+        let y = f32_slice(s2, l2, "batch_norm", "output")?;
+        let dy = f32_slice(s3, l3, "batch_norm", "output gradient")?;
         if y.len() != x.len() || dy.len() != x.len() || self.stats.mean.len() != d.channels {
             bail!("batch_norm backward: shapes do not match the forward's")
         }
@@ -303,7 +294,7 @@ impl CustomOp1 for Eval {
                 self.scale.len()
             )
         }
-        let x = f32_slice(storage, layout, "input")?;
+        let x = f32_slice(storage, layout, "batch_norm", "input")?;
         let y = affine_channels(x, d, &self.scale, &self.shift, self.relu);
         Ok((CpuStorage::F32(y), layout.shape().clone()))
     }

@@ -10,9 +10,10 @@
 //! across threads, so results do not depend on scheduling and a resumed run stays
 //! bit-identical.
 
-use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
+
+use super::storage::f32_slice;
 
 use super::gemm::{Mat, Store, sgemm};
 
@@ -209,16 +210,6 @@ impl Geometry {
     }
 }
 
-fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(data) = storage else {
-        bail!("conv2d: {what} must be f32, got {:?}", storage.dtype())
-    };
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => bail!("conv2d: {what} must be contiguous"),
-    }
-}
-
 /// `y = conv2d(x, weight)`.
 #[derive(Debug, Clone, Copy)]
 struct Forward {
@@ -239,8 +230,8 @@ impl CustomOp2 for Forward {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let g = Geometry::new(l1.shape(), l2.shape(), self.stride, self.padding)?;
-        let x = f32_slice(s1, l1, "input")?;
-        let weight = f32_slice(s2, l2, "weight")?;
+        let x = f32_slice(s1, l1, "conv2d", "input")?;
+        let weight = f32_slice(s2, l2, "conv2d", "weight")?;
         let mut y = vec![0f32; g.batch * g.out_plane()];
         let (k, l, chunk) = (g.k(), g.l(), g.chunk());
         let mut cols = vec![0f32; k * chunk * l];
@@ -327,8 +318,8 @@ impl CustomOp2 for InputGrad {
                 [batch, g.c_out, g.oh, g.ow]
             )
         }
-        let dy = f32_slice(s1, l1, "output gradient")?;
-        let weight = f32_slice(s2, l2, "weight")?;
+        let dy = f32_slice(s1, l1, "conv2d", "output gradient")?;
+        let weight = f32_slice(s2, l2, "conv2d", "weight")?;
         let (k, l, chunk) = (g.k(), g.l(), g.chunk());
         let mut dx = vec![0f32; g.batch * g.in_plane()];
         let mut dys = vec![0f32; g.c_out * chunk * l];
@@ -388,8 +379,8 @@ impl CustomOp2 for WeightGrad {
                 [g.batch, c_out, g.oh, g.ow]
             )
         }
-        let x = f32_slice(s1, l1, "input")?;
-        let dy = f32_slice(s2, l2, "output gradient")?;
+        let x = f32_slice(s1, l1, "conv2d", "input")?;
+        let dy = f32_slice(s2, l2, "conv2d", "output gradient")?;
         let (k, l, chunk) = (g.k(), g.l(), g.chunk());
         let mut dw = vec![0f32; c_out * k];
         let mut cols = vec![0f32; k * chunk * l];

@@ -11,6 +11,7 @@ mod conv2d;
 pub(crate) mod gemm;
 mod kernels;
 mod max_pool;
+pub(crate) mod storage;
 
 pub use adaptive_avg_pool::{adaptive_avg_pool2d, adaptive_windows};
 pub use avg_pool::avg_pool2d;

@@ -7,18 +7,10 @@ use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result, Tensor, bail};
 use rayon::prelude::*;
 
+use crate::engine::ops::storage::f32_slice;
+
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 16;
-
-fn slice<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(data) = storage else {
-        bail!("sgd: {what} must be f32, got {:?}", storage.dtype())
-    };
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => bail!("sgd: {what} must be contiguous"),
-    }
-}
 
 fn slice_mut<'a>(
     storage: &'a mut CpuStorage,
@@ -56,7 +48,10 @@ impl InplaceOp3 for Momentum {
         l3: &Layout,
     ) -> Result<()> {
         let buf = slice_mut(s1, l1, "momentum buffer")?;
-        let (grad, p) = (slice(s2, l2, "gradient")?, slice(s3, l3, "parameter")?);
+        let (grad, p) = (
+            f32_slice(s2, l2, "sgd", "gradient")?,
+            f32_slice(s3, l3, "sgd", "parameter")?,
+        );
         if grad.len() != buf.len() || p.len() != buf.len() {
             bail!("sgd: buffer, gradient and parameter sizes differ")
         }
@@ -90,7 +85,7 @@ impl InplaceOp2 for Descend {
         l2: &Layout,
     ) -> Result<()> {
         let p = slice_mut(s1, l1, "parameter")?;
-        let buf = slice(s2, l2, "momentum buffer")?;
+        let buf = f32_slice(s2, l2, "sgd", "momentum buffer")?;
         if buf.len() != p.len() {
             bail!("sgd: parameter and buffer sizes differ")
         }
