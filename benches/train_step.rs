@@ -22,6 +22,10 @@ use topo::engine::ops::Kernels;
 use topo::engine::optim::{Sgd, SgdConfig, trainable_vars};
 use topo::topography::{LayerReduction, Layout, Norm, TopographicLoss, positions};
 
+/// As in the `topo` binary: training reuses its large buffers.
+#[global_allocator]
+static ALLOC: topo::engine::Recycler = topo::engine::Recycler::new();
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Model {
     Resnet18,

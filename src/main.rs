@@ -1,5 +1,9 @@
 //! The `topo` binary: everything lives in the library.
 
+/// Training allocates the same large buffers every step; keep them (see `Recycler`).
+#[global_allocator]
+static ALLOC: topo::engine::Recycler = topo::engine::Recycler::new();
+
 fn main() -> std::process::ExitCode {
     topo::cli::main()
 }

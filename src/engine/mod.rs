@@ -1,6 +1,7 @@
 //! The training engine: data, models with topographic taps, the loss, SGD, checkpoints,
 //! evaluation, topography metrics and pruning.
 
+mod alloc;
 pub mod checkpoint;
 pub mod data;
 mod error;
@@ -17,4 +18,5 @@ pub mod stages;
 pub mod train;
 pub mod workers;
 
+pub use alloc::Recycler;
 pub use error::EngineError;

@@ -39,8 +39,10 @@ fn rel_diff(actual: &[f32], expected: &[f32]) -> f32 {
 /// (batch, c_in, h, w, c_out, kernel, stride, padding)
 type Case = (usize, usize, usize, usize, usize, usize, usize, usize);
 
-const CASES: [Case; 8] = [
+const CASES: [Case; 9] = [
     (2, 3, 8, 8, 4, 3, 1, 1),
+    // "Same" size with a kernel wider than the input, on a non-square plane.
+    (2, 2, 2, 3, 3, 5, 1, 2),
     (3, 2, 9, 9, 5, 3, 2, 1),
     (1, 4, 6, 6, 3, 1, 1, 0),
     (2, 4, 7, 7, 6, 1, 2, 0),
@@ -96,6 +98,24 @@ fn fast_conv_backward_matches_candle_on_square_inputs() {
         let (ex, ew) = (rel_diff(&dx, &cx), rel_diff(&dw, &cw));
         assert!(ex < 1e-5 && ew < 1e-5, "case {i}: dx {ex}, dw {ew}");
     }
+}
+
+#[test]
+fn fast_conv_over_several_chunks_with_a_partial_last_one_matches_candle() {
+    // 64 channels, 3x3, 16x16: 147,456 unfolded values per image, so the op's 1M-value
+    // budget takes 7 images at a time and 9 images end in a chunk of 2 (this once read
+    // past the chunk's rows).
+    let x = tensor(&[9, 64, 16, 16], 7);
+    let wt = tensor(&[4, 64, 3, 3], 8);
+    let out = ops::conv2d(&x, &wt, 1, 1).unwrap();
+    let theirs = x.conv2d(&wt, 1, 1, 1, 1).unwrap();
+    let d = rel_diff(&flat(&out), &flat(&theirs));
+    assert!(d < 1e-5, "forward differs by {d}");
+    let g = tensor(out.dims(), 9);
+    let (dx, dw) = grads(&|x, w| ops::conv2d(x, w, 1, 1).unwrap(), &x, &wt, &g);
+    let (cx, cw) = grads(&|x, w| x.conv2d(w, 1, 1, 1, 1).unwrap(), &x, &wt, &g);
+    let (ex, ew) = (rel_diff(&dx, &cx), rel_diff(&dw, &cw));
+    assert!(ex < 1e-5 && ew < 1e-5, "dx {ex}, dw {ew}");
 }
 
 /// `sum(g * f(x))` is linear in `x` (and in `w`), so a central difference with a large
@@ -310,38 +330,134 @@ fn fused_batch_norm_backward_matches_finite_differences() {
         .unwrap()
         .backward()
         .unwrap();
-    let numeric = |which: usize| -> Vec<f32> {
-        let args = [&x, &gamma, &beta];
-        let base = flat(args[which]);
-        let h = 1e-2f32;
-        (0..base.len())
-            .map(|i| {
-                let at = |delta: f32| -> f64 {
-                    let mut v = base.clone();
-                    v[i] += delta;
-                    let t = Tensor::from_vec(v, args[which].shape(), &Device::Cpu).unwrap();
-                    let mut a = args.map(|t| t.clone());
-                    a[which] = t;
-                    (bn(&a[0], &a[1], &a[2]).to_dtype(DType::F64).unwrap()
-                        * g.to_dtype(DType::F64).unwrap())
-                    .unwrap()
-                    .sum_all()
-                    .unwrap()
-                    .to_scalar::<f64>()
-                    .unwrap()
-                };
-                ((at(h) - at(-h)) / (2.0 * f64::from(h))) as f32
-            })
-            .collect()
-    };
     for (which, var) in [&xv, &gv, &bv].iter().enumerate() {
         let analytic = flat(store.get(var.as_tensor()).unwrap());
-        let d = rel_diff(&analytic, &numeric(which));
+        let f = |a: &[Tensor]| bn(&a[0], &a[1], &a[2]);
+        let args = [x.clone(), gamma.clone(), beta.clone()];
+        let d = rel_diff(&analytic, &numeric_grad(&f, &args, which, &g, 1e-2));
         assert!(
             d < 2e-3,
             "argument {which}: differs from finite differences by {d}"
         );
     }
+}
+
+/// Central differences of `sum(g * f(args))` with respect to `args[which]`, in f64.
+fn numeric_grad(
+    f: &dyn Fn(&[Tensor]) -> Tensor,
+    args: &[Tensor],
+    which: usize,
+    g: &Tensor,
+    h: f32,
+) -> Vec<f32> {
+    let base = flat(&args[which]);
+    (0..base.len())
+        .map(|i| {
+            let at = |delta: f32| -> f64 {
+                let mut v = base.clone();
+                v[i] += delta;
+                let mut a = args.to_vec();
+                a[which] = Tensor::from_vec(v, args[which].shape(), &Device::Cpu).unwrap();
+                (f(&a).to_dtype(DType::F64).unwrap() * g.to_dtype(DType::F64).unwrap())
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar::<f64>()
+                    .unwrap()
+            };
+            ((at(h) - at(-h)) / (2.0 * f64::from(h))) as f32
+        })
+        .collect()
+}
+
+/// `(x, gamma, beta, residual)` for the fused block ending: the residual is +-6, so
+/// the sign of every output is its sign, far from the ReLU's kink (finite differences
+/// stay exact) and both sides of the mask are exercised.
+fn block_ending_args(shape: [usize; 4], seed: u64) -> [Tensor; 4] {
+    let c = shape[1];
+    let x = (tensor(&shape, seed) * 3.0).unwrap();
+    let gamma = (tensor(&[c], seed + 1) + 1.5).unwrap();
+    let beta = tensor(&[c], seed + 2);
+    let signs = tensor(&shape, seed + 3)
+        .ge(0.0)
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap();
+    let residual = ((signs * 12.0).unwrap() - 6.0).unwrap();
+    [x, gamma, beta, residual]
+}
+
+#[test]
+fn fused_batch_norm_add_relu_matches_candle_forward_backward_and_statistics() {
+    for (i, shape) in [[4, 3, 5, 6], [2, 5, 3, 3], [3, 4, 1, 1]]
+        .into_iter()
+        .enumerate()
+    {
+        let args = block_ending_args(shape, 40 + 10 * i as u64);
+        let vars = args.clone().map(|t| Var::from_tensor(&t).unwrap());
+        let [x, gamma, beta, residual] = vars.each_ref().map(|v| v.as_tensor());
+        let (ours, stats) = ops::batch_norm_add_relu_train(x, gamma, beta, residual, 1e-5).unwrap();
+        let (bn, rm, _) = candle_bn(x, gamma, beta, false);
+        let theirs = (bn + residual).unwrap().relu().unwrap();
+        let d = rel_diff(&flat(&ours), &flat(&theirs));
+        assert!(d < 1e-5, "shape {shape:?}: forward differs by {d}");
+        let expected_rm: Vec<f32> = stats.mean.iter().map(|m| 0.9 + 0.1 * m).collect();
+        assert!(rel_diff(&expected_rm, &rm) < 1e-5, "running mean");
+        let g = tensor(&shape, 99);
+        let grads_of = |y: &Tensor| {
+            let store = (y * &g).unwrap().sum_all().unwrap().backward().unwrap();
+            vars.each_ref()
+                .map(|v| flat(store.get(v.as_tensor()).unwrap()))
+        };
+        let (a, b) = (grads_of(&ours), grads_of(&theirs));
+        for (name, (a, b)) in ["x", "gamma", "beta", "residual"]
+            .iter()
+            .zip(a.iter().zip(&b))
+        {
+            let d = rel_diff(a, b);
+            assert!(d < 1e-5, "shape {shape:?}: d{name} differs by {d}");
+        }
+    }
+}
+
+#[test]
+fn fused_batch_norm_add_relu_backward_matches_finite_differences() {
+    let args = block_ending_args([3, 2, 3, 4], 7);
+    let g = tensor(&[3, 2, 3, 4], 8);
+    let f = |a: &[Tensor]| {
+        ops::batch_norm_add_relu_train(&a[0], &a[1], &a[2], &a[3], 1e-5)
+            .unwrap()
+            .0
+    };
+    let vars = args.clone().map(|t| Var::from_tensor(&t).unwrap());
+    let tensors: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+    let store = (f(&tensors) * &g)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    for (which, var) in vars.iter().enumerate() {
+        let analytic = flat(store.get(var.as_tensor()).unwrap());
+        let d = rel_diff(&analytic, &numeric_grad(&f, &args, which, &g, 1e-2));
+        assert!(
+            d < 2e-3,
+            "argument {which}: differs from finite differences by {d}"
+        );
+    }
+}
+
+#[test]
+fn fused_batch_norm_rejects_a_residual_of_another_shape_with_a_message() {
+    let [x, gamma, beta, _] = block_ending_args([2, 3, 4, 4], 1);
+    let residual = tensor(&[2, 3, 4, 5], 2);
+    let err = ops::batch_norm_add_relu_train(&x, &gamma, &beta, &residual, 1e-5)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("residual [2, 3, 4, 5] does not match input [2, 3, 4, 4]"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -49,6 +49,24 @@ impl Norm {
         self.forward(xs, train, true)
     }
 
+    /// `relu(batch_norm(xs) + residual)`, ResNet's block ending; one op (forward and
+    /// backward) when training on the fast kernels.
+    pub(crate) fn forward_add_relu_t(
+        &self,
+        xs: &Tensor,
+        residual: &Tensor,
+        train: bool,
+    ) -> Result<Tensor> {
+        if let (Kernels::Fast, true, Some((weight, bias))) =
+            (self.kernels, train, self.bn.weight_and_bias())
+        {
+            let (ys, stats) = ops::batch_norm_add_relu_train(xs, weight, bias, residual, EPS)?;
+            self.update_running(&stats)?;
+            return Ok(ys);
+        }
+        (self.forward_t(xs, train)? + residual)?.relu()
+    }
+
     fn forward(&self, xs: &Tensor, train: bool, relu: bool) -> Result<Tensor> {
         let ys = match (self.kernels, train, self.bn.weight_and_bias()) {
             (Kernels::Fast, true, Some((weight, bias))) => {

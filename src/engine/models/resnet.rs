@@ -99,12 +99,11 @@ impl BasicBlock {
         let ys = self.conv1.forward(xs, taps)?;
         let ys = self.bn1.forward_relu_t(&ys, train)?;
         let ys = self.conv2.forward(&ys, taps)?;
-        let ys = self.bn2.forward_t(&ys, train)?;
         let identity = match &self.downsample {
             Some((conv, bn)) => bn.forward_t(&conv.forward(xs, taps)?, train)?,
             None => xs.clone(),
         };
-        (ys + identity)?.relu()
+        self.bn2.forward_add_relu_t(&ys, &identity, train)
     }
 }
 

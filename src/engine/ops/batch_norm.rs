@@ -1,9 +1,10 @@
-//! Training-mode batch normalisation, optionally followed by ReLU, as one CPU op with
-//! its backward.
+//! Training-mode batch normalisation, optionally followed by ReLU or by a residual add
+//! and ReLU (ResNet's block ending), as one CPU op with its backward.
 //!
 //! candle-nn's `BatchNorm` in training copies the input into channel-major order, runs a
 //! dozen element-wise passes (each result kept for the backward), and copies back; ReLU
-//! is one more pass and one more kept tensor. Here the forward reads the input twice
+//! is one more pass and one more kept tensor, a residual add two more, and each of
+//! their backwards several. Here the forward reads the input twice
 //! (statistics, then output) and keeps only the input and the output; the backward
 //! reads them twice more. Per-channel sums run in parallel over channels, in f64, in a
 //! fixed order, so results do not depend on scheduling.
@@ -49,31 +50,83 @@ impl Dims {
         self.batch * self.plane
     }
 
-    /// Sum over channel `c`'s elements of `f(index)`, in f64.
-    fn channel_sum(&self, c: usize, f: impl Fn(usize) -> f64) -> f64 {
+    /// Sum over channel `c`'s elements of `term(x, y, dy)` (the three tensors' values at
+    /// one index): each plane's partial in f32 lanes, the planes added in f64, in a fixed
+    /// order.
+    fn channel_sum(
+        &self,
+        c: usize,
+        [x, y, dy]: [&[f32]; 3],
+        term: impl Fn(f32, f32, f32) -> f32,
+    ) -> f64 {
         let mut total = 0f64;
         for n in 0..self.batch {
             let start = (n * self.channels + c) * self.plane;
-            total += (start..start + self.plane).map(&f).sum::<f64>();
+            let range = start..start + self.plane;
+            let [x, y, dy] = [x, y, dy].map(|t| t.get(range.clone()).unwrap_or(&[]));
+            total += lane_sum(x, y, dy, &term);
         }
         total
     }
 }
 
-/// `y = [relu](gamma * (x - mean) / sqrt(var + eps) + beta)` with the batch's statistics.
+/// Independent f32 accumulators: the sums vectorise (a single running sum is one
+/// dependent add per element), and the order is still fixed.
+const LANES: usize = 16;
+
+/// `sum(term(x[i], y[i], dy[i]))` in `LANES` f32 partial sums, added up in f64.
+#[inline(always)]
+fn lane_sum(x: &[f32], y: &[f32], dy: &[f32], term: impl Fn(f32, f32, f32) -> f32) -> f64 {
+    let n = x.len().min(y.len()).min(dy.len());
+    let (xs, ys, ds) = (
+        x[..n].chunks_exact(LANES),
+        y[..n].chunks_exact(LANES),
+        dy[..n].chunks_exact(LANES),
+    );
+    let tail: f64 = xs
+        .remainder()
+        .iter()
+        .zip(ys.remainder())
+        .zip(ds.remainder())
+        .map(|((&a, &b), &c)| f64::from(term(a, b, c)))
+        .sum();
+    let mut acc = [0f32; LANES];
+    for ((a, b), c) in xs.zip(ys).zip(ds) {
+        for j in 0..LANES {
+            acc[j] += term(a[j], b[j], c[j]);
+        }
+    }
+    acc.iter().map(|&a| f64::from(a)).sum::<f64>() + tail
+}
+
+/// What follows the normalisation, in the same pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Epilogue {
+    None,
+    Relu,
+    /// `relu(. + residual)`; the op's arguments are then `(x, [gamma; beta], residual)`.
+    AddRelu,
+}
+
+impl Epilogue {
+    /// Whether the output went through a ReLU (its gradient is masked by `y > 0`).
+    fn relu(self) -> bool {
+        self != Epilogue::None
+    }
+}
+
+/// `y = epilogue(gamma * (x - mean) / sqrt(var + eps) + beta)` with the batch's
+/// statistics.
 struct Forward {
     eps: f64,
-    relu: bool,
+    epilogue: Epilogue,
     /// Filled by the forward: read by the layer (running statistics) and the backward.
     stats: Arc<Mutex<BatchStats>>,
 }
 
 impl Forward {
     fn stats(&self) -> Result<BatchStats> {
-        self.stats
-            .lock()
-            .map(|s| s.clone())
-            .map_err(|_| candle_core::Error::Msg("batch_norm: poisoned statistics".into()))
+        take_stats(&self.stats)
     }
 }
 
@@ -93,8 +146,23 @@ impl CustomOp3 for Forward {
     ) -> Result<(CpuStorage, Shape)> {
         let d = Dims::of(l1.shape())?;
         let x = f32_slice(s1, l1, "batch_norm", "input")?;
-        let gamma = f32_slice(s2, l2, "batch_norm", "weight")?;
-        let beta = f32_slice(s3, l3, "batch_norm", "bias")?;
+        let (gamma, beta, residual) = if self.epilogue == Epilogue::AddRelu {
+            let packed = f32_slice(s2, l2, "batch_norm", "weight and bias")?;
+            let residual = f32_slice(s3, l3, "batch_norm", "residual")?;
+            if l3.shape() != l1.shape() {
+                bail!(
+                    "batch_norm: residual {:?} does not match input {:?}",
+                    l3.shape().dims(),
+                    l1.shape().dims()
+                )
+            }
+            let (gamma, beta) = packed.split_at(packed.len() / 2);
+            (gamma, beta, Some(residual))
+        } else {
+            let gamma = f32_slice(s2, l2, "batch_norm", "weight")?;
+            let beta = f32_slice(s3, l3, "batch_norm", "bias")?;
+            (gamma, beta, None)
+        };
         if gamma.len() != d.channels || beta.len() != d.channels {
             bail!(
                 "batch_norm: {} channels but weight {} and bias {}",
@@ -110,8 +178,13 @@ impl CustomOp3 for Forward {
         let (mean, var): (Vec<f32>, Vec<f32>) = (0..d.channels)
             .into_par_iter()
             .map(|c| {
-                let mean = d.channel_sum(c, |i| f64::from(x[i])) / m;
-                let var = d.channel_sum(c, |i| (f64::from(x[i]) - mean).powi(2)) / m;
+                let planes = [x, x, x];
+                let mean = d.channel_sum(c, planes, |x, _, _| x) / m;
+                let mu = mean as f32;
+                // The second pass around the f32 mean: exact enough, and no cancellation.
+                let shift = f64::from(mu) - mean;
+                let centred = d.channel_sum(c, planes, |x, _, _| (x - mu) * (x - mu)) / m;
+                let var = centred - shift * shift;
                 (mean as f32, var as f32)
             })
             .unzip();
@@ -126,7 +199,7 @@ impl CustomOp3 for Forward {
                 )
             })
             .unzip();
-        let y = affine_channels(x, d, &scale, &shift, self.relu);
+        let y = affine_channels(x, d, &scale, &shift, self.epilogue.relu(), residual);
         let mut stats = self
             .stats
             .lock()
@@ -142,33 +215,48 @@ impl CustomOp3 for Forward {
     fn bwd(
         &self,
         x: &Tensor,
-        gamma: &Tensor,
-        _beta: &Tensor,
+        arg2: &Tensor,
+        _arg3: &Tensor,
         res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let stats = self.stats()?;
         let channels = stats.mean.len();
+        let add = self.epilogue == Epilogue::AddRelu;
+        let gamma = if add {
+            arg2.narrow(0, 0, channels)?
+        } else {
+            arg2.clone()
+        };
         let op = Backward {
             eps: self.eps,
-            relu: self.relu,
+            relu: self.epilogue.relu(),
+            emit_dz: add,
             stats,
             gamma: gamma.to_vec1::<f32>()?,
         };
         let packed = x.apply_op3_no_bwd(res, &grad.contiguous()?, &op)?;
         let n = x.elem_count();
         let dx = packed.narrow(0, 0, n)?.reshape(x.shape())?;
+        if add {
+            // The residual's gradient is the one before the ReLU; the weight's and the
+            // bias's stay packed, as their argument is.
+            let dz = packed.narrow(0, n, n)?.reshape(x.shape())?;
+            let dgb = packed.narrow(0, 2 * n, 2 * channels)?;
+            return Ok((Some(dx), Some(dgb), Some(dz)));
+        }
         let dgamma = packed.narrow(0, n, channels)?;
         let dbeta = packed.narrow(0, n + channels, channels)?;
         Ok((Some(dx), Some(dgamma), Some(dbeta)))
     }
 }
 
-/// `(x, y, dy)` to `dx`, `dgamma`, `dbeta`, packed in one flat tensor (an op has one
-/// output).
+/// `(x, y, dy)` to `dx`, [`dz`,] `dgamma`, `dbeta`, packed in one flat tensor (an op
+/// has one output); `dz` is the gradient before the ReLU, the residual's.
 struct Backward {
     eps: f64,
     relu: bool,
+    emit_dz: bool,
     stats: BatchStats,
     gamma: Vec<f32>,
 }
@@ -204,20 +292,15 @@ impl CustomOp3 for Backward {
         let mean = &self.stats.mean;
         let relu = self.relu;
         // Gradient before the ReLU: dy where the output is positive.
-        let dz = |i: usize| -> f64 {
-            if relu && y[i] <= 0.0 {
-                0.0
-            } else {
-                f64::from(dy[i])
-            }
-        };
+        let dz = |y: f32, dy: f32| if relu && y <= 0.0 { 0.0 } else { dy };
         // dbeta = sum dz, dgamma = sum dz * xhat.
         let (dbeta, dgamma): (Vec<f64>, Vec<f64>) = (0..d.channels)
             .into_par_iter()
             .map(|c| {
-                let mu = f64::from(mean[c]);
-                let dbeta = d.channel_sum(c, dz);
-                let dxhat = d.channel_sum(c, |i| dz(i) * (f64::from(x[i]) - mu)) * invstd[c];
+                let mu = mean[c];
+                let planes = [x, y, dy];
+                let dbeta = d.channel_sum(c, planes, |_, y, dy| dz(y, dy));
+                let dxhat = d.channel_sum(c, planes, |x, y, dy| dz(y, dy) * (x - mu)) * invstd[c];
                 (dbeta, dxhat)
             })
             .unzip();
@@ -234,38 +317,66 @@ impl CustomOp3 for Backward {
             })
             .collect();
         let total = x.len();
-        let mut out = vec![0f32; total + 2 * d.channels];
+        let dz_len = if self.emit_dz { total } else { 0 };
+        let mut out = vec![0f32; total + dz_len + 2 * d.channels];
         let (dx, rest) = out.split_at_mut(total);
-        dx.par_chunks_mut(d.plane.max(1))
+        let (dz_out, rest) = rest.split_at_mut(dz_len);
+        let plane = d.plane.max(1);
+        dx.par_chunks_mut(plane).enumerate().for_each(|(p, dx)| {
+            let (k, kb, kg, mu) = coef[p % d.channels];
+            let start = p * d.plane;
+            for (j, dx) in dx.iter_mut().enumerate() {
+                let i = start + j;
+                *dx = k * dz(y[i], dy[i]) - kb - (x[i] - mu) * kg;
+            }
+        });
+        dz_out
+            .par_chunks_mut(plane)
             .enumerate()
-            .for_each(|(p, dx)| {
-                let (k, kb, kg, mu) = coef[p % d.channels];
+            .for_each(|(p, out)| {
                 let start = p * d.plane;
-                for (j, dx) in dx.iter_mut().enumerate() {
-                    let i = start + j;
-                    let g = if relu && y[i] <= 0.0 { 0.0 } else { dy[i] };
-                    *dx = k * g - kb - (x[i] - mu) * kg;
+                for (j, v) in out.iter_mut().enumerate() {
+                    *v = dz(y[start + j], dy[start + j]);
                 }
             });
         for c in 0..d.channels {
             rest[c] = dgamma[c] as f32;
             rest[d.channels + c] = dbeta[c] as f32;
         }
-        Ok((CpuStorage::F32(out), Shape::from(total + 2 * d.channels)))
+        let len = out.len();
+        Ok((CpuStorage::F32(out), Shape::from(len)))
     }
 }
 
-/// `[relu](x * scale_c + shift_c)` for every channel `c`, in parallel over planes.
-fn affine_channels(x: &[f32], d: Dims, scale: &[f32], shift: &[f32], relu: bool) -> Vec<f32> {
+/// `[relu](x * scale_c + shift_c [+ residual])` for every channel `c`, in parallel over
+/// planes.
+fn affine_channels(
+    x: &[f32],
+    d: Dims,
+    scale: &[f32],
+    shift: &[f32],
+    relu: bool,
+    residual: Option<&[f32]>,
+) -> Vec<f32> {
     let mut y = vec![0f32; x.len()];
-    y.par_chunks_mut(d.plane.max(1))
-        .zip(x.par_chunks(d.plane.max(1)))
+    let plane = d.plane.max(1);
+    y.par_chunks_mut(plane)
+        .zip(x.par_chunks(plane))
         .enumerate()
         .for_each(|(i, (y, x))| {
             let (a, b) = (scale[i % d.channels], shift[i % d.channels]);
-            for (y, &x) in y.iter_mut().zip(x) {
-                let v = x * a + b;
-                *y = if relu { v.max(0.0) } else { v };
+            let finish = |v: f32| if relu { v.max(0.0) } else { v };
+            match residual.and_then(|r| r.get(i * plane..(i + 1) * plane)) {
+                Some(r) => {
+                    for ((y, &x), &r) in y.iter_mut().zip(x).zip(r) {
+                        *y = finish(x * a + b + r);
+                    }
+                }
+                None => {
+                    for (y, &x) in y.iter_mut().zip(x) {
+                        *y = finish(x * a + b);
+                    }
+                }
             }
         });
     y
@@ -295,7 +406,7 @@ impl CustomOp1 for Eval {
             )
         }
         let x = f32_slice(storage, layout, "batch_norm", "input")?;
-        let y = affine_channels(x, d, &self.scale, &self.shift, self.relu);
+        let y = affine_channels(x, d, &self.scale, &self.shift, self.relu, None);
         Ok((CpuStorage::F32(y), layout.shape().clone()))
     }
 
@@ -355,18 +466,48 @@ pub fn batch_norm_train(
     eps: f64,
     relu: bool,
 ) -> Result<(Tensor, BatchStats)> {
-    let stats = Arc::new(Mutex::new(BatchStats::default()));
-    let op = Forward {
-        eps,
-        relu,
-        stats: Arc::clone(&stats),
-    };
+    let epilogue = if relu { Epilogue::Relu } else { Epilogue::None };
+    let op = Forward::new(eps, epilogue);
+    let stats = Arc::clone(&op.stats);
     let y = x
         .contiguous()?
         .apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)?;
-    let stats = stats
+    Ok((y, take_stats(&stats)?))
+}
+
+/// `relu(batch_norm(x) + residual)` in training mode, ResNet's block ending, as one op
+/// (forward and backward); returns the output and the batch statistics.
+pub fn batch_norm_add_relu_train(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    residual: &Tensor,
+    eps: f64,
+) -> Result<(Tensor, BatchStats)> {
+    let op = Forward::new(eps, Epilogue::AddRelu);
+    let stats = Arc::clone(&op.stats);
+    // The op has three arguments: the weight and bias travel as one (their gradients
+    // flow back through the concatenation).
+    let packed = Tensor::cat(&[gamma, beta], 0)?;
+    let y = x
+        .contiguous()?
+        .apply_op3(&packed, &residual.contiguous()?, op)?;
+    Ok((y, take_stats(&stats)?))
+}
+
+impl Forward {
+    fn new(eps: f64, epilogue: Epilogue) -> Forward {
+        Forward {
+            eps,
+            epilogue,
+            stats: Arc::new(Mutex::new(BatchStats::default())),
+        }
+    }
+}
+
+fn take_stats(stats: &Mutex<BatchStats>) -> Result<BatchStats> {
+    stats
         .lock()
         .map(|s| s.clone())
-        .map_err(|_| candle_core::Error::Msg("batch_norm: poisoned statistics".into()))?;
-    Ok((y, stats))
+        .map_err(|_| candle_core::Error::Msg("batch_norm: poisoned statistics".into()))
 }

@@ -99,12 +99,64 @@ impl Geometry {
         (lo.min(hi), hi)
     }
 
-    /// Images unfolded at once: as many as fit a budget of unfolded values, so the
-    /// products are few and wide (per-image products of the deep layers, `L` = 4 or 16
-    /// columns, leave gemm's kernels mostly idle).
+    /// Images unfolded at once: as many as fit a budget of unfolded values (4 MiB), so
+    /// the products are wide (per-image products of the deep layers, `L` = 4 or 16
+    /// columns, leave gemm's kernels mostly idle) while the unfolded chunk stays in
+    /// cache between the unfolding and the product (the earlier 128 MiB budget was
+    /// no faster per ResNet-18 step and held 30-100 MB more).
     fn chunk(&self) -> usize {
-        const BUDGET: usize = 32 << 20;
+        const BUDGET: usize = 1 << 20;
         (BUDGET / (self.k() * self.l()).max(1)).clamp(1, self.batch.max(1))
+    }
+
+    /// Whether the output has the input's size at stride 1 ("same" padding, like every
+    /// 3x3 conv of the three models): then each unfolded row is the input plane shifted
+    /// by a constant offset, copied in one piece (see [`Geometry::shifted_copy`]).
+    fn same_size(&self) -> bool {
+        self.stride == 1 && self.oh == self.h && self.ow == self.w
+    }
+
+    /// The "same"-size unfolding of one tap `(ky, kx)` of one plane: `out[p] =
+    /// plane[p + off]` with `off = dy * w + dx`, then zeros where the tap falls outside
+    /// the plane. A position in a row outside the plane reads inside it only through a
+    /// column outside it, so clearing those columns after the copy is enough.
+    fn shifted_copy(&self, plane: &[f32], ky: usize, kx: usize, out: &mut [f32]) {
+        let (lo, hi, from) = self.shift(ky, kx);
+        out[..lo].fill(0.0);
+        out[hi..].fill(0.0);
+        out[lo..hi].copy_from_slice(&plane[from..from + hi - lo]);
+        self.clear_outside_columns(kx, out);
+    }
+
+    /// For a "same"-size tap: the positions `lo..hi` of the unfolded row whose shifted
+    /// source `p + off` lies in the plane, and `lo + off`.
+    fn shift(&self, ky: usize, kx: usize) -> (usize, usize, usize) {
+        let (w, l) = (self.w as isize, self.l() as isize);
+        let off = (ky as isize - self.padding as isize) * w + kx as isize - self.padding as isize;
+        let lo = (-off).clamp(0, l);
+        let hi = (l - off).clamp(lo, l);
+        if lo == hi {
+            // The whole tap falls outside the plane.
+            return (0, 0, 0);
+        }
+        (lo as usize, hi as usize, (lo + off) as usize)
+    }
+
+    /// Zeros the columns of `rows` (whole output rows, `w` wide) that tap `kx` reads
+    /// from outside the plane.
+    fn clear_outside_columns(&self, kx: usize, rows: &mut [f32]) {
+        let dx = kx as isize - self.padding as isize;
+        let cut = dx.unsigned_abs().min(self.w);
+        if cut == 0 {
+            return;
+        }
+        for row in rows.chunks_mut(self.w) {
+            if dx < 0 {
+                row[..cut].fill(0.0);
+            } else {
+                row[self.w - cut..].fill(0.0);
+            }
+        }
     }
 
     /// Unfolds input channel `c` of images `first..first + nb` into its `kh * kw` rows of
@@ -118,6 +170,10 @@ impl Geometry {
                 for kx in 0..self.kw {
                     let row = (ky * self.kw + kx) * width + i * l;
                     let out = &mut rows[row..row + l];
+                    if self.same_size() {
+                        self.shifted_copy(plane, ky, kx, out);
+                        continue;
+                    }
                     let (lo, hi) = self.valid_cols(kx);
                     for oy in 0..self.oh {
                         let line = &mut out[oy * self.ow..(oy + 1) * self.ow];
@@ -156,7 +212,8 @@ impl Geometry {
     }
 
     /// Adds image `i`'s columns of `cols` (`K x (nb * L)`) onto its input gradient (`dx`,
-    /// `C_in x H x W`, all zeros on entry): the adjoint of the unfolding.
+    /// `C_in x H x W`, all zeros on entry): the adjoint of the unfolding. For "same"-size
+    /// convs `cols` must have gone through [`Geometry::prepare_col2im`].
     fn col2im_image(&self, cols: &[f32], nb: usize, i: usize, dx: &mut [f32]) {
         let (l, width) = (self.l(), nb * self.l());
         for c in 0..self.c_in {
@@ -165,6 +222,15 @@ impl Geometry {
                 for kx in 0..self.kw {
                     let row = ((c * self.kh + ky) * self.kw + kx) * width + i * l;
                     let src = &cols[row..row + l];
+                    if self.same_size() {
+                        // One shifted add per tap; the positions reading outside the
+                        // plane hold zeros (`prepare_col2im`).
+                        let (lo, hi, to) = self.shift(ky, kx);
+                        for (d, v) in plane[to..to + hi - lo].iter_mut().zip(&src[lo..hi]) {
+                            *d += v;
+                        }
+                        continue;
+                    }
                     let (lo, hi) = self.valid_cols(kx);
                     for oy in 0..self.oh {
                         let Some(y) = self.source_row(oy, ky).filter(|_| lo < hi) else {
@@ -173,13 +239,34 @@ impl Geometry {
                         let line = &src[oy * self.ow..(oy + 1) * self.ow];
                         let dst = &mut plane[y * self.w..(y + 1) * self.w];
                         let x0 = lo * self.stride + kx - self.padding;
-                        for (j, v) in line[lo..hi].iter().enumerate() {
-                            dst[x0 + j * self.stride] += v;
+                        if self.stride == 1 {
+                            // Contiguous on both sides: vectorised.
+                            for (d, v) in dst[x0..x0 + hi - lo].iter_mut().zip(&line[lo..hi]) {
+                                *d += v;
+                            }
+                        } else {
+                            for (j, v) in line[lo..hi].iter().enumerate() {
+                                dst[x0 + j * self.stride] += v;
+                            }
                         }
                     }
                 }
             }
         }
+    }
+
+    /// Zeros, in the chunk's `K x (nb * L)` column gradient, the positions whose tap reads
+    /// outside the plane, so that a "same"-size `col2im_image` can add each tap's row in
+    /// one shifted piece.
+    fn prepare_col2im(&self, dcols: &mut [f32], nb: usize) {
+        if !self.same_size() {
+            return;
+        }
+        let width = nb * self.l();
+        dcols[..self.k() * width]
+            .par_chunks_mut(width.max(1))
+            .enumerate()
+            .for_each(|(r, row)| self.clear_outside_columns(r % self.kw, row));
     }
 
     /// Rows of `ys` (`C_out x (nb * L)`, image `i` in columns `i * L..`) into the
@@ -199,7 +286,10 @@ impl Geometry {
     /// `images` into the rows of `ys`, in parallel over rows.
     fn gather_images(&self, images: &[f32], nb: usize, ys: &mut [f32]) {
         let l = self.l();
-        ys.par_chunks_mut((nb * l).max(1))
+        // `ys` may be longer (sized for a full chunk); only its first `C_out` rows are
+        // this chunk's.
+        ys[..self.c_out * nb * l]
+            .par_chunks_mut((nb * l).max(1))
             .enumerate()
             .for_each(|(c, row)| {
                 for (i, dst) in row.chunks_mut(l.max(1)).enumerate() {
@@ -340,6 +430,7 @@ impl CustomOp2 for InputGrad {
                 Store::Overwrite,
                 rayon::current_num_threads(),
             )?;
+            g.prepare_col2im(&mut dcols, nb);
             dx[first * g.in_plane()..(first + nb) * g.in_plane()]
                 .par_chunks_mut(g.in_plane().max(1))
                 .enumerate()
