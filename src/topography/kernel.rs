@@ -12,6 +12,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
+use crate::engine::ops::lanes::lane_sum;
 use crate::engine::ops::storage::f32_slice;
 
 use crate::engine::ops::gemm::{Mat, Store, sgemm};
@@ -47,7 +48,7 @@ impl Target {
         let c = self.channels;
         let q: Vec<f64> = y
             .chunks(l.max(1))
-            .map(|row| row.iter().map(|&v| f64::from(v) * f64::from(v)).sum())
+            .map(|row| lane_sum(row, row, row, |v, _, _| v * v))
             .collect();
         let mut s = vec![0f32; c * c];
         sgemm(

@@ -10,6 +10,7 @@ mod batch_norm;
 mod conv2d;
 pub(crate) mod gemm;
 mod kernels;
+pub(crate) mod lanes;
 mod max_pool;
 pub(crate) mod storage;
 
