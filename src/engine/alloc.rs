@@ -6,8 +6,9 @@
 //! threshold (at most 32 MiB) straight from the kernel and unmaps them on free, so every
 //! step faults in, zeroes and unmaps its memory again: a quarter of a ResNet-18 step at
 //! batch 128 went to page faults and TLB shootdowns. Keeping freed blocks of 256 KiB and
-//! more, and handing one back for a request of exactly its size and alignment, removes
-//! that. The cache is bounded (slots and bytes); the oldest block goes first when full.
+//! more (up to 64 MiB), and handing one back for a request of exactly its size and
+//! alignment, removes that. The cache is bounded (slots and bytes); the oldest block goes
+//! first when full.
 //!
 //! Install it in a binary with
 //! `#[global_allocator] static ALLOC: topo::engine::Recycler = topo::engine::Recycler::new();`.
@@ -18,10 +19,15 @@ use std::sync::{Mutex, MutexGuard};
 /// Blocks smaller than this go straight to the system allocator, which already recycles
 /// them well.
 const MIN_BLOCK: usize = 256 << 10;
+/// Blocks larger than this go straight back to the system: the largest activations of
+/// the models at batch 128 are ~34 MiB, while VGG's classifier weights and their
+/// gradients (~400 MiB each) would only add to the peak if kept (faulting them in again
+/// costs little next to the product that fills them).
+const MAX_BLOCK: usize = 64 << 20;
 /// Cached blocks at most.
 const SLOTS: usize = 128;
 /// Cached bytes at most.
-const MAX_CACHED: usize = 2 << 30;
+const MAX_CACHED: usize = 1 << 30;
 
 #[derive(Clone, Copy)]
 struct Slot {
@@ -63,9 +69,6 @@ impl Cache {
     /// room (at most all slots' worth, stored in `evicted`), or the block itself when it
     /// alone is over the byte bound.
     fn put(&mut self, ptr: *mut u8, layout: Layout, evicted: &mut Vec<Slot>) -> bool {
-        if layout.size() > MAX_CACHED {
-            return false;
-        }
         while self.bytes + layout.size() > MAX_CACHED || self.free_slot().is_none() {
             let Some(oldest) = self
                 .slots
@@ -133,7 +136,7 @@ impl Default for Recycler {
 // owned by the cache alone until handed out again.
 unsafe impl GlobalAlloc for Recycler {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if layout.size() >= MIN_BLOCK
+        if (MIN_BLOCK..=MAX_BLOCK).contains(&layout.size())
             && let Some(ptr) = self.cache().take(layout)
         {
             return ptr;
@@ -143,7 +146,7 @@ unsafe impl GlobalAlloc for Recycler {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if layout.size() >= MIN_BLOCK
+        if (MIN_BLOCK..=MAX_BLOCK).contains(&layout.size())
             && let Some(ptr) = self.cache().take(layout)
         {
             // SAFETY: the block is `layout.size()` bytes, owned by the caller now.
@@ -155,7 +158,7 @@ unsafe impl GlobalAlloc for Recycler {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if layout.size() >= MIN_BLOCK {
+        if (MIN_BLOCK..=MAX_BLOCK).contains(&layout.size()) {
             // Evicted blocks are freed after the lock is released; the vector is only
             // allocated when something is evicted, and is small (below MIN_BLOCK).
             let mut evicted = Vec::new();
