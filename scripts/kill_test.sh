@@ -39,7 +39,7 @@ cd "$tmp"
 cat >kill.yaml <<EOF
 name: kill
 datasets:
-  fm: { kind: fashion_mnist, root: $repo/data/fashion-mnist-subset, limit: 150 }
+  fm: { kind: fashion_mnist, root: $repo/data/fashion-mnist-subset, limit: 400 }
 models:
   r: { kind: resnet18, width: 0.0625 }
 topographies:
@@ -66,6 +66,11 @@ t1=$(date +%s.%N)
 whole=$(echo "$t1 - $t0" | bc)
 echo "[kill_test] uninterrupted: $whole s; seed $seed; $kills kills"
 
+# The shortest delay: 200 ms, or less when the whole experiment is quick (an optimised
+# binary does it in under 2 s, and a fixed 200 ms let whole restarts finish unkilled).
+whole_ms=$(echo "$whole * 1000" | bc | cut -d. -f1)
+floor_ms=$((whole_ms / (2 * kills)))
+floor_ms=$((floor_ms < 20 ? 20 : (floor_ms > 200 ? 200 : floor_ms)))
 survived=0
 reports=0
 # Each delay is drawn up to the remaining work (estimated from the epochs committed)
@@ -81,7 +86,7 @@ while [ $survived -lt "$kills" ]; do
     "$topo" run kill.yaml --results killed --no-report 2>>killed.log &
     child=$!
     max_ms=$(echo "1200 * $whole * ($total_epochs - $committed) / $total_epochs / ($kills - $survived)" | bc | cut -d. -f1)
-    delay_ms=$((200 + (RANDOM * 32768 + RANDOM) % (max_ms > 200 ? max_ms - 200 : 1)))
+    delay_ms=$((floor_ms + (RANDOM * 32768 + RANDOM) % (max_ms > floor_ms ? max_ms - floor_ms : 1)))
     if [ $((i % 4)) -eq 0 ] && [ -d killed/kill ]; then
         # A reader during training: never a torn file.
         sleep "$(echo "$delay_ms / 2000" | bc -l)"
