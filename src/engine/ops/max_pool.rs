@@ -6,6 +6,8 @@
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
+use std::sync::{Arc, Mutex};
+
 use rayon::prelude::*;
 
 /// Window geometry shared by the forward and backward ops.
@@ -41,7 +43,7 @@ impl Pool {
         w: usize,
         oh: usize,
         ow: usize,
-        out: &mut [usize],
+        out: &mut [u32],
     ) {
         for oy in 0..oh {
             // Window rows clipped to the input: padding cells never win.
@@ -55,16 +57,18 @@ impl Pool {
                     .saturating_sub(self.padding)
                     .min(w);
                 let mut best = y0 * w + x0;
+                let mut top = plane[best];
                 for y in y0..y1 {
-                    for x in x0..x1 {
-                        let i = y * w + x;
+                    for (x, &v) in plane[y * w + x0..y * w + x1].iter().enumerate() {
                         // Strict `>` keeps the first maximum; a NaN wins, as in PyTorch.
-                        if plane[i] > plane[best] || plane[i].is_nan() {
-                            best = i;
+                        if v > top || v.is_nan() {
+                            best = y * w + x0 + x;
+                            top = v;
                         }
                     }
                 }
-                out[oy * ow + ox] = best;
+                // `h * w` fits in u32 (checked by `dims4`).
+                out[oy * ow + ox] = best as u32;
             }
         }
     }
@@ -91,6 +95,9 @@ impl Elem for f64 {
 fn dims4(layout: &Layout) -> Result<(usize, usize, usize, usize)> {
     match layout.shape().dims() {
         &[_, _, h, w] if h == 0 || w == 0 => bail!("max_pool2d: empty spatial dimensions {h}x{w}"),
+        &[_, _, h, w] if u32::try_from(h * w).is_err() => {
+            bail!("max_pool2d: a {h}x{w} plane is too large")
+        }
         &[b, c, h, w] => Ok((b, c, h, w)),
         d => bail!("max_pool2d expects a (batch, channels, height, width) tensor, got shape {d:?}"),
     }
@@ -103,23 +110,32 @@ fn contiguous<'a, T>(data: &'a [T], layout: &Layout) -> Result<&'a [T]> {
     }
 }
 
-struct MaxPoolForward(Pool);
+/// The forward op; it keeps each window's argmax (plane-local, `u32`) for its backward,
+/// which would otherwise search every window again.
+struct MaxPoolForward {
+    pool: Pool,
+    argmax: Mutex<Option<Arc<Vec<u32>>>>,
+}
 
 impl MaxPoolForward {
     fn run<T: Elem>(&self, data: &[T], layout: &Layout) -> Result<(Vec<T>, Shape)> {
         let (b, c, h, w) = dims4(layout)?;
         let data = contiguous(data, layout)?;
-        let (oh, ow) = (self.0.out_len(h)?, self.0.out_len(w)?);
+        let (oh, ow) = (self.pool.out_len(h)?, self.pool.out_len(w)?);
         let mut out = vec![T::default(); b * c * oh * ow];
+        let mut idx = vec![0u32; b * c * oh * ow];
         out.par_chunks_mut(oh * ow)
+            .zip(idx.par_chunks_mut(oh * ow))
             .zip(data.par_chunks(h * w))
-            .for_each(|(o, plane)| {
-                let mut idx = vec![0usize; oh * ow];
-                self.0.argmax_plane(plane, h, w, oh, ow, &mut idx);
-                for (dst, &i) in o.iter_mut().zip(&idx) {
-                    *dst = plane[i];
+            .for_each(|((o, idx), plane)| {
+                self.pool.argmax_plane(plane, h, w, oh, ow, idx);
+                for (dst, &i) in o.iter_mut().zip(idx.iter()) {
+                    *dst = plane[i as usize];
                 }
             });
+        if let Ok(mut slot) = self.argmax.lock() {
+            *slot = Some(Arc::new(idx));
+        }
         Ok((out, Shape::from((b, c, oh, ow))))
     }
 }
@@ -138,20 +154,34 @@ impl CustomOp1 for MaxPoolForward {
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        let grad = arg.apply_op2_no_bwd(&grad_res.contiguous()?, &MaxPoolBackward(self.0))?;
+        let argmax = self
+            .argmax
+            .lock()
+            .ok()
+            .and_then(|slot| slot.clone())
+            .ok_or_else(|| candle_core::Error::Msg("max_pool2d: backward before forward".into()))?;
+        let op = MaxPoolBackward {
+            pool: self.pool,
+            argmax,
+        };
+        let grad = arg.apply_op2_no_bwd(&grad_res.contiguous()?, &op)?;
         Ok(Some(grad))
     }
 }
 
-/// Scatters the output gradient onto the argmax of each window.
-struct MaxPoolBackward(Pool);
+/// Scatters the output gradient onto the argmax of each window, as the forward found
+/// it.
+struct MaxPoolBackward {
+    pool: Pool,
+    argmax: Arc<Vec<u32>>,
+}
 
 impl MaxPoolBackward {
     fn run<T: Elem>(&self, data: &[T], l1: &Layout, grad: &[T], l2: &Layout) -> Result<Vec<T>> {
         let (b, c, h, w) = dims4(l1)?;
         let data = contiguous(data, l1)?;
         let grad = contiguous(grad, l2)?;
-        let (oh, ow) = (self.0.out_len(h)?, self.0.out_len(w)?);
+        let (oh, ow) = (self.pool.out_len(h)?, self.pool.out_len(w)?);
         if l2.shape().dims() != [b, c, oh, ow] {
             bail!(
                 "max_pool2d backward: gradient shape {:?}, expected {:?}",
@@ -159,15 +189,16 @@ impl MaxPoolBackward {
                 [b, c, oh, ow]
             )
         }
+        if self.argmax.len() != b * c * oh * ow || data.len() != b * c * h * w {
+            bail!("max_pool2d backward: input does not match the forward's")
+        }
         let mut out = vec![T::default(); b * c * h * w];
         out.par_chunks_mut(h * w)
-            .zip(data.par_chunks(h * w))
+            .zip(self.argmax.par_chunks(oh * ow))
             .zip(grad.par_chunks(oh * ow))
-            .for_each(|((o, plane), g)| {
-                let mut idx = vec![0usize; oh * ow];
-                self.0.argmax_plane(plane, h, w, oh, ow, &mut idx);
+            .for_each(|((o, idx), g)| {
                 for (&i, &gv) in idx.iter().zip(g) {
-                    o[i] += gv;
+                    o[i as usize] += gv;
                 }
             });
         Ok(out)
@@ -220,9 +251,12 @@ pub fn max_pool2d(xs: &Tensor, kernel: usize, stride: usize, padding: usize) -> 
     if 2 * padding > kernel {
         bail!("max_pool2d: padding ({padding}) must be at most half the kernel ({kernel})")
     }
-    xs.contiguous()?.apply_op1(MaxPoolForward(Pool {
-        kernel,
-        stride,
-        padding,
-    }))
+    xs.contiguous()?.apply_op1(MaxPoolForward {
+        pool: Pool {
+            kernel,
+            stride,
+            padding,
+        },
+        argmax: Mutex::new(None),
+    })
 }
