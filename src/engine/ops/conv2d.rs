@@ -473,7 +473,10 @@ impl CustomOp2 for WeightGrad {
         let x = f32_slice(s1, l1, "conv2d", "input")?;
         let dy = f32_slice(s2, l2, "conv2d", "output gradient")?;
         let (k, l, chunk) = (g.k(), g.l(), g.chunk());
-        let mut dw = vec![0f32; c_out * k];
+        // dW^T (K x C_out) = cols (K x nb L) dy^T (nb L x C_out), summed over chunks in
+        // order, then transposed: gemm runs this orientation 1.3-3x faster than
+        // dW = dy cols^T (a wide transposed operand with a long reduction).
+        let mut dwt = vec![0f32; k * c_out];
         let mut cols = vec![0f32; k * chunk * l];
         let mut dys = vec![0f32; c_out * chunk * l];
         for first in (0..g.batch).step_by(chunk) {
@@ -482,25 +485,47 @@ impl CustomOp2 for WeightGrad {
             g.im2col(x, first, nb, &mut cols);
             let images = &dy[first * g.out_plane()..(first + nb) * g.out_plane()];
             g.gather_images(images, nb, &mut dys);
-            // dy (C_out x nb L) cols^T (nb L x K), summed over chunks in order.
             let store = if first == 0 {
                 Store::Overwrite
             } else {
                 Store::Accumulate
             };
             sgemm(
-                &mut dw,
-                Mat::dense(c_out, k),
-                &dys,
-                Mat::dense(c_out, width),
+                &mut dwt,
+                Mat::dense(k, c_out),
                 &cols,
-                Mat::dense(k, width).t(),
+                Mat::dense(k, width),
+                &dys,
+                Mat::dense(c_out, width).t(),
                 store,
                 rayon::current_num_threads(),
             )?;
         }
-        Ok((CpuStorage::F32(dw), w_shape))
+        Ok((CpuStorage::F32(transpose(&dwt, k, c_out)), w_shape))
     }
+}
+
+/// The `cols x rows` transpose of a row-major `rows x cols` matrix, in 32 x 32 tiles (a
+/// plain loop strides through memory on every read: 10% of a step for the deep layers'
+/// 4608 x 512 weight gradients), in parallel over tile rows of the result.
+fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    const TILE: usize = 32;
+    let mut out = vec![0f32; rows * cols];
+    out.par_chunks_mut((TILE * rows).max(1))
+        .enumerate()
+        .for_each(|(tile_row, block)| {
+            let c0 = tile_row * TILE;
+            let height = block.len() / rows.max(1);
+            for r0 in (0..rows).step_by(TILE) {
+                for c in c0..c0 + height {
+                    let dst = &mut block[(c - c0) * rows..(c - c0 + 1) * rows];
+                    for r in r0..(r0 + TILE).min(rows) {
+                        dst[r] = m[r * cols + c];
+                    }
+                }
+            }
+        });
+    out
 }
 
 /// `conv2d(x, weight)` with `x` `(B, C_in, H, W)` and `weight` `(C_out, C_in, kh, kw)`,
