@@ -496,6 +496,67 @@ fn fused_batch_norm_in_evaluation_matches_candle() {
     }
 }
 
+#[test]
+fn fused_batch_norm_add_relu_in_evaluation_matches_candle() {
+    use candle_core::ModuleT;
+    let [x, gamma, beta, residual] = block_ending_args([3, 4, 5, 2], 11);
+    let mean = tensor(&[4], 8);
+    let var = (tensor(&[4], 9) + 1.5).unwrap();
+    let bn = candle_nn::BatchNorm::new(
+        4,
+        mean.clone(),
+        var.clone(),
+        gamma.clone(),
+        beta.clone(),
+        1e-5,
+    )
+    .unwrap();
+    let (xv, rv) = (
+        Var::from_tensor(&x).unwrap(),
+        Var::from_tensor(&residual).unwrap(),
+    );
+    let ours = ops::batch_norm_add_relu_eval(
+        xv.as_tensor(),
+        &gamma,
+        &beta,
+        &mean,
+        &var,
+        rv.as_tensor(),
+        1e-5,
+    )
+    .unwrap();
+    let theirs = (bn.forward_t(xv.as_tensor(), false).unwrap() + rv.as_tensor())
+        .unwrap()
+        .relu()
+        .unwrap();
+    let d = rel_diff(&flat(&ours), &flat(&theirs));
+    assert!(d < 1e-5, "forward differs by {d}");
+    let g = tensor(&[3, 4, 5, 2], 10);
+    let grads = |y: &Tensor| {
+        let store = (y * &g).unwrap().sum_all().unwrap().backward().unwrap();
+        [&xv, &rv].map(|v| flat(store.get(v.as_tensor()).unwrap()))
+    };
+    let analytic = grads(&ours);
+    for (name, (a, b)) in ["x", "residual"]
+        .iter()
+        .zip(analytic.iter().zip(&grads(&theirs)))
+    {
+        let d = rel_diff(a, b);
+        assert!(d < 1e-5, "d{name} differs by {d}");
+    }
+    let f = |a: &[Tensor]| {
+        ops::batch_norm_add_relu_eval(&a[0], &gamma, &beta, &mean, &var, &a[1], 1e-5).unwrap()
+    };
+    let args = [x.clone(), residual.clone()];
+    for (which, a) in analytic.iter().enumerate() {
+        let d = rel_diff(a, &numeric_grad(&f, &args, which, &g, 1e-2));
+        assert!(
+            d < 2e-3,
+            "argument {which}: differs from finite differences by {d}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------- SGD in place
 
 #[test]

@@ -57,14 +57,23 @@ impl Norm {
         residual: &Tensor,
         train: bool,
     ) -> Result<Tensor> {
-        if let (Kernels::Fast, true, Some((weight, bias))) =
-            (self.kernels, train, self.bn.weight_and_bias())
-        {
-            let (ys, stats) = ops::batch_norm_add_relu_train(xs, weight, bias, residual, EPS)?;
-            self.update_running(&stats)?;
-            return Ok(ys);
+        match (self.kernels, train, self.bn.weight_and_bias()) {
+            (Kernels::Fast, true, Some((weight, bias))) => {
+                let (ys, stats) = ops::batch_norm_add_relu_train(xs, weight, bias, residual, EPS)?;
+                self.update_running(&stats)?;
+                Ok(ys)
+            }
+            (Kernels::Fast, false, Some((weight, bias))) => ops::batch_norm_add_relu_eval(
+                xs,
+                weight,
+                bias,
+                self.running_mean.as_tensor(),
+                self.running_var.as_tensor(),
+                residual,
+                EPS,
+            ),
+            _ => (self.forward_t(xs, train)? + residual)?.relu(),
         }
-        (self.forward_t(xs, train)? + residual)?.relu()
     }
 
     fn forward(&self, xs: &Tensor, train: bool, relu: bool) -> Result<Tensor> {

@@ -11,7 +11,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor, bail};
+use candle_core::{
+    CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, bail,
+};
 use rayon::prelude::*;
 
 use super::lanes::lane_sum;
@@ -398,16 +400,65 @@ impl CustomOp1 for Eval {
     }
 }
 
-/// Evaluation-mode batch norm of `x` with the running statistics, then ReLU if `relu`.
-pub fn batch_norm_eval(
-    x: &Tensor,
+/// Evaluation-mode `relu(batch_norm(x) + residual)`, ResNet's block ending; its backward
+/// reaches the input and the residual.
+struct EvalAddRelu(Eval);
+
+impl CustomOp2 for EvalAddRelu {
+    fn name(&self) -> &'static str {
+        "fast-batch-norm-add-relu-eval"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let d = Dims::of(l1.shape())?;
+        if d.channels != self.0.scale.len() {
+            bail!(
+                "batch_norm: input has {} channels, the layer {}",
+                d.channels,
+                self.0.scale.len()
+            )
+        }
+        if l2.shape() != l1.shape() {
+            bail!(
+                "batch_norm: residual {:?} does not match input {:?}",
+                l2.shape().dims(),
+                l1.shape().dims()
+            )
+        }
+        let x = f32_slice(s1, l1, "batch_norm", "input")?;
+        let r = f32_slice(s2, l2, "batch_norm", "residual")?;
+        let y = affine_channels(x, d, &self.0.scale, &self.0.shift, true, Some(r));
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        _residual: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let dz = (grad * res.gt(0.0)?.to_dtype(grad.dtype())?)?;
+        let dx = self.0.bwd(res, res, &dz)?;
+        Ok((dx, Some(dz)))
+    }
+}
+
+/// The folded per-channel affine map of evaluation mode.
+fn fold_eval(
     gamma: &Tensor,
     beta: &Tensor,
     running_mean: &Tensor,
     running_var: &Tensor,
     eps: f64,
     relu: bool,
-) -> Result<Tensor> {
+) -> Result<Eval> {
     let [gamma, beta, mean, var] =
         [gamma, beta, running_mean, running_var].map(|t| t.to_dtype(candle_core::DType::F32));
     let (gamma, beta, mean, var) = (
@@ -425,7 +476,38 @@ pub fn batch_norm_eval(
             )
         })
         .unzip();
-    x.contiguous()?.apply_op1(Eval { scale, shift, relu })
+    Ok(Eval { scale, shift, relu })
+}
+
+/// Evaluation-mode batch norm of `x` with the running statistics, then ReLU if `relu`.
+pub fn batch_norm_eval(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    eps: f64,
+    relu: bool,
+) -> Result<Tensor> {
+    let op = fold_eval(gamma, beta, running_mean, running_var, eps, relu)?;
+    x.contiguous()?.apply_op1(op)
+}
+
+/// Evaluation-mode `relu(batch_norm(x) + residual)` with the running statistics, as one
+/// pass.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_add_relu_eval(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    residual: &Tensor,
+    eps: f64,
+) -> Result<Tensor> {
+    let op = fold_eval(gamma, beta, running_mean, running_var, eps, false)?;
+    x.contiguous()?
+        .apply_op2(&residual.contiguous()?, EvalAddRelu(op))
 }
 
 /// Training-mode batch norm of `x` (`(B, C, ...)`, f32, CPU) with the batch's

@@ -16,7 +16,10 @@ pub(crate) mod storage;
 
 pub use adaptive_avg_pool::{adaptive_avg_pool2d, adaptive_windows};
 pub use avg_pool::avg_pool2d;
-pub use batch_norm::{BatchStats, batch_norm_add_relu_train, batch_norm_eval, batch_norm_train};
+pub use batch_norm::{
+    BatchStats, batch_norm_add_relu_eval, batch_norm_add_relu_train, batch_norm_eval,
+    batch_norm_train,
+};
 pub use conv2d::conv2d;
 pub use kernels::Kernels;
 pub use max_pool::max_pool2d;
