@@ -557,6 +557,75 @@ fn fused_batch_norm_add_relu_in_evaluation_matches_candle() {
     }
 }
 
+// ---------------------------------------------------------------- linear
+
+#[test]
+fn fast_linear_matches_candle_forward_and_backward() {
+    use candle_core::Module;
+    for (i, (batch, inputs, outputs)) in [(4, 7, 3), (1, 5, 6), (9, 33, 17)].into_iter().enumerate()
+    {
+        let seed = 60 + 10 * i as u64;
+        let vars = [
+            tensor(&[batch, inputs], seed),
+            tensor(&[outputs, inputs], seed + 1),
+            tensor(&[outputs], seed + 2),
+        ]
+        .map(|t| Var::from_tensor(&t).unwrap());
+        let [x, w, b] = vars.each_ref().map(|v| v.as_tensor());
+        let ours = ops::linear(x, w, Some(b)).unwrap();
+        let theirs = candle_nn::Linear::new(w.clone(), Some(b.clone()))
+            .forward(x)
+            .unwrap();
+        let d = rel_diff(&flat(&ours), &flat(&theirs));
+        assert!(d < 1e-5, "case {i}: forward differs by {d}");
+        let g = tensor(&[batch, outputs], seed + 3);
+        let grads = |y: &Tensor| {
+            let store = (y * &g).unwrap().sum_all().unwrap().backward().unwrap();
+            vars.each_ref()
+                .map(|v| flat(store.get(v.as_tensor()).unwrap()))
+        };
+        for (name, (a, b)) in ["x", "weight", "bias"]
+            .iter()
+            .zip(grads(&ours).iter().zip(&grads(&theirs)))
+        {
+            let d = rel_diff(a, b);
+            assert!(d < 1e-5, "case {i}: d{name} differs by {d}");
+        }
+    }
+}
+
+#[test]
+fn fast_linear_backward_matches_finite_differences() {
+    let args = [tensor(&[3, 5], 1), tensor(&[4, 5], 2), tensor(&[4], 3)];
+    let g = tensor(&[3, 4], 4);
+    let f = |a: &[Tensor]| ops::linear(&a[0], &a[1], Some(&a[2])).unwrap();
+    let vars = args.clone().map(|t| Var::from_tensor(&t).unwrap());
+    let tensors: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+    let store = (f(&tensors) * &g)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    for (which, var) in vars.iter().enumerate() {
+        let analytic = flat(store.get(var.as_tensor()).unwrap());
+        // Linear in each argument: a large step is exact up to rounding.
+        let d = rel_diff(&analytic, &numeric_grad(&f, &args, which, &g, 0.5));
+        assert!(
+            d < 1e-4,
+            "argument {which}: differs from finite differences by {d}"
+        );
+    }
+}
+
+#[test]
+fn fast_linear_rejects_mismatched_features_with_a_message() {
+    let err = ops::linear(&tensor(&[2, 5], 1), &tensor(&[3, 4], 2), None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("linear: 2x5 and 4x3 do not chain"), "{err}");
+}
+
 // ---------------------------------------------------------------- SGD in place
 
 #[test]

@@ -5,10 +5,10 @@
 //! reference's replaced stem do. With a width multiplier, the growth rate and the stem's
 //! 64 channels are scaled; transitions still halve (floor) the channel count.
 
-use candle_core::{D, Module, Result, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_core::{D, Result, Tensor};
+use candle_nn::VarBuilder;
 
-use super::layers::{self, Conv, ConvInit, ConvSpec, LinearInit, TapPlan, TapSink};
+use super::layers::{self, Conv, ConvInit, ConvSpec, Dense, LinearInit, TapPlan, TapSink};
 use super::norm::{self, Norm};
 use crate::engine::ops;
 
@@ -94,7 +94,7 @@ pub(crate) struct DenseNet121 {
     norm0: Norm,
     blocks: Vec<Block>,
     norm5: Norm,
-    classifier: Linear,
+    classifier: Dense,
 }
 
 impl DenseNet121 {
@@ -142,6 +142,7 @@ impl DenseNet121 {
             channels,
             num_classes,
             LinearInit::ZeroBias,
+            plan.kernels(),
             vb.pp("classifier"),
         )?;
         Ok(DenseNet121 {

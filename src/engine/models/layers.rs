@@ -238,12 +238,34 @@ pub(crate) enum LinearInit {
     Normal001,
 }
 
+/// A linear layer on either kernel set: candle-nn's `Linear`, or on the fast kernels the
+/// product `x W^T` as this crate's op (its weight gradient lands in the weight's own
+/// layout).
+pub(crate) struct Dense {
+    linear: Linear,
+    kernels: Kernels,
+}
+
+impl Dense {
+    pub(crate) fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let fast = self.kernels.on(xs.device()) == Kernels::Fast
+            && xs.dtype() == candle_core::DType::F32
+            && xs.rank() == 2;
+        if fast {
+            ops::linear(xs, self.linear.weight(), self.linear.bias())
+        } else {
+            self.linear.forward(xs)
+        }
+    }
+}
+
 pub(crate) fn linear(
     in_features: usize,
     out_features: usize,
     init: LinearInit,
+    kernels: Kernels,
     vb: VarBuilder,
-) -> Result<Linear> {
+) -> Result<Dense> {
     let uniform = torch_default_uniform(in_features);
     let (w_init, b_init) = match init {
         LinearInit::TorchDefault => (uniform, uniform),
@@ -258,7 +280,10 @@ pub(crate) fn linear(
     };
     let weight = vb.get_with_hints((out_features, in_features), "weight", w_init)?;
     let bias = vb.get_with_hints(out_features, "bias", b_init)?;
-    Ok(Linear::new(weight, Some(bias)))
+    Ok(Dense {
+        linear: Linear::new(weight, Some(bias)),
+        kernels,
+    })
 }
 
 /// Inverted dropout (`torch.nn.Dropout`) drawing its masks from a seeded generator, since

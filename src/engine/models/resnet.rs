@@ -2,10 +2,10 @@
 //! stride-1, padding-1, bias-free conv (PyTorch's default init, as the reference replaces
 //! it after torchvision's init loop); the 3x3 stride-2 padding-1 max pool is kept.
 
-use candle_core::{Module, Result, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_core::{Result, Tensor};
+use candle_nn::VarBuilder;
 
-use super::layers::{self, Conv, ConvInit, ConvSpec, LinearInit, TapPlan, TapSink};
+use super::layers::{self, Conv, ConvInit, ConvSpec, Dense, LinearInit, TapPlan, TapSink};
 use super::norm::{self, Norm};
 use crate::engine::ops;
 
@@ -112,7 +112,7 @@ pub(crate) struct ResNet18 {
     conv1: Conv,
     bn1: Norm,
     layers: Vec<BasicBlock>,
-    fc: Linear,
+    fc: Dense,
 }
 
 impl ResNet18 {
@@ -139,7 +139,13 @@ impl ResNet18 {
             blocks.push(BasicBlock::new(p, p, 1, plan, vb.pp(1))?);
             inplanes = p;
         }
-        let fc = layers::linear(inplanes, num_classes, LinearInit::TorchDefault, vb.pp("fc"))?;
+        let fc = layers::linear(
+            inplanes,
+            num_classes,
+            LinearInit::TorchDefault,
+            plan.kernels(),
+            vb.pp("fc"),
+        )?;
         Ok(ResNet18 {
             conv1,
             bn1,

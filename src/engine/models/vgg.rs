@@ -3,10 +3,10 @@
 //! pool to 7x7 and the classifier `25088-4096-4096-classes` with dropout 0.5. The hidden
 //! width 4096 is scaled by the width multiplier like every channel count.
 
-use candle_core::{Module, ModuleT, Result, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_core::{ModuleT, Result, Tensor};
+use candle_nn::VarBuilder;
 
-use super::layers::{self, Conv, ConvInit, ConvSpec, Dropout, LinearInit, TapPlan, TapSink};
+use super::layers::{self, Conv, ConvInit, ConvSpec, Dense, Dropout, LinearInit, TapPlan, TapSink};
 use super::norm::{self, Norm};
 use crate::engine::ops;
 
@@ -65,9 +65,9 @@ enum Feature {
 /// VGG-16 with batch norm.
 pub(crate) struct Vgg16Bn {
     features: Vec<Feature>,
-    fc1: Linear,
-    fc2: Linear,
-    fc3: Linear,
+    fc1: Dense,
+    fc2: Dense,
+    fc3: Dense,
     dropout: Dropout,
 }
 
@@ -110,9 +110,27 @@ impl Vgg16Bn {
         }
         let hidden = layers::scaled(4096, width);
         let cvb = vb.pp("classifier");
-        let fc1 = layers::linear(channels * 49, hidden, LinearInit::Normal001, cvb.pp(0))?;
-        let fc2 = layers::linear(hidden, hidden, LinearInit::Normal001, cvb.pp(3))?;
-        let fc3 = layers::linear(hidden, num_classes, LinearInit::Normal001, cvb.pp(6))?;
+        let fc1 = layers::linear(
+            channels * 49,
+            hidden,
+            LinearInit::Normal001,
+            plan.kernels(),
+            cvb.pp(0),
+        )?;
+        let fc2 = layers::linear(
+            hidden,
+            hidden,
+            LinearInit::Normal001,
+            plan.kernels(),
+            cvb.pp(3),
+        )?;
+        let fc3 = layers::linear(
+            hidden,
+            num_classes,
+            LinearInit::Normal001,
+            plan.kernels(),
+            cvb.pp(6),
+        )?;
         Ok(Vgg16Bn {
             features,
             fc1,

@@ -11,6 +11,7 @@ mod conv2d;
 pub(crate) mod gemm;
 mod kernels;
 pub(crate) mod lanes;
+mod linear;
 mod max_pool;
 pub(crate) mod storage;
 
@@ -22,4 +23,5 @@ pub use batch_norm::{
 };
 pub use conv2d::conv2d;
 pub use kernels::Kernels;
+pub use linear::linear;
 pub use max_pool::max_pool2d;
