@@ -370,6 +370,33 @@ fn numeric_grad(
         .collect()
 }
 
+/// Checks the autograd gradient of `sum(g * f(args))` with respect to every argument
+/// against central differences of step `h`, to `tol`.
+fn assert_matches_finite_differences(
+    f: &dyn Fn(&[Tensor]) -> Tensor,
+    args: &[Tensor],
+    g: &Tensor,
+    h: f32,
+    tol: f32,
+) {
+    let vars: Vec<Var> = args.iter().map(|t| Var::from_tensor(t).unwrap()).collect();
+    let tensors: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+    let store = (f(&tensors) * g)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    for (which, var) in vars.iter().enumerate() {
+        let analytic = flat(store.get(var.as_tensor()).unwrap());
+        let d = rel_diff(&analytic, &numeric_grad(f, args, which, g, h));
+        assert!(
+            d < tol,
+            "argument {which}: differs from finite differences by {d}"
+        );
+    }
+}
+
 /// `(x, gamma, beta, residual)` for the fused block ending: the residual is +-6, so
 /// the sign of every output is its sign, far from the ReLU's kink (finite differences
 /// stay exact) and both sides of the mask are exercised.
@@ -422,29 +449,13 @@ fn fused_batch_norm_add_relu_matches_candle_forward_backward_and_statistics() {
 
 #[test]
 fn fused_batch_norm_add_relu_backward_matches_finite_differences() {
-    let args = block_ending_args([3, 2, 3, 4], 7);
-    let g = tensor(&[3, 2, 3, 4], 8);
     let f = |a: &[Tensor]| {
         ops::batch_norm_add_relu_train(&a[0], &a[1], &a[2], &a[3], 1e-5)
             .unwrap()
             .0
     };
-    let vars = args.clone().map(|t| Var::from_tensor(&t).unwrap());
-    let tensors: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
-    let store = (f(&tensors) * &g)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
-    for (which, var) in vars.iter().enumerate() {
-        let analytic = flat(store.get(var.as_tensor()).unwrap());
-        let d = rel_diff(&analytic, &numeric_grad(&f, &args, which, &g, 1e-2));
-        assert!(
-            d < 2e-3,
-            "argument {which}: differs from finite differences by {d}"
-        );
-    }
+    let g = tensor(&[3, 2, 3, 4], 8);
+    assert_matches_finite_differences(&f, &block_ending_args([3, 2, 3, 4], 7), &g, 1e-2, 2e-3);
 }
 
 #[test]
@@ -460,6 +471,25 @@ fn fused_batch_norm_rejects_a_residual_of_another_shape_with_a_message() {
     );
 }
 
+/// candle-nn's batch norm with fixed statistics, for evaluation mode.
+fn candle_eval_bn(
+    gamma: &Tensor,
+    beta: &Tensor,
+    mean: &Tensor,
+    var: &Tensor,
+) -> candle_nn::BatchNorm {
+    let c = gamma.dim(0).unwrap();
+    candle_nn::BatchNorm::new(
+        c,
+        mean.clone(),
+        var.clone(),
+        gamma.clone(),
+        beta.clone(),
+        1e-5,
+    )
+    .unwrap()
+}
+
 #[test]
 fn fused_batch_norm_in_evaluation_matches_candle() {
     use candle_core::ModuleT;
@@ -469,15 +499,7 @@ fn fused_batch_norm_in_evaluation_matches_candle() {
     let beta = tensor(&[4], 7);
     let mean = tensor(&[4], 8);
     let var = (tensor(&[4], 9) + 1.5).unwrap();
-    let bn = candle_nn::BatchNorm::new(
-        4,
-        mean.clone(),
-        var.clone(),
-        gamma.clone(),
-        beta.clone(),
-        1e-5,
-    )
-    .unwrap();
+    let bn = candle_eval_bn(&gamma, &beta, &mean, &var);
     let g = tensor(&shape, 10);
     for relu in [false, true] {
         let xv = Var::from_tensor(&x).unwrap();
@@ -502,15 +524,7 @@ fn fused_batch_norm_add_relu_in_evaluation_matches_candle() {
     let [x, gamma, beta, residual] = block_ending_args([3, 4, 5, 2], 11);
     let mean = tensor(&[4], 8);
     let var = (tensor(&[4], 9) + 1.5).unwrap();
-    let bn = candle_nn::BatchNorm::new(
-        4,
-        mean.clone(),
-        var.clone(),
-        gamma.clone(),
-        beta.clone(),
-        1e-5,
-    )
-    .unwrap();
+    let bn = candle_eval_bn(&gamma, &beta, &mean, &var);
     let (xv, rv) = (
         Var::from_tensor(&x).unwrap(),
         Var::from_tensor(&residual).unwrap(),
@@ -597,25 +611,9 @@ fn fast_linear_matches_candle_forward_and_backward() {
 #[test]
 fn fast_linear_backward_matches_finite_differences() {
     let args = [tensor(&[3, 5], 1), tensor(&[4, 5], 2), tensor(&[4], 3)];
-    let g = tensor(&[3, 4], 4);
     let f = |a: &[Tensor]| ops::linear(&a[0], &a[1], Some(&a[2])).unwrap();
-    let vars = args.clone().map(|t| Var::from_tensor(&t).unwrap());
-    let tensors: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
-    let store = (f(&tensors) * &g)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
-    for (which, var) in vars.iter().enumerate() {
-        let analytic = flat(store.get(var.as_tensor()).unwrap());
-        // Linear in each argument: a large step is exact up to rounding.
-        let d = rel_diff(&analytic, &numeric_grad(&f, &args, which, &g, 0.5));
-        assert!(
-            d < 1e-4,
-            "argument {which}: differs from finite differences by {d}"
-        );
-    }
+    // Linear in each argument: a large step is exact up to rounding.
+    assert_matches_finite_differences(&f, &args, &tensor(&[3, 4], 4), 0.5, 1e-4);
 }
 
 #[test]

@@ -122,14 +122,7 @@ impl CustomOp3 for Forward {
         let x = f32_slice(s1, l1, "batch_norm", "input")?;
         let (gamma, beta, residual) = if self.epilogue == Epilogue::AddRelu {
             let packed = f32_slice(s2, l2, "batch_norm", "weight and bias")?;
-            let residual = f32_slice(s3, l3, "batch_norm", "residual")?;
-            if l3.shape() != l1.shape() {
-                bail!(
-                    "batch_norm: residual {:?} does not match input {:?}",
-                    l3.shape().dims(),
-                    l1.shape().dims()
-                )
-            }
+            let residual = residual_slice(s3, l3, l1)?;
             let (gamma, beta) = packed.split_at(packed.len() / 2);
             (gamma, beta, Some(residual))
         } else {
@@ -365,12 +358,9 @@ struct Eval {
     relu: bool,
 }
 
-impl CustomOp1 for Eval {
-    fn name(&self) -> &'static str {
-        "fast-batch-norm-eval"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+impl Eval {
+    /// The input's dimensions, checked against the layer's channels.
+    fn dims(&self, layout: &Layout) -> Result<Dims> {
         let d = Dims::of(layout.shape())?;
         if d.channels != self.scale.len() {
             bail!(
@@ -379,6 +369,33 @@ impl CustomOp1 for Eval {
                 self.scale.len()
             )
         }
+        Ok(d)
+    }
+}
+
+/// The residual's values, checked to have the input's shape.
+fn residual_slice<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    input: &Layout,
+) -> Result<&'a [f32]> {
+    if layout.shape() != input.shape() {
+        bail!(
+            "batch_norm: residual {:?} does not match input {:?}",
+            layout.shape().dims(),
+            input.shape().dims()
+        )
+    }
+    f32_slice(storage, layout, "batch_norm", "residual")
+}
+
+impl CustomOp1 for Eval {
+    fn name(&self) -> &'static str {
+        "fast-batch-norm-eval"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let d = self.dims(layout)?;
         let x = f32_slice(storage, layout, "batch_norm", "input")?;
         let y = affine_channels(x, d, &self.scale, &self.shift, self.relu, None);
         Ok((CpuStorage::F32(y), layout.shape().clone()))
@@ -416,23 +433,9 @@ impl CustomOp2 for EvalAddRelu {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let d = Dims::of(l1.shape())?;
-        if d.channels != self.0.scale.len() {
-            bail!(
-                "batch_norm: input has {} channels, the layer {}",
-                d.channels,
-                self.0.scale.len()
-            )
-        }
-        if l2.shape() != l1.shape() {
-            bail!(
-                "batch_norm: residual {:?} does not match input {:?}",
-                l2.shape().dims(),
-                l1.shape().dims()
-            )
-        }
+        let d = self.0.dims(l1)?;
         let x = f32_slice(s1, l1, "batch_norm", "input")?;
-        let r = f32_slice(s2, l2, "batch_norm", "residual")?;
+        let r = residual_slice(s2, l2, l1)?;
         let y = affine_channels(x, d, &self.0.scale, &self.0.shift, true, Some(r));
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
