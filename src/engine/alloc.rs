@@ -65,9 +65,8 @@ impl Cache {
         Some(addr as *mut u8)
     }
 
-    /// Keeps a freed block; returns the blocks that must go back to the system to make
-    /// room (at most all slots' worth, stored in `evicted`), or the block itself when it
-    /// alone is over the byte bound.
+    /// Keeps a freed block, evicting the oldest ones into `evicted` (for the caller to
+    /// free outside the lock) until it fits; returns whether it was kept.
     fn put(&mut self, ptr: *mut u8, layout: Layout, evicted: &mut Vec<Slot>) -> bool {
         while self.bytes + layout.size() > MAX_CACHED || self.free_slot().is_none() {
             let Some(oldest) = self

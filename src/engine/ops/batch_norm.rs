@@ -6,8 +6,9 @@
 //! is one more pass and one more kept tensor, a residual add two more, and each of
 //! their backwards several. Here the forward reads the input twice
 //! (statistics, then output) and keeps only the input and the output; the backward
-//! reads them twice more. Per-channel sums run in parallel over channels, in f64, in a
-//! fixed order, so results do not depend on scheduling.
+//! reads them twice more. Per-channel sums run in parallel over channels, each plane in
+//! f32 lanes and the planes in f64 (`lanes.rs`), in a fixed order, so results do not
+//! depend on scheduling.
 
 use std::sync::{Arc, Mutex};
 
@@ -99,6 +100,14 @@ struct Forward {
 }
 
 impl Forward {
+    fn new(eps: f64, epilogue: Epilogue) -> Forward {
+        Forward {
+            eps,
+            epilogue,
+            stats: Arc::new(Mutex::new(BatchStats::default())),
+        }
+    }
+
     fn stats(&self) -> Result<BatchStats> {
         take_stats(&self.stats)
     }
@@ -167,11 +176,7 @@ impl CustomOp3 for Forward {
             })
             .unzip();
         let y = affine_channels(x, d, &scale, &shift, self.epilogue.relu(), residual);
-        let mut stats = self
-            .stats
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("batch_norm: poisoned statistics".into()))?;
-        *stats = BatchStats {
+        *lock_stats(&self.stats)? = BatchStats {
             mean,
             var,
             count: d.count(),
@@ -289,23 +294,37 @@ impl CustomOp3 for Backward {
         let (dx, rest) = out.split_at_mut(total);
         let (dz_out, rest) = rest.split_at_mut(dz_len);
         let plane = d.plane.max(1);
-        dx.par_chunks_mut(plane).enumerate().for_each(|(p, dx)| {
+        // One pass writes dx and, for the residual, dz too.
+        let fill = |p: usize, dx: &mut [f32], dz_out: Option<&mut [f32]>| {
             let (k, kb, kg, mu) = coef[p % d.channels];
             let start = p * d.plane;
-            for (j, dx) in dx.iter_mut().enumerate() {
-                let i = start + j;
-                *dx = k * dz(y[i], dy[i]) - kb - (x[i] - mu) * kg;
-            }
-        });
-        dz_out
-            .par_chunks_mut(plane)
-            .enumerate()
-            .for_each(|(p, out)| {
-                let start = p * d.plane;
-                for (j, v) in out.iter_mut().enumerate() {
-                    *v = dz(y[start + j], dy[start + j]);
+            let grad = |i: usize| dz(y[start + i], dy[start + i]);
+            let dx_at = |i: usize, g: f32| k * g - kb - (x[start + i] - mu) * kg;
+            match dz_out {
+                Some(dz_out) => {
+                    for (j, (dx, v)) in dx.iter_mut().zip(dz_out).enumerate() {
+                        let g = grad(j);
+                        *v = g;
+                        *dx = dx_at(j, g);
+                    }
                 }
-            });
+                None => {
+                    for (j, dx) in dx.iter_mut().enumerate() {
+                        *dx = dx_at(j, grad(j));
+                    }
+                }
+            }
+        };
+        if self.emit_dz {
+            dx.par_chunks_mut(plane)
+                .zip(dz_out.par_chunks_mut(plane))
+                .enumerate()
+                .for_each(|(p, (dx, dz))| fill(p, dx, Some(dz)));
+        } else {
+            dx.par_chunks_mut(plane)
+                .enumerate()
+                .for_each(|(p, dx)| fill(p, dx, None));
+        }
         for c in 0..d.channels {
             rest[c] = dgamma[c] as f32;
             rest[d.channels + c] = dbeta[c] as f32;
@@ -359,6 +378,14 @@ struct Eval {
 }
 
 impl Eval {
+    /// `grad * scale_c` on every channel: the gradient through the affine map.
+    fn scaled(&self, grad: &Tensor) -> Result<Tensor> {
+        let shape: Vec<usize> = (0..grad.rank())
+            .map(|i| if i == 1 { self.scale.len() } else { 1 })
+            .collect();
+        grad.broadcast_mul(&Tensor::from_slice(&self.scale, shape, grad.device())?)
+    }
+
     /// The input's dimensions, checked against the layer's channels.
     fn dims(&self, layout: &Layout) -> Result<Dims> {
         let d = Dims::of(layout.shape())?;
@@ -371,6 +398,11 @@ impl Eval {
         }
         Ok(d)
     }
+}
+
+/// The gradient before a ReLU whose output is `y`: `grad` where `y > 0`.
+fn relu_grad(y: &Tensor, grad: &Tensor) -> Result<Tensor> {
+    grad * y.gt(0.0)?.to_dtype(grad.dtype())?
 }
 
 /// The residual's values, checked to have the input's shape.
@@ -402,18 +434,12 @@ impl CustomOp1 for Eval {
     }
 
     fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let shape: Vec<usize> = (0..res.rank())
-            .map(|i| if i == 1 { self.scale.len() } else { 1 })
-            .collect();
-        let scale = Tensor::from_slice(&self.scale, shape, res.device())?;
-        let dx = grad.broadcast_mul(&scale)?;
-        if self.relu {
-            let positive = res.gt(0.0)?.to_dtype(dx.dtype())?;
-            dx * positive
+        let grad = if self.relu {
+            relu_grad(res, grad)?
         } else {
-            Ok(dx)
-        }
-        .map(Some)
+            grad.clone()
+        };
+        self.scaled(&grad).map(Some)
     }
 }
 
@@ -447,9 +473,8 @@ impl CustomOp2 for EvalAddRelu {
         res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let dz = (grad * res.gt(0.0)?.to_dtype(grad.dtype())?)?;
-        let dx = self.0.bwd(res, res, &dz)?;
-        Ok((dx, Some(dz)))
+        let dz = relu_grad(res, grad)?;
+        Ok((Some(self.0.scaled(&dz)?), Some(dz)))
     }
 }
 
@@ -552,19 +577,12 @@ pub fn batch_norm_add_relu_train(
     Ok((y, take_stats(&stats)?))
 }
 
-impl Forward {
-    fn new(eps: f64, epilogue: Epilogue) -> Forward {
-        Forward {
-            eps,
-            epilogue,
-            stats: Arc::new(Mutex::new(BatchStats::default())),
-        }
-    }
+fn lock_stats(stats: &Mutex<BatchStats>) -> Result<std::sync::MutexGuard<'_, BatchStats>> {
+    stats
+        .lock()
+        .map_err(|_| candle_core::Error::Msg("batch_norm: poisoned statistics".into()))
 }
 
 fn take_stats(stats: &Mutex<BatchStats>) -> Result<BatchStats> {
-    stats
-        .lock()
-        .map(|s| s.clone())
-        .map_err(|_| candle_core::Error::Msg("batch_norm: poisoned statistics".into()))
+    lock_stats(stats).map(|s| s.clone())
 }

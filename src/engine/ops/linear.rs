@@ -64,7 +64,7 @@ impl Product {
 fn dims2(layout: &Layout, what: &str) -> Result<(usize, usize)> {
     match layout.shape().dims() {
         &[r, c] => Ok((r, c)),
-        d => bail!("linear: {what} must be a matrix, got shape {d:?}"),
+        d => bail!("linear: the {what} must be a matrix, got shape {d:?}"),
     }
 }
 
@@ -86,7 +86,12 @@ impl CustomOp2 for Product {
     ) -> Result<(CpuStorage, Shape)> {
         let a = f32_slice(s1, l1, "linear", "first operand")?;
         let b = f32_slice(s2, l2, "linear", "second operand")?;
-        let (out, dims) = self.run(a, dims2(l1, "the input")?, b, dims2(l2, "the weight")?)?;
+        let (out, dims) = self.run(
+            a,
+            dims2(l1, "first operand")?,
+            b,
+            dims2(l2, "second operand")?,
+        )?;
         Ok((CpuStorage::F32(out), Shape::from(dims)))
     }
 
