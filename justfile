@@ -1,6 +1,6 @@
 # topo: topographic CNNs, from YAML experiments to the paper's tables.
-# Recipes use the dev profile, which optimises every dependency (candle's kernels) and
-# shares its build with the tests; `cargo build --release` gives the fastest binary.
+# Recipes use the dev profile, which optimises the training hot path (candle, gemm, this
+# crate's kernels) and shares its build with the tests; `cargo build --release` optimises all.
 # `just --list` shows every recipe.
 
 # Train every pending run of an experiment, e.g. `just run experiments/quickstart.yaml`
@@ -19,8 +19,14 @@ plan file *args:
 validate file:
     cargo run --quiet -- validate {{file}}
 
-# The whole test suite (what CI runs)
+# The whole test suite: fmt, clippy, the schema check, every test (installs cargo-nextest once if missing)
 test:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if ! cargo nextest --version >/dev/null 2>&1; then
+        echo "cargo-nextest is missing: installing it once with 'cargo install --locked cargo-nextest' (a few minutes)"
+        cargo install --locked --quiet cargo-nextest
+    fi
     cargo fmt --all -- --check
     cargo clippy --all-targets -- -D warnings
     cargo run --quiet -- schema --check
@@ -50,10 +56,9 @@ bench-parts:
 cuda-check:
     bash scripts/cuda_check.sh
 
-# The quickstart end to end: train, then report
+# The quickstart end to end: build, train (the report is written at the end), then print where it is
 quickstart:
-    cargo run --quiet -- run experiments/quickstart.yaml
-    cargo run --quiet -- report results/quickstart
+    cargo run -- run experiments/quickstart.yaml
 
 # A real one-node Slurm on localhost (root; installs slurm and munge): a 6-run job array, then a run cancelled and resumed
 slurm-test:

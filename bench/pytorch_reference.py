@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch half of the side-by-side training-speed benchmark (issue 7).
 
-The paper's three image models (REFERENCE.md, "Models and their topographic layers") and its
+The paper's three image models (docs/reference.md, "Models and their topographic layers") and its
 topographic loss, written in plain PyTorch so that the same step can be timed against `topo`'s
 engine. One run times one configuration and prints ONE JSON line on stdout:
 
@@ -29,14 +29,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# Cosine similarity denominator floor (REFERENCE.md, "Topographic loss").
+# Cosine similarity denominator floor (docs/reference.md, "Topographic loss").
 EPS = 1e-8
 # Weight of the topographic term in the total loss.
 LAMBDA = 1.0
 
 
 # --------------------------------------------------------------------------------------------
-# Models. Layer names follow torchvision's so that the tapped layers of REFERENCE.md resolve
+# Models. Layer names follow torchvision's so that the tapped layers of docs/reference.md resolve
 # with `get_submodule` under the same dotted names.
 # --------------------------------------------------------------------------------------------
 
@@ -228,7 +228,7 @@ MODELS = {"resnet18": ResNet18, "vgg16_bn": VGG16BN, "densenet121": DenseNet121}
 
 
 def topographic_layers(name: str, model: nn.Module) -> list[str]:
-    """Dotted names of the convs whose outputs feed the topographic loss (REFERENCE.md)."""
+    """Dotted names of the convs whose outputs feed the topographic loss (docs/reference.md)."""
     if name == "resnet18":
         return ["conv1"] + [f"layer{i}.1.conv2" for i in range(1, 5)]
     if name == "vgg16_bn":

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use crate::config::Diagnostics;
+use crate::engine::preflight::Problem;
 
 /// A failed command.
 #[derive(Debug)]
@@ -11,6 +12,9 @@ pub enum CliError {
     Invalid(Diagnostics),
     /// A usage problem found after parsing (exit 2).
     Usage(String),
+    /// What the runs need is missing or broken (exit 2): each problem once, found
+    /// before any run started.
+    Preflight(Vec<Problem>),
     /// Something went wrong while working (exit 1).
     Failed(anyhow::Error),
 }
@@ -25,6 +29,17 @@ impl CliError {
             }
             CliError::Usage(m) => {
                 eprintln!("error: {m}");
+                ExitCode::from(2)
+            }
+            CliError::Preflight(problems) => {
+                for p in problems {
+                    eprintln!("error: {p}");
+                }
+                eprintln!(
+                    "{} problem{} found before any run started; nothing was trained or recorded",
+                    problems.len(),
+                    if problems.len() == 1 { "" } else { "s" }
+                );
                 ExitCode::from(2)
             }
             CliError::Failed(e) => {

@@ -6,10 +6,11 @@ use clap::ValueEnum;
 
 use crate::engine::lock::LockPolicy;
 use crate::engine::ops::Kernels;
+use crate::engine::preflight::{PreflightEnv, preflight};
 use crate::engine::runner::{RunOptions, Workers, run_plan_with};
 use crate::engine::workers::Shard;
-use crate::plan::plan;
-use crate::results::{ExperimentDir, write_atomic};
+use crate::plan::{RunConfig, plan};
+use crate::results::{ExperimentDir, RunState, write_atomic};
 
 use super::validate::load_experiment;
 use super::{CliError, ExperimentArgs};
@@ -94,6 +95,28 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
             ))
         })?,
     };
+    let cache_dir = args.experiment.results.join(".cache");
+    // Done runs need nothing; failed ones only when they are to be retried.
+    let pending: Vec<&RunConfig> = runs
+        .iter()
+        .copied()
+        .filter(|r| match dir.run(&r.id).state_on_disk() {
+            RunState::Done => false,
+            RunState::Failed => args.retry_failed,
+            _ => true,
+        })
+        .collect();
+    let problems = preflight(
+        &pending,
+        &PreflightEnv {
+            config_dir: loaded.dir.clone(),
+            cache_dir: cache_dir.clone(),
+            results: Some(dir.clone()),
+        },
+    );
+    if !problems.is_empty() {
+        return Err(CliError::Preflight(problems));
+    }
     let resolved =
         serde_yaml::to_string(&loaded.experiment).map_err(|e| CliError::Failed(e.into()))?;
     write_atomic(&dir.resolved_yaml(), resolved.as_bytes())
@@ -103,7 +126,7 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         kernels: args.kernels,
         experiment_dir: dir.clone(),
         config_dir: loaded.dir.clone(),
-        cache_dir: args.experiment.results.join(".cache"),
+        cache_dir,
         retry_failed: args.retry_failed,
     };
     let workers = Workers::new(

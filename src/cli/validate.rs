@@ -1,6 +1,7 @@
 //! `topo validate FILE`.
 
 use crate::config::{LoadOptions, load};
+use crate::engine::preflight::{PreflightEnv, preflight};
 use crate::plan::plan;
 
 use super::{CliError, ExperimentArgs};
@@ -9,19 +10,36 @@ use super::{CliError, ExperimentArgs};
 pub struct ValidateArgs {
     #[command(flatten)]
     pub experiment: ExperimentArgs,
+    /// Also check what the runs read: each data set's files (every audio clip decoded,
+    /// its features cached) and custom layout files, as `topo run` does before training.
+    #[arg(long)]
+    pub data: bool,
 }
 
 pub fn run(args: &ValidateArgs) -> Result<(), CliError> {
     let loaded = load_experiment(&args.experiment)?;
-    let runs = plan(&loaded.experiment)
-        .map_err(|e| CliError::Failed(e.into()))?
-        .runs
-        .len();
+    let plan = plan(&loaded.experiment).map_err(|e| CliError::Failed(e.into()))?;
+    if args.data {
+        let all: Vec<_> = plan.runs.iter().collect();
+        let problems = preflight(
+            &all,
+            &PreflightEnv {
+                config_dir: loaded.dir.clone(),
+                cache_dir: args.experiment.results.join(".cache"),
+                results: None,
+            },
+        );
+        if !problems.is_empty() {
+            return Err(CliError::Preflight(problems));
+        }
+    }
+    let runs = plan.runs.len();
     println!(
-        "{}: ok ({} run{})",
+        "{}: ok ({} run{}{})",
         args.experiment.file.display(),
         runs,
-        if runs == 1 { "" } else { "s" }
+        if runs == 1 { "" } else { "s" },
+        if args.data { ", data checked" } else { "" }
     );
     Ok(())
 }

@@ -194,19 +194,30 @@ fn report(
 }
 
 /// The one alternative of an `anyOf` that is a mapping with properties, if exactly one is.
+/// Nested alternatives count too (an optional field whose type is itself a choice).
 fn mapping_alternative(node: &Value, root: &Value) -> Option<Value> {
-    let alts = node
-        .get("anyOf")
-        .or_else(|| node.get("oneOf"))
-        .and_then(Value::as_array)?;
-    let objects: Vec<&Value> = alts
-        .iter()
-        .map(|a| deref(a, root))
-        .filter(|a| a.get("properties").is_some())
-        .collect();
+    let mut objects = Vec::new();
+    collect_mappings(node, root, &mut objects, 0);
     match objects.as_slice() {
         [one] => Some((*one).clone()),
         _ => None,
+    }
+}
+
+fn collect_mappings<'a>(node: &'a Value, root: &'a Value, out: &mut Vec<&'a Value>, depth: usize) {
+    let Some(alts) = node
+        .get("anyOf")
+        .or_else(|| node.get("oneOf"))
+        .and_then(Value::as_array)
+    else {
+        return;
+    };
+    for alt in alts.iter().map(|a| deref(a, root)) {
+        if alt.get("properties").is_some() {
+            out.push(alt);
+        } else if depth < 4 {
+            collect_mappings(alt, root, out, depth + 1);
+        }
     }
 }
 
@@ -279,7 +290,9 @@ fn any_of_message(instance: &Value, node: Option<&Value>, root: &Value) -> Strin
         1 => expected[0].clone(),
         n => format!("{} or {}", expected[..n - 1].join(", "), expected[n - 1]),
     };
-    if let Some(word) = instance.as_str() {
+    if let Some(word) = instance.as_str()
+        && !words.is_empty()
+    {
         if let Some(s) = did_you_mean(word, words.iter().map(String::as_str)) {
             return format!("unknown value `{word}`, did you mean `{s}`?");
         }
@@ -317,6 +330,11 @@ fn collect_forms(
         forms.push(format!("`{{ {} }}`", keys.join(", ")));
     } else if node.get("type").and_then(Value::as_str) == Some("array") {
         forms.push("a list".into());
+    } else if node.get("type").and_then(Value::as_str) == Some("integer") {
+        forms.push(match node.get("minimum").and_then(Value::as_u64) {
+            Some(min) if min > 0 => format!("a whole number of at least {min}"),
+            _ => "a whole number".into(),
+        });
     }
 }
 

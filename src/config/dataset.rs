@@ -1,5 +1,6 @@
 //! Data sets named in an experiment.
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
 use schemars::JsonSchema;
@@ -22,6 +23,22 @@ pub enum DatasetKind {
 }
 
 impl DatasetKind {
+    /// The data set's name as users know it.
+    pub fn name(self) -> &'static str {
+        match self {
+            DatasetKind::FashionMnist => "Fashion-MNIST",
+            DatasetKind::Cifar10 => "CIFAR-10",
+            DatasetKind::Cifar100 => "CIFAR-100",
+            DatasetKind::SpeechCommands => "SpeechCommands",
+            DatasetKind::BirdDcase => "BirdDCASE",
+        }
+    }
+
+    /// Whether its examples are audio clips, decoded and cached as log-mel features.
+    pub fn is_audio(self) -> bool {
+        matches!(self, DatasetKind::SpeechCommands | DatasetKind::BirdDcase)
+    }
+
     /// Epochs of the paper's recipe for this task.
     pub fn paper_epochs(self) -> u32 {
         match self {
@@ -53,10 +70,10 @@ pub struct DatasetSpec {
     /// Folder holding the files, relative to the working directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root: Option<PathBuf>,
-    /// Use at most this many examples per split, to scale an experiment down.
+    /// Use at most this many examples per split, to scale an experiment down: one
+    /// number for every split, or `{ train: 5000, validation: 500, test: 1000 }`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
-    pub limit: Option<usize>,
+    pub limit: Option<Limit>,
     /// Epochs for this data set; defaults to `training.epochs`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
@@ -69,5 +86,58 @@ impl DatasetSpec {
         self.root
             .clone()
             .unwrap_or_else(|| self.kind.default_root())
+    }
+
+    /// The limit of each split.
+    pub fn limits(&self) -> Limits {
+        Limits::of(self.limit)
+    }
+}
+
+/// How many examples of each split to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Limit {
+    /// At most this many examples in every split.
+    Each(NonZeroUsize),
+    /// At most this many in each split named; a split not named is used whole.
+    PerSplit(SplitLimits),
+}
+
+/// `{ train: 5000, validation: 500, test: 1000 }`, any of them left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SplitLimits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train: Option<NonZeroUsize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<NonZeroUsize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<NonZeroUsize>,
+}
+
+/// The per-split limits of an optional `limit`, as the loaders take them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Limits {
+    pub train: Option<usize>,
+    pub validation: Option<usize>,
+    pub test: Option<usize>,
+}
+
+impl Limits {
+    pub fn of(limit: Option<Limit>) -> Limits {
+        match limit {
+            None => Limits::default(),
+            Some(Limit::Each(n)) => Limits {
+                train: Some(n.get()),
+                validation: Some(n.get()),
+                test: Some(n.get()),
+            },
+            Some(Limit::PerSplit(s)) => Limits {
+                train: s.train.map(NonZeroUsize::get),
+                validation: s.validation.map(NonZeroUsize::get),
+                test: s.test.map(NonZeroUsize::get),
+            },
+        }
     }
 }

@@ -88,7 +88,7 @@ pub struct ExcludeRule {
     pub seed: Option<u64>,
 }
 
-/// The paper's twelve lambdas (REFERENCE.md).
+/// The paper's twelve lambdas (docs/reference.md).
 pub const PAPER_LAMBDAS: [f64; 12] = [
     1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2, 0.1, 0.5, 1.0, 5.0,
 ];

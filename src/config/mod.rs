@@ -22,7 +22,7 @@ mod topography;
 mod training;
 mod value;
 
-pub use dataset::{DatasetKind, DatasetSpec};
+pub use dataset::{DatasetKind, DatasetSpec, Limit, Limits, SplitLimits};
 pub use diagnostic::{Diagnostic, Diagnostics, Origin, did_you_mean, edit_distance};
 pub use experiment::{ExcludeRule, Experiment, Grid, PAPER_LAMBDAS};
 pub use load::{ENV_PREFIX, LoadOptions, Loaded, load};

@@ -41,16 +41,27 @@ pub struct ProportionRange {
 }
 
 impl Proportions {
-    /// The proportions, in the order given.
+    /// The proportions, in the order given. A range's points are rounded to 12
+    /// decimals, so `{ from: 0, to: 0.9, steps: 10 }` gives 0.3 and 0.9, not
+    /// 0.30000000000000004 and 0.8999999999999999 (as `pruning.csv` would print them).
     pub fn values(&self) -> Vec<f64> {
         match self {
             Proportions::List(v) => v.clone(),
             Proportions::Range(r) if r.steps == 1 => vec![r.from],
-            Proportions::Range(r) => (0..r.steps)
-                .map(|i| r.from + (r.to - r.from) * i as f64 / (r.steps - 1) as f64)
-                .collect(),
+            Proportions::Range(r) => {
+                let last = (r.steps - 1) as f64;
+                (0..r.steps)
+                    .map(|i| round_decimals(r.from + (r.to - r.from) * (i as f64 / last)))
+                    .collect()
+            }
         }
     }
+}
+
+/// `v` rounded to 12 decimals: the nearest float to the decimal a user means.
+fn round_decimals(v: f64) -> f64 {
+    const SCALE: f64 = 1e12;
+    (v * SCALE).round() / SCALE
 }
 
 /// The pruning stage of an experiment.

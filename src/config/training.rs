@@ -1,4 +1,4 @@
-//! The training recipe; every default is the paper's (REFERENCE.md, "Training recipe").
+//! The training recipe; every default is the paper's (docs/reference.md, "Training recipe").
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -10,6 +10,7 @@ pub mod lock;
 pub mod models;
 pub mod ops;
 pub mod optim;
+pub mod preflight;
 pub mod prune;
 pub mod runner;
 pub mod seeds;

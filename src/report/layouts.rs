@@ -10,6 +10,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor;
 
+use super::plot::{FAMILY, GlyphText};
 use crate::topography::{Layout, Positions, PositionsError, positions};
 
 /// Why a layout figure could not be written.
@@ -121,6 +122,10 @@ fn render(path: &Path, size: (u32, u32), figure: &Figure) -> Result<(), LayoutPl
         source,
     };
     std::fs::create_dir_all(&dir).map_err(io)?;
+    super::plot::ensure_fonts().map_err(|e| LayoutPlotError::Draw {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -129,7 +134,7 @@ fn render(path: &Path, size: (u32, u32), figure: &Figure) -> Result<(), LayoutPl
     let tmp = dir.join(format!(".{stem}.tmp.{}.{ext_str}", std::process::id()));
     let drawn = match ext.as_deref() {
         Some("png") => {
-            let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+            let root = GlyphText(BitMapBackend::new(&tmp, size)).into_drawing_area();
             draw_figure(&root, figure).and_then(|()| root.present().map_err(|e| e.to_string()))
         }
         Some("svg") => {
@@ -230,7 +235,7 @@ fn draw_panel<DB: DrawingBackend>(
     title: &str,
 ) -> DrawResult {
     let area = area
-        .titled(title, ("sans-serif", 26).into_font().color(&BLACK))
+        .titled(title, (FAMILY, 26).into_font().color(&BLACK))
         .map_err(|e| e.to_string())?;
     let (w, h) = area.dim_in_pixel();
     let side = w.min(h) as f64 * 0.9;
@@ -489,7 +494,7 @@ fn draw_legend<DB: DrawingBackend>(
         BLACK.stroke_width(1),
     ))
     .map_err(err)?;
-    let font = ("sans-serif", 20).into_font().color(&BLACK);
+    let font = (FAMILY, 20).into_font().color(&BLACK);
     let left = font.pos(text_anchor::Pos::new(
         text_anchor::HPos::Right,
         text_anchor::VPos::Center,

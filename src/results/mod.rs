@@ -1,5 +1,5 @@
 //! Results on disk: the layout of `results/<experiment>/` and its records. This is the
-//! only interface between training and the report (DESIGN.md, "Results on disk").
+//! only interface between training and the report (README.md, "Results on disk").
 
 mod atomic;
 mod error;

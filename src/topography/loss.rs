@@ -1,4 +1,4 @@
-//! The topographic loss (paper eq. 1-3, REFERENCE.md "Topographic loss") in candle.
+//! The topographic loss (paper eq. 1-3, docs/reference.md, "Topographic loss") in candle.
 //!
 //! For one layer and one sample, `y` is `(C, H*W)`; `S_ij = <y_i, y_j> / max(|y_i| |y_j|, eps)`
 //! and the loss is the mean over pairs `i < j` of `(S_ij - T_ij)^2`, with `T_ij = 1/(d_ij+1)`.

@@ -1,5 +1,5 @@
 //! Channel positions: one point per output channel of a topographic layer, laid out as
-//! in the reference implementation (coordinates and channel order, REFERENCE.md).
+//! in the reference implementation (coordinates and channel order, docs/reference.md).
 
 use std::f64::consts::PI;
 

@@ -249,3 +249,23 @@ fn hostile_files_fail_fast_and_clearly() {
         );
     }
 }
+
+#[test]
+fn proportion_ranges_give_the_decimals_a_user_means() {
+    let range = |from, to, steps| {
+        topo::config::Proportions::Range(topo::config::ProportionRange { from, to, steps })
+    };
+    let printed: Vec<String> = range(0.0, 0.9, 10)
+        .values()
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
+    assert_eq!(
+        printed,
+        [
+            "0", "0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9"
+        ]
+    );
+    let hundred = range(0.0, 1.0, 101).values();
+    assert_eq!((hundred[7], hundred[29], hundred[100]), (0.07, 0.29, 1.0));
+}

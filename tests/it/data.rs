@@ -1,12 +1,13 @@
 //! Tests of the data sets: loaders on fixtures written by `topo::engine::data::fixtures`,
 //! the log-mel front end against librosa's values, and every bad input named in the brief.
 
+use std::num::NonZeroUsize;
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use topo::config::{DatasetKind, DatasetSpec};
+use topo::config::{DatasetKind, DatasetSpec, Limit, SplitLimits};
 use topo::engine::data::cifar::Variant;
 use topo::engine::data::fixtures::{
     self, write_bird_dcase, write_cifar, write_fashion_mnist, write_speech_commands,
@@ -19,7 +20,7 @@ fn spec(kind: DatasetKind, root: &Path, limit: Option<usize>) -> DatasetSpec {
     DatasetSpec {
         kind,
         root: Some(root.to_path_buf()),
-        limit,
+        limit: limit.map(|n| Limit::Each(NonZeroUsize::new(n).unwrap())),
         epochs: None,
     }
 }
@@ -162,6 +163,21 @@ fn cifar_validation_is_fixed_and_limit_balanced() {
         .unwrap();
     y.sort_unstable();
     assert_eq!(y, (0..20).map(|i| i / 2).collect::<Vec<u32>>());
+
+    // One limit per split; a split left out is used whole.
+    let per_split = DatasetSpec {
+        limit: Some(Limit::PerSplit(SplitLimits {
+            train: NonZeroUsize::new(30),
+            validation: None,
+            test: NonZeroUsize::new(5),
+        })),
+        ..spec(DatasetKind::Cifar10, dir.path(), None)
+    };
+    let d = load(&per_split, dir.path()).unwrap();
+    assert_eq!(
+        (d.train.len(), d.validation.len(), d.test.len()),
+        (30, a.validation.len(), 5)
+    );
 }
 
 #[test]

@@ -8,6 +8,7 @@ mod engine;
 mod kernels;
 mod models;
 mod plan;
+mod preflight;
 mod report;
 mod scale;
 mod tasks;

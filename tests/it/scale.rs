@@ -448,11 +448,12 @@ fn a_read_only_results_folder_is_named_and_what_it_holds_is_untouched() {
     let out = command.output().unwrap();
     let text = stderr(&out);
     chmod(&experiment, 0o755);
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    // Found by the preflight, before any run started.
+    assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(
         text.contains(&format!(
-            "error: cannot write {}",
-            experiment.join("experiment.resolved.yaml").display()
+            "error: {}: the results folder cannot be written",
+            experiment.display()
         )) && text.contains("Permission denied"),
         "{text}"
     );

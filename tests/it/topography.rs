@@ -1,5 +1,5 @@
 //! Tests of the topographic core against golden values computed independently by
-//! `tests/fixtures/topography/generate.py` (numpy, following REFERENCE.md), plus
+//! `tests/fixtures/topography/generate.py` (numpy, following docs/reference.md), plus
 //! gradients against finite differences, agreement of the two loss paths, the CSV
 //! reader's messages, the metrics and the figure.
 

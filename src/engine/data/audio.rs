@@ -10,6 +10,7 @@ use rayon::prelude::*;
 
 use super::frontend::FrontEnd;
 use super::{Batch, DataError, Split};
+use crate::config::Limits;
 
 /// Frames of one second (hop 10 ms, centred frames).
 pub const SECOND_FRAMES: usize = 101;
@@ -60,11 +61,13 @@ pub type Moments = (f64, f64, usize);
 
 /// Caches the features of every clip (in parallel); returns the clips with their keys
 /// and the moments of each clip's values.
+/// Every clip is tried: the error names each clip that could not be read, not only
+/// the first.
 pub fn prepare(
     front: &FrontEnd,
     clips: Vec<Clip>,
 ) -> Result<(Vec<CachedClip>, Vec<Moments>), DataError> {
-    let done: Result<Vec<_>, DataError> = clips
+    let done: Vec<Result<_, DataError>> = clips
         .into_par_iter()
         .map(|clip| {
             let (key, f) = front.features(&clip.path)?;
@@ -73,7 +76,16 @@ pub fn prepare(
             Ok((CachedClip { clip, key }, (s, s2, f.data.len())))
         })
         .collect();
-    Ok(done?.into_iter().unzip())
+    let mut ok = Vec::with_capacity(done.len());
+    let mut errors = Vec::new();
+    for r in done {
+        match r {
+            Ok(v) => ok.push(v),
+            Err(e) => errors.push(e),
+        }
+    }
+    DataError::all(errors)?;
+    Ok(ok.into_iter().unzip())
 }
 
 /// Mean and standard deviation over all values of all clips.
@@ -177,22 +189,41 @@ impl Split for AudioSplit {
     }
 }
 
-/// The three splits of an audio data set, `limit` applied, features cached, normalised
+/// The three splits of an audio data set, `limits` applied, features cached, normalised
 /// by the training features' mean and standard deviation.
 pub fn build_dataset(
     front: FrontEnd,
     splits: [Vec<Clip>; 3],
-    limit: Option<usize>,
+    limits: Limits,
     framing: Framing,
     class_names: Vec<String>,
 ) -> Result<super::Dataset, DataError> {
     let front = Arc::new(front);
-    let [train, validation, test] =
-        splits.map(|clips| super::subset::limit_balanced(&clips, |c| c.label, limit));
-    let (train, moments) = prepare(&front, train)?;
+    let [train, validation, test] = splits;
+    let pick = |clips: Vec<Clip>, limit| super::subset::limit_balanced(&clips, |c| c.label, limit);
+    let (train, validation, test) = (
+        pick(train, limits.train),
+        pick(validation, limits.validation),
+        pick(test, limits.test),
+    );
+    // All three splits are read before failing, so one pass names every bad clip.
+    let prepared = (
+        prepare(&front, train),
+        prepare(&front, validation),
+        prepare(&front, test),
+    );
+    let ((train, moments), (validation, _), (test, _)) = match prepared {
+        (Ok(train), Ok(validation), Ok(test)) => (train, validation, test),
+        (train, validation, test) => {
+            let errors = [train.err(), validation.err(), test.err()]
+                .into_iter()
+                .flatten()
+                .flat_map(DataError::into_each)
+                .collect();
+            return Err(DataError::from_each(errors));
+        }
+    };
     let stats = stats(&moments);
-    let (validation, _) = prepare(&front, validation)?;
-    let (test, _) = prepare(&front, test)?;
     Ok(super::Dataset {
         train: Box::new(AudioSplit::new(front.clone(), train, stats, framing)),
         validation: Box::new(AudioSplit::new(front.clone(), validation, stats, framing)),

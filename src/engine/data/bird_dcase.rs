@@ -10,6 +10,7 @@ use super::audio::{Clip, Framing, build_dataset};
 use super::frontend::{ClipLength, FrontEnd};
 use super::logmel::LogMelParams;
 use super::{DataError, Dataset, subset};
+use crate::config::Limits;
 
 /// The development sets, as folders of `root`, with the challenge's labels file names.
 pub const SETS: [(&str, &[&str]); 3] = [
@@ -161,7 +162,7 @@ pub fn scan(root: &Path) -> Result<[Vec<Clip>; 3], DataError> {
 }
 
 /// Loads BirdDCASE from `root`, caching features under `cache_dir`.
-pub fn load(root: &Path, cache_dir: &Path, limit: Option<usize>) -> Result<Dataset, DataError> {
+pub fn load(root: &Path, cache_dir: &Path, limits: Limits) -> Result<Dataset, DataError> {
     let splits = scan(root)?;
     let front = FrontEnd::new(
         LogMelParams::default(),
@@ -171,7 +172,7 @@ pub fn load(root: &Path, cache_dir: &Path, limit: Option<usize>) -> Result<Datas
     build_dataset(
         front,
         splits,
-        limit,
+        limits,
         Framing::Windows,
         CLASS_NAMES.iter().map(|s| s.to_string()).collect(),
     )

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::image::{Augment, ImageSplit, ImageStore, Normalize};
 use super::{DataError, Dataset, subset};
+use crate::config::Limits;
 
 const PIXELS: usize = 3 * 32 * 32;
 /// The normalisation of the reference.
@@ -160,7 +161,7 @@ fn class_names(variant: Variant, root: &Path) -> Result<Vec<String>, DataError> 
 }
 
 /// Loads a CIFAR data set from `root`; validation is 5000 training images of the fixed permutation.
-pub fn load(variant: Variant, root: &Path, limit: Option<usize>) -> Result<Dataset, DataError> {
+pub fn load(variant: Variant, root: &Path, limits: Limits) -> Result<Dataset, DataError> {
     let (train_files, test_file) = variant.files();
     let all: Vec<&str> = train_files.iter().copied().chain([test_file]).collect();
     let missing: Vec<&str> = all
@@ -190,25 +191,25 @@ pub fn load(variant: Variant, root: &Path, limit: Option<usize>) -> Result<Datas
         mean: MEAN.to_vec(),
         std: STD.to_vec(),
     };
-    let pick = |store: &ImageStore, idx: Vec<usize>| {
+    let pick = |store: &ImageStore, idx: Vec<usize>, limit: Option<usize>| {
         subset::limit_balanced(&idx, |&i| store.labels[i], limit)
     };
     let train = ImageSplit::new(
         train_store.clone(),
-        pick(&train_store, train_idx),
+        pick(&train_store, train_idx, limits.train),
         norm.clone(),
         Augment::CropFlip { pad: 4 },
     );
     let validation = ImageSplit::new(
         train_store.clone(),
-        pick(&train_store, val_idx),
+        pick(&train_store, val_idx, limits.validation),
         norm.clone(),
         Augment::None,
     );
     let test_all: Vec<usize> = (0..test_store.len()).collect();
     let test = ImageSplit::new(
         test_store.clone(),
-        pick(&test_store, test_all),
+        pick(&test_store, test_all, limits.test),
         norm,
         Augment::None,
     );

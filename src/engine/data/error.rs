@@ -66,9 +66,38 @@ pub enum DataError {
     Index { index: usize, len: usize },
     #[error("building a batch tensor: {0}")]
     Tensor(#[from] candle_core::Error),
+    /// Several files of one data set failed (every bad clip, not only the first).
+    #[error("{} files could not be read:\n  {}", .0.len(), .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n  "))]
+    Many(Vec<DataError>),
 }
 
 impl DataError {
+    /// `Ok` when `errors` is empty, else [`DataError::from_each`].
+    pub fn all(errors: Vec<DataError>) -> Result<(), DataError> {
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(DataError::from_each(errors))
+        }
+    }
+
+    /// The one error, or several as [`DataError::Many`].
+    pub fn from_each(mut errors: Vec<DataError>) -> DataError {
+        if errors.len() == 1 {
+            errors.remove(0)
+        } else {
+            DataError::Many(errors)
+        }
+    }
+
+    /// The single problems this error holds: one for most, each of [`DataError::Many`].
+    pub fn into_each(self) -> Vec<DataError> {
+        match self {
+            DataError::Many(errors) => errors.into_iter().flat_map(DataError::into_each).collect(),
+            e => vec![e],
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> DataError {
         DataError::Io {
             path: path.into(),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::image::{Augment, ImageSplit, ImageStore, Normalize};
 use super::{DataError, Dataset, subset};
+use crate::config::Limits;
 
 pub const MEAN: f32 = 0.2860;
 pub const STD: f32 = 0.3530;
@@ -137,7 +138,7 @@ fn read_pair(root: &Path, images: &str, labels: &str) -> Result<ImageStore, Data
 }
 
 /// Loads Fashion-MNIST from `root`.
-pub fn load(root: &Path, limit: Option<usize>) -> Result<Dataset, DataError> {
+pub fn load(root: &Path, limits: Limits) -> Result<Dataset, DataError> {
     let train_store = Arc::new(read_pair(root, FILES[0], FILES[1])?);
     let test_store = Arc::new(read_pair(root, FILES[2], FILES[3])?);
     let (train_idx, val_idx) = subset::hold_out(train_store.len(), train_store.len() / 10);
@@ -145,26 +146,26 @@ pub fn load(root: &Path, limit: Option<usize>) -> Result<Dataset, DataError> {
         mean: vec![MEAN],
         std: vec![STD],
     };
-    let pick = |store: &ImageStore, idx: Vec<usize>| {
+    let pick = |store: &ImageStore, idx: Vec<usize>, limit: Option<usize>| {
         subset::limit_balanced(&idx, |&i| store.labels[i], limit)
     };
     let test_all: Vec<usize> = (0..test_store.len()).collect();
     Ok(Dataset {
         train: Box::new(ImageSplit::new(
             train_store.clone(),
-            pick(&train_store, train_idx),
+            pick(&train_store, train_idx, limits.train),
             norm.clone(),
             Augment::None,
         )),
         validation: Box::new(ImageSplit::new(
             train_store.clone(),
-            pick(&train_store, val_idx),
+            pick(&train_store, val_idx, limits.validation),
             norm.clone(),
             Augment::None,
         )),
         test: Box::new(ImageSplit::new(
             test_store.clone(),
-            pick(&test_store, test_all),
+            pick(&test_store, test_all, limits.test),
             norm,
             Augment::None,
         )),

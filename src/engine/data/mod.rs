@@ -68,11 +68,24 @@ pub struct Dataset {
 /// Loads the data set `spec` names from its folder; audio features are cached in `cache_dir`.
 pub fn load(spec: &DatasetSpec, cache_dir: &Path) -> Result<Dataset, DataError> {
     let root = spec.root_or_default();
+    let limits = spec.limits();
     match spec.kind {
-        DatasetKind::FashionMnist => fashion_mnist::load(&root, spec.limit),
-        DatasetKind::Cifar10 => cifar::load(cifar::Variant::Cifar10, &root, spec.limit),
-        DatasetKind::Cifar100 => cifar::load(cifar::Variant::Cifar100, &root, spec.limit),
-        DatasetKind::SpeechCommands => speech_commands::load(&root, cache_dir, spec.limit),
-        DatasetKind::BirdDcase => bird_dcase::load(&root, cache_dir, spec.limit),
+        DatasetKind::FashionMnist => fashion_mnist::load(&root, limits),
+        DatasetKind::Cifar10 => cifar::load(cifar::Variant::Cifar10, &root, limits),
+        DatasetKind::Cifar100 => cifar::load(cifar::Variant::Cifar100, &root, limits),
+        DatasetKind::SpeechCommands => speech_commands::load(&root, cache_dir, limits),
+        DatasetKind::BirdDcase => bird_dcase::load(&root, cache_dir, limits),
+    }
+}
+
+/// The cheap part of loading: the folders, file lists and labels files of an audio data
+/// set, without decoding a clip. Image data sets have nothing cheaper than [`load`],
+/// which reads their few files whole in about a second.
+pub fn scan(spec: &DatasetSpec) -> Result<(), DataError> {
+    let root = spec.root_or_default();
+    match spec.kind {
+        DatasetKind::SpeechCommands => speech_commands::scan(&root).map(|_| ()),
+        DatasetKind::BirdDcase => bird_dcase::scan(&root).map(|_| ()),
+        DatasetKind::FashionMnist | DatasetKind::Cifar10 | DatasetKind::Cifar100 => Ok(()),
     }
 }

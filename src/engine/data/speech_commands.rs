@@ -10,6 +10,7 @@ use super::audio::{Clip, Framing, build_dataset};
 use super::frontend::{ClipLength, FrontEnd};
 use super::logmel::LogMelParams;
 use super::{DataError, Dataset};
+use crate::config::Limits;
 
 const SOURCE: &str =
     "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz (unpack into the folder)";
@@ -119,8 +120,8 @@ pub fn scan(root: &Path) -> Result<(Vec<String>, [Vec<Clip>; 3]), DataError> {
 }
 
 /// Loads SpeechCommands from `root`, caching features under `cache_dir`.
-pub fn load(root: &Path, cache_dir: &Path, limit: Option<usize>) -> Result<Dataset, DataError> {
+pub fn load(root: &Path, cache_dir: &Path, limits: Limits) -> Result<Dataset, DataError> {
     let (classes, splits) = scan(root)?;
     let front = FrontEnd::new(LogMelParams::default(), ClipLength::OneSecond, cache_dir);
-    build_dataset(front, splits, limit, Framing::Whole, classes)
+    build_dataset(front, splits, limits, Framing::Whole, classes)
 }

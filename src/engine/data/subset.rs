@@ -4,7 +4,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-/// The seed of every data permutation: the same split for every run (REFERENCE.md).
+/// The seed of every data permutation: the same split for every run (docs/reference.md).
 pub const DATA_SEED: u64 = 0;
 
 /// `0..n` shuffled by a ChaCha8 stream seeded with `seed`.

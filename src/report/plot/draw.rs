@@ -4,13 +4,12 @@ use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
-use super::{Curve, LegendAt, LineFigure, Panel};
+use super::{Curve, FAMILY as FONT, LegendAt, LineFigure, Panel};
 
 const PANEL_W: u32 = 560;
 const PANEL_H: u32 = 420;
 const TITLE_H: u32 = 48;
 const MIN_W: u32 = 820;
-const FONT: &str = "sans-serif";
 
 /// A colour-blind-safe palette (Okabe-Ito, then a few more); the baseline is black.
 const PALETTE: [RGBColor; 10] = [

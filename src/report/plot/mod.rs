@@ -2,7 +2,12 @@
 //! Every figure of the report (pruning, training, topography) is a [`LineFigure`].
 
 mod draw;
+mod fonts;
 mod output;
+mod text;
+
+pub use fonts::{FAMILY, ensure_fonts};
+pub use text::GlyphText;
 
 pub use output::write_figure;
 

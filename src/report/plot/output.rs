@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 
-use super::LineFigure;
 use super::draw::{draw_figure, figure_size};
+use super::{GlyphText, LineFigure, ensure_fonts};
 use crate::report::ReportError;
 use crate::results::write_atomic;
 
@@ -17,10 +17,11 @@ pub fn write_figure(figure: &LineFigure, stem: &Path) -> Result<Vec<PathBuf>, Re
         path: path.to_path_buf(),
         message,
     };
+    ensure_fonts().map_err(|e| plot_err(&png, e.to_string()))?;
 
     let mut rgb = vec![0u8; w as usize * h as usize * 3];
     {
-        let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+        let root = GlyphText(BitMapBackend::with_buffer(&mut rgb, (w, h))).into_drawing_area();
         draw_figure(root, figure).map_err(|m| plot_err(&png, m))?;
     }
     let bytes = encode_png(&rgb, w, h).map_err(|m| plot_err(&png, m))?;
