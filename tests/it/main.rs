@@ -5,6 +5,7 @@ mod common;
 mod config;
 mod data;
 mod engine;
+mod golden;
 mod kernels;
 mod models;
 mod plan;

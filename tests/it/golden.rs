@@ -1,0 +1,190 @@
+//! Behaviour pinned before the source is reorganised: run ids of every shipped
+//! experiment (a new defaulted field or a changed hash would orphan every result on
+//! disk), and the records of one tiny run. `BLESS_GOLDEN=1` rewrites the golden records
+//! (after a change that is meant to alter training, or on a CPU whose float rounding
+//! differs: gemm's AVX-512 and AVX2 kernels round differently).
+
+use std::path::Path;
+
+use serde_json::Value;
+use topo::engine::data::fixtures::write_fashion_mnist;
+
+use super::common::topo_command;
+
+fn repo(rel: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+#[test]
+fn shipped_experiments_keep_their_run_ids() {
+    let pinned: [(&str, &[(usize, &str)]); 4] = [
+        (
+            "quickstart",
+            &[
+                (0, "fmnist_resnet18_narrow_base_s0-9e3a0d2b"),
+                (1, "fmnist_resnet18_narrow_grid2d_l1_s0-99c02249"),
+            ],
+        ),
+        (
+            "table1",
+            &[
+                (0, "cifar10_densenet121_grid2d_l1e-5_s0-cd755554"),
+                (1, "cifar10_densenet121_grid2d_l1e-5_s1-5c27aae9"),
+                (730, "cifar10_vgg16_bn_grid2d_l1e-5_s0-3490fb8e"),
+                (1095, "cifar100_densenet121_grid2d_l1e-5_s0-1426bd0c"),
+                (2189, "cifar100_vgg16_bn_base_s4-8b647556"),
+            ],
+        ),
+        (
+            "table2",
+            &[
+                (0, "speech_commands_densenet121_grid2d_l1e-5_s0-df45b7f5"),
+                (1, "speech_commands_densenet121_grid2d_l1e-5_s1-0f0da35f"),
+                (730, "speech_commands_vgg16_bn_grid2d_l1e-5_s0-5fd35d39"),
+                (1095, "bird_dcase_densenet121_grid2d_l1e-5_s0-063d8eae"),
+                (2189, "bird_dcase_vgg16_bn_base_s4-1d01e823"),
+            ],
+        ),
+        (
+            "pruning",
+            &[
+                (0, "cifar10_resnet18_grid2d_l1_s0-586eb559"),
+                (1, "cifar10_resnet18_grid2d_l1_s1-9d6be396"),
+                (3, "cifar10_resnet18_grid2d_l1_s3-64d6ea94"),
+                (5, "cifar10_resnet18_base_s0-28916d16"),
+                (9, "cifar10_resnet18_base_s4-caba5517"),
+            ],
+        ),
+    ];
+    for (name, ids) in pinned {
+        let path = repo(&format!("experiments/{name}.yaml"));
+        let loaded = topo::config::load(&path, &topo::config::LoadOptions::default())
+            .unwrap_or_else(|d| panic!("{d}"));
+        let plan = topo::plan::plan(&loaded.experiment).unwrap();
+        for &(i, id) in ids {
+            assert_eq!(plan.runs[i].id, id, "{name}: run {i}");
+        }
+    }
+}
+
+/// The tiny experiment of the golden records: a base and a 2D-grid run, two epochs, two
+/// pruning points.
+const TINY: &str = "\
+name: golden
+datasets:
+  fm: { kind: fashion_mnist, root: data }
+models:
+  r: { kind: resnet18, width: 0.0625 }
+topographies:
+  base: { kind: none }
+  grid2d: { layout: grid, dimension: 2 }
+grid:
+  dataset: [fm]
+  model: [r]
+  topography: [base, grid2d]
+  lambda: [1]
+  seed: [0]
+training:
+  epochs: 2
+  batch_size: 32
+  optimizer: { kind: sgd, lr: 0.05 }
+  schedule: { kind: constant }
+pruning: { methods: [l2, random], proportions: [0, 0.5] }
+";
+
+/// A metrics record without what depends on the machine's speed.
+fn without_timings(mut record: Value) -> Value {
+    if let Some(map) = record.as_object_mut() {
+        map.remove("seconds");
+        map.remove("images_per_second");
+    }
+    record
+}
+
+/// Whether two records agree: the same keys and strings, numbers within float noise.
+fn close(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (
+                x.as_f64().unwrap_or(f64::NAN),
+                y.as_f64().unwrap_or(f64::NAN),
+            );
+            (x - y).abs() <= 1e-4 * x.abs().max(y.abs()).max(1.0)
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| close(v, w)))
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(v, w)| close(v, w))
+        }
+        _ => a == b,
+    }
+}
+
+#[test]
+fn a_tiny_runs_records_match_the_golden_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_fashion_mnist(&tmp.path().join("data"), 30, 5, false).unwrap();
+    let yaml = tmp.path().join("golden.yaml");
+    std::fs::write(&yaml, TINY).unwrap();
+    let results = tmp.path().join("results");
+    let out = topo_command(tmp.path(), &yaml, "run", &results, &["--no-report"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let golden_dir = repo("tests/fixtures/golden");
+    let bless = std::env::var_os("BLESS_GOLDEN").is_some();
+    for id in ["fm_r_base_s0-6327b0b0", "fm_r_grid2d_l1_s0-70f123f8"] {
+        let run = results.join("golden/runs").join(id);
+        assert!(run.is_dir(), "no run {id}: the run id changed");
+        let records: Vec<Value> = std::fs::read_to_string(run.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| without_timings(serde_json::from_str(l).unwrap()))
+            .collect();
+        let pruning = std::fs::read_to_string(run.join("pruning.csv")).unwrap();
+        let metrics_path = golden_dir.join(format!("{id}.metrics.json"));
+        let pruning_path = golden_dir.join(format!("{id}.pruning.csv"));
+        if bless {
+            std::fs::create_dir_all(&golden_dir).unwrap();
+            let text = serde_json::to_string_pretty(&records).unwrap();
+            std::fs::write(&metrics_path, text + "\n").unwrap();
+            std::fs::write(&pruning_path, &pruning).unwrap();
+            continue;
+        }
+        let want: Vec<Value> =
+            serde_json::from_str(&std::fs::read_to_string(&metrics_path).unwrap()).unwrap();
+        assert!(
+            close(&Value::Array(records.clone()), &Value::Array(want.clone())),
+            "{id}: metrics differ from {} (BLESS_GOLDEN=1 rewrites them)\n got: {records:#?}\nwant: {want:#?}",
+            metrics_path.display()
+        );
+        let want = std::fs::read_to_string(&pruning_path).unwrap();
+        let rows = |text: &str| -> Vec<Vec<String>> {
+            text.lines()
+                .map(|l| l.split(',').map(str::to_owned).collect())
+                .collect()
+        };
+        let (got_rows, want_rows) = (rows(&pruning), rows(&want));
+        assert_eq!(got_rows.len(), want_rows.len(), "{id}: {pruning}");
+        for (g, w) in got_rows.iter().zip(&want_rows) {
+            let g: Vec<Value> = g.iter().map(|c| cell(c)).collect();
+            let w: Vec<Value> = w.iter().map(|c| cell(c)).collect();
+            assert!(
+                close(&Value::Array(g), &Value::Array(w)),
+                "{id}:\n{pruning}\nwant:\n{want}"
+            );
+        }
+    }
+}
+
+/// A CSV cell as a JSON number when it is one, else a string.
+fn cell(text: &str) -> Value {
+    serde_json::from_str::<serde_json::Number>(text)
+        .map(Value::Number)
+        .unwrap_or_else(|_| Value::String(text.to_owned()))
+}
