@@ -8,10 +8,10 @@ use std::time::Instant;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use topo::config::{DatasetKind, DatasetSpec};
-use topo::engine::data::cifar::Variant;
-use topo::engine::data::fixtures::{tone, write_cifar, write_wav};
-use topo::engine::data::frontend::{ClipLength, FrontEnd};
-use topo::engine::data::logmel::LogMelParams;
+use topo::data::cifar::Variant;
+use topo::data::fixtures::{tone, write_cifar, write_wav};
+use topo::data::frontend::{ClipLength, FrontEnd};
+use topo::data::logmel::LogMelParams;
 
 const CLIPS: usize = 300;
 
@@ -76,7 +76,7 @@ fn main() -> anyhow::Result<()> {
         epochs: None,
     };
     let t = Instant::now();
-    let d = topo::engine::data::load(&spec, dir.path())?;
+    let d = topo::data::load(&spec, dir.path())?;
     println!(
         "CIFAR-10 full size ({} + {} + {} images): loaded in {:.3} s",
         d.train.len(),

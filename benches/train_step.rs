@@ -17,14 +17,15 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use clap::{Parser, ValueEnum};
 use topo::config::{ModelKind, ModelSpec};
-use topo::engine::models::{self, TopoModel};
-use topo::engine::ops::Kernels;
-use topo::engine::optim::{Sgd, SgdConfig, trainable_vars};
+use topo::cli::KernelsArg;
+use topo::kernels::Kernels;
+use topo::nn::{self, TopoModel};
 use topo::topography::{LayerReduction, Layout, Norm, TopographicLoss, positions};
+use topo::train::optim::{Sgd, SgdConfig, trainable_vars};
 
 /// As in the `topo` binary: training reuses its large buffers.
 #[global_allocator]
-static ALLOC: topo::engine::Recycler = topo::engine::Recycler::new();
+static ALLOC: topo::kernels::Recycler = topo::kernels::Recycler::new();
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Model {
@@ -69,8 +70,8 @@ struct Args {
     size: usize,
     #[arg(long, default_value_t = 3)]
     channels: usize,
-    #[arg(long, value_enum, default_value_t = Kernels::Fast)]
-    kernels: Kernels,
+    #[arg(long, value_enum, default_value_t = KernelsArg::Fast)]
+    kernels: KernelsArg,
     /// Cargo passes `--bench` to bench targets; accepted and ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -103,8 +104,9 @@ fn main() -> anyhow::Result<()> {
         taps: None,
     };
     let varmap = VarMap::new();
-    let vb = models::seeded_var_builder(&varmap, 0, DType::F32, &device);
-    let model = models::build_with(&spec, args.channels, args.classes, vb, args.kernels)?;
+    let vb = nn::seeded_var_builder(&varmap, 0, DType::F32, &device);
+    let kernels = Kernels::from(args.kernels);
+    let model = nn::build_with(&spec, args.channels, args.classes, vb, kernels)?;
     let loss = match args.topo {
         Topo::None => None,
         Topo::Grid2d => {
@@ -161,7 +163,7 @@ fn main() -> anyhow::Result<()> {
     let line = serde_json::json!({
         "framework": "topo",
         "version": format!("candle {}", "0.11.1"),
-        "kernels": args.kernels,
+        "kernels": kernels,
         "model": args.model.to_possible_value().map(|v| v.get_name().to_string()),
         "batch": args.batch,
         "mode": args.mode.to_possible_value().map(|v| v.get_name().to_string()),

@@ -8,8 +8,12 @@
 
 pub mod cli;
 pub mod config;
-pub mod engine;
+pub mod data;
+pub mod kernels;
+pub mod nn;
 pub mod plan;
 pub mod report;
 pub mod results;
+pub mod runner;
 pub mod topography;
+pub mod train;

@@ -2,7 +2,7 @@
 
 /// Training allocates the same large buffers every step; keep them (see `Recycler`).
 #[global_allocator]
-static ALLOC: topo::engine::Recycler = topo::engine::Recycler::new();
+static ALLOC: topo::kernels::Recycler = topo::kernels::Recycler::new();
 
 fn main() -> std::process::ExitCode {
     topo::cli::main()

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use crate::config::Diagnostics;
-use crate::engine::preflight::Problem;
+use crate::runner::preflight::Problem;
 
 /// A failed command.
 #[derive(Debug)]

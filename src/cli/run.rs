@@ -4,16 +4,36 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 
-use crate::engine::lock::LockPolicy;
-use crate::engine::ops::Kernels;
-use crate::engine::preflight::{PreflightEnv, preflight};
-use crate::engine::runner::{RunOptions, Workers, run_plan_with};
-use crate::engine::workers::Shard;
+use crate::kernels::Kernels;
 use crate::plan::{RunConfig, plan};
+use crate::results::lock::LockPolicy;
 use crate::results::{ExperimentDir, RunState, write_atomic};
+use crate::runner::preflight::{PreflightEnv, preflight};
+use crate::runner::workers::Shard;
+use crate::runner::{RunOptions, Workers, run_plan_with};
 
 use super::validate::load_experiment;
 use super::{CliError, ExperimentArgs};
+
+/// The `--kernels` choice (the library's [`Kernels`] knows nothing of the command line).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum KernelsArg {
+    /// This crate's CPU kernels (im2col + gemm convolution with its backward, fused
+    /// batch norm); on any other device, candle's own.
+    #[default]
+    Fast,
+    /// candle's own ops everywhere, for comparison.
+    Candle,
+}
+
+impl From<KernelsArg> for Kernels {
+    fn from(k: KernelsArg) -> Kernels {
+        match k {
+            KernelsArg::Fast => Kernels::Fast,
+            KernelsArg::Candle => Kernels::Candle,
+        }
+    }
+}
 
 /// Where tensors live.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
@@ -55,8 +75,8 @@ pub struct RunArgs {
     /// Kernels of the layers: this crate's fast CPU ones, or candle's own (to compare;
     /// the two agree to float rounding). A run resumes bit-identically only on the
     /// kernels it started with.
-    #[arg(long, value_enum, default_value_t = Kernels::Fast)]
-    pub kernels: Kernels,
+    #[arg(long, value_enum, default_value_t = KernelsArg::Fast)]
+    pub kernels: KernelsArg,
 }
 
 pub fn run(args: &RunArgs) -> Result<(), CliError> {
@@ -123,7 +143,7 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::Failed(e.into()))?;
     let options = RunOptions {
         device,
-        kernels: args.kernels,
+        kernels: args.kernels.into(),
         experiment_dir: dir.clone(),
         config_dir: loaded.dir.clone(),
         cache_dir,

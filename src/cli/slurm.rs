@@ -7,9 +7,9 @@ use std::process::Command;
 use anyhow::{Context, anyhow};
 
 use crate::config::SlurmSpec;
-use crate::engine::slurm::{ArrayJob, parse_job_id, script};
 use crate::plan::{plan, plan_status};
 use crate::results::{ExperimentDir, RunState, write_atomic};
+use crate::runner::slurm::{ArrayJob, parse_job_id, script};
 
 use super::validate::load_experiment;
 use super::{CliError, ExperimentArgs};

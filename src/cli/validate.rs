@@ -1,8 +1,8 @@
 //! `topo validate FILE`.
 
 use crate::config::{LoadOptions, load};
-use crate::engine::preflight::{PreflightEnv, preflight};
 use crate::plan::plan;
+use crate::runner::preflight::{PreflightEnv, preflight};
 
 use super::{CliError, ExperimentArgs};
 

@@ -5,6 +5,7 @@ mod atomic;
 mod error;
 mod io;
 mod layout;
+pub mod lock;
 mod records;
 
 pub use atomic::{write_atomic, write_atomic_with};

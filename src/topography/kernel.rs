@@ -12,10 +12,10 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
-use crate::engine::ops::lanes::lane_sum;
-use crate::engine::ops::storage::f32_slice;
+use crate::kernels::lanes::lane_sum;
+use crate::kernels::storage::f32_slice;
 
-use crate::engine::ops::gemm::{Mat, Store, sgemm};
+use crate::kernels::gemm::{Mat, Store, sgemm};
 
 /// `(batch, channels, positions per channel)` of a `(B, C, ...)` tap.
 fn dims(shape: &Shape) -> Result<(usize, usize, usize)> {

@@ -1,4 +1,4 @@
-//! Tests of the data sets: loaders on fixtures written by `topo::engine::data::fixtures`,
+//! Tests of the data sets: loaders on fixtures written by `topo::data::fixtures`,
 //! the log-mel front end against librosa's values, and every bad input named in the brief.
 
 use std::num::NonZeroUsize;
@@ -8,13 +8,13 @@ use candle_core::{Device, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use topo::config::{DatasetKind, DatasetSpec, Limit, SplitLimits};
-use topo::engine::data::cifar::Variant;
-use topo::engine::data::fixtures::{
+use topo::data::cifar::Variant;
+use topo::data::fixtures::{
     self, write_bird_dcase, write_cifar, write_fashion_mnist, write_speech_commands,
 };
-use topo::engine::data::frontend::{ClipLength, FrontEnd};
-use topo::engine::data::logmel::{LogMel, LogMelParams};
-use topo::engine::data::{DataError, Dataset, Split, load};
+use topo::data::frontend::{ClipLength, FrontEnd};
+use topo::data::logmel::{LogMel, LogMelParams};
+use topo::data::{DataError, Dataset, Split, load};
 
 fn spec(kind: DatasetKind, root: &Path, limit: Option<usize>) -> DatasetSpec {
     DatasetSpec {

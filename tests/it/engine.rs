@@ -16,12 +16,12 @@ use candle_nn::VarMap;
 use serde_json::Value;
 use tempfile::TempDir;
 use topo::config::{ModelKind, ModelSpec, PruneMethod};
-use topo::engine::checkpoint::{LoopState, load_last, load_weights, save_last};
-use topo::engine::data::fixtures::write_fashion_mnist;
-use topo::engine::models::{build, seeded_var_builder};
-use topo::engine::optim::{Sgd, SgdConfig, trainable_vars};
-use topo::engine::prune::prune_varmap;
+use topo::data::fixtures::write_fashion_mnist;
+use topo::nn::{build, seeded_var_builder};
 use topo::results::RunDir;
+use topo::train::checkpoint::{LoopState, load_last, load_weights, save_last};
+use topo::train::optim::{Sgd, SgdConfig, trainable_vars};
+use topo::train::prune::prune_varmap;
 
 /// Tapped channels of ResNet-18 at width 0.0625: conv1 4, layer1..4 4, 8, 16, 32.
 const TAPPED_CHANNELS: usize = 64;

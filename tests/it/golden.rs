@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use serde_json::Value;
-use topo::engine::data::fixtures::write_fashion_mnist;
+use topo::data::fixtures::write_fashion_mnist;
 
 use super::common::topo_command;
 

@@ -3,8 +3,8 @@
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 use topo::config::{ModelKind, ModelSpec};
-use topo::engine::models;
-use topo::engine::ops::{self, Kernels};
+use topo::kernels::{self, Kernels};
+use topo::nn;
 
 /// Deterministic values in [-1, 1) that are not all alike.
 fn values(n: usize, seed: u64) -> Vec<f32> {
@@ -57,7 +57,7 @@ fn fast_conv_forward_matches_candle() {
     for (i, &(b, ci, h, w, co, k, s, p)) in CASES.iter().enumerate() {
         let x = tensor(&[b, ci, h, w], i as u64);
         let wt = tensor(&[co, ci, k, k], 100 + i as u64);
-        let ours = ops::conv2d(&x, &wt, s, p).unwrap();
+        let ours = kernels::conv2d(&x, &wt, s, p).unwrap();
         let theirs = x.conv2d(&wt, p, s, 1, 1).unwrap();
         assert_eq!(ours.dims(), theirs.dims(), "case {i}");
         let d = rel_diff(&flat(&ours), &flat(&theirs));
@@ -91,9 +91,9 @@ fn fast_conv_backward_matches_candle_on_square_inputs() {
     for (i, &(b, ci, h, w, co, k, s, p)) in CASES.iter().enumerate() {
         let x = tensor(&[b, ci, h, w], i as u64);
         let wt = tensor(&[co, ci, k, k], 100 + i as u64);
-        let out = ops::conv2d(&x, &wt, s, p).unwrap();
+        let out = kernels::conv2d(&x, &wt, s, p).unwrap();
         let g = tensor(out.dims(), 200 + i as u64);
-        let (dx, dw) = grads(&|x, w| ops::conv2d(x, w, s, p).unwrap(), &x, &wt, &g);
+        let (dx, dw) = grads(&|x, w| kernels::conv2d(x, w, s, p).unwrap(), &x, &wt, &g);
         let (cx, cw) = grads(&|x, w| x.conv2d(w, p, s, 1, 1).unwrap(), &x, &wt, &g);
         let (ex, ew) = (rel_diff(&dx, &cx), rel_diff(&dw, &cw));
         assert!(ex < 1e-5 && ew < 1e-5, "case {i}: dx {ex}, dw {ew}");
@@ -107,12 +107,12 @@ fn fast_conv_over_several_chunks_with_a_partial_last_one_matches_candle() {
     // past the chunk's rows).
     let x = tensor(&[9, 64, 16, 16], 7);
     let wt = tensor(&[4, 64, 3, 3], 8);
-    let out = ops::conv2d(&x, &wt, 1, 1).unwrap();
+    let out = kernels::conv2d(&x, &wt, 1, 1).unwrap();
     let theirs = x.conv2d(&wt, 1, 1, 1, 1).unwrap();
     let d = rel_diff(&flat(&out), &flat(&theirs));
     assert!(d < 1e-5, "forward differs by {d}");
     let g = tensor(out.dims(), 9);
-    let (dx, dw) = grads(&|x, w| ops::conv2d(x, w, 1, 1).unwrap(), &x, &wt, &g);
+    let (dx, dw) = grads(&|x, w| kernels::conv2d(x, w, 1, 1).unwrap(), &x, &wt, &g);
     let (cx, cw) = grads(&|x, w| x.conv2d(w, 1, 1, 1, 1).unwrap(), &x, &wt, &g);
     let (ex, ew) = (rel_diff(&dx, &cx), rel_diff(&dw, &cw));
     assert!(ex < 1e-5 && ew < 1e-5, "dx {ex}, dw {ew}");
@@ -156,11 +156,11 @@ fn fast_conv_backward_matches_finite_differences_on_any_shape() {
     {
         let x = tensor(&[b, ci, h, w], i as u64);
         let wt = tensor(&[co, ci, k, k], 50 + i as u64);
-        let out = ops::conv2d(&x, &wt, s, p).unwrap();
+        let out = kernels::conv2d(&x, &wt, s, p).unwrap();
         let g = tensor(out.dims(), 60 + i as u64);
-        let (dx, dw) = grads(&|x, w| ops::conv2d(x, w, s, p).unwrap(), &x, &wt, &g);
-        let nx = finite_differences(&|x| ops::conv2d(x, &wt, s, p).unwrap(), &x, &g);
-        let nw = finite_differences(&|w| ops::conv2d(&x, w, s, p).unwrap(), &wt, &g);
+        let (dx, dw) = grads(&|x, w| kernels::conv2d(x, w, s, p).unwrap(), &x, &wt, &g);
+        let nx = finite_differences(&|x| kernels::conv2d(x, &wt, s, p).unwrap(), &x, &g);
+        let nw = finite_differences(&|w| kernels::conv2d(&x, w, s, p).unwrap(), &wt, &g);
         let (ex, ew) = (rel_diff(&dx, &nx), rel_diff(&dw, &nw));
         assert!(ex < 1e-5 && ew < 1e-5, "case {i}: dx {ex}, dw {ew}");
     }
@@ -170,7 +170,7 @@ fn fast_conv_backward_matches_finite_differences_on_any_shape() {
 fn fast_conv_rejects_mismatched_channels_with_a_message() {
     let x = tensor(&[1, 3, 4, 4], 0);
     let w = tensor(&[2, 2, 3, 3], 1);
-    let err = ops::conv2d(&x, &w, 1, 1).unwrap_err().to_string();
+    let err = kernels::conv2d(&x, &w, 1, 1).unwrap_err().to_string();
     assert!(
         err.contains("input has 3 channels, weight expects 2"),
         "{err}"
@@ -189,8 +189,8 @@ fn both_kernels_train_the_same_model_to_float_rounding() {
     let x = tensor(&[4, 3, 24, 20], 7);
     let run = |kernels: Kernels| {
         let varmap = VarMap::new();
-        let vb = models::seeded_var_builder(&varmap, 3, DType::F32, &Device::Cpu);
-        let model = models::build_with(&spec, 3, 10, vb, kernels).unwrap();
+        let vb = nn::seeded_var_builder(&varmap, 3, DType::F32, &Device::Cpu);
+        let model = nn::build_with(&spec, 3, 10, vb, kernels).unwrap();
         let out = model.forward_t(&x, true).unwrap();
         let loss = (out.logits.sqr().unwrap().sum_all().unwrap()
             + out.taps[2].sqr().unwrap().mean_all().unwrap())
@@ -267,9 +267,14 @@ fn fused_batch_norm_matches_candle_forward_backward_and_statistics() {
                 Var::from_tensor(&gamma).unwrap(),
                 Var::from_tensor(&beta).unwrap(),
             );
-            let (ours, stats) =
-                ops::batch_norm_train(xv.as_tensor(), gv.as_tensor(), bv.as_tensor(), 1e-5, relu)
-                    .unwrap();
+            let (ours, stats) = kernels::batch_norm_train(
+                xv.as_tensor(),
+                gv.as_tensor(),
+                bv.as_tensor(),
+                1e-5,
+                relu,
+            )
+            .unwrap();
             let (theirs, rm, rv) = candle_bn(xv.as_tensor(), gv.as_tensor(), bv.as_tensor(), relu);
             let d = rel_diff(&flat(&ours), &flat(&theirs));
             assert!(
@@ -315,7 +320,7 @@ fn fused_batch_norm_backward_matches_finite_differences() {
     let beta = Tensor::new(&[0.2f32, 0.1], &Device::Cpu).unwrap();
     let g = tensor(&shape, 2);
     let bn = |x: &Tensor, gamma: &Tensor, beta: &Tensor| {
-        ops::batch_norm_train(x, gamma, beta, 1e-5, false)
+        kernels::batch_norm_train(x, gamma, beta, 1e-5, false)
             .unwrap()
             .0
     };
@@ -423,7 +428,8 @@ fn fused_batch_norm_add_relu_matches_candle_forward_backward_and_statistics() {
         let args = block_ending_args(shape, 40 + 10 * i as u64);
         let vars = args.clone().map(|t| Var::from_tensor(&t).unwrap());
         let [x, gamma, beta, residual] = vars.each_ref().map(|v| v.as_tensor());
-        let (ours, stats) = ops::batch_norm_add_relu_train(x, gamma, beta, residual, 1e-5).unwrap();
+        let (ours, stats) =
+            kernels::batch_norm_add_relu_train(x, gamma, beta, residual, 1e-5).unwrap();
         let (bn, rm, _) = candle_bn(x, gamma, beta, false);
         let theirs = (bn + residual).unwrap().relu().unwrap();
         let d = rel_diff(&flat(&ours), &flat(&theirs));
@@ -450,7 +456,7 @@ fn fused_batch_norm_add_relu_matches_candle_forward_backward_and_statistics() {
 #[test]
 fn fused_batch_norm_add_relu_backward_matches_finite_differences() {
     let f = |a: &[Tensor]| {
-        ops::batch_norm_add_relu_train(&a[0], &a[1], &a[2], &a[3], 1e-5)
+        kernels::batch_norm_add_relu_train(&a[0], &a[1], &a[2], &a[3], 1e-5)
             .unwrap()
             .0
     };
@@ -462,7 +468,7 @@ fn fused_batch_norm_add_relu_backward_matches_finite_differences() {
 fn fused_batch_norm_rejects_a_residual_of_another_shape_with_a_message() {
     let [x, gamma, beta, _] = block_ending_args([2, 3, 4, 4], 1);
     let residual = tensor(&[2, 3, 4, 5], 2);
-    let err = ops::batch_norm_add_relu_train(&x, &gamma, &beta, &residual, 1e-5)
+    let err = kernels::batch_norm_add_relu_train(&x, &gamma, &beta, &residual, 1e-5)
         .unwrap_err()
         .to_string();
     assert!(
@@ -503,8 +509,8 @@ fn fused_batch_norm_in_evaluation_matches_candle() {
     let g = tensor(&shape, 10);
     for relu in [false, true] {
         let xv = Var::from_tensor(&x).unwrap();
-        let ours =
-            ops::batch_norm_eval(xv.as_tensor(), &gamma, &beta, &mean, &var, 1e-5, relu).unwrap();
+        let ours = kernels::batch_norm_eval(xv.as_tensor(), &gamma, &beta, &mean, &var, 1e-5, relu)
+            .unwrap();
         let theirs = bn.forward_t(xv.as_tensor(), false).unwrap();
         let theirs = if relu { theirs.relu().unwrap() } else { theirs };
         let d = rel_diff(&flat(&ours), &flat(&theirs));
@@ -529,7 +535,7 @@ fn fused_batch_norm_add_relu_in_evaluation_matches_candle() {
         Var::from_tensor(&x).unwrap(),
         Var::from_tensor(&residual).unwrap(),
     );
-    let ours = ops::batch_norm_add_relu_eval(
+    let ours = kernels::batch_norm_add_relu_eval(
         xv.as_tensor(),
         &gamma,
         &beta,
@@ -559,7 +565,7 @@ fn fused_batch_norm_add_relu_in_evaluation_matches_candle() {
         assert!(d < 1e-5, "d{name} differs by {d}");
     }
     let f = |a: &[Tensor]| {
-        ops::batch_norm_add_relu_eval(&a[0], &gamma, &beta, &mean, &var, &a[1], 1e-5).unwrap()
+        kernels::batch_norm_add_relu_eval(&a[0], &gamma, &beta, &mean, &var, &a[1], 1e-5).unwrap()
     };
     let args = [x.clone(), residual.clone()];
     for (which, a) in analytic.iter().enumerate() {
@@ -586,7 +592,7 @@ fn fast_linear_matches_candle_forward_and_backward() {
         ]
         .map(|t| Var::from_tensor(&t).unwrap());
         let [x, w, b] = vars.each_ref().map(|v| v.as_tensor());
-        let ours = ops::linear(x, w, Some(b)).unwrap();
+        let ours = kernels::linear(x, w, Some(b)).unwrap();
         let theirs = candle_nn::Linear::new(w.clone(), Some(b.clone()))
             .forward(x)
             .unwrap();
@@ -611,14 +617,14 @@ fn fast_linear_matches_candle_forward_and_backward() {
 #[test]
 fn fast_linear_backward_matches_finite_differences() {
     let args = [tensor(&[3, 5], 1), tensor(&[4, 5], 2), tensor(&[4], 3)];
-    let f = |a: &[Tensor]| ops::linear(&a[0], &a[1], Some(&a[2])).unwrap();
+    let f = |a: &[Tensor]| kernels::linear(&a[0], &a[1], Some(&a[2])).unwrap();
     // Linear in each argument: a large step is exact up to rounding.
     assert_matches_finite_differences(&f, &args, &tensor(&[3, 4], 4), 0.5, 1e-4);
 }
 
 #[test]
 fn fast_linear_rejects_mismatched_features_with_a_message() {
-    let err = ops::linear(&tensor(&[2, 5], 1), &tensor(&[3, 4], 2), None)
+    let err = kernels::linear(&tensor(&[2, 5], 1), &tensor(&[3, 4], 2), None)
         .unwrap_err()
         .to_string();
     assert!(err.contains("linear: 2x5 and 4x3 do not chain"), "{err}");
@@ -628,7 +634,7 @@ fn fast_linear_rejects_mismatched_features_with_a_message() {
 
 #[test]
 fn in_place_sgd_steps_equal_the_pytorch_rule_in_f32_bit_for_bit() {
-    use topo::engine::optim::{Sgd, SgdConfig};
+    use topo::train::optim::{Sgd, SgdConfig};
     let (lr, mu, wd) = (0.1f32, 0.9f32, 5e-4f32);
     let w0 = values(300, 3);
     let var = Var::from_vec(w0.clone(), 300, &Device::Cpu).unwrap();

@@ -3,9 +3,9 @@
 use candle_core::{D, DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use topo::config::{ModelKind, ModelSpec, ScheduleKind, ScheduleSpec};
-use topo::engine::models::{self, ModelError, TopoModel};
-use topo::engine::ops;
-use topo::engine::optim::{self, Sgd, SgdConfig};
+use topo::kernels;
+use topo::nn::{self, ModelError, TopoModel};
+use topo::train::optim::{self, Sgd, SgdConfig};
 
 fn spec(kind: ModelKind, width: f64) -> ModelSpec {
     ModelSpec {
@@ -23,8 +23,8 @@ fn seeded(
     seed: u64,
 ) -> (VarMap, Box<dyn TopoModel>) {
     let varmap = VarMap::new();
-    let vb = models::seeded_var_builder(&varmap, seed, DType::F32, &Device::Cpu);
-    let model = models::build(spec, in_channels, classes, vb).unwrap();
+    let vb = nn::seeded_var_builder(&varmap, seed, DType::F32, &Device::Cpu);
+    let model = nn::build(spec, in_channels, classes, vb).unwrap();
     (varmap, model)
 }
 
@@ -33,7 +33,7 @@ fn parameter_count(spec: &ModelSpec, in_channels: usize, classes: usize) -> usiz
     // candle's own (unseeded, fast) init: only shapes matter here.
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    models::build(spec, in_channels, classes, vb).unwrap();
+    nn::build(spec, in_channels, classes, vb).unwrap();
     optim::trainable_vars(&varmap)
         .iter()
         .map(|(_, v)| v.elem_count())
@@ -248,7 +248,7 @@ fn taps_can_be_chosen_and_are_checked() {
     );
 
     s.taps = Some(vec!["layer1.1.conv3".into()]);
-    let err = models::build(
+    let err = nn::build(
         &s,
         3,
         10,
@@ -256,7 +256,7 @@ fn taps_can_be_chosen_and_are_checked() {
     )
     .err()
     .unwrap();
-    let valid = models::conv_names(ModelKind::Resnet18).join(", ");
+    let valid = nn::conv_names(ModelKind::Resnet18).join(", ");
     assert_eq!(
         err.to_string(),
         format!("resnet18: unknown tapped conv `layer1.1.conv3`; valid convs: {valid}")
@@ -268,7 +268,7 @@ fn taps_can_be_chosen_and_are_checked() {
     assert!(matches!(err, ModelError::UnknownTap { .. }));
 
     s.taps = Some(vec!["conv1".into(), "conv1".into()]);
-    let err = models::build(
+    let err = nn::build(
         &s,
         3,
         10,
@@ -284,9 +284,9 @@ fn conv_names_are_var_prefixes() {
     for kind in ModelKind::ALL {
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-        models::build(&spec(kind, 0.0625), 3, 10, vb).unwrap();
+        nn::build(&spec(kind, 0.0625), 3, 10, vb).unwrap();
         let data = varmap.data().lock().unwrap();
-        let convs = models::conv_names(kind);
+        let convs = nn::conv_names(kind);
         for name in &convs {
             let w = data
                 .get(&format!("{name}.weight"))
@@ -300,18 +300,15 @@ fn conv_names_are_var_prefixes() {
             "{kind:?}"
         );
     }
-    assert_eq!(models::conv_names(ModelKind::Resnet18).len(), 20);
-    assert_eq!(models::conv_names(ModelKind::Vgg16Bn).len(), 13);
-    assert_eq!(
-        models::conv_names(ModelKind::Densenet121).len(),
-        1 + 2 * 58 + 3
-    );
+    assert_eq!(nn::conv_names(ModelKind::Resnet18).len(), 20);
+    assert_eq!(nn::conv_names(ModelKind::Vgg16Bn).len(), 13);
+    assert_eq!(nn::conv_names(ModelKind::Densenet121).len(), 1 + 2 * 58 + 3);
 }
 
 #[test]
 fn torchvision_parameter_names() {
     let varmap = VarMap::new();
-    models::build(
+    nn::build(
         &spec(ModelKind::Resnet18, 0.0625),
         3,
         10,
@@ -333,7 +330,7 @@ fn torchvision_parameter_names() {
     assert!(!data.contains_key("conv1.bias"));
     drop(data);
     let varmap = VarMap::new();
-    models::build(
+    nn::build(
         &spec(ModelKind::Vgg16Bn, 0.0625),
         3,
         10,
@@ -354,7 +351,7 @@ fn torchvision_parameter_names() {
     }
     drop(data);
     let varmap = VarMap::new();
-    models::build(
+    nn::build(
         &spec(ModelKind::Densenet121, 0.0625),
         3,
         10,
@@ -705,7 +702,7 @@ fn max_pool_backward_matches_finite_differences() {
     ] {
         let shape = (2, 2, h, w);
         let x = distinct_values(2 * 2 * h * w, k as u64);
-        let f = move |x: &Tensor| ops::max_pool2d(x, k, s, p).unwrap();
+        let f = move |x: &Tensor| kernels::max_pool2d(x, k, s, p).unwrap();
         let out = f(&t64(&x, shape));
         let weights = Tensor::randn(0f64, 1.0, out.shape(), &Device::Cpu).unwrap();
         let a = analytic(&f, &x, shape, &weights);
@@ -728,7 +725,7 @@ fn max_pool_agrees_with_candle_where_both_apply() {
     )
     .unwrap();
     for k in [2, 3] {
-        let ours = ops::max_pool2d(&x, k, k, 0).unwrap();
+        let ours = kernels::max_pool2d(&x, k, k, 0).unwrap();
         let theirs = x.max_pool2d(k).unwrap();
         assert_eq!(ours.dims(), theirs.dims());
         assert_eq!(
@@ -743,7 +740,7 @@ fn max_pool_agrees_with_candle_where_both_apply() {
         // the two differ by exactly that factor.
         let var = Var::from_tensor(&x).unwrap();
         let w = Tensor::randn(0f32, 1.0, ours.shape(), &Device::Cpu).unwrap();
-        let g_ours = (ops::max_pool2d(var.as_tensor(), k, k, 0).unwrap() * &w)
+        let g_ours = (kernels::max_pool2d(var.as_tensor(), k, k, 0).unwrap() * &w)
             .unwrap()
             .sum_all()
             .unwrap()
@@ -774,7 +771,7 @@ fn max_pool_agrees_with_candle_where_both_apply() {
 fn max_pool_pads_with_minus_infinity_and_sends_ties_to_the_first_maximum() {
     // All negative: zero padding would make every output 0.
     let x = t64(&[-5.0, -4.0, -3.0, -2.0], (1, 1, 2, 2));
-    let y = ops::max_pool2d(&x, 3, 2, 1).unwrap();
+    let y = kernels::max_pool2d(&x, 3, 2, 1).unwrap();
     assert_eq!(
         y.flatten_all().unwrap().to_vec1::<f64>().unwrap(),
         vec![-2.0]
@@ -782,7 +779,7 @@ fn max_pool_pads_with_minus_infinity_and_sends_ties_to_the_first_maximum() {
     // A constant 3x3 plane, 3x3 windows, stride 1, padding 1: each window's first
     // cell in row-major order (clipped to the input) wins.
     let var = Var::from_tensor(&t64(&[1.0; 9], (1, 1, 3, 3))).unwrap();
-    let y = ops::max_pool2d(var.as_tensor(), 3, 1, 1).unwrap();
+    let y = kernels::max_pool2d(var.as_tensor(), 3, 1, 1).unwrap();
     let g = y.sum_all().unwrap().backward().unwrap();
     let g = g
         .get(var.as_tensor())
@@ -795,7 +792,7 @@ fn max_pool_pads_with_minus_infinity_and_sends_ties_to_the_first_maximum() {
     // (2,0),(2,1) -> cell 3; (2,2) -> cell 4.
     assert_eq!(g, vec![4.0, 2.0, 0.0, 2.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
     assert!(
-        ops::max_pool2d(&x, 2, 2, 2).is_err(),
+        kernels::max_pool2d(&x, 2, 2, 2).is_err(),
         "padding above half the kernel"
     );
 }
@@ -803,19 +800,22 @@ fn max_pool_pads_with_minus_infinity_and_sends_ties_to_the_first_maximum() {
 #[test]
 fn adaptive_avg_pool_matches_pytorch_windows() {
     // torch: start = floor(i*n/m), end = ceil((i+1)*n/m)
-    assert_eq!(ops::adaptive_windows(5, 3), vec![(0, 2), (1, 4), (3, 5)]);
-    assert_eq!(ops::adaptive_windows(1, 7), vec![(0, 1); 7]);
     assert_eq!(
-        ops::adaptive_windows(14, 7),
+        kernels::adaptive_windows(5, 3),
+        vec![(0, 2), (1, 4), (3, 5)]
+    );
+    assert_eq!(kernels::adaptive_windows(1, 7), vec![(0, 1); 7]);
+    assert_eq!(
+        kernels::adaptive_windows(14, 7),
         (0..7).map(|i| (2 * i, 2 * i + 2)).collect::<Vec<_>>()
     );
     assert_eq!(
-        ops::adaptive_windows(3, 7),
+        kernels::adaptive_windows(3, 7),
         vec![(0, 1), (0, 1), (0, 2), (1, 2), (1, 3), (2, 3), (2, 3)]
     );
 
     let x = t64(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], (1, 1, 2, 3));
-    let y = ops::adaptive_avg_pool2d(&x, 1, 2).unwrap();
+    let y = kernels::adaptive_avg_pool2d(&x, 1, 2).unwrap();
     // columns (0,2) and (1,3): means of {1,2,4,5} and {2,3,5,6}
     assert_eq!(
         y.flatten_all().unwrap().to_vec1::<f64>().unwrap(),
@@ -823,7 +823,7 @@ fn adaptive_avg_pool_matches_pytorch_windows() {
     );
     let one = t64(&[2.5], (1, 1, 1, 1));
     assert_eq!(
-        ops::adaptive_avg_pool2d(&one, 7, 7)
+        kernels::adaptive_avg_pool2d(&one, 7, 7)
             .unwrap()
             .flatten_all()
             .unwrap()
@@ -834,7 +834,7 @@ fn adaptive_avg_pool_matches_pytorch_windows() {
 
     let shape = (1, 2, 5, 3);
     let xv = distinct_values(30, 1);
-    let f = |x: &Tensor| ops::adaptive_avg_pool2d(x, 3, 7).unwrap();
+    let f = |x: &Tensor| kernels::adaptive_avg_pool2d(x, 3, 7).unwrap();
     let w = Tensor::randn(0f64, 1.0, (1, 2, 3, 7), &Device::Cpu).unwrap();
     for (a, n) in analytic(&f, &xv, shape, &w)
         .iter()
@@ -847,7 +847,7 @@ fn adaptive_avg_pool_matches_pytorch_windows() {
 #[test]
 fn avg_pool_backward_is_right_on_odd_sides() {
     let var = Var::from_tensor(&t64(&[1.0; 15], (1, 1, 3, 5))).unwrap();
-    let y = ops::avg_pool2d(var.as_tensor(), 2).unwrap();
+    let y = kernels::avg_pool2d(var.as_tensor(), 2).unwrap();
     assert_eq!(y.dims(), &[1, 1, 1, 2]);
     let g = y.sum_all().unwrap().backward().unwrap();
     let g = g

@@ -14,8 +14,8 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 use tempfile::TempDir;
-use topo::engine::data::fixtures::write_fashion_mnist;
-use topo::engine::lock::{Lock, LockOutcome, LockPolicy, owner_id};
+use topo::data::fixtures::write_fashion_mnist;
+use topo::results::lock::{Lock, LockOutcome, LockPolicy, owner_id};
 
 use super::common::BIN;
 

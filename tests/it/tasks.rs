@@ -5,12 +5,12 @@ use std::path::Path;
 
 use candle_core::Device;
 use topo::config::{LoadOptions, load};
-use topo::engine::data::fixtures;
-use topo::engine::runner::{RunOptions, run_plan};
+use topo::data::fixtures;
 use topo::plan::plan;
 use topo::results::{
     EpochRecord, ExperimentDir, RunStatus, SplitKind, Summary, read_json, read_jsonl,
 };
+use topo::runner::{RunOptions, run_plan};
 
 /// Trains the one-run experiment `dataset_yaml` describes for `epochs` epochs and
 /// returns its records and summary.
@@ -42,7 +42,7 @@ training:
     let plan = plan(&loaded.experiment).unwrap();
     let experiment_dir = ExperimentDir::new(&dir.join("results"), "task");
     let options = RunOptions {
-        kernels: topo::engine::ops::Kernels::Fast,
+        kernels: topo::kernels::Kernels::Fast,
         device: Device::Cpu,
         experiment_dir: experiment_dir.clone(),
         config_dir: dir.to_path_buf(),
@@ -93,14 +93,7 @@ fn check(records: &[EpochRecord], summary: &Summary, epochs: u32, chance: f64) {
 fn cifar10_trains_on_a_binary_fixture() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("cifar");
-    fixtures::write_cifar(
-        &root,
-        topo::engine::data::cifar::Variant::Cifar10,
-        20,
-        10,
-        0,
-    )
-    .unwrap();
+    fixtures::write_cifar(&root, topo::data::cifar::Variant::Cifar10, 20, 10, 0).unwrap();
     let (records, summary) = train_one(
         tmp.path(),
         &format!("{{ kind: cifar10, root: {} }}", root.display()),

@@ -1,0 +1,30 @@
+//! Which implementation the models' layers run on.
+
+use candle_core::Device;
+use serde::{Deserialize, Serialize};
+
+/// The kernels behind the models' convs (and any other layer with a fast form).
+///
+/// Both compute the same function; they differ in float summation order (results agree
+/// to about 1e-6 relative, not bit for bit), so a run resumes with the kernels it began
+/// with to stay bit-identical.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kernels {
+    /// This crate's CPU kernels (im2col + gemm convolution with its backward); on any
+    /// other device, candle's own.
+    #[default]
+    Fast,
+    /// candle's own ops everywhere, for comparison.
+    Candle,
+}
+
+impl Kernels {
+    /// The kernels that actually run on `device`: the fast ones exist for the CPU only.
+    pub fn on(self, device: &Device) -> Kernels {
+        match (self, device) {
+            (Kernels::Fast, Device::Cpu) => Kernels::Fast,
+            _ => Kernels::Candle,
+        }
+    }
+}

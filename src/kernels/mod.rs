@@ -1,0 +1,31 @@
+//! Tensor operations candle 0.11 lacks, with their backward passes: max pooling with
+//! padding and overlapping windows (ResNet's and DenseNet's 3x3 stride-2 stem pool), and
+//! PyTorch's adaptive average pooling (VGG's 7x7 pool for any input size), average
+//! pooling whose backward is right for odd sizes; and the fast CPU kernels (convolution
+//! through im2col + gemm, batch norm fused with ReLU) that replace candle's slower ones.
+
+mod adaptive_avg_pool;
+mod alloc;
+mod avg_pool;
+mod batch_norm;
+mod conv2d;
+pub(crate) mod gemm;
+mod choice;
+pub(crate) mod lanes;
+mod linear;
+mod max_pool;
+pub mod sgd;
+pub(crate) mod storage;
+
+pub use alloc::Recycler;
+
+pub use adaptive_avg_pool::{adaptive_avg_pool2d, adaptive_windows};
+pub use avg_pool::avg_pool2d;
+pub use batch_norm::{
+    BatchStats, batch_norm_add_relu_eval, batch_norm_add_relu_train, batch_norm_eval,
+    batch_norm_train,
+};
+pub use conv2d::conv2d;
+pub use choice::Kernels;
+pub use linear::linear;
+pub use max_pool::max_pool2d;

@@ -1,0 +1,215 @@
+//! The paper's three models as candle modules that return the outputs of their
+//! topographic convs ("taps") beside the logits.
+//!
+//! Parameter names follow torchvision (`conv1.weight`, `layer1.1.conv2.weight`,
+//! `bn1.running_mean`, `features.0.weight`, `features.denseblock1.denselayer6.conv2.weight`),
+//! so a tap's name is also the var-name prefix of its conv. Taps are conv outputs before
+//! batch norm, as the reference hooks the convs themselves.
+//!
+//! Width: every channel count `c` (and VGG's 4096 hidden units, DenseNet's growth rate
+//! and stem) becomes `max(1, round(c * width))`, rounding halves away from zero; width 1
+//! is exactly torchvision.
+//!
+//! Randomness: build through [`seeded_var_builder`] for weights drawn from a seeded
+//! generator (torchvision's init schemes); VGG's dropout masks come from the model's own
+//! generator, seeded 0 at build and reseeded by [`TopoModel::reseed`].
+
+mod densenet;
+mod error;
+mod init;
+mod layers;
+mod norm;
+mod resnet;
+mod vgg;
+
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
+
+use crate::config::{ModelKind, ModelSpec};
+use layers::{TapPlan, TapSink};
+
+use crate::kernels::Kernels;
+pub use error::ModelError;
+pub use init::seeded_var_builder;
+
+/// What a forward pass returns.
+pub struct ModelOutput {
+    /// `(batch, classes)`.
+    pub logits: Tensor,
+    /// Outputs of the tapped convs, `(batch, channels, h, w)`, in [`TopoModel::tap_names`] order.
+    pub taps: Vec<Tensor>,
+}
+
+/// A classifier whose chosen convs are tapped.
+pub trait TopoModel: Send + Sync {
+    /// Forward pass; `train` selects batch statistics (updating the running ones) and dropout.
+    fn forward_t(&self, xs: &Tensor, train: bool) -> candle_core::Result<ModelOutput>;
+    /// Names of the tapped convs, e.g. `layer1.1.conv2`.
+    fn tap_names(&self) -> &[String];
+    /// Output channels of each tapped conv.
+    fn tap_channels(&self) -> &[usize];
+    /// Reseeds the model's own randomness (dropout masks), e.g. once per epoch from the
+    /// run's seed so a resumed run draws the same masks. Models without any do nothing.
+    fn reseed(&self, _seed: u64) {}
+}
+
+/// The convs the reference makes topographic for each model.
+pub fn default_taps(kind: ModelKind) -> Vec<String> {
+    match kind {
+        ModelKind::Resnet18 => [
+            "conv1",
+            "layer1.1.conv2",
+            "layer2.1.conv2",
+            "layer3.1.conv2",
+            "layer4.1.conv2",
+        ]
+        .map(String::from)
+        .to_vec(),
+        // The reference passes no names for VGG, which taps every conv.
+        ModelKind::Vgg16Bn => vgg::conv_names(),
+        ModelKind::Densenet121 => [
+            "features.conv0",
+            "features.denseblock1.denselayer6.conv2",
+            "features.denseblock2.denselayer12.conv2",
+            "features.denseblock3.denselayer24.conv2",
+            "features.denseblock4.denselayer16.conv2",
+        ]
+        .map(String::from)
+        .to_vec(),
+    }
+}
+
+/// Every conv of a model, in forward order: the names `taps` may use.
+pub fn conv_names(kind: ModelKind) -> Vec<String> {
+    match kind {
+        ModelKind::Resnet18 => resnet::conv_names(),
+        ModelKind::Vgg16Bn => vgg::conv_names(),
+        ModelKind::Densenet121 => densenet::conv_names(),
+    }
+}
+
+/// Checks a tap list against the model's convs.
+fn resolve_taps(kind: ModelKind, taps: Option<&[String]>) -> Result<Vec<String>, ModelError> {
+    let Some(taps) = taps else {
+        return Ok(default_taps(kind));
+    };
+    let valid = conv_names(kind);
+    for (i, name) in taps.iter().enumerate() {
+        if !valid.contains(name) {
+            return Err(ModelError::UnknownTap {
+                model: kind.name(),
+                name: name.clone(),
+                valid,
+            });
+        }
+        if taps[..i].contains(name) {
+            return Err(ModelError::DuplicateTap {
+                model: kind.name(),
+                name: name.clone(),
+            });
+        }
+    }
+    Ok(taps.to_vec())
+}
+
+enum Net {
+    Resnet18(Box<resnet::ResNet18>),
+    Vgg16Bn(Box<vgg::Vgg16Bn>),
+    Densenet121(Box<densenet::DenseNet121>),
+}
+
+struct Model {
+    net: Net,
+    tap_names: Vec<String>,
+    tap_channels: Vec<usize>,
+}
+
+impl TopoModel for Model {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> candle_core::Result<ModelOutput> {
+        let mut taps = TapSink::new(self.tap_names.len());
+        let logits = match &self.net {
+            Net::Resnet18(m) => m.forward(xs, train, &mut taps)?,
+            Net::Vgg16Bn(m) => m.forward(xs, train, &mut taps)?,
+            Net::Densenet121(m) => m.forward(xs, train, &mut taps)?,
+        };
+        Ok(ModelOutput {
+            logits,
+            taps: taps.finish()?,
+        })
+    }
+
+    fn tap_names(&self) -> &[String] {
+        &self.tap_names
+    }
+
+    fn tap_channels(&self) -> &[usize] {
+        &self.tap_channels
+    }
+
+    fn reseed(&self, seed: u64) {
+        if let Net::Vgg16Bn(m) = &self.net {
+            m.reseed(seed);
+        }
+    }
+}
+
+/// Builds the model `spec` describes for `in_channels`-channel inputs (1 for
+/// spectrograms, 3 for images) and `num_classes` classes, with its parameters in `vb`,
+/// on the fast kernels where the device has them.
+pub fn build(
+    spec: &ModelSpec,
+    in_channels: usize,
+    num_classes: usize,
+    vb: VarBuilder,
+) -> Result<Box<dyn TopoModel>, ModelError> {
+    build_with(spec, in_channels, num_classes, vb, Kernels::Fast)
+}
+
+/// [`build`] on the given kernels (candle's own wherever the fast ones do not exist).
+pub fn build_with(
+    spec: &ModelSpec,
+    in_channels: usize,
+    num_classes: usize,
+    vb: VarBuilder,
+    kernels: Kernels,
+) -> Result<Box<dyn TopoModel>, ModelError> {
+    let kind = spec.kind;
+    if !(spec.width.is_finite() && spec.width > 0.0) {
+        return Err(ModelError::InvalidWidth {
+            model: kind.name(),
+            width: spec.width,
+        });
+    }
+    if in_channels == 0 {
+        return Err(ModelError::Zero {
+            model: kind.name(),
+            what: "input channels",
+        });
+    }
+    if num_classes == 0 {
+        return Err(ModelError::Zero {
+            model: kind.name(),
+            what: "number of classes",
+        });
+    }
+    let names = resolve_taps(kind, spec.taps.as_deref())?;
+    let mut plan = TapPlan::new(vb.prefix(), names, kernels.on(vb.device()));
+    let w = spec.width;
+    let net = match kind {
+        ModelKind::Resnet18 => resnet::ResNet18::new(in_channels, num_classes, w, &mut plan, vb)
+            .map(|m| Net::Resnet18(Box::new(m))),
+        ModelKind::Vgg16Bn => vgg::Vgg16Bn::new(in_channels, num_classes, w, &mut plan, vb)
+            .map(|m| Net::Vgg16Bn(Box::new(m))),
+        ModelKind::Densenet121 => {
+            densenet::DenseNet121::new(in_channels, num_classes, w, &mut plan, vb)
+                .map(|m| Net::Densenet121(Box::new(m)))
+        }
+    }
+    .map_err(ModelError::tensor(kind))?;
+    let (tap_names, tap_channels) = plan.into_parts();
+    Ok(Box::new(Model {
+        net,
+        tap_names,
+        tap_channels,
+    }))
+}

@@ -1,0 +1,380 @@
+//! Running a plan: every pending run, finished ones skipped, a failure recorded and the
+//! others carried on; one run at a time or several at once (`--jobs`), each under its
+//! run folder's lock. A failure to write results (disk full, read-only folder) is not
+//! the run's fault: it stops the plan with the path named, and the run stays resumable.
+
+pub mod preflight;
+pub mod slurm;
+pub mod workers;
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use candle_core::Device;
+
+use crate::kernels::Kernels;
+use crate::plan::RunConfig;
+use crate::results::lock::{Lock, LockOutcome, LockPolicy};
+use crate::results::{
+    ExperimentDir, Failure, ResultsError, RunDir, RunState, RunStatus, Summary, Versions,
+    read_json, write_atomic, write_json,
+};
+use crate::train::EngineError;
+use crate::train::checkpoint::LoopState;
+use crate::train::stages::{measure_topography, prune, prune_finished, pruning_incomplete};
+use crate::train::{TrainEnv, test_best, train};
+use workers::{log, run_parallel, set_log_prefix};
+
+/// How to run a plan.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub device: Device,
+    /// The layers' kernels (the fast CPU ones by default).
+    pub kernels: Kernels,
+    pub experiment_dir: ExperimentDir,
+    /// Folder of the experiment file (custom layouts are relative to it).
+    pub config_dir: PathBuf,
+    /// Shared feature cache.
+    pub cache_dir: PathBuf,
+    /// Try runs that failed before again.
+    pub retry_failed: bool,
+}
+
+/// How many runs at once, and when another worker's lock counts as abandoned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Workers {
+    /// Runs trained at once in this process.
+    pub jobs: usize,
+    /// Threads of each worker's pool (see [`workers`]).
+    pub threads: usize,
+    pub lock: LockPolicy,
+}
+
+impl Default for Workers {
+    /// One run at a time on every core.
+    fn default() -> Self {
+        Workers {
+            jobs: 1,
+            threads: workers::available_cores(),
+            lock: LockPolicy::default(),
+        }
+    }
+}
+
+impl Workers {
+    /// `jobs` runs at once, the cores shared between them.
+    pub fn new(jobs: usize, lock: LockPolicy) -> Workers {
+        let jobs = jobs.max(1);
+        Workers {
+            jobs,
+            threads: workers::threads_per_worker(workers::available_cores(), jobs),
+            lock,
+        }
+    }
+}
+
+/// What happened to the runs of a plan.
+#[derive(Debug, Clone, Default)]
+pub struct RunReport {
+    pub trained: usize,
+    pub skipped_done: usize,
+    pub skipped_locked: usize,
+    /// Run id and reason.
+    pub failed: Vec<(String, String)>,
+}
+
+/// Runs every run of `runs` not yet done, one at a time.
+pub fn run_plan(runs: &[&RunConfig], options: &RunOptions) -> Result<RunReport, EngineError> {
+    run_plan_with(runs, options, &Workers::default())
+}
+
+/// Runs every run of `runs` not yet done with `workers`. Runs are started in plan
+/// order; with several jobs they finish in any order, and their lines carry their id.
+pub fn run_plan_with(
+    runs: &[&RunConfig],
+    options: &RunOptions,
+    workers: &Workers,
+) -> Result<RunReport, EngineError> {
+    let report = Mutex::new(RunReport::default());
+    let total = runs.len();
+    let indexed: Vec<(usize, &RunConfig)> = runs.iter().copied().enumerate().collect();
+    let parallel = workers.jobs > 1;
+    if parallel {
+        eprintln!(
+            "{} runs, {} at once, {} thread(s) each",
+            total, workers.jobs, workers.threads
+        );
+    }
+    run_parallel(
+        &indexed,
+        workers.jobs,
+        workers.threads,
+        |(i, run)| -> Result<(), EngineError> {
+            if parallel {
+                set_log_prefix(Some(run.id.clone()));
+            }
+            let outcome = attempt(run, *i, total, options, workers, parallel);
+            set_log_prefix(None);
+            let outcome = outcome?;
+            let mut r = report
+                .lock()
+                .map_err(|_| EngineError::Other("a worker panicked".into()))?;
+            match outcome {
+                Outcome::Trained => r.trained += 1,
+                Outcome::Done => r.skipped_done += 1,
+                Outcome::Locked => r.skipped_locked += 1,
+                Outcome::Failed(reason) => r.failed.push((run.id.clone(), reason)),
+            }
+            Ok(())
+        },
+    )?;
+    let mut report = report
+        .into_inner()
+        .map_err(|_| EngineError::Other("a worker panicked".into()))?;
+    // Plan order, whatever order the workers finished in.
+    let order = |id: &str| runs.iter().position(|r| r.id == id);
+    report.failed.sort_by_key(|(id, _)| order(id));
+    Ok(report)
+}
+
+impl From<workers::WorkerError> for EngineError {
+    fn from(e: workers::WorkerError) -> Self {
+        EngineError::Other(e.to_string())
+    }
+}
+
+/// What became of one run.
+enum Outcome {
+    Trained,
+    Done,
+    Locked,
+    Failed(String),
+}
+
+/// Whether `e` is the results folder failing us rather than the run failing.
+fn is_write_failure(e: &EngineError) -> bool {
+    matches!(e, EngineError::Results(ResultsError::Write { .. }))
+}
+
+fn attempt(
+    run: &RunConfig,
+    i: usize,
+    total: usize,
+    options: &RunOptions,
+    workers: &Workers,
+    parallel: bool,
+) -> Result<Outcome, EngineError> {
+    let dir = options.experiment_dir.run(&run.id);
+    match dir.state_on_disk() {
+        RunState::Done => return prune_added_points(run, &dir, i, total, options, workers),
+        RunState::Failed if !options.retry_failed => {
+            let reason = read_json::<Summary>(&dir.summary())
+                .ok()
+                .and_then(|s| s.failure.map(|f| f.reason))
+                .unwrap_or_default();
+            return Ok(Outcome::Failed(format!(
+                "failed earlier (--retry-failed to try again): {reason}"
+            )));
+        }
+        _ => {}
+    }
+    let lock = match Lock::acquire_with(&dir.lock(), workers.lock)? {
+        LockOutcome::Acquired(lock) => lock,
+        LockOutcome::Held(owner) => {
+            log(&format!(
+                "[{}/{total}] {}: running elsewhere ({owner}), skipped",
+                i + 1,
+                run.id
+            ));
+            return Ok(Outcome::Locked);
+        }
+    };
+    // Checked again under the lock: another worker may have finished it meanwhile.
+    if dir.state_on_disk() == RunState::Done {
+        lock.release()?;
+        return Ok(Outcome::Done);
+    }
+    log(&format!(
+        "[{}/{total}] {} ({} epochs)",
+        i + 1,
+        run.id,
+        run.training.epochs
+    ));
+    if parallel && let Ok(state) = read_json::<LoopState>(&dir.state()) {
+        // The engine says it itself when it prints its epochs (one job).
+        log(&format!(
+            "  resuming after epoch {} (best so far: epoch {})",
+            state.epoch, state.best_epoch
+        ));
+    }
+    let outcome = run_one(run, &dir, options, !parallel);
+    match outcome {
+        Ok(summary) => {
+            lock.release()?;
+            log(&format!(
+                "  done: best epoch {}, validation {:.2}%, test {:.2}%",
+                summary.best_epoch.unwrap_or(0),
+                summary.validation_accuracy.unwrap_or(0.0) * 100.0,
+                summary.test_accuracy.unwrap_or(0.0) * 100.0
+            ));
+            Ok(Outcome::Trained)
+        }
+        Err(e) if is_write_failure(&e) => {
+            // Releasing may fail the same way; the first error is the one to report.
+            if let Err(r) = lock.release() {
+                log(&format!("  warning: {r}"));
+            }
+            Err(e)
+        }
+        Err(e) => {
+            lock.release()?;
+            log(&format!("  failed: {e:#}"));
+            Ok(Outcome::Failed(e.to_string()))
+        }
+    }
+}
+
+/// A done run whose `pruning:` grew since it trained: computes the new points only,
+/// from its best checkpoint (pruning is not part of the run's identity).
+fn prune_added_points(
+    run: &RunConfig,
+    dir: &RunDir,
+    i: usize,
+    total: usize,
+    options: &RunOptions,
+    workers: &Workers,
+) -> Result<Outcome, EngineError> {
+    let env = env_for(dir, options, false);
+    if !pruning_incomplete(run, &env)? {
+        return Ok(Outcome::Done);
+    }
+    let lock = match Lock::acquire_with(&dir.lock(), workers.lock)? {
+        LockOutcome::Acquired(lock) => lock,
+        LockOutcome::Held(_) => return Ok(Outcome::Locked),
+    };
+    log(&format!(
+        "[{}/{total}] {}: done; computing the pruning points added since",
+        i + 1,
+        run.id
+    ));
+    let outcome = prune_finished(run, &env);
+    lock.release()?;
+    match outcome {
+        Ok(()) => Ok(Outcome::Done),
+        Err(e) if is_write_failure(&e) => Err(e),
+        Err(e) => {
+            log(&format!("  pruning failed: {e:#}"));
+            Ok(Outcome::Failed(e.to_string()))
+        }
+    }
+}
+
+fn env_for(dir: &RunDir, options: &RunOptions, verbose: bool) -> TrainEnv {
+    TrainEnv {
+        dir: dir.clone(),
+        device: options.device.clone(),
+        kernels: options.kernels,
+        cache_dir: options.cache_dir.clone(),
+        config_dir: options.config_dir.clone(),
+        verbose,
+    }
+}
+
+/// Trains, tests, measures and prunes one run; writes `summary.json` last, also when
+/// the run fails (status failed, with the reason).
+fn run_one(
+    run: &RunConfig,
+    dir: &RunDir,
+    options: &RunOptions,
+    verbose: bool,
+) -> Result<Summary, EngineError> {
+    let started = Instant::now();
+    std::fs::create_dir_all(dir.path()).map_err(|source| crate::results::ResultsError::Write {
+        path: dir.path().to_path_buf(),
+        source,
+    })?;
+    let yaml = serde_yaml::to_string(run)
+        .map_err(|e| EngineError::Other(format!("cannot write run.yaml: {e}")))?;
+    write_atomic(&dir.run_yaml(), yaml.as_bytes())?;
+    if dir.summary().exists() {
+        // A failed run being retried: its summary no longer holds.
+        std::fs::remove_file(dir.summary()).map_err(|source| {
+            crate::results::ResultsError::Write {
+                path: dir.summary(),
+                source,
+            }
+        })?;
+    }
+    let env = env_for(dir, options, verbose);
+    let result = (|| -> Result<Summary, EngineError> {
+        let mut trained = train(run, &env)?;
+        let test_accuracy = test_best(&mut trained, &env, run)?;
+        measure_topography(&trained, run, &env)?;
+        prune(&trained, run, &env)?;
+        Ok(summary(
+            run,
+            RunStatus::Done,
+            trained.state.epoch,
+            Some(&trained),
+            Some(test_accuracy),
+            None,
+            started,
+        ))
+    })();
+    let summary = match result {
+        Ok(s) => s,
+        // Results that cannot be written: no summary either, the run stays resumable.
+        Err(e) if is_write_failure(&e) => return Err(e),
+        Err(e) => {
+            let epoch = match &e {
+                EngineError::NonFinite { epoch, .. } => Some(*epoch),
+                _ => None,
+            };
+            let failed = summary(
+                run,
+                RunStatus::Failed,
+                epoch.map(|e| e - 1).unwrap_or(0),
+                None,
+                None,
+                Some(Failure {
+                    epoch,
+                    reason: e.to_string(),
+                }),
+                started,
+            );
+            write_json(&dir.summary(), &failed)?;
+            return Err(e);
+        }
+    };
+    write_json(&dir.summary(), &summary)?;
+    Ok(summary)
+}
+
+fn summary(
+    run: &RunConfig,
+    status: RunStatus,
+    epochs_completed: u32,
+    trained: Option<&crate::train::Trained>,
+    test_accuracy: Option<f64>,
+    failure: Option<Failure>,
+    started: Instant,
+) -> Summary {
+    Summary {
+        run_id: run.id.clone(),
+        status,
+        axes: run.axes.clone(),
+        epochs: run.training.epochs,
+        epochs_completed,
+        best_epoch: trained.map(|t| t.state.best_epoch),
+        validation_accuracy: trained.map(|t| t.state.best_accuracy),
+        test_accuracy,
+        failure,
+        parameters: trained.map(|t| t.parameters).unwrap_or(0),
+        seconds: started.elapsed().as_secs_f64(),
+        versions: Versions {
+            topo: env!("CARGO_PKG_VERSION").into(),
+            candle: "0.11.1".into(),
+        },
+    }
+}

@@ -1,0 +1,167 @@
+//! Before the first run starts: what every run of a plan needs, checked once. A missing
+//! data set, a corrupt clip or a bad layout file would fail every run that uses it, one
+//! after the other; here each problem is reported once and nothing is recorded as failed.
+//! What only training can reveal (a loss that turns NaN) is still a failure of its run.
+//!
+//! Data sets are checked by the loaders the runs use, so the check cannot drift from what
+//! training reads. Audio is decoded in full (every clip must decode); its features land in
+//! the shared cache, which keys on file contents, so the next check reads them back
+//! instead of decoding again.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+
+use crate::config::{DatasetSpec, ModelSpec, Topography};
+use crate::data::{self, DataError, Dataset};
+use crate::kernels::Kernels;
+use crate::nn::build_with;
+use crate::plan::RunConfig;
+use crate::results::{ExperimentDir, write_atomic};
+use crate::train::layouts::layer_positions;
+
+/// Where the checks read and write.
+#[derive(Debug, Clone)]
+pub struct PreflightEnv {
+    /// Folder of the experiment file: custom layouts are relative to it.
+    pub config_dir: PathBuf,
+    /// The shared feature cache.
+    pub cache_dir: PathBuf,
+    /// The experiment's results folder, to prove it writable; `None` checks inputs only.
+    pub results: Option<ExperimentDir>,
+}
+
+/// One thing that would stop the runs, in words a user can act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem(pub String);
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Checks what `runs` need; every problem found, each once. Empty means go.
+pub fn preflight(runs: &[&RunConfig], env: &PreflightEnv) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if let Some(dir) = &env.results
+        && let Err(p) = check_writable(dir.path())
+    {
+        problems.push(p);
+    }
+    let specs = distinct(runs.iter().map(|r| &r.dataset));
+    // Files first, for every data set: a missing folder is found in seconds, before
+    // any audio is decoded.
+    let mut loaded: Vec<(&DatasetSpec, Dataset)> = Vec::new();
+    let mut audio = Vec::new();
+    for spec in &specs {
+        if spec.kind.is_audio() {
+            if let Err(e) = data::scan(spec) {
+                problems.extend(each(e));
+            } else {
+                audio.push(*spec);
+            }
+        } else {
+            match data::load(spec, &env.cache_dir) {
+                Ok(d) => loaded.push((spec, d)),
+                Err(e) => problems.extend(each(e)),
+            }
+        }
+    }
+    if problems.is_empty() {
+        for spec in audio {
+            let started = Instant::now();
+            eprintln!(
+                "checking {} ({}): every clip decodes (features cached in {})",
+                spec.kind.name(),
+                spec.root_or_default().display(),
+                env.cache_dir.display()
+            );
+            match data::load(spec, &env.cache_dir) {
+                Ok(d) => {
+                    eprintln!("  ok in {:.1} s", started.elapsed().as_secs_f64());
+                    loaded.push((spec, d));
+                }
+                Err(e) => problems.extend(each(e)),
+            }
+        }
+    }
+    for (spec, d) in &loaded {
+        for (split, len) in [
+            ("train", d.train.len()),
+            ("validation", d.validation.len()),
+            ("test", d.test.len()),
+        ] {
+            if len == 0 {
+                problems.push(Problem(format!(
+                    "{} ({}): the {split} split is empty; check `limit` and the data set's files",
+                    spec.kind.name(),
+                    spec.root_or_default().display()
+                )));
+            }
+        }
+    }
+    problems.extend(check_layouts(runs, &env.config_dir));
+    problems
+}
+
+fn each(e: DataError) -> impl Iterator<Item = Problem> {
+    e.into_each().into_iter().map(|e| Problem(e.to_string()))
+}
+
+/// The distinct values of `items`, in first-seen order.
+fn distinct<'a, T: PartialEq + 'a>(items: impl Iterator<Item = &'a T>) -> Vec<&'a T> {
+    let mut out: Vec<&T> = Vec::new();
+    for item in items {
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    out
+}
+
+/// Creates the experiment folder and writes and removes a file in it.
+fn check_writable(dir: &Path) -> Result<(), Problem> {
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        Problem(format!(
+            "{}: the results folder cannot be {what} ({e}); choose another with --results",
+            dir.display()
+        ))
+    };
+    std::fs::create_dir_all(dir).map_err(|e| fail("created", &e))?;
+    // One name per process: workers sharing the folder must not remove each other's.
+    let probe = dir.join(format!(".preflight-{}", std::process::id()));
+    write_atomic(&probe, b"topo can write here\n").map_err(|e| fail("written", &e))?;
+    std::fs::remove_file(&probe).map_err(|e| fail("written", &e))
+}
+
+/// Every custom layout file, read and matched against the tapped layers of each model
+/// it is used with: the code path training takes, on a model of zeros.
+fn check_layouts(runs: &[&RunConfig], config_dir: &Path) -> Vec<Problem> {
+    let mut pairs: Vec<(&ModelSpec, &Topography)> = Vec::new();
+    for run in runs {
+        let pair = (&run.model, &run.topography);
+        if matches!(run.topography, Topography::Custom { .. }) && !pairs.contains(&pair) {
+            pairs.push(pair);
+        }
+    }
+    let mut problems = Vec::new();
+    for (model, topography) in pairs {
+        let vb = VarBuilder::zeros(DType::F32, &Device::Cpu);
+        // The tapped layers' widths depend on neither the input channels nor the classes.
+        let checked = build_with(model, 1, 2, vb, Kernels::Candle)
+            .map_err(|e| e.to_string())
+            .and_then(|m| {
+                layer_positions(topography, m.tap_channels(), config_dir).map_err(|e| e.to_string())
+            });
+        if let Err(message) = checked {
+            let problem = Problem(message);
+            if !problems.contains(&problem) {
+                problems.push(problem);
+            }
+        }
+    }
+    problems
+}

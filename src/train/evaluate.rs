@@ -1,0 +1,111 @@
+//! Evaluation of a model on a split: cross-entropy, accuracy and (for topographic runs)
+//! the topographic loss, with logits averaged over an example's windows (BirdDCASE).
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::data::{Batch, Split};
+use crate::nn::TopoModel;
+use crate::topography::TopographicLoss;
+use crate::train::EngineError;
+
+/// Sums over a split, turned into means by [`Totals::finish`].
+#[derive(Debug, Clone, Default)]
+pub struct Totals {
+    pub examples: usize,
+    pub correct: usize,
+    pub ce: f64,
+    pub topo: f64,
+    pub topo_layers: Vec<f64>,
+}
+
+impl Totals {
+    /// Adds a batch of `n` examples whose mean losses are given.
+    pub fn add(&mut self, n: usize, correct: usize, ce: f64, topo: Option<(f64, Vec<f64>)>) {
+        self.examples += n;
+        self.correct += correct;
+        self.ce += ce * n as f64;
+        if let Some((t, layers)) = topo {
+            self.topo += t * n as f64;
+            self.topo_layers.resize(layers.len(), 0.0);
+            for (acc, l) in self.topo_layers.iter_mut().zip(layers) {
+                *acc += l * n as f64;
+            }
+        }
+    }
+
+    pub fn accuracy(&self) -> f64 {
+        if self.examples == 0 {
+            0.0
+        } else {
+            self.correct as f64 / self.examples as f64
+        }
+    }
+
+    pub fn mean(&self, sum: f64) -> f64 {
+        if self.examples == 0 {
+            0.0
+        } else {
+            sum / self.examples as f64
+        }
+    }
+}
+
+/// Logits per example: the inputs' logits averaged over each example's windows.
+pub fn example_logits(logits: &Tensor, batch: &Batch) -> Result<Tensor, EngineError> {
+    let Some(windows) = &batch.windows else {
+        return Ok(logits.clone());
+    };
+    let total: usize = windows.iter().sum();
+    let mut weights = vec![0f32; windows.len() * total];
+    let mut start = 0;
+    for (i, &w) in windows.iter().enumerate() {
+        for j in start..start + w {
+            weights[i * total + j] = 1.0 / w as f32;
+        }
+        start += w;
+    }
+    let averaging = Tensor::from_vec(weights, (windows.len(), total), logits.device())?;
+    Ok(averaging.matmul(logits)?)
+}
+
+/// Correct predictions among `logits` for `labels`.
+pub fn correct(logits: &Tensor, labels: &Tensor) -> Result<usize, EngineError> {
+    let predicted = logits.argmax(1)?;
+    let hits = predicted
+        .eq(&labels.to_dtype(predicted.dtype())?)?
+        .to_dtype(DType::F32)?
+        .sum_all()?;
+    Ok(hits.to_scalar::<f32>()? as usize)
+}
+
+/// Evaluates `model` on all of `split` in batches of `batch_size`, in order.
+pub fn evaluate(
+    model: &dyn TopoModel,
+    split: &dyn Split,
+    batch_size: usize,
+    loss: Option<&TopographicLoss>,
+    device: &Device,
+) -> Result<Totals, EngineError> {
+    let mut totals = Totals::default();
+    let indices: Vec<usize> = (0..split.len()).collect();
+    for chunk in indices.chunks(batch_size.max(1)) {
+        let batch = split.batch(chunk, None, device)?;
+        let out = model.forward_t(&batch.inputs, false)?;
+        let logits = example_logits(&out.logits, &batch)?;
+        let ce = candle_nn::loss::cross_entropy(&logits, &batch.labels)?.to_scalar::<f32>()? as f64;
+        let topo = match loss {
+            Some(l) => {
+                let t = l.forward(&out.taps)?;
+                let layers = t
+                    .per_layer
+                    .iter()
+                    .map(|x| x.to_scalar::<f32>().map(f64::from))
+                    .collect::<Result<_, _>>()?;
+                Some((t.total.to_scalar::<f32>()? as f64, layers))
+            }
+            None => None,
+        };
+        totals.add(chunk.len(), correct(&logits, &batch.labels)?, ce, topo);
+    }
+    Ok(totals)
+}

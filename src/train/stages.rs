@@ -1,0 +1,151 @@
+//! The stages after training: topography metrics on a fixed batch, and pruning.
+
+use candle_nn::VarMap;
+
+use crate::plan::RunConfig;
+use crate::results::{LayerTopography, SimilarityBin, TopographyRecord, write_json};
+use crate::topography::{ChannelSimilarity, Norm, distance_matrix};
+use crate::train::EngineError;
+use crate::train::layouts::{layer_positions, reference_positions};
+use crate::train::prune::run_pruning;
+use crate::train::{TrainEnv, Trained, build_model, evaluate};
+
+/// Examples of the fixed evaluation batch the metrics are measured on: the first ones
+/// of the test split, the same for every run of a data set.
+const METRIC_EXAMPLES: usize = 256;
+/// Distance bins of the similarity curves.
+const METRIC_BINS: usize = 10;
+
+/// Measures how topographic each tapped layer is and writes `topography.json`. The
+/// baseline is measured against the paper's 2D grid so its score is comparable.
+pub fn measure_topography(
+    trained: &Trained,
+    run: &RunConfig,
+    env: &TrainEnv,
+) -> Result<TopographyRecord, EngineError> {
+    let channels = trained.model.tap_channels();
+    let (positions, norm, layout) =
+        match layer_positions(&run.topography, channels, &env.config_dir)? {
+            Some((p, n)) => (p, n, run.axes.topography.clone()),
+            None => (
+                reference_positions(channels)?,
+                Norm::Euclidean,
+                "grid2d (reference for the baseline)".to_string(),
+            ),
+        };
+    let n = trained.data.test.len().min(METRIC_EXAMPLES);
+    let indices: Vec<usize> = (0..n).collect();
+    let mut sims: Vec<ChannelSimilarity> = channels
+        .iter()
+        .map(|&c| ChannelSimilarity::new(c))
+        .collect();
+    let batch_size = run
+        .training
+        .eval_batch_size
+        .unwrap_or(run.training.batch_size)
+        .max(1);
+    for chunk in indices.chunks(batch_size) {
+        let batch = trained.data.test.batch(chunk, None, &env.device)?;
+        let out = trained.model.forward_t(&batch.inputs, false)?;
+        for (sim, tap) in sims.iter_mut().zip(&out.taps) {
+            sim.add(tap)?;
+        }
+    }
+    let mut layers = Vec::new();
+    for ((name, sim), p) in trained.model.tap_names().iter().zip(&sims).zip(&positions) {
+        let t = sim.topography(&distance_matrix(p, norm), METRIC_BINS)?;
+        layers.push(LayerTopography {
+            layer: name.clone(),
+            channels: t.channels,
+            score: t.score,
+            bins: t
+                .bins
+                .iter()
+                .map(|b| SimilarityBin {
+                    distance: b.distance,
+                    similarity: b.similarity,
+                    pairs: b.pairs,
+                })
+                .collect(),
+        });
+    }
+    let record = TopographyRecord { layout, layers };
+    write_json(&env.dir.topography(), &record)?;
+    Ok(record)
+}
+
+/// Runs the pruning stage of `run` (only the points `pruning.csv` lacks).
+pub fn prune(trained: &Trained, run: &RunConfig, env: &TrainEnv) -> Result<(), EngineError> {
+    prune_data(&trained.data, trained.model.tap_names(), run, env)
+}
+
+/// Whether `pruning.csv` lacks a point of `run`'s pruning spec (a done run whose
+/// `pruning:` grew after training).
+pub fn pruning_incomplete(run: &RunConfig, env: &TrainEnv) -> Result<bool, EngineError> {
+    let Some(spec) = &run.pruning else {
+        return Ok(false);
+    };
+    let path = env.dir.pruning();
+    let rows = if path.exists() {
+        crate::results::read_pruning_csv(&path)?
+    } else {
+        Vec::new()
+    };
+    let proportions = spec.proportions.values();
+    Ok(spec.methods.iter().any(|&m| {
+        proportions.iter().any(|&p| {
+            !rows
+                .iter()
+                .any(|r| r.method == m && (r.proportion - p).abs() < 1e-9)
+        })
+    }))
+}
+
+/// Computes the pruning points a finished run lacks, from its best checkpoint, without
+/// training.
+pub fn prune_finished(run: &RunConfig, env: &TrainEnv) -> Result<(), EngineError> {
+    let data = crate::data::load(&run.dataset, &env.cache_dir)?;
+    let (_, model) = build_model(run, &data, &env.device, env.kernels)?;
+    prune_data(&data, model.tap_names(), run, env)
+}
+
+fn prune_data(
+    data: &crate::data::Dataset,
+    tap_names: &[String],
+    run: &RunConfig,
+    env: &TrainEnv,
+) -> Result<(), EngineError> {
+    let Some(spec) = &run.pruning else {
+        return Ok(());
+    };
+    let eval_batch = run
+        .training
+        .eval_batch_size
+        .unwrap_or(run.training.batch_size);
+    let best = env.dir.best_checkpoint();
+    let fresh = || -> Result<VarMap, EngineError> {
+        let (varmap, _) = build_model(run, data, &env.device, env.kernels)?;
+        crate::train::checkpoint::load_weights(&best, &varmap, &env.device)?;
+        Ok(varmap)
+    };
+    let evaluate_pruned = |varmap: &VarMap| -> Result<f64, EngineError> {
+        let vb = candle_nn::VarBuilder::from_varmap(varmap, candle_core::DType::F32, &env.device);
+        let model = crate::nn::build_with(
+            &run.model,
+            data.in_channels,
+            data.num_classes,
+            vb,
+            env.kernels,
+        )?;
+        let totals = evaluate(
+            model.as_ref(),
+            data.test.as_ref(),
+            eval_batch,
+            None,
+            &env.device,
+        )?;
+        Ok(totals.accuracy())
+    };
+    run_pruning(&env.dir.pruning(), spec, fresh, tap_names, evaluate_pruned)?;
+    Ok(())
+}
