@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use crate::config::{SchemaCheck, check_schemas, write_schemas};
+use crate::config::{EXPERIMENT_SCHEMA_FILE, SchemaCheck, check_schemas, experiment_schema_text};
+use crate::results::write_atomic;
 
 use super::CliError;
 
@@ -35,10 +36,9 @@ pub fn run(args: &SchemaArgs) -> Result<(), CliError> {
             ))),
         };
     }
-    let written = write_schemas(&args.dir)
-        .with_context(|| format!("writing schemas into {}", args.dir.display()))?;
-    for p in written {
-        println!("wrote {}", p.display());
-    }
+    let path = args.dir.join(EXPERIMENT_SCHEMA_FILE);
+    write_atomic(&path, experiment_schema_text().as_bytes())
+        .with_context(|| format!("writing the schema into {}", args.dir.display()))?;
+    println!("wrote {}", path.display());
     Ok(())
 }

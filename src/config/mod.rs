@@ -31,7 +31,6 @@ pub use pruning::{ProportionRange, Proportions, PruneMethod, PruningSpec};
 pub use report::{FigureKind, PaperTable, ReportSpec, StdKind, TableSpec};
 pub use schema::{
     EXPERIMENT_SCHEMA_FILE, SchemaCheck, check_schemas, experiment_schema, experiment_schema_text,
-    write_schemas,
 };
 pub use slurm::SlurmSpec;
 pub use source::{MAX_DEPTH, MAX_FILE_BYTES};

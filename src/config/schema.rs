@@ -41,10 +41,3 @@ pub fn check_schemas(dir: &Path) -> SchemaCheck {
         Err(_) => SchemaCheck::Missing(path),
     }
 }
-
-/// Writes the schema files under `dir` (atomically); returns the paths written.
-pub fn write_schemas(dir: &Path) -> Result<Vec<PathBuf>, crate::results::ResultsError> {
-    let path = dir.join(EXPERIMENT_SCHEMA_FILE);
-    crate::results::write_atomic(&path, experiment_schema_text().as_bytes())?;
-    Ok(vec![path])
-}

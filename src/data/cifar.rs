@@ -147,12 +147,12 @@ fn class_names(variant: Variant, root: &Path) -> Result<Vec<String>, DataError> 
         if names.len() == variant.num_classes() {
             return Ok(names);
         }
-        eprintln!(
+        crate::log::log(&format!(
             "warning: {}: {} names, expected {}; using the built-in names",
             path.display(),
             names.len(),
             variant.num_classes()
-        );
+        ));
     }
     Ok(match variant {
         Variant::Cifar10 => CIFAR10_NAMES.iter().map(|s| s.to_string()).collect(),

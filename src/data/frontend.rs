@@ -77,11 +77,11 @@ impl FrontEnd {
         let mut x = resample(&wav.samples, wav.sample_rate, rate);
         let second = rate as usize;
         if x.len() > second && self.clip == ClipLength::OneSecond {
-            eprintln!(
+            crate::log::log(&format!(
                 "warning: {}: {:.3} s long, truncated to 1 s",
                 path.display(),
                 x.len() as f64 / second as f64
-            );
+            ));
             x.truncate(second);
         }
         if x.len() < second {

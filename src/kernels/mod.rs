@@ -8,9 +8,9 @@ mod adaptive_avg_pool;
 mod alloc;
 mod avg_pool;
 mod batch_norm;
+mod choice;
 mod conv2d;
 pub(crate) mod gemm;
-mod choice;
 pub(crate) mod lanes;
 mod linear;
 mod max_pool;
@@ -25,7 +25,7 @@ pub use batch_norm::{
     BatchStats, batch_norm_add_relu_eval, batch_norm_add_relu_train, batch_norm_eval,
     batch_norm_train,
 };
-pub use conv2d::conv2d;
 pub use choice::Kernels;
+pub use conv2d::conv2d;
 pub use linear::linear;
 pub use max_pool::max_pool2d;

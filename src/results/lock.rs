@@ -155,7 +155,7 @@ impl Lock {
                 "recovering the lock {} left by {owner} ({why})",
                 path.display()
             );
-            crate::runner::workers::log(&format!("  {message}"));
+            crate::log::log(&format!("  {message}"));
             recovered = Some(message);
         }
         Ok(LockOutcome::Held("another worker".into()))
@@ -171,7 +171,7 @@ impl Lock {
                 // Ends when the lock is released (the sender is dropped).
                 while let Err(RecvTimeoutError::Timeout) = wait.recv_timeout(beat) {
                     if let Err(e) = touch(&target) {
-                        crate::runner::workers::log(&format!(
+                        crate::log::log(&format!(
                             "  warning: cannot refresh the lock {}: {e}",
                             target.display()
                         ));
@@ -181,7 +181,7 @@ impl Lock {
         let heartbeat = match handle {
             Ok(h) => Some((stop, h)),
             Err(e) => {
-                crate::runner::workers::log(&format!(
+                crate::log::log(&format!(
                     "  warning: no heartbeat for the lock {} ({e}); other hosts may take it after {} s",
                     path.display(),
                     policy.stale_after.as_secs()
@@ -221,7 +221,7 @@ impl Lock {
         if let Some((stop, handle)) = self.heartbeat.take() {
             drop(stop);
             if handle.join().is_err() {
-                crate::runner::workers::log("  warning: the lock heartbeat panicked");
+                crate::log::log("  warning: the lock heartbeat panicked");
             }
         }
     }
@@ -235,7 +235,7 @@ impl Drop for Lock {
             && std::fs::read_to_string(&self.path).is_ok_and(|o| o.trim() == self.owner)
             && let Err(e) = std::fs::remove_file(&self.path)
         {
-            crate::runner::workers::log(&format!(
+            crate::log::log(&format!(
                 "  warning: cannot remove the lock {}: {e}",
                 self.path.display()
             ));

@@ -14,6 +14,7 @@ use std::time::Instant;
 use candle_core::Device;
 
 use crate::kernels::Kernels;
+use crate::log::{log, set_log_prefix};
 use crate::plan::RunConfig;
 use crate::results::lock::{Lock, LockOutcome, LockPolicy};
 use crate::results::{
@@ -24,7 +25,7 @@ use crate::train::EngineError;
 use crate::train::checkpoint::LoopState;
 use crate::train::stages::{measure_topography, prune, prune_finished, pruning_incomplete};
 use crate::train::{TrainEnv, test_best, train};
-use workers::{log, run_parallel, set_log_prefix};
+use workers::run_parallel;
 
 /// How to run a plan.
 #[derive(Debug, Clone)]
@@ -101,10 +102,10 @@ pub fn run_plan_with(
     let indexed: Vec<(usize, &RunConfig)> = runs.iter().copied().enumerate().collect();
     let parallel = workers.jobs > 1;
     if parallel {
-        eprintln!(
+        crate::log::log(&format!(
             "{} runs, {} at once, {} thread(s) each",
             total, workers.jobs, workers.threads
-        );
+        ));
     }
     run_parallel(
         &indexed,

@@ -73,15 +73,15 @@ pub fn preflight(runs: &[&RunConfig], env: &PreflightEnv) -> Vec<Problem> {
     if problems.is_empty() {
         for spec in audio {
             let started = Instant::now();
-            eprintln!(
+            crate::log::log(&format!(
                 "checking {} ({}): every clip decodes (features cached in {})",
                 spec.kind.name(),
                 spec.root_or_default().display(),
                 env.cache_dir.display()
-            );
+            ));
             match data::load(spec, &env.cache_dir) {
                 Ok(d) => {
-                    eprintln!("  ok in {:.1} s", started.elapsed().as_secs_f64());
+                    crate::log::log(&format!("  ok in {:.1} s", started.elapsed().as_secs_f64()));
                     loaded.push((spec, d));
                 }
                 Err(e) => problems.extend(each(e)),

@@ -1,5 +1,5 @@
 //! Scheduling runs: a stable shard of the plan (`--shard I/N`), N workers on one machine
-//! (`--jobs N`) that share the cores, and log lines prefixed by the run they belong to.
+//! (`--jobs N`) that share the cores (their log lines carry the run's id, see [`crate::log`]).
 //!
 //! Threads. candle 0.11 runs its CPU kernels in three places: convolutions and other
 //! `par_iter` loops on the *current* rayon pool; matrix products through `gemm`, which
@@ -10,7 +10,6 @@
 //! workers then use the cores once, and the element-wise pool is taken by one worker at
 //! a time.
 
-use std::cell::RefCell;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Mutex;
@@ -100,39 +99,6 @@ pub fn available_cores() -> usize {
 /// Threads of each worker's pool: the cores shared evenly, at least one each.
 pub fn threads_per_worker(cores: usize, jobs: usize) -> usize {
     (cores / jobs.max(1)).max(1)
-}
-
-thread_local! {
-    static PREFIX: RefCell<Option<String>> = const { RefCell::new(None) };
-}
-
-/// Sets (or clears) the prefix of this thread's log lines: the run a worker trains.
-pub fn set_log_prefix(prefix: Option<String>) {
-    PREFIX.with(|p| *p.borrow_mut() = prefix);
-}
-
-/// Whether this thread is one of several workers: their lines carry a prefix, and
-/// progress bars, which would overwrite each other, stay hidden.
-pub fn in_parallel_worker() -> bool {
-    PREFIX.with(|p| p.borrow().is_some())
-}
-
-/// The line as it is printed on this thread: `[prefix] line` in a parallel worker.
-pub fn prefixed(line: &str) -> String {
-    PREFIX.with(|p| match p.borrow().as_deref() {
-        Some(prefix) => line
-            .lines()
-            .map(|l| format!("[{prefix}] {}", l.trim_start()))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        None => line.to_string(),
-    })
-}
-
-/// Prints one log line on stderr, prefixed in a parallel worker. One `eprintln!` per
-/// line keeps lines of different workers whole.
-pub fn log(line: &str) {
-    eprintln!("{}", prefixed(line));
 }
 
 /// Runs `work` on every item with `jobs` workers, each in its own rayon pool of
@@ -244,20 +210,6 @@ mod tests {
         assert_eq!(threads_per_worker(8, 3), 2);
         assert_eq!(threads_per_worker(2, 4), 1);
         assert_eq!(threads_per_worker(2, 0), 2);
-    }
-
-    #[test]
-    fn lines_of_a_parallel_worker_carry_its_run() {
-        assert_eq!(prefixed("  epoch 1/2"), "  epoch 1/2");
-        assert!(!in_parallel_worker());
-        set_log_prefix(Some("run-a".into()));
-        assert!(in_parallel_worker());
-        assert_eq!(
-            prefixed("  epoch 1/2\n  done"),
-            "[run-a] epoch 1/2\n[run-a] done"
-        );
-        set_log_prefix(None);
-        assert!(!in_parallel_worker());
     }
 
     #[test]

@@ -145,10 +145,10 @@ pub fn train(run: &RunConfig, env: &TrainEnv) -> Result<Trained, EngineError> {
             records.retain(|r| r.epoch <= state.epoch && r.split != SplitKind::Test);
         }
         if env.verbose {
-            eprintln!(
+            crate::log::log(&format!(
                 "  resuming after epoch {} (best so far: epoch {})",
                 state.epoch, state.best_epoch
-            );
+            ));
         }
     }
 
@@ -251,14 +251,14 @@ pub fn train(run: &RunConfig, env: &TrainEnv) -> Result<Trained, EngineError> {
             model.tap_names(),
         ));
         if env.verbose {
-            eprintln!(
+            crate::log::log(&format!(
                 "  epoch {epoch}/{epochs}: train loss {:.4} acc {:.2}% | val acc {:.2}% | lr {lr:.2e} | {:.1} s, {:.0} img/s",
                 totals.mean(totals.ce) + lambda * totals.mean(totals.topo),
                 totals.accuracy() * 100.0,
                 val.accuracy() * 100.0,
                 train_seconds,
                 totals.examples as f64 / train_seconds.max(1e-9)
-            );
+            ));
         }
 
         // Records first, then the best weights, then the commit point (last): a kill

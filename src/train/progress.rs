@@ -13,7 +13,7 @@ pub struct EpochBar {
 impl EpochBar {
     pub fn new(prefix: String, batches: usize, examples_per_batch: usize) -> EpochBar {
         let bar = ProgressBar::new((batches * examples_per_batch) as u64);
-        if std::io::stderr().is_terminal() && !crate::runner::workers::in_parallel_worker() {
+        if std::io::stderr().is_terminal() && !crate::log::in_parallel_worker() {
             let style = ProgressStyle::with_template(
                 "{prefix} [{bar:25}] {pos}/{len} img {msg} {per_sec} ETA {eta}",
             )

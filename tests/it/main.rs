@@ -7,6 +7,7 @@ mod data;
 mod engine;
 mod golden;
 mod kernels;
+mod layers;
 mod models;
 mod plan;
 mod preflight;

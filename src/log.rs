@@ -1,0 +1,58 @@
+//! Log lines on stderr, prefixed by the run they belong to when several runs train at
+//! once (`--jobs N`), so that every part of `topo` (loaders, training, locks, the
+//! runner) prints through one place and workers' lines stay apart.
+
+use std::cell::RefCell;
+
+thread_local! {
+    static PREFIX: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Sets (or clears) the prefix of this thread's log lines: the run a worker trains.
+pub fn set_log_prefix(prefix: Option<String>) {
+    PREFIX.with(|p| *p.borrow_mut() = prefix);
+}
+
+/// Whether this thread is one of several workers: their lines carry a prefix, and
+/// progress bars, which would overwrite each other, stay hidden.
+pub fn in_parallel_worker() -> bool {
+    PREFIX.with(|p| p.borrow().is_some())
+}
+
+/// The line as it is printed on this thread: `[prefix] line` in a parallel worker.
+pub fn prefixed(line: &str) -> String {
+    PREFIX.with(|p| match p.borrow().as_deref() {
+        Some(prefix) => line
+            .lines()
+            .map(|l| format!("[{prefix}] {}", l.trim_start()))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        None => line.to_string(),
+    })
+}
+
+/// Prints one log line on stderr, prefixed in a parallel worker. One `eprintln!` per
+/// line keeps lines of different workers whole.
+pub fn log(line: &str) {
+    eprintln!("{}", prefixed(line));
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_of_a_parallel_worker_carry_its_run() {
+        assert_eq!(prefixed("  epoch 1/2"), "  epoch 1/2");
+        assert!(!in_parallel_worker());
+        set_log_prefix(Some("run-a".into()));
+        assert!(in_parallel_worker());
+        assert_eq!(
+            prefixed("  epoch 1/2\n  done"),
+            "[run-a] epoch 1/2\n[run-a] done"
+        );
+        set_log_prefix(None);
+        assert!(!in_parallel_worker());
+    }
+}
