@@ -2,7 +2,6 @@
 //! fit the clip's length, log-mel. Features are cached on disk under a key hashing the
 //! file's bytes and every parameter, so later epochs and runs skip the FFTs.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -11,6 +10,7 @@ use crate::data::DataError;
 use crate::data::logmel::{Features, LogMel, LogMelParams};
 use crate::data::resample::resample;
 use crate::data::wav::parse_wav;
+use crate::results::{ResultsError, write_atomic};
 
 /// How a clip's length is fitted before the front end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,11 +137,9 @@ impl FrontEnd {
         }))
     }
 
-    /// Written to a temporary file then renamed: readers never see half a file.
+    /// Written atomically (see [`write_atomic`]): readers never see half a file.
     fn write_cached(&self, key: &str, f: &Features) -> Result<(), DataError> {
         let path = self.cache_path(key);
-        let dir = path.parent().unwrap_or(&self.cache_dir);
-        std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
         let mut bytes = Vec::with_capacity(12 + 4 * f.data.len());
         bytes.extend_from_slice(MAGIC);
         bytes.extend_from_slice(&(f.n_mels as u32).to_le_bytes());
@@ -149,21 +147,12 @@ impl FrontEnd {
         for v in &f.data {
             bytes.extend_from_slice(&v.to_le_bytes());
         }
-        let mut tmp = tempfile_in(dir).map_err(|e| DataError::io(dir, e))?;
-        tmp.1
-            .write_all(&bytes)
-            .map_err(|e| DataError::io(&tmp.0, e))?;
-        drop(tmp.1);
-        std::fs::rename(&tmp.0, &path).map_err(|e| DataError::io(&path, e))
+        write_atomic(&path, &bytes).map_err(|e| match e {
+            ResultsError::Write { path, source } => DataError::Io { path, source },
+            other => DataError::Format {
+                path,
+                what: other.to_string(),
+            },
+        })
     }
-}
-
-/// A new file in `dir` with a name unique to this process and thread.
-fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let path = dir.join(format!(".tmp-{}-{n}", std::process::id()));
-    let file = std::fs::File::create(&path)?;
-    Ok((path, file))
 }

@@ -11,6 +11,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor;
 
 use super::plot::{FAMILY, GlyphText};
+use crate::results::{ResultsError, write_atomic_with};
 use crate::topography::{Layout, Positions, PositionsError, positions};
 
 /// Why a layout figure could not be written.
@@ -106,58 +107,51 @@ fn layout_name(layout: Layout, dimension: usize) -> &'static str {
 
 type DrawResult = Result<(), String>;
 
-/// Picks the backend by extension, draws into a temporary file beside `path`, then
-/// renames it over `path` so a reader never sees half a figure.
+/// Picks the backend by extension and draws into a temporary file beside `path`, renamed
+/// over it (see [`write_atomic_with`]) so a reader never sees half a figure.
 fn render(path: &Path, size: (u32, u32), figure: &Figure) -> Result<(), LayoutPlotError> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let io = |source| LayoutPlotError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    std::fs::create_dir_all(&dir).map_err(io)?;
-    super::plot::ensure_fonts().map_err(|e| LayoutPlotError::Draw {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let ext_str = ext.clone().unwrap_or_default();
-    let tmp = dir.join(format!(".{stem}.tmp.{}.{ext_str}", std::process::id()));
-    let drawn = match ext.as_deref() {
-        Some("png") => {
-            let root = GlyphText(BitMapBackend::new(&tmp, size)).into_drawing_area();
-            draw_figure(&root, figure).and_then(|()| root.present().map_err(|e| e.to_string()))
-        }
-        Some("svg") => {
-            let root = SVGBackend::new(&tmp, size).into_drawing_area();
-            draw_figure(&root, figure).and_then(|()| root.present().map_err(|e| e.to_string()))
-        }
+    let png = match ext.as_deref() {
+        Some("png") => true,
+        Some("svg") => false,
         _ => {
             return Err(LayoutPlotError::Format {
                 path: path.to_path_buf(),
             });
         }
     };
-    let result = drawn
-        .map_err(|message| LayoutPlotError::Draw {
-            path: path.to_path_buf(),
-            message,
+    let draw_error = |message: String| LayoutPlotError::Draw {
+        path: path.to_path_buf(),
+        message,
+    };
+    super::plot::ensure_fonts().map_err(|e| draw_error(e.to_string()))?;
+    // The drawing's own error, kept apart from the file system's.
+    let mut failed = None;
+    let written = write_atomic_with(path, |tmp| {
+        let drawn = if png {
+            let root = GlyphText(BitMapBackend::new(tmp, size)).into_drawing_area();
+            draw_figure(&root, figure).and_then(|()| root.present().map_err(|e| e.to_string()))
+        } else {
+            let root = SVGBackend::new(tmp, size).into_drawing_area();
+            draw_figure(&root, figure).and_then(|()| root.present().map_err(|e| e.to_string()))
+        };
+        drawn.map_err(|message| {
+            failed = Some(message);
+            std::io::Error::other("drawing failed")
         })
-        .and_then(|()| std::fs::rename(&tmp, path).map_err(io));
-    if result.is_err() && tmp.exists() {
-        // Leave no temporary behind; the error above is the one to report.
-        let _removed = std::fs::remove_file(&tmp);
+    });
+    match (written, failed) {
+        (_, Some(message)) => Err(draw_error(message)),
+        (Err(ResultsError::Write { source, .. }), None) => Err(LayoutPlotError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+        (Err(other), None) => Err(draw_error(other.to_string())),
+        (Ok(()), None) => Ok(()),
     }
-    result
 }
 
 fn draw_figure<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, figure: &Figure) -> DrawResult {

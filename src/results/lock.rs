@@ -10,10 +10,8 @@
 //! under a second, short-lived lock (`lock.recover`), so two workers that both find it
 //! stale cannot both take it.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
@@ -245,36 +243,7 @@ impl Drop for Lock {
 
 /// Creates `path` holding `content` in one step; `false` if it exists.
 fn link_new(path: &Path, content: &str) -> Result<bool, ResultsError> {
-    let err = |source| ResultsError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // Unique per call: threads of one process may race for the same lock.
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let tmp = path.with_file_name(format!(
-        ".{name}.{}.{n}.tmp",
-        content.replace(['/', ':'], "_")
-    ));
-    let written = (|| -> std::io::Result<()> {
-        let mut f = File::create(&tmp)?;
-        f.write_all(content.as_bytes())?;
-        f.sync_all()
-    })();
-    let linked = written.and_then(|()| std::fs::hard_link(&tmp, path));
-    let removed = std::fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => {
-            removed.map_err(|source| ResultsError::Write { path: tmp, source })?;
-            Ok(true)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(err(e)),
-    }
+    crate::results::create_new_atomic(path, content.as_bytes())
 }
 
 /// Removes the lock at `path` if it still holds `owner`, under `lock.recover`; `false`
@@ -384,7 +353,7 @@ mod tests {
         };
         assert_eq!(std::fs::read_to_string(&path).unwrap(), owner_id());
         let old = SystemTime::now() - Duration::from_secs(3600);
-        File::options()
+        std::fs::File::options()
             .append(true)
             .open(&path)
             .unwrap()

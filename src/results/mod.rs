@@ -8,7 +8,7 @@ mod layout;
 pub mod lock;
 mod records;
 
-pub use atomic::{write_atomic, write_atomic_with};
+pub use atomic::{create_new_atomic, write_atomic, write_atomic_with};
 pub use error::ResultsError;
 pub use io::{read_json, read_jsonl, read_pruning_csv, write_json, write_jsonl, write_pruning_csv};
 pub use layout::{ExperimentDir, RunDir, RunState};
