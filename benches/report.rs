@@ -138,10 +138,7 @@ fn write_run(exp: &ExperimentDir, i: usize, a: &RunAxes, topography_yaml: &str) 
         failure: None,
         parameters: 11_000_000,
         seconds: 100.0,
-        versions: Versions {
-            topo: "bench".into(),
-            candle: "0.11.1".into(),
-        },
+        versions: Versions::of_this_build(),
     };
     write(&run.summary(), &serde_json::to_string_pretty(&summary)?)
 }

@@ -162,7 +162,7 @@ fn main() -> anyhow::Result<()> {
     let median = times[times.len() / 2];
     let line = serde_json::json!({
         "framework": "topo",
-        "version": format!("candle {}", "0.11.1"),
+        "version": format!("candle {}", topo::results::Versions::of_this_build().candle),
         "kernels": kernels,
         "model": args.model.to_possible_value().map(|v| v.get_name().to_string()),
         "batch": args.batch,

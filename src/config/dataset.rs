@@ -39,16 +39,6 @@ impl DatasetKind {
         matches!(self, DatasetKind::SpeechCommands | DatasetKind::BirdDcase)
     }
 
-    /// Epochs of the paper's recipe for this task.
-    pub fn paper_epochs(self) -> u32 {
-        match self {
-            DatasetKind::Cifar10 | DatasetKind::Cifar100 => 100,
-            DatasetKind::SpeechCommands => 12,
-            DatasetKind::BirdDcase => 36,
-            DatasetKind::FashionMnist => 10,
-        }
-    }
-
     /// Where the data set is looked for when `root` is not given.
     pub fn default_root(self) -> PathBuf {
         PathBuf::from(match self {

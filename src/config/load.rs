@@ -45,8 +45,6 @@ pub struct Loaded {
     pub experiment: Experiment,
     /// The files read, base first.
     pub files: Vec<PathBuf>,
-    /// The merged, resolved experiment as JSON (what `experiment.resolved.yaml` holds).
-    pub resolved: Value,
     /// Folder of the file named on the command line: custom layouts are relative to it.
     pub dir: PathBuf,
 }
@@ -118,7 +116,6 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Loaded, Diagnostics> {
         Ok(experiment) => Ok(Loaded {
             experiment,
             files: layers.files.iter().map(|f| f.path.clone()).collect(),
-            resolved: merged,
             dir,
         }),
         Err(e) => {

@@ -10,7 +10,7 @@ pub const EXPERIMENT_SCHEMA_FILE: &str = "experiment.schema.json";
 
 /// The schema as JSON.
 pub fn experiment_schema() -> serde_json::Value {
-    let mut schema = serde_json::to_value(schemars::schema_for!(Experiment)).unwrap_or_default();
+    let mut schema = serde_json::Value::from(schemars::schema_for!(Experiment));
     if let Some(obj) = schema.as_object_mut() {
         obj.insert("title".into(), "topo experiment".into());
     }
@@ -19,7 +19,8 @@ pub fn experiment_schema() -> serde_json::Value {
 
 /// The schema file's text: pretty JSON with a final newline, stable across runs.
 pub fn experiment_schema_text() -> String {
-    let mut text = serde_json::to_string_pretty(&experiment_schema()).unwrap_or_default();
+    // `{:#}` is serde_json's pretty printer, which cannot fail on a `Value`.
+    let mut text = format!("{:#}", experiment_schema());
     text.push('\n');
     text
 }

@@ -23,6 +23,15 @@ pub enum PlanError {
     Undefined { what: &'static str, name: String },
     #[error("topography `{name}`: {message}")]
     Topography { name: String, message: String },
+    /// A run's identity could not be serialised, so it has no id.
+    #[error("run identity of `{dataset}` / `{model}` / `{topography}`: {message}")]
+    Identity {
+        dataset: String,
+        model: String,
+        topography: String,
+        /// serde_json's message (its error is neither `Clone` nor `Eq`).
+        message: String,
+    },
 }
 
 /// Expands `experiment` into its runs. Pure: no disk, no device.
@@ -64,7 +73,15 @@ pub fn plan(experiment: &Experiment) -> Result<Plan, PlanError> {
                 let Some(topography) = topographies.get(topography_name.as_str()) else {
                     continue;
                 };
-                let identity = IdentityParts::new(dataset, &model, topography, &training);
+                let identity =
+                    IdentityParts::new(dataset, &model, topography, &training).map_err(|e| {
+                        PlanError::Identity {
+                            dataset: dataset_name.clone(),
+                            model: model_name.clone(),
+                            topography: topography_name.clone(),
+                            message: e.to_string(),
+                        }
+                    })?;
                 let lambdas: Vec<Option<f64>> = if topography.is_baseline() {
                     vec![None]
                 } else {

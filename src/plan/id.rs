@@ -17,10 +17,8 @@ pub struct IdentityParts {
 }
 
 /// Canonical JSON: `serde_json::Value` keeps object keys sorted.
-fn canonical<T: Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .map(|v| v.to_string())
-        .unwrap_or_default()
+fn canonical<T: Serialize>(value: &T) -> Result<String, serde_json::Error> {
+    serde_json::to_value(value).map(|v| v.to_string())
 }
 
 impl IdentityParts {
@@ -29,13 +27,13 @@ impl IdentityParts {
         model: &ModelSpec,
         topography: &Topography,
         training: &TrainingSpec,
-    ) -> Self {
-        IdentityParts {
-            dataset: canonical(dataset),
-            model: canonical(model),
-            topography: canonical(topography),
-            training: canonical(training),
-        }
+    ) -> Result<Self, serde_json::Error> {
+        Ok(IdentityParts {
+            dataset: canonical(dataset)?,
+            model: canonical(model)?,
+            topography: canonical(topography)?,
+            training: canonical(training)?,
+        })
     }
 
     /// First 8 hex digits of the SHA-256 of the identity's canonical JSON, an object of
@@ -45,7 +43,8 @@ impl IdentityParts {
         let text = format!(
             "{{\"dataset\":{},\"lambda\":{},\"model\":{},\"seed\":{seed},\"topography\":{},\"training\":{}}}",
             self.dataset,
-            canonical(&lambda),
+            // As serde_json writes an `Option<f64>`: a number, or null.
+            lambda.map_or(serde_json::Value::Null, serde_json::Value::from),
             self.model,
             self.topography,
             self.training
@@ -53,18 +52,6 @@ impl IdentityParts {
         let digest = Sha256::digest(text.as_bytes());
         digest.iter().take(4).map(|b| format!("{b:02x}")).collect()
     }
-}
-
-/// The hash of one run (see [`IdentityParts::hash`]).
-pub fn run_hash(
-    dataset: &DatasetSpec,
-    model: &ModelSpec,
-    topography: &Topography,
-    lambda: Option<f64>,
-    seed: u64,
-    training: &TrainingSpec,
-) -> String {
-    IdentityParts::new(dataset, model, topography, training).hash(lambda, seed)
 }
 
 /// Lambda as it reads in a run id: `1e-5`, `5e-2`, `1`, `0.5`.

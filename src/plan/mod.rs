@@ -6,6 +6,6 @@ mod run;
 mod status;
 
 pub use expand::{Plan, PlanError, plan};
-pub use id::{format_lambda, run_hash};
+pub use id::format_lambda;
 pub use run::RunConfig;
 pub use status::{PlanStatus, StatusCounts, plan_status};

@@ -68,21 +68,6 @@ pub fn draw_layouts(path: &Path, channels: usize) -> Result<(), LayoutPlotError>
     )
 }
 
-/// Draws one built-in layout to `path`.
-pub fn draw_layout(
-    path: &Path,
-    layout: Layout,
-    dimension: usize,
-    channels: usize,
-) -> Result<(), LayoutPlotError> {
-    let p = positions(layout, dimension, channels)?;
-    let title = format!(
-        "{} ({dimension}D), {channels} channels",
-        layout_name(layout, dimension)
-    );
-    draw_positions(path, &p, &title)
-}
-
 /// Draws any positions (1, 2 or 3 coordinates per channel) to `path`.
 pub fn draw_positions(path: &Path, p: &Positions, title: &str) -> Result<(), LayoutPlotError> {
     let side = (1.5 * PANEL as f64) as u32;
@@ -94,15 +79,6 @@ pub fn draw_positions(path: &Path, p: &Positions, title: &str) -> Result<(), Lay
             title: title.to_owned(),
         },
     )
-}
-
-fn layout_name(layout: Layout, dimension: usize) -> &'static str {
-    match (layout, dimension) {
-        (Layout::Grid, _) => "grid",
-        (Layout::Nested, _) => "nested grid",
-        (Layout::Sphere, 2) => "circle",
-        (Layout::Sphere, _) => "sphere",
-    }
 }
 
 type DrawResult = Result<(), String>;

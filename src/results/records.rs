@@ -74,6 +74,16 @@ pub struct Versions {
     pub candle: String,
 }
 
+impl Versions {
+    /// This build's: the crate's version and candle's, from `Cargo.lock` (see `build.rs`).
+    pub fn of_this_build() -> Versions {
+        Versions {
+            topo: env!("CARGO_PKG_VERSION").into(),
+            candle: env!("BUILD_CANDLE_VERSION").into(),
+        }
+    }
+}
+
 /// `summary.json`: written last; its presence means the run is finished.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {

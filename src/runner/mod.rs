@@ -373,9 +373,6 @@ fn summary(
         failure,
         parameters: trained.map(|t| t.parameters).unwrap_or(0),
         seconds: started.elapsed().as_secs_f64(),
-        versions: Versions {
-            topo: env!("CARGO_PKG_VERSION").into(),
-            candle: "0.11.1".into(),
-        },
+        versions: Versions::of_this_build(),
     }
 }

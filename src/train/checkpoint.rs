@@ -116,11 +116,11 @@ pub fn load_last(dir: &RunDir, varmap: &VarMap, device: &Device) -> Result<Resum
         let t = tensors
             .get(name)
             .ok_or_else(|| bad(format!("no `{name}`")))?;
-        Ok(t.to_dtype(DType::U32)?
+        t.to_dtype(DType::U32)?
             .to_vec1::<u32>()?
             .first()
             .copied()
-            .unwrap_or(0))
+            .ok_or_else(|| bad(format!("`{name}` is empty")))
     };
     let best_accuracy = tensors
         .get(BEST_ACCURACY)
@@ -129,7 +129,7 @@ pub fn load_last(dir: &RunDir, varmap: &VarMap, device: &Device) -> Result<Resum
         .to_vec1::<f64>()?
         .first()
         .copied()
-        .unwrap_or(0.0);
+        .ok_or_else(|| bad(format!("`{BEST_ACCURACY}` is empty")))?;
     let state = LoopState {
         epoch: scalar_u32(EPOCH)?,
         best_epoch: scalar_u32(BEST_EPOCH)?,

@@ -188,3 +188,12 @@ fn cell(text: &str) -> Value {
         .map(Value::Number)
         .unwrap_or_else(|_| Value::String(text.to_owned()))
 }
+
+#[test]
+fn summaries_record_the_candle_version_of_cargo_lock() {
+    let lock = std::fs::read_to_string(repo("Cargo.lock")).unwrap();
+    let at = lock.find("name = \"candle-core\"\nversion = \"").unwrap();
+    let rest = &lock[at + "name = \"candle-core\"\nversion = \"".len()..];
+    let version = &rest[..rest.find('"').unwrap()];
+    assert_eq!(topo::results::Versions::of_this_build().candle, version);
+}

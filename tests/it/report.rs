@@ -53,10 +53,7 @@ fn summary(a: &RunAxes, status: RunStatus, accuracies: Option<(f64, f64)>) -> Su
         failure: None,
         parameters: 1000,
         seconds: 1.0,
-        versions: Versions {
-            topo: "0.1.0".into(),
-            candle: "0.11.1".into(),
-        },
+        versions: Versions::of_this_build(),
     }
 }
 
