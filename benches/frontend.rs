@@ -9,7 +9,11 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use topo::config::{DatasetKind, DatasetSpec};
 use topo::data::cifar::Variant;
-use topo::data::fixtures::{tone, write_cifar, write_wav};
+// The test suite's fixture writers (kept out of the library).
+#[allow(dead_code)]
+#[path = "../tests/it/fixtures.rs"]
+mod fixtures;
+use fixtures::{tone, write_cifar, write_wav};
 use topo::data::frontend::{ClipLength, FrontEnd};
 use topo::data::logmel::LogMelParams;
 

@@ -7,7 +7,6 @@ pub mod bird_dcase;
 pub mod cifar;
 mod error;
 pub mod fashion_mnist;
-pub mod fixtures;
 pub mod frontend;
 pub mod image;
 pub mod logmel;

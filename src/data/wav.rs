@@ -1,7 +1,7 @@
 //! A RIFF/WAVE reader: PCM 8/16/24/32-bit, IEEE float 32/64, `WAVE_FORMAT_EXTENSIBLE`;
 //! channels are averaged to mono, samples scaled to [-1, 1] as torchaudio does.
 
-use std::io::{Read, Write};
+use std::io::Read;
 
 /// Why bytes are not a readable WAV file.
 #[derive(Debug, thiserror::Error)]
@@ -169,63 +169,6 @@ fn decode(
     })
 }
 
-/// Writes mono or interleaved samples as 16-bit PCM (clipped to [-1, 1)).
-pub fn write_wav_pcm16(
-    mut w: impl Write,
-    sample_rate: u32,
-    channels: u16,
-    samples: &[f32],
-) -> std::io::Result<()> {
-    let data: Vec<u8> = samples
-        .iter()
-        .flat_map(|&x| {
-            ((x.clamp(-1.0, 1.0) * 32768.0)
-                .round()
-                .clamp(-32768.0, 32767.0) as i16)
-                .to_le_bytes()
-        })
-        .collect();
-    write_header(&mut w, PCM, sample_rate, channels, 16, data.len())?;
-    w.write_all(&data)
-}
-
-/// Writes mono or interleaved samples as 32-bit IEEE float.
-pub fn write_wav_f32(
-    mut w: impl Write,
-    sample_rate: u32,
-    channels: u16,
-    samples: &[f32],
-) -> std::io::Result<()> {
-    let data: Vec<u8> = samples.iter().flat_map(|x| x.to_le_bytes()).collect();
-    write_header(&mut w, FLOAT, sample_rate, channels, 32, data.len())?;
-    w.write_all(&data)
-}
-
-fn write_header(
-    w: &mut impl Write,
-    tag: u16,
-    rate: u32,
-    channels: u16,
-    bits: u16,
-    data_len: usize,
-) -> std::io::Result<()> {
-    let align = channels * bits / 8;
-    let mut h = Vec::with_capacity(44);
-    h.extend_from_slice(b"RIFF");
-    h.extend_from_slice(&(36 + data_len as u32).to_le_bytes());
-    h.extend_from_slice(b"WAVEfmt ");
-    h.extend_from_slice(&16u32.to_le_bytes());
-    h.extend_from_slice(&tag.to_le_bytes());
-    h.extend_from_slice(&channels.to_le_bytes());
-    h.extend_from_slice(&rate.to_le_bytes());
-    h.extend_from_slice(&(rate * u32::from(align)).to_le_bytes());
-    h.extend_from_slice(&align.to_le_bytes());
-    h.extend_from_slice(&bits.to_le_bytes());
-    h.extend_from_slice(b"data");
-    h.extend_from_slice(&(data_len as u32).to_le_bytes());
-    w.write_all(&h)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,29 +237,6 @@ mod tests {
             .collect();
         let w = parse_wav(&build(&f, &data)).unwrap();
         assert_eq!(w.samples, vec![0.25, -0.5]);
-    }
-
-    #[test]
-    fn round_trips_the_writers() {
-        let x = vec![0.0, 0.5, -0.5, 0.25];
-        let mut buf = Vec::new();
-        write_wav_f32(&mut buf, 16000, 1, &x).unwrap();
-        assert_eq!(
-            read_wav(&buf[..]).unwrap(),
-            Wav {
-                sample_rate: 16000,
-                samples: x.clone()
-            }
-        );
-        let mut buf = Vec::new();
-        write_wav_pcm16(&mut buf, 22050, 2, &x).unwrap();
-        assert_eq!(
-            read_wav(&buf[..]).unwrap(),
-            Wav {
-                sample_rate: 22050,
-                samples: vec![0.25, -0.125]
-            }
-        );
     }
 
     #[test]

@@ -1,17 +1,17 @@
-//! Tests of the data sets: loaders on fixtures written by `topo::data::fixtures`,
+//! Tests of the data sets: loaders on fixtures written by `fixtures.rs` (test code only),
 //! the log-mel front end against librosa's values, and every bad input named in the brief.
 
 use std::num::NonZeroUsize;
 use std::path::Path;
 
+use super::fixtures::{
+    self, write_bird_dcase, write_cifar, write_fashion_mnist, write_speech_commands,
+};
 use candle_core::{Device, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use topo::config::{DatasetKind, DatasetSpec, Limit, SplitLimits};
 use topo::data::cifar::Variant;
-use topo::data::fixtures::{
-    self, write_bird_dcase, write_cifar, write_fashion_mnist, write_speech_commands,
-};
 use topo::data::frontend::{ClipLength, FrontEnd};
 use topo::data::logmel::{LogMel, LogMelParams};
 use topo::data::{DataError, Dataset, Split, load};
@@ -632,4 +632,27 @@ fn bird_dcase_bad_inputs() {
         "{e}"
     );
     assert!(e.contains("dcase.community"), "{e}");
+}
+
+#[test]
+fn wav_writers_round_trip_through_the_reader() {
+    let x = vec![0.0, 0.5, -0.5, 0.25];
+    let mut buf = Vec::new();
+    fixtures::write_wav_f32(&mut buf, 16000, 1, &x).unwrap();
+    assert_eq!(
+        topo::data::wav::read_wav(&buf[..]).unwrap(),
+        topo::data::wav::Wav {
+            sample_rate: 16000,
+            samples: x.clone()
+        }
+    );
+    let mut buf = Vec::new();
+    fixtures::write_wav_pcm16(&mut buf, 22050, 2, &x).unwrap();
+    assert_eq!(
+        topo::data::wav::read_wav(&buf[..]).unwrap(),
+        topo::data::wav::Wav {
+            sample_rate: 22050,
+            samples: vec![0.25, -0.125]
+        }
+    );
 }

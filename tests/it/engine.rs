@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::fixtures::write_fashion_mnist;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use serde_json::Value;
 use tempfile::TempDir;
 use topo::config::{ModelKind, ModelSpec, PruneMethod};
-use topo::data::fixtures::write_fashion_mnist;
 use topo::nn::{build, seeded_var_builder};
 use topo::results::RunDir;
 use topo::train::checkpoint::{LoopState, load_last, load_weights, save_last};

@@ -6,8 +6,8 @@
 
 use std::path::Path;
 
+use super::fixtures::write_fashion_mnist;
 use serde_json::Value;
-use topo::data::fixtures::write_fashion_mnist;
 
 use super::common::topo_command;
 

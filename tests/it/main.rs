@@ -5,6 +5,7 @@ mod common;
 mod config;
 mod data;
 mod engine;
+mod fixtures;
 mod golden;
 mod kernels;
 mod layers;

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use topo::data::fixtures::{write_fashion_mnist, write_speech_commands};
+use super::fixtures::{write_fashion_mnist, write_speech_commands};
 
 use super::common::{BIN, topo_command};
 

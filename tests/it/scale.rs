@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, SystemTime};
 
+use super::fixtures::write_fashion_mnist;
 use serde_json::Value;
 use tempfile::TempDir;
-use topo::data::fixtures::write_fashion_mnist;
 use topo::results::lock::{Lock, LockOutcome, LockPolicy, owner_id};
 
 use super::common::BIN;

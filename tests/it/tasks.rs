@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
+use super::fixtures;
 use candle_core::Device;
 use topo::config::{LoadOptions, load};
-use topo::data::fixtures;
 use topo::plan::plan;
 use topo::results::{
     EpochRecord, ExperimentDir, RunStatus, SplitKind, Summary, read_json, read_jsonl,

@@ -1,6 +1,6 @@
-//! Small synthetic data sets written in the real on-disk formats, for tests and
-//! demonstrations. Their classes can be learned: images differ by colour and pattern
-//! per class, clips by tone frequency (words) or by a chirp over noise (birds).
+//! Small synthetic data sets written in the real on-disk formats, for the tests and the
+//! benches (not part of the library). Their classes can be learned: images differ by
+//! colour and pattern per class, clips by tone frequency (words) or by a chirp over noise.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::data::cifar::Variant;
-use crate::data::wav::{write_wav_f32, write_wav_pcm16};
+use topo::data::cifar::Variant;
 
 fn create(path: &Path) -> std::io::Result<std::io::BufWriter<std::fs::File>> {
     if let Some(dir) = path.parent() {
@@ -248,4 +247,63 @@ pub fn write_bird_dcase(dir: &Path, per_set: usize, seconds: f64) -> std::io::Re
         std::fs::write(dir.join(set).join(csv_name), csv)?;
     }
     Ok(())
+}
+
+// WAV writers: 16-bit PCM (format tag 1) and 32-bit float (tag 3).
+
+/// Writes mono or interleaved samples as 16-bit PCM (clipped to [-1, 1)).
+pub fn write_wav_pcm16(
+    mut w: impl Write,
+    sample_rate: u32,
+    channels: u16,
+    samples: &[f32],
+) -> std::io::Result<()> {
+    let data: Vec<u8> = samples
+        .iter()
+        .flat_map(|&x| {
+            ((x.clamp(-1.0, 1.0) * 32768.0)
+                .round()
+                .clamp(-32768.0, 32767.0) as i16)
+                .to_le_bytes()
+        })
+        .collect();
+    write_header(&mut w, 1, sample_rate, channels, 16, data.len())?;
+    w.write_all(&data)
+}
+
+/// Writes mono or interleaved samples as 32-bit IEEE float.
+pub fn write_wav_f32(
+    mut w: impl Write,
+    sample_rate: u32,
+    channels: u16,
+    samples: &[f32],
+) -> std::io::Result<()> {
+    let data: Vec<u8> = samples.iter().flat_map(|x| x.to_le_bytes()).collect();
+    write_header(&mut w, 3, sample_rate, channels, 32, data.len())?;
+    w.write_all(&data)
+}
+
+fn write_header(
+    w: &mut impl Write,
+    tag: u16,
+    rate: u32,
+    channels: u16,
+    bits: u16,
+    data_len: usize,
+) -> std::io::Result<()> {
+    let align = channels * bits / 8;
+    let mut h = Vec::with_capacity(44);
+    h.extend_from_slice(b"RIFF");
+    h.extend_from_slice(&(36 + data_len as u32).to_le_bytes());
+    h.extend_from_slice(b"WAVEfmt ");
+    h.extend_from_slice(&16u32.to_le_bytes());
+    h.extend_from_slice(&tag.to_le_bytes());
+    h.extend_from_slice(&channels.to_le_bytes());
+    h.extend_from_slice(&rate.to_le_bytes());
+    h.extend_from_slice(&(rate * u32::from(align)).to_le_bytes());
+    h.extend_from_slice(&align.to_le_bytes());
+    h.extend_from_slice(&bits.to_le_bytes());
+    h.extend_from_slice(b"data");
+    h.extend_from_slice(&(data_len as u32).to_le_bytes());
+    w.write_all(&h)
 }
