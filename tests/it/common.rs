@@ -1,6 +1,8 @@
 //! Helpers shared by the tests that drive the `topo` binary.
 
 use std::path::Path;
+
+use serde_json::Value;
 use std::process::Command;
 
 /// The binary under test.
@@ -22,4 +24,26 @@ pub fn topo_command(
         .args(extra)
         .current_dir(dir);
     c
+}
+
+/// The fields of a metrics record that depend on the machine's speed.
+pub const TIMINGS: [&str; 2] = ["seconds", "images_per_second"];
+
+/// A record with its timings removed.
+pub fn without_timings(mut record: Value) -> Value {
+    if let Some(map) = record.as_object_mut() {
+        for key in TIMINGS {
+            map.remove(key);
+        }
+    }
+    record
+}
+
+/// A run's `metrics.jsonl` records, timings removed: equal for two runs that trained alike.
+pub fn metrics_without_timings(run: &Path) -> Vec<Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| without_timings(serde_json::from_str(l).unwrap()))
+        .collect()
 }

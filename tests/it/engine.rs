@@ -19,6 +19,8 @@ use tempfile::TempDir;
 use topo::config::{ModelKind, ModelSpec, PruneMethod};
 use topo::nn::{build, seeded_var_builder};
 use topo::results::RunDir;
+
+use super::common::metrics_without_timings;
 use topo::train::checkpoint::{LoopState, load_last, load_weights, save_last};
 use topo::train::optim::{Sgd, SgdConfig, trainable_vars};
 use topo::train::prune::prune_varmap;
@@ -346,11 +348,6 @@ fn kill(mut child: Child) {
     child.wait().unwrap();
 }
 
-/// A metrics line without its timings (`seconds` and `images_per_second` end each line).
-fn without_timings(line: &str) -> &str {
-    &line[..line.find(",\"seconds\":").unwrap()]
-}
-
 /// Every tensor of a safetensors file, as f64 bit patterns (exact for f32 and u32).
 fn tensor_bits(path: &Path) -> HashMap<String, Vec<u64>> {
     candle_core::safetensors::load(path, &Device::Cpu)
@@ -429,11 +426,11 @@ fn a_run_killed_mid_training_resumes_to_the_same_bits() {
 
     let (a, b) = (&e.runs("straight")[0], &e.runs("killed")[0]);
     check_complete(b, 3, true, true);
-    let lines = |run: &Path| std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
-    let (la, lb) = (lines(a), lines(b));
-    let ta: Vec<&str> = la.lines().map(without_timings).collect();
-    let tb: Vec<&str> = lb.lines().map(without_timings).collect();
-    assert_eq!(ta, tb, "metrics differ after the resume");
+    assert_eq!(
+        metrics_without_timings(a),
+        metrics_without_timings(b),
+        "metrics differ after the resume"
+    );
     let summary = |run: &Path| {
         let mut s = json(&run.join("summary.json"));
         s.as_object_mut().unwrap().remove("seconds");

@@ -9,7 +9,7 @@ use std::path::Path;
 use super::fixtures::write_fashion_mnist;
 use serde_json::Value;
 
-use super::common::topo_command;
+use super::common::{metrics_without_timings, topo_command};
 
 fn repo(rel: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
@@ -92,15 +92,6 @@ training:
 pruning: { methods: [l2, random], proportions: [0, 0.5] }
 ";
 
-/// A metrics record without what depends on the machine's speed.
-fn without_timings(mut record: Value) -> Value {
-    if let Some(map) = record.as_object_mut() {
-        map.remove("seconds");
-        map.remove("images_per_second");
-    }
-    record
-}
-
 /// Whether two records agree: the same keys and strings, numbers within float noise.
 fn close(a: &Value, b: &Value) -> bool {
     match (a, b) {
@@ -141,11 +132,7 @@ fn a_tiny_runs_records_match_the_golden_ones() {
     for id in ["fm_r_base_s0-6327b0b0", "fm_r_grid2d_l1_s0-70f123f8"] {
         let run = results.join("golden/runs").join(id);
         assert!(run.is_dir(), "no run {id}: the run id changed");
-        let records: Vec<Value> = std::fs::read_to_string(run.join("metrics.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| without_timings(serde_json::from_str(l).unwrap()))
-            .collect();
+        let records = metrics_without_timings(&run);
         let pruning = std::fs::read_to_string(run.join("pruning.csv")).unwrap();
         let metrics_path = golden_dir.join(format!("{id}.metrics.json"));
         let pruning_path = golden_dir.join(format!("{id}.pruning.csv"));

@@ -17,7 +17,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 use topo::results::lock::{Lock, LockOutcome, LockPolicy, owner_id};
 
-use super::common::BIN;
+use super::common::{BIN, metrics_without_timings};
 
 /// Four runs: two topographies by two seeds.
 const EXPERIMENT: &str = "\
@@ -101,21 +101,6 @@ impl Experiment {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// A run's records without their timings, which differ from run to run.
-fn metrics_without_timings(run: &Path) -> Vec<Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut v: Value = serde_json::from_str(l).unwrap();
-            let m = v.as_object_mut().unwrap();
-            m.remove("seconds");
-            m.remove("images_per_second");
-            v
-        })
-        .collect()
 }
 
 fn file_bytes(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
