@@ -67,30 +67,13 @@ fn shipped_experiments_keep_their_run_ids() {
     }
 }
 
-/// The tiny experiment of the golden records: a base and a 2D-grid run, two epochs, two
-/// pruning points.
-const TINY: &str = "\
-name: golden
-datasets:
-  fm: { kind: fashion_mnist, root: data }
-models:
-  r: { kind: resnet18, width: 0.0625 }
-topographies:
-  base: { kind: none }
-  grid2d: { layout: grid, dimension: 2 }
-grid:
-  dataset: [fm]
-  model: [r]
-  topography: [base, grid2d]
-  lambda: [1]
-  seed: [0]
-training:
-  epochs: 2
-  batch_size: 32
-  optimizer: { kind: sgd, lr: 0.05 }
-  schedule: { kind: constant }
-pruning: { methods: [l2, random], proportions: [0, 0.5] }
-";
+/// The golden run: the tiny experiment, pruned at two points by two methods.
+fn golden_yaml() -> String {
+    format!(
+        "extends: {}\nname: golden\npruning: {{ methods: [l2, random], proportions: [0, 0.5] }}\n",
+        repo("tests/fixtures/tiny.yaml").display()
+    )
+}
 
 /// Whether two records agree: the same keys and strings, numbers within float noise.
 fn close(a: &Value, b: &Value) -> bool {
@@ -117,7 +100,7 @@ fn a_tiny_runs_records_match_the_golden_ones() {
     let tmp = tempfile::tempdir().unwrap();
     write_fashion_mnist(&tmp.path().join("data"), 30, 5, false).unwrap();
     let yaml = tmp.path().join("golden.yaml");
-    std::fs::write(&yaml, TINY).unwrap();
+    std::fs::write(&yaml, golden_yaml()).unwrap();
     let results = tmp.path().join("results");
     let out = topo_command(tmp.path(), &yaml, "run", &results, &["--no-report"])
         .output()
