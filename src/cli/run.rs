@@ -77,6 +77,10 @@ pub struct RunArgs {
     /// kernels it started with.
     #[arg(long, value_enum, default_value_t = KernelsArg::Fast)]
     pub kernels: KernelsArg,
+    /// Resume runs that began on other kernels (refused by default: their results
+    /// would differ from an uninterrupted run's by float rounding).
+    #[arg(long)]
+    pub allow_kernel_change: bool,
 }
 
 pub fn run(args: &RunArgs) -> Result<(), CliError> {
@@ -132,6 +136,8 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
             config_dir: loaded.dir.clone(),
             cache_dir: cache_dir.clone(),
             results: Some(dir.clone()),
+            kernels: Kernels::from(args.kernels).on(&device),
+            allow_kernel_change: args.allow_kernel_change,
         },
     );
     if !problems.is_empty() {

@@ -20,6 +20,14 @@ pub enum Kernels {
 }
 
 impl Kernels {
+    /// The name `--kernels` takes and `state.json` records.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernels::Fast => "fast",
+            Kernels::Candle => "candle",
+        }
+    }
+
     /// The kernels that actually run on `device`: the fast ones exist for the CPU only.
     pub fn on(self, device: &Device) -> Kernels {
         match (self, device) {

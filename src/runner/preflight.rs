@@ -20,6 +20,7 @@ use crate::kernels::Kernels;
 use crate::nn::build_with;
 use crate::plan::RunConfig;
 use crate::results::{ExperimentDir, write_atomic};
+use crate::train::checkpoint::recorded_kernels;
 use crate::train::layouts::layer_positions;
 
 /// Where the checks read and write.
@@ -29,8 +30,14 @@ pub struct PreflightEnv {
     pub config_dir: PathBuf,
     /// The shared feature cache.
     pub cache_dir: PathBuf,
-    /// The experiment's results folder, to prove it writable; `None` checks inputs only.
+    /// The experiment's results folder, to prove it writable and to check that runs
+    /// under way resume on their kernels; `None` checks inputs only.
     pub results: Option<ExperimentDir>,
+    /// The kernels the runs will train on (as `Kernels::on` the device gives them).
+    pub kernels: Kernels,
+    /// Resume runs begun on other kernels anyway (their results then differ from an
+    /// uninterrupted run's by float rounding).
+    pub allow_kernel_change: bool,
 }
 
 /// One thing that would stop the runs, in words a user can act on.
@@ -104,7 +111,35 @@ pub fn preflight(runs: &[&RunConfig], env: &PreflightEnv) -> Vec<Problem> {
         }
     }
     problems.extend(check_layouts(runs, &env.config_dir));
+    if let Some(dir) = &env.results
+        && !env.allow_kernel_change
+    {
+        problems.extend(check_kernels(runs, dir, env.kernels));
+    }
     problems
+}
+
+/// Runs under way that began on other kernels: resuming them would not give the
+/// bit-identical results a resume promises.
+fn check_kernels(runs: &[&RunConfig], dir: &ExperimentDir, kernels: Kernels) -> Vec<Problem> {
+    runs.iter()
+        .filter_map(|run| {
+            let run_dir = dir.run(&run.id);
+            match recorded_kernels(&run_dir) {
+                Ok(Some(recorded)) if recorded != kernels => Some(Problem(format!(
+                    "{}: began on the {} kernels, now asked to resume on the {} ones; \
+                     resume with `--kernels {}` (bit-identical), or pass \
+                     --allow-kernel-change to go on anyway",
+                    run_dir.path().display(),
+                    recorded.name(),
+                    kernels.name(),
+                    recorded.name()
+                ))),
+                Ok(_) => None,
+                Err(e) => Some(Problem(e.to_string())),
+            }
+        })
+        .collect()
 }
 
 fn each(e: DataError) -> impl Iterator<Item = Problem> {

@@ -10,7 +10,8 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
-use crate::results::{RunDir, write_atomic_with, write_json};
+use crate::kernels::Kernels;
+use crate::results::{RunDir, read_json, write_atomic_with, write_json};
 use crate::train::EngineError;
 
 const MOMENTUM: &str = "__momentum.";
@@ -28,7 +29,8 @@ pub struct LoopState {
     pub best_accuracy: f64,
 }
 
-/// `state.json`: the loop state and how randomness is derived.
+/// `state.json`: the loop state, how randomness is derived, and the kernels the run
+/// trains on (a run resumes bit-identically only on the same ones).
 #[derive(Serialize)]
 struct StateFile {
     #[serde(flatten)]
@@ -36,6 +38,23 @@ struct StateFile {
     /// Shuffling, augmentation and dropout are drawn per epoch from (seed, epoch).
     rng: &'static str,
     seed: u64,
+    kernels: Kernels,
+}
+
+/// What [`recorded_kernels`] reads back; files older than the field have none.
+#[derive(Deserialize)]
+struct KernelsField {
+    #[serde(default)]
+    kernels: Option<Kernels>,
+}
+
+/// The kernels a run's `state.json` says it trained on; `None` without a state (a new
+/// run) or from a state written before kernels were recorded.
+pub fn recorded_kernels(dir: &RunDir) -> Result<Option<Kernels>, EngineError> {
+    if !dir.state().exists() {
+        return Ok(None);
+    }
+    Ok(read_json::<KernelsField>(&dir.state())?.kernels)
 }
 
 fn save(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<(), EngineError> {
@@ -69,6 +88,7 @@ pub fn save_last(
     momenta: Vec<(String, Tensor)>,
     state: LoopState,
     seed: u64,
+    kernels: Kernels,
 ) -> Result<(), EngineError> {
     let mut tensors = weights(varmap)?;
     for (name, m) in momenta {
@@ -82,16 +102,22 @@ pub fn save_last(
         Tensor::new(&[state.best_accuracy], &cpu)?,
     );
     save(&dir.last_checkpoint(), &tensors)?;
-    write_state(dir, state, seed)
+    write_state(dir, state, seed, kernels)
 }
 
 /// Writes `state.json`, the readable mirror of the state in `last.safetensors`. A kill
 /// between the two writes leaves it one epoch behind, so a resumed run writes it again.
-pub fn write_state(dir: &RunDir, state: LoopState, seed: u64) -> Result<(), EngineError> {
+pub fn write_state(
+    dir: &RunDir,
+    state: LoopState,
+    seed: u64,
+    kernels: Kernels,
+) -> Result<(), EngineError> {
     let file = StateFile {
         state,
         rng: "per-epoch streams from (seed, epoch)",
         seed,
+        kernels,
     };
     write_json(&dir.state(), &file)?;
     Ok(())

@@ -138,7 +138,7 @@ pub fn train(run: &RunConfig, env: &TrainEnv) -> Result<Trained, EngineError> {
         let resumed = load_last(&env.dir, &varmap, &env.device)?;
         sgd.load_momenta(resumed.momenta)?;
         state = resumed.state;
-        write_state(&env.dir, state, run.seed)?;
+        write_state(&env.dir, state, run.seed, env.kernels.on(&env.device))?;
         // Records of the epoch in flight when the run stopped are redone.
         if env.dir.metrics().exists() {
             records = read_jsonl::<EpochRecord>(&env.dir.metrics())?;
@@ -271,7 +271,14 @@ pub fn train(run: &RunConfig, env: &TrainEnv) -> Result<Trained, EngineError> {
             state.best_epoch = epoch;
         }
         state.epoch = epoch;
-        save_last(&env.dir, &varmap, sgd.momenta(), state, run.seed)?;
+        save_last(
+            &env.dir,
+            &varmap,
+            sgd.momenta(),
+            state,
+            run.seed,
+            env.kernels.on(&env.device),
+        )?;
     }
     Ok(Trained {
         data,

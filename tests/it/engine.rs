@@ -17,6 +17,7 @@ use candle_nn::VarMap;
 use serde_json::Value;
 use tempfile::TempDir;
 use topo::config::{ModelKind, ModelSpec, PruneMethod};
+use topo::kernels::Kernels;
 use topo::nn::{build, seeded_var_builder};
 use topo::results::RunDir;
 
@@ -770,7 +771,7 @@ fn a_checkpoint_round_trip_restores_weights_statistics_momenta_and_state() {
         best_epoch: 5,
         best_accuracy: 0.123_456_789_012_345_67,
     };
-    save_last(&run, &varmap, momenta.clone(), state, 42).unwrap();
+    save_last(&run, &varmap, momenta.clone(), state, 42, Kernels::Fast).unwrap();
 
     let fresh = VarMap::new();
     build(

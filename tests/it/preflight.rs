@@ -200,3 +200,60 @@ training: {{ epochs: 1, batch_size: 4 }}
         errors[0]
     );
 }
+
+#[test]
+fn a_run_begun_on_other_kernels_is_not_resumed_unless_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_fashion_mnist(&tmp.path().join("data"), 3, 2, false).unwrap();
+    let yaml = tmp.path().join("k.yaml");
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny.yaml");
+    std::fs::write(
+        &yaml,
+        format!(
+            "extends: {}\nname: k\ngrid: {{ topography: [base] }}\ntraining: {{ epochs: 1 }}\n",
+            tiny.display()
+        ),
+    )
+    .unwrap();
+    let results = tmp.path().join("results");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["--no-report"];
+        args.extend_from_slice(extra);
+        topo_command(tmp.path(), &yaml, "run", &results, &args)
+            .output()
+            .unwrap()
+    };
+    let first = run(&["--kernels", "candle"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let runs: Vec<PathBuf> = std::fs::read_dir(results.join("k/runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 1);
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(runs[0].join("checkpoints/state.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(state["kernels"], "candle");
+    // Interrupted, as far as `topo run` can tell: no summary yet.
+    std::fs::remove_file(runs[0].join("summary.json")).unwrap();
+
+    let refused = run(&[]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    let errors = error_lines(&refused);
+    assert_eq!(errors.len(), 1, "{}", stderr(&refused));
+    assert!(
+        errors[0].contains("began on the candle kernels, now asked to resume on the fast ones")
+            && errors[0].contains("--kernels candle"),
+        "{}",
+        errors[0]
+    );
+    assert!(!runs[0].join("summary.json").exists());
+
+    let resumed = run(&["--kernels", "candle"]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(runs[0].join("summary.json").exists());
+    std::fs::remove_file(runs[0].join("summary.json")).unwrap();
+    let allowed = run(&["--allow-kernel-change"]);
+    assert!(allowed.status.success(), "{}", stderr(&allowed));
+}
