@@ -64,8 +64,30 @@ fn host() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
+/// Whether process `pid` of this host runs: signal 0 is delivered (or refused for want
+/// of permission, which also means it exists). Works wherever `kill` does, unlike
+/// `/proc`, which macOS has not.
+#[cfg(unix)]
 fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+    use rustix::process::{Pid, test_kill_process};
+    // No process has a pid outside 1..=i32::MAX.
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
+    let Some(pid) = Pid::from_raw(raw) else {
+        return false;
+    };
+    match test_kill_process(pid) {
+        Ok(()) => true,
+        Err(e) => e == rustix::io::Errno::PERM,
+    }
+}
+
+/// Elsewhere liveness cannot be told: a lock of this host counts as held (remove its
+/// `lock` file by hand once its process is gone).
+#[cfg(not(unix))]
+fn alive(_pid: u32) -> bool {
+    true
 }
 
 /// This process, as written in its locks.
