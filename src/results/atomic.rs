@@ -29,10 +29,7 @@ pub fn write_atomic_with(
         path: path.to_path_buf(),
         source,
     };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = folder_of(path);
     fs::create_dir_all(dir).map_err(err)?;
     let tmp = temporary(dir, path);
     let write = || -> std::io::Result<()> {
@@ -76,10 +73,7 @@ pub fn create_new_atomic(path: &Path, bytes: &[u8]) -> Result<bool, ResultsError
         path: path.to_path_buf(),
         source,
     };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = folder_of(path);
     let tmp = temporary(dir, path);
     let written = (|| -> std::io::Result<()> {
         let mut file = File::create(&tmp)?;
@@ -96,5 +90,13 @@ pub fn create_new_atomic(path: &Path, bytes: &[u8]) -> Result<bool, ResultsError
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(err(e)),
+    }
+}
+
+/// The folder `path` is in (`.` for a bare file name).
+pub(crate) fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
     }
 }

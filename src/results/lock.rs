@@ -17,6 +17,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use crate::results::ResultsError;
+use crate::results::atomic::folder_of;
 
 /// How long a lock of another host may go without a heartbeat before it is stale.
 pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(600);
@@ -140,11 +141,7 @@ impl Lock {
             path: path.to_path_buf(),
             source,
         };
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        std::fs::create_dir_all(dir).map_err(err)?;
+        std::fs::create_dir_all(folder_of(path)).map_err(err)?;
         let me = owner_id();
         let mut recovered = None;
         for _ in 0..3 {
