@@ -7,8 +7,8 @@ use clap::ValueEnum;
 use crate::kernels::Kernels;
 use crate::plan::{RunConfig, plan};
 use crate::results::lock::LockPolicy;
-use crate::results::{ExperimentDir, RunState, write_atomic};
-use crate::runner::preflight::{PreflightEnv, preflight};
+use crate::results::{ExperimentDir, write_atomic};
+use crate::runner::preflight::{PreflightEnv, ResultsCheck, preflight};
 use crate::runner::workers::Shard;
 use crate::runner::{RunOptions, Workers, run_plan_with};
 
@@ -120,24 +120,21 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         })?,
     };
     let cache_dir = args.experiment.results.join(".cache");
-    // Done runs need nothing; failed ones only when they are to be retried.
     let pending: Vec<&RunConfig> = runs
         .iter()
         .copied()
-        .filter(|r| match dir.run(&r.id).state_on_disk() {
-            RunState::Done => false,
-            RunState::Failed => args.retry_failed,
-            _ => true,
-        })
+        .filter(|r| dir.run(&r.id).state_on_disk().is_pending(args.retry_failed))
         .collect();
     let problems = preflight(
         &pending,
         &PreflightEnv {
             config_dir: loaded.dir.clone(),
             cache_dir: cache_dir.clone(),
-            results: Some(dir.clone()),
-            kernels: Kernels::from(args.kernels).on(&device),
-            allow_kernel_change: args.allow_kernel_change,
+            results: Some(ResultsCheck {
+                dir: dir.clone(),
+                kernels: Kernels::from(args.kernels).on(&device),
+                allow_kernel_change: args.allow_kernel_change,
+            }),
         },
     );
     if !problems.is_empty() {

@@ -8,7 +8,7 @@ use anyhow::{Context, anyhow};
 
 use crate::config::SlurmSpec;
 use crate::plan::{plan, plan_status};
-use crate::results::{ExperimentDir, RunState, write_atomic};
+use crate::results::{ExperimentDir, write_atomic};
 use crate::runner::slurm::{ArrayJob, parse_job_id, script};
 
 use super::validate::load_experiment;
@@ -77,11 +77,7 @@ pub fn run(args: &SlurmArgs) -> Result<(), CliError> {
         .runs
         .iter()
         .zip(&status.states)
-        .filter(|(_, s)| match s {
-            RunState::New | RunState::Partial => true,
-            RunState::Failed => args.retry_failed,
-            RunState::Done => false,
-        })
+        .filter(|(_, s)| s.is_pending(args.retry_failed))
         .map(|(r, _)| r.id.clone())
         .collect();
     if run_ids.is_empty() {

@@ -27,8 +27,6 @@ pub fn run(args: &ValidateArgs) -> Result<(), CliError> {
                 config_dir: loaded.dir.clone(),
                 cache_dir: args.experiment.results.join(".cache"),
                 results: None,
-                kernels: crate::kernels::Kernels::Fast,
-                allow_kernel_change: true,
             },
         );
         if !problems.is_empty() {

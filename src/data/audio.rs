@@ -61,6 +61,7 @@ pub type Moments = (f64, f64, usize);
 
 /// Caches the features of every clip (in parallel); returns the clips with their keys
 /// and the moments of each clip's values.
+///
 /// Every clip is tried: the error names each clip that could not be read, not only
 /// the first.
 pub fn prepare(

@@ -77,6 +77,18 @@ pub enum RunState {
     Failed,
 }
 
+impl RunState {
+    /// Whether a run in this state is still to train: new or partial, and failed ones
+    /// when they are to be retried.
+    pub fn is_pending(self, retry_failed: bool) -> bool {
+        match self {
+            RunState::New | RunState::Partial => true,
+            RunState::Failed => retry_failed,
+            RunState::Done => false,
+        }
+    }
+}
+
 /// `results/<experiment>/runs/<run-id>/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunDir {

@@ -30,12 +30,20 @@ pub struct PreflightEnv {
     pub config_dir: PathBuf,
     /// The shared feature cache.
     pub cache_dir: PathBuf,
-    /// The experiment's results folder, to prove it writable and to check that runs
-    /// under way resume on their kernels; `None` checks inputs only.
-    pub results: Option<ExperimentDir>,
-    /// The kernels the runs will train on (as `Kernels::on` the device gives them).
+    /// What `topo run` checks beyond the inputs; `None` (`topo validate --data`) checks
+    /// the inputs only.
+    pub results: Option<ResultsCheck>,
+}
+
+/// The results folder the runs will write, and the kernels they will train on.
+#[derive(Debug, Clone)]
+pub struct ResultsCheck {
+    /// Proven writable.
+    pub dir: ExperimentDir,
+    /// The kernels the runs will train on (as `Kernels::on` the device gives them):
+    /// a run under way must have begun on them...
     pub kernels: Kernels,
-    /// Resume runs begun on other kernels anyway (their results then differ from an
+    /// ...unless it may resume on others anyway (its results then differ from an
     /// uninterrupted run's by float rounding).
     pub allow_kernel_change: bool,
 }
@@ -53,8 +61,8 @@ impl std::fmt::Display for Problem {
 /// Checks what `runs` need; every problem found, each once. Empty means go.
 pub fn preflight(runs: &[&RunConfig], env: &PreflightEnv) -> Vec<Problem> {
     let mut problems = Vec::new();
-    if let Some(dir) = &env.results
-        && let Err(p) = check_writable(dir.path())
+    if let Some(check) = &env.results
+        && let Err(p) = check_writable(check.dir.path())
     {
         problems.push(p);
     }
@@ -111,10 +119,10 @@ pub fn preflight(runs: &[&RunConfig], env: &PreflightEnv) -> Vec<Problem> {
         }
     }
     problems.extend(check_layouts(runs, &env.config_dir));
-    if let Some(dir) = &env.results
-        && !env.allow_kernel_change
+    if let Some(check) = &env.results
+        && !check.allow_kernel_change
     {
-        problems.extend(check_kernels(runs, dir, env.kernels));
+        problems.extend(check_kernels(runs, &check.dir, check.kernels));
     }
     problems
 }
@@ -175,15 +183,13 @@ fn check_writable(dir: &Path) -> Result<(), Problem> {
 /// Every custom layout file, read and matched against the tapped layers of each model
 /// it is used with: the code path training takes, on a model of zeros.
 fn check_layouts(runs: &[&RunConfig], config_dir: &Path) -> Vec<Problem> {
-    let mut pairs: Vec<(&ModelSpec, &Topography)> = Vec::new();
-    for run in runs {
-        let pair = (&run.model, &run.topography);
-        if matches!(run.topography, Topography::Custom { .. }) && !pairs.contains(&pair) {
-            pairs.push(pair);
-        }
-    }
+    let custom: Vec<(&ModelSpec, &Topography)> = runs
+        .iter()
+        .filter(|r| matches!(r.topography, Topography::Custom { .. }))
+        .map(|r| (&r.model, &r.topography))
+        .collect();
     let mut problems = Vec::new();
-    for (model, topography) in pairs {
+    for &(model, topography) in distinct(custom.iter()) {
         let vb = VarBuilder::zeros(DType::F32, &Device::Cpu);
         // The tapped layers' widths depend on neither the input channels nor the classes.
         let checked = build_with(model, 1, 2, vb, Kernels::Candle)

@@ -25,25 +25,17 @@ fn faces() -> Result<&'static Faces, FontError> {
     static FACES: OnceLock<Result<Faces, FontError>> = OnceLock::new();
     FACES
         .get_or_init(|| {
-            let parse = |name, bytes: &'static [u8]| {
-                register_font(FAMILY, style_of(name), bytes).map_err(|_invalid| FontError(name))?;
+            let parse = |style: FontStyle, name: &'static str, bytes: &'static [u8]| {
+                register_font(FAMILY, style, bytes).map_err(|_invalid| FontError(name))?;
                 FontRef::try_from_slice(bytes).map_err(|_invalid| FontError(name))
             };
             Ok(Faces {
-                regular: parse("regular", dejavu::sans::regular())?,
-                bold: parse("bold", dejavu::sans::bold())?,
+                regular: parse(FontStyle::Normal, "regular", dejavu::sans::regular())?,
+                bold: parse(FontStyle::Bold, "bold", dejavu::sans::bold())?,
             })
         })
         .as_ref()
         .map_err(Clone::clone)
-}
-
-fn style_of(name: &str) -> FontStyle {
-    if name == "bold" {
-        FontStyle::Bold
-    } else {
-        FontStyle::Normal
-    }
 }
 
 /// Makes the font ready; every drawing function calls this first.

@@ -40,6 +40,15 @@ fn advance_width(font: &FontRef<'static>, scale: PxScale, text: &str) -> f32 {
     x
 }
 
+/// The face of `style`, its pixels per em and its scale.
+fn sized<S: BackendTextStyle, E: std::error::Error + Send + Sync>(
+    style: &S,
+) -> Result<(&'static FontRef<'static>, f32, PxScale), DrawingErrorKind<E>> {
+    let font = face(style.style()).map_err(|e| DrawingErrorKind::FontError(Box::new(e)))?;
+    let em = em_of(style.size());
+    Ok((font, em, scale_for(font, em)))
+}
+
 /// A backend whose text is drawn by [`draw_text`](DrawingBackend::draw_text) here.
 pub struct GlyphText<B>(pub B);
 
@@ -116,9 +125,8 @@ impl<B: DrawingBackend> DrawingBackend for GlyphText<B> {
         text: &str,
         style: &S,
     ) -> Result<(u32, u32), DrawingErrorKind<B::ErrorType>> {
-        let font = face(style.style()).map_err(|e| DrawingErrorKind::FontError(Box::new(e)))?;
-        let em = em_of(style.size());
-        let width = advance_width(font, scale_for(font, em), text);
+        let (font, em, scale) = sized(style)?;
+        let width = advance_width(font, scale, text);
         Ok((width.max(0.0) as u32, em as u32))
     }
 
@@ -132,9 +140,7 @@ impl<B: DrawingBackend> DrawingBackend for GlyphText<B> {
         if color.alpha == 0.0 {
             return Ok(());
         }
-        let font = face(style.style()).map_err(|e| DrawingErrorKind::FontError(Box::new(e)))?;
-        let em = em_of(style.size());
-        let scale = scale_for(font, em);
+        let (font, em, scale) = sized(style)?;
         let (width, height) = (advance_width(font, scale, text) as i32, em as i32);
         let dx = match style.anchor().h_pos {
             HPos::Left => 0,
