@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
-use topo::config::{PAPER_LAMBDAS, PruneMethod};
+use topo::config::{Lambda, PAPER_LAMBDAS, PruneMethod};
 use topo::results::{
     EpochRecord, ExperimentDir, LayerTopography, PruningRow, RunAxes, RunStatus, SimilarityBin,
     SplitKind, Summary, TopographyRecord, Versions,
@@ -152,7 +152,7 @@ fn main() -> BenchResult<()> {
         for dataset in DATASETS {
             for model in MODELS {
                 for (topography, yaml) in TOPOGRAPHIES {
-                    let lambdas: Vec<Option<f64>> = if topography == "base" {
+                    let lambdas: Vec<Option<Lambda>> = if topography == "base" {
                         vec![None]
                     } else {
                         PAPER_LAMBDAS.iter().map(|&l| Some(l)).collect()

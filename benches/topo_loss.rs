@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
 use topo::topography::{
-    LayerReduction, Layout, LossPath, Norm, Positions, TopographicLoss, positions,
+    DEFAULT_EPS, LayerReduction, Layout, LossPath, Norm, Positions, TopographicLoss, positions,
 };
 
 /// (channels, height, width) of conv1, layer1.1.conv2, ..., layer4.1.conv2.
@@ -30,6 +30,7 @@ fn main() -> anyhow::Result<()> {
         &pos,
         Norm::Euclidean,
         LayerReduction::Sum,
+        DEFAULT_EPS,
         &dev,
         DType::F32,
     )?;
@@ -52,6 +53,7 @@ fn main() -> anyhow::Result<()> {
                 &pos[layer..=layer],
                 Norm::Euclidean,
                 LayerReduction::Sum,
+                DEFAULT_EPS,
                 &dev,
                 DType::F32,
             )?;

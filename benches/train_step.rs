@@ -20,7 +20,7 @@ use topo::cli::KernelsArg;
 use topo::config::{ModelKind, ModelSpec};
 use topo::kernels::Kernels;
 use topo::nn::{self, TopoModel};
-use topo::topography::{LayerReduction, Layout, Norm, TopographicLoss, positions};
+use topo::topography::{DEFAULT_EPS, LayerReduction, Layout, Norm, TopographicLoss, positions};
 use topo::train::optim::{Sgd, SgdConfig, trainable_vars};
 
 /// As in the `topo` binary: training reuses its large buffers.
@@ -119,6 +119,7 @@ fn main() -> anyhow::Result<()> {
                 &pos,
                 Norm::Euclidean,
                 LayerReduction::Sum,
+                DEFAULT_EPS,
                 &device,
                 DType::F32,
             )?)

@@ -35,27 +35,15 @@ trap cleanup EXIT
 fail() { echo "[kill_test] FAIL: $*"; exit 1; }
 cd "$tmp"
 
-# Four runs of two epochs, pruned: every kind of file a run writes.
+# The tests' tiny experiment over two seeds, pruned: four runs of two epochs that write
+# every kind of file a run writes.
 cat >kill.yaml <<EOF
+extends: $repo/tests/fixtures/tiny.yaml
 name: kill
 datasets:
-  fm: { kind: fashion_mnist, root: $repo/data/fashion-mnist-subset, limit: 400 }
-models:
-  r: { kind: resnet18, width: 0.0625 }
-topographies:
-  base: { kind: none }
-  grid2d: { layout: grid, dimension: 2 }
-grid:
-  dataset: [fm]
-  model: [r]
-  topography: [base, grid2d]
-  lambda: [1]
-  seed: [0, 1]
-training:
-  epochs: 2
-  batch_size: 40
-  optimizer: { kind: sgd, lr: 0.05 }
-  schedule: { kind: constant }
+  fm: { root: $repo/data/fashion-mnist-subset, limit: 400 }
+grid: { seed: [0, 1] }
+training: { batch_size: 40 }
 pruning: { methods: [l2], proportions: [0, 0.5] }
 EOF
 
@@ -105,7 +93,8 @@ while [ $survived -lt "$kills" ]; do
     [ $rc -eq 137 ] || [ $rc -eq 0 ] || fail "topo run exited with $rc (killed.log)"
     done_runs=$(grep -l '"status": "done"' killed/kill/runs/*/summary.json 2>/dev/null | wc -l || true)
     # A done run counts its epochs and the stages after them as one more.
-    committed=$(python3 -c 'import glob, json; print(sum(json.load(open(p))["epoch"] for p in glob.glob("killed/kill/runs/*/checkpoints/state.json")))')
+    committed=$("$topo" plan kill.yaml --results killed --format json \
+        | python3 -c 'import json, sys; print(sum(r["epochs_done"] or 0 for r in json.load(sys.stdin)["runs"]))')
     committed=$(( committed + done_runs > total_epochs - 1 ? total_epochs - 1 : committed + done_runs ))
     echo "[kill_test] attempt $i, SIGKILL after ${delay_ms} ms (exit $rc): $done_runs run(s) done"
 done

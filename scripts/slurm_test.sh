@@ -112,33 +112,25 @@ done
 t_cluster=$(date +%s.%N)
 say "cluster up: $(sinfo -h -o '%N %c CPUs %m MB %T')"
 
-# A tiny experiment: 6 runs of a narrow ResNet-18 on 200 images of the shipped subset.
+# The tests' tiny experiment: 6 runs of a narrow ResNet-18 on 200 images of the shipped
+# subset, one epoch each; and one longer run of it to cancel.
 work=$tmp/work
 cat >"$work/tiny.yaml" <<EOF
-name: tiny
+extends: $repo/tests/fixtures/tiny.yaml
 datasets:
-  fm: { kind: fashion_mnist, root: $repo/data/fashion-mnist-subset, limit: 200 }
-models:
-  r: { kind: resnet18, width: 0.0625 }
-topographies:
-  base: { kind: none }
-  grid2d: { layout: grid, dimension: 2 }
-grid:
-  dataset: [fm]
-  model: [r]
-  topography: [base, grid2d]
-  lambda: [1]
-  seed: [0, 1, 2]
-training:
-  epochs: 1
-  batch_size: 50
-  optimizer: { kind: sgd, lr: 0.05 }
-  schedule: { kind: constant }
+  fm: { root: $repo/data/fashion-mnist-subset, limit: 200 }
+grid: { seed: [0, 1, 2] }
+training: { epochs: 1, batch_size: 50 }
 slurm: { cpus: 1, time: "00:10:00" }
 EOF
-sed -e 's/^name: tiny/name: long/' -e 's/seed: \[0, 1, 2\]/seed: [0]/' \
-    -e 's/topography: \[base, grid2d\]/topography: [grid2d]/' -e 's/epochs: 1/epochs: 6/' \
-    -e 's/limit: 200/limit: 300/' "$work/tiny.yaml" >"$work/long.yaml"
+cat >"$work/long.yaml" <<EOF
+extends: tiny.yaml
+name: long
+datasets:
+  fm: { limit: 300 }
+grid: { topography: [grid2d], seed: [0] }
+training: { epochs: 6 }
+EOF
 cd "$work"
 
 wait_job() { # job id, timeout in seconds
@@ -194,7 +186,7 @@ echo "$again" | grep -q "nothing to submit" || fail "done runs would be submitte
 
 # 2. Cancel a run (6 epochs of 300 images) mid-training, resubmit it, check it resumed.
 long_id=$("$topo" plan long.yaml --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)["runs"][0]["id"])')
-state=results/long/runs/$long_id/checkpoints/state.json
+epochs_done() { "$topo" plan long.yaml --format json | python3 -c 'import json, sys; print(json.load(sys.stdin)["runs"][0]["epochs_done"] or 0)'; }
 job=$("$topo" slurm long.yaml --submit)
 say "submitted the long run as job $job"
 deadline=$(($(date +%s) + 300))
@@ -203,12 +195,12 @@ while [ "$epoch" -lt 2 ]; do
     [ "$(date +%s)" -lt "$deadline" ] || fail "the long run never reached epoch 2"
     [ -n "$(squeue -h -j "$job")" ] || fail "the long run ended before it could be cancelled"
     sleep 0.2
-    epoch=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["epoch"])' "$state" 2>/dev/null || echo 0)
+    epoch=$(epochs_done)
 done
 scancel "$job"
 wait_job "$job" 60
 [ ! -f "results/long/runs/$long_id/summary.json" ] || fail "the cancelled run has a summary"
-cancelled_at=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["epoch"])' "$state")
+cancelled_at=$(epochs_done)
 [ "$cancelled_at" -lt 6 ] || fail "the run finished before scancel"
 say "cancelled job $job after epoch $cancelled_at"
 job=$("$topo" slurm long.yaml --submit)

@@ -3,8 +3,10 @@
 use clap::ValueEnum;
 use serde::Serialize;
 
-use crate::plan::{StatusCounts, format_lambda, plan, plan_status};
+use crate::config::Lambda;
+use crate::plan::{StatusCounts, plan, plan_status};
 use crate::results::{ExperimentDir, RunState};
+use crate::train::checkpoint::read_loop_state;
 
 use super::validate::load_experiment;
 use super::{CliError, ExperimentArgs};
@@ -33,9 +35,11 @@ struct JsonRun<'a> {
     dataset: &'a str,
     model: &'a str,
     topography: &'a str,
-    lambda: Option<f64>,
+    lambda: Option<Lambda>,
     seed: u64,
     status: RunState,
+    /// Epochs committed in the run's last checkpoint; `null` before the first.
+    epochs_done: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -52,20 +56,28 @@ pub fn run(args: &PlanArgs) -> Result<(), CliError> {
     let plan = plan(&loaded.experiment).map_err(|e| CliError::Failed(e.into()))?;
     let dir = ExperimentDir::new(&args.experiment.results, &plan.experiment);
     let status = plan_status(&plan, &dir);
+    let epochs_done: Vec<Option<u32>> = plan
+        .runs
+        .iter()
+        .zip(&status.states)
+        .map(|(r, s)| epochs_done(&dir, &r.id, *s))
+        .collect();
     match args.format {
         PlanFormat::Json => {
             let runs = plan
                 .runs
                 .iter()
                 .zip(&status.states)
-                .map(|(r, s)| JsonRun {
+                .zip(&epochs_done)
+                .map(|((r, s), e)| JsonRun {
                     id: &r.id,
                     dataset: &r.axes.dataset,
                     model: &r.axes.model,
                     topography: &r.axes.topography,
-                    lambda: r.lambda,
+                    lambda: r.objective.lambda(),
                     seed: r.seed,
                     status: *s,
+                    epochs_done: *e,
                 })
                 .collect();
             let doc = JsonPlan {
@@ -85,8 +97,11 @@ pub fn run(args: &PlanArgs) -> Result<(), CliError> {
                 "{:width$}  {:<14} {:<12} {:<12} {:>8} {:>4}  status",
                 "id", "dataset", "model", "topography", "lambda", "seed"
             );
-            for (r, s) in plan.runs.iter().zip(&status.states) {
-                let lambda = r.lambda.map(format_lambda).unwrap_or_else(|| "-".into());
+            for ((r, s), e) in plan.runs.iter().zip(&status.states).zip(&epochs_done) {
+                let lambda = r
+                    .objective
+                    .lambda()
+                    .map_or_else(|| "-".into(), |l| l.to_string());
                 println!(
                     "{:width$}  {:<14} {:<12} {:<12} {:>8} {:>4}  {}",
                     r.id,
@@ -95,7 +110,11 @@ pub fn run(args: &PlanArgs) -> Result<(), CliError> {
                     r.axes.topography,
                     lambda,
                     r.seed,
-                    state_name(*s)
+                    match (s, e) {
+                        (RunState::Partial, Some(e)) =>
+                            format!("partial, {e}/{} epochs", r.training.epochs),
+                        _ => state_name(*s).to_string(),
+                    }
                 );
             }
             let c = &status.counts;
@@ -111,6 +130,21 @@ pub fn run(args: &PlanArgs) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// Where an unfinished run stands, from its checkpoint's header. A header that does not
+/// read is reported here and again, as the run's error, when it resumes.
+fn epochs_done(dir: &ExperimentDir, id: &str, state: RunState) -> Option<u32> {
+    if state == RunState::New {
+        return None;
+    }
+    match read_loop_state(&dir.run(id)) {
+        Ok(loop_state) => loop_state.map(|l| l.epoch),
+        Err(e) => {
+            eprintln!("warning: {id}: {e}");
+            None
+        }
+    }
 }
 
 pub fn state_name(s: RunState) -> &'static str {

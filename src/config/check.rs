@@ -13,23 +13,27 @@ use super::locate::child_path;
 use super::schema::experiment_schema;
 use super::value::{describe, pointer_to_path};
 
-fn validator() -> Option<&'static Validator> {
-    static VALIDATOR: OnceLock<Option<Validator>> = OnceLock::new();
+fn validator() -> Result<&'static Validator, &'static str> {
+    static VALIDATOR: OnceLock<Result<Validator, String>> = OnceLock::new();
     VALIDATOR
-        .get_or_init(|| jsonschema::validator_for(&experiment_schema()).ok())
+        .get_or_init(|| jsonschema::validator_for(&experiment_schema()).map_err(|e| e.to_string()))
         .as_ref()
+        .map_err(String::as_str)
 }
 
 /// Checks `merged` against the schema; returns whether it passed.
 pub fn against_schema(merged: &Value, layers: &Layers, diags: &mut Diagnostics) -> bool {
     let schema = experiment_schema();
-    let Some(validator) = validator() else {
-        diags.push(layers.diagnostic(
-            "",
-            "internal error: the experiment schema does not compile",
-            false,
-        ));
-        return false;
+    let validator = match validator() {
+        Ok(v) => v,
+        Err(e) => {
+            diags.push(layers.diagnostic(
+                "",
+                format!("internal error: the experiment schema does not compile: {e}"),
+                false,
+            ));
+            return false;
+        }
     };
     report(validator, &schema, merged, merged, "", layers, diags)
 }
@@ -93,9 +97,12 @@ fn report(
                 let sub = match (instance.is_object(), alternative) {
                     (true, Some(alt)) => {
                         let sub_schema = with_defs(alt, schema);
-                        jsonschema::validator_for(&sub_schema)
-                            .ok()
-                            .map(|v| (v, sub_schema))
+                        // A part that does not compile on its own keeps the general
+                        // message, which is still right.
+                        match jsonschema::validator_for(&sub_schema) {
+                            Ok(v) => Some((v, sub_schema)),
+                            Err(_) => None,
+                        }
                     }
                     _ => None,
                 };

@@ -6,7 +6,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    DatasetSpec, ModelSpec, PruningSpec, ReportSpec, SlurmSpec, TopographySpec, TrainingSpec,
+    DatasetSpec, Lambda, ModelSpec, PruningSpec, ReportSpec, SlurmSpec, TopographySpec,
+    TrainingSpec,
 };
 
 /// A `topo` experiment: data sets, models and topographies, crossed by `grid`.
@@ -62,7 +63,8 @@ pub struct Grid {
     pub topography: Vec<String>,
     /// Weights of the topographic loss; positive and finite.
     #[serde(default = "default_lambdas")]
-    pub lambda: Vec<f64>,
+    #[schemars(with = "Vec<f64>")]
+    pub lambda: Vec<Lambda>,
     /// Seeds; each gives a full repetition.
     #[serde(default = "default_seeds")]
     #[schemars(length(min = 1))]
@@ -83,17 +85,29 @@ pub struct ExcludeRule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topography: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lambda: Option<f64>,
+    #[schemars(with = "Option<f64>")]
+    pub lambda: Option<Lambda>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
 }
 
 /// The paper's twelve lambdas (docs/reference.md).
-pub const PAPER_LAMBDAS: [f64; 12] = [
-    1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2, 0.1, 0.5, 1.0, 5.0,
+pub const PAPER_LAMBDAS: [Lambda; 12] = [
+    Lambda::known(1e-5),
+    Lambda::known(5e-5),
+    Lambda::known(1e-4),
+    Lambda::known(5e-4),
+    Lambda::known(1e-3),
+    Lambda::known(5e-3),
+    Lambda::known(1e-2),
+    Lambda::known(5e-2),
+    Lambda::known(0.1),
+    Lambda::known(0.5),
+    Lambda::known(1.0),
+    Lambda::known(5.0),
 ];
 
-fn default_lambdas() -> Vec<f64> {
+fn default_lambdas() -> Vec<Lambda> {
     PAPER_LAMBDAS.to_vec()
 }
 

@@ -8,6 +8,7 @@ mod check;
 mod dataset;
 mod diagnostic;
 mod experiment;
+mod lambda;
 mod layers;
 mod load;
 mod locate;
@@ -25,6 +26,7 @@ mod value;
 pub use dataset::{DatasetKind, DatasetSpec, Limit, Limits, SplitLimits};
 pub use diagnostic::{Diagnostic, Diagnostics, Origin, did_you_mean, edit_distance};
 pub use experiment::{ExcludeRule, Experiment, Grid, PAPER_LAMBDAS};
+pub use lambda::{Lambda, NotALambda};
 pub use load::{ENV_PREFIX, LoadOptions, Loaded, load};
 pub use model::{ModelKind, ModelSpec};
 pub use pruning::{ProportionRange, Proportions, PruneMethod, PruningSpec};
@@ -35,7 +37,8 @@ pub use schema::{
 pub use slurm::SlurmSpec;
 pub use source::{MAX_DEPTH, MAX_FILE_BYTES};
 pub use topography::{
-    LayoutFile, LayoutSource, Topography, TopographyKind, TopographyProblem, TopographySpec,
+    LayoutFile, LayoutSource, Placement, Topography, TopographyKind, TopographyProblem,
+    TopographySpec,
 };
 pub use training::{
     OptimizerKind, OptimizerSpec, ScheduleKind, ScheduleSpec, TopographicLossSpec, TrainingSpec,

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::diagnostic::{Diagnostics, did_you_mean, one_of};
 use super::layers::Layers;
 use super::locate::{child_path, item_path};
-use super::{LayoutSource, ModelKind, TopographyKind, TopographySpec};
+use super::{Lambda, LayoutSource, ModelKind, NotALambda, TopographyKind, TopographySpec};
 
 /// Runs every check of meaning on `merged`; `dir` is the experiment file's folder.
 pub fn check(merged: &Value, layers: &Layers, dir: &Path, diags: &mut Diagnostics) {
@@ -186,12 +186,8 @@ fn check_lambdas(merged: &Value, layers: &Layers, diags: &mut Diagnostics) {
     for (i, item) in items.iter().enumerate() {
         let path = item_path("grid.lambda", i);
         match item.as_f64() {
-            Some(l) if !(l.is_finite() && l > 0.0) => {
-                diags.push(layers.diagnostic(
-                    &path,
-                    format!("lambda must be a positive finite number, found `{l}`"),
-                    false,
-                ));
+            Some(l) if Lambda::new(l).is_err() => {
+                diags.push(layers.diagnostic(&path, NotALambda(l).to_string(), false));
             }
             Some(l) if seen.contains(&l) => {
                 diags.push(layers.diagnostic(&path, format!("`{l}` is listed twice"), false));
@@ -242,6 +238,11 @@ fn check_excludes(
         };
         if obj.is_empty() {
             diags.push(layers.diagnostic(&base, "an empty rule would exclude every run", false));
+        }
+        if let Some(l) = obj.get("lambda").and_then(Value::as_f64)
+            && let Err(e) = Lambda::new(l)
+        {
+            diags.push(layers.diagnostic(&child_path(&base, "lambda"), e.to_string(), false));
         }
         for (field, defined, what) in [
             ("dataset", datasets, "data set"),

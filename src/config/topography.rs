@@ -56,12 +56,10 @@ pub struct TopographySpec {
     pub norm: Norm,
 }
 
-/// A checked topography: what the engine sees.
+/// Where a topographic run's channels sit: what the topographic loss needs.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
-pub enum Topography {
-    /// The baseline: no positions, no topographic loss.
-    None,
+pub enum Placement {
     /// Positions from a built-in layout in `dimension` dimensions.
     Builtin {
         layout: Layout,
@@ -72,9 +70,57 @@ pub enum Topography {
     Custom { file: PathBuf, norm: Norm },
 }
 
+/// A checked topography, as a grid axis names it: the baseline or a placement. It reads
+/// and writes `{ kind: none }` for the baseline and the placement's own form otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Topography {
+    /// No positions, no topographic loss.
+    Baseline,
+    Placed(Placement),
+}
+
 impl Topography {
     pub fn is_baseline(&self) -> bool {
-        matches!(self, Topography::None)
+        matches!(self, Topography::Baseline)
+    }
+
+    pub fn placement(&self) -> Option<&Placement> {
+        match self {
+            Topography::Baseline => None,
+            Topography::Placed(p) => Some(p),
+        }
+    }
+}
+
+/// `{ kind: none }` alone.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", deny_unknown_fields)]
+enum BaselineForm {
+    None,
+}
+
+impl Serialize for Topography {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Topography::Baseline => BaselineForm::None.serialize(s),
+            Topography::Placed(p) => p.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Topography {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        // Read once, then by its `kind`, so a bad placement gets the placement's message.
+        let value = serde_json::Value::deserialize(d)?;
+        if value.get("kind").and_then(serde_json::Value::as_str) == Some("none") {
+            BaselineForm::deserialize(value).map_err(D::Error::custom)?;
+            Ok(Topography::Baseline)
+        } else {
+            Placement::deserialize(value)
+                .map(Topography::Placed)
+                .map_err(D::Error::custom)
+        }
     }
 }
 
@@ -108,14 +154,14 @@ impl TopographySpec {
                 if self.dimension.is_some() {
                     return Err(TopographyProblem::BaselineField("dimension"));
                 }
-                Ok(Topography::None)
+                Ok(Topography::Baseline)
             }
             TopographyKind::Topographic => match (&self.layout, self.dimension) {
                 (None, _) => Err(TopographyProblem::MissingLayout),
-                (Some(LayoutSource::File(f)), None) => Ok(Topography::Custom {
+                (Some(LayoutSource::File(f)), None) => Ok(Topography::Placed(Placement::Custom {
                     file: f.file.clone(),
                     norm: self.norm,
-                }),
+                })),
                 (Some(LayoutSource::File(_)), Some(_)) => Err(TopographyProblem::CustomDimension),
                 (Some(LayoutSource::Builtin(l)), None) => {
                     Err(TopographyProblem::MissingDimension(layout_name(*l)))
@@ -126,11 +172,13 @@ impl TopographySpec {
                 (Some(LayoutSource::Builtin(Layout::Sphere)), Some(1)) => {
                     Err(TopographyProblem::SphereInOneDimension)
                 }
-                (Some(LayoutSource::Builtin(l)), Some(d)) => Ok(Topography::Builtin {
-                    layout: *l,
-                    dimension: d,
-                    norm: self.norm,
-                }),
+                (Some(LayoutSource::Builtin(l)), Some(d)) => {
+                    Ok(Topography::Placed(Placement::Builtin {
+                        layout: *l,
+                        dimension: d,
+                        norm: self.norm,
+                    }))
+                }
             },
         }
     }

@@ -32,6 +32,13 @@ pub struct TrainingSpec {
     pub topographic: TopographicLossSpec,
 }
 
+impl TrainingSpec {
+    /// Examples per evaluation batch: `eval_batch_size`, else `batch_size`.
+    pub fn eval_batch(&self) -> usize {
+        self.eval_batch_size.unwrap_or(self.batch_size).max(1)
+    }
+}
+
 impl Default for TrainingSpec {
     fn default() -> Self {
         TrainingSpec {
@@ -163,5 +170,5 @@ impl Default for TopographicLossSpec {
 }
 
 fn default_eps() -> f64 {
-    1e-8
+    crate::topography::DEFAULT_EPS
 }

@@ -157,8 +157,8 @@ impl CustomOp1 for MaxPoolForward {
         let argmax = self
             .argmax
             .lock()
-            .ok()
-            .and_then(|slot| slot.clone())
+            .map_err(|_| candle_core::Error::Msg("max_pool2d: argmax lock poisoned".into()))?
+            .clone()
             .ok_or_else(|| candle_core::Error::Msg("max_pool2d: backward before forward".into()))?;
         let op = MaxPoolBackward {
             pool: self.pool,

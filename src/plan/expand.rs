@@ -3,11 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::{ExcludeRule, Experiment, ModelKind, ModelSpec, Topography, TopographySpec};
+use crate::config::{
+    ExcludeRule, Experiment, Lambda, ModelKind, ModelSpec, Topography, TopographySpec,
+};
 use crate::results::RunAxes;
 
-use super::RunConfig;
-use super::id::{IdentityParts, format_lambda};
+use super::id::IdentityParts;
+use super::{Objective, ObjectiveError, RunConfig};
 
 /// The runs of an experiment, in grid order (data set, model, topography, lambda, seed).
 #[derive(Debug, Clone)]
@@ -31,6 +33,11 @@ pub enum PlanError {
         topography: String,
         /// serde_json's message (its error is neither `Clone` nor `Eq`).
         message: String,
+    },
+    #[error("topography `{name}`: {source}")]
+    Objective {
+        name: String,
+        source: ObjectiveError,
     },
 }
 
@@ -82,12 +89,18 @@ pub fn plan(experiment: &Experiment) -> Result<Plan, PlanError> {
                             message: e.to_string(),
                         }
                     })?;
-                let lambdas: Vec<Option<f64>> = if topography.is_baseline() {
+                let lambdas: Vec<Option<Lambda>> = if topography.is_baseline() {
                     vec![None]
                 } else {
                     grid.lambda.iter().copied().map(Some).collect()
                 };
                 for lambda in lambdas {
+                    let objective = Objective::new(topography, lambda).map_err(|source| {
+                        PlanError::Objective {
+                            name: topography_name.clone(),
+                            source,
+                        }
+                    })?;
                     for &seed in &grid.seed {
                         let axes = RunAxes {
                             dataset: dataset_name.clone(),
@@ -106,8 +119,7 @@ pub fn plan(experiment: &Experiment) -> Result<Plan, PlanError> {
                             axes,
                             dataset: dataset.clone(),
                             model: model.clone(),
-                            topography: topography.clone(),
-                            lambda,
+                            objective: objective.clone(),
                             seed,
                             training: training.clone(),
                             pruning: experiment.pruning.clone(),
@@ -158,10 +170,7 @@ fn slug(axes: &RunAxes) -> String {
             })
             .collect::<String>()
     };
-    let lambda = axes
-        .lambda
-        .map(|l| format!("_l{}", format_lambda(l)))
-        .unwrap_or_default();
+    let lambda = axes.lambda.map(|l| format!("_l{l}")).unwrap_or_default();
     format!(
         "{}_{}_{}{}_s{}",
         clean(&axes.dataset),

@@ -5,7 +5,7 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::{DatasetSpec, ModelSpec, Topography, TrainingSpec};
+use crate::config::{DatasetSpec, Lambda, ModelSpec, Topography, TrainingSpec};
 
 /// The parts of a run's identity shared by many runs, serialised once: planning a grid
 /// of thousands of runs then only formats lambda and seed per run.
@@ -39,27 +39,17 @@ impl IdentityParts {
     /// First 8 hex digits of the SHA-256 of the identity's canonical JSON, an object of
     /// what determines the run's result (keys sorted); pruning and report settings are
     /// not part of it.
-    pub fn hash(&self, lambda: Option<f64>, seed: u64) -> String {
+    pub fn hash(&self, lambda: Option<Lambda>, seed: u64) -> String {
         let text = format!(
             "{{\"dataset\":{},\"lambda\":{},\"model\":{},\"seed\":{seed},\"topography\":{},\"training\":{}}}",
             self.dataset,
             // As serde_json writes an `Option<f64>`: a number, or null.
-            lambda.map_or(serde_json::Value::Null, serde_json::Value::from),
+            lambda.map_or(serde_json::Value::Null, |l| l.get().into()),
             self.model,
             self.topography,
             self.training
         );
         let digest = Sha256::digest(text.as_bytes());
         digest.iter().take(4).map(|b| format!("{b:02x}")).collect()
-    }
-}
-
-/// Lambda as it reads in a run id: `1e-5`, `5e-2`, `1`, `0.5`.
-pub fn format_lambda(lambda: f64) -> String {
-    if (0.01..100.0).contains(&lambda) {
-        let s = format!("{lambda}");
-        s.trim_end_matches(".0").to_string()
-    } else {
-        format!("{lambda:e}")
     }
 }

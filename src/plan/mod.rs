@@ -2,10 +2,11 @@
 
 mod expand;
 mod id;
+mod objective;
 mod run;
 mod status;
 
 pub use expand::{Plan, PlanError, plan};
-pub use id::format_lambda;
+pub use objective::{Objective, ObjectiveError};
 pub use run::RunConfig;
 pub use status::{PlanStatus, StatusCounts, plan_status};

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{DatasetSpec, ModelSpec, PruningSpec, Topography, TrainingSpec};
+use super::Objective;
+use crate::config::{DatasetSpec, ModelSpec, PruningSpec, TrainingSpec};
 use crate::results::RunAxes;
 
 /// A run, resolved: no names left to look up, no defaults left to apply.
@@ -16,9 +17,9 @@ pub struct RunConfig {
     pub axes: RunAxes,
     pub dataset: DatasetSpec,
     pub model: ModelSpec,
-    pub topography: Topography,
-    /// Weight of the topographic loss; `None` for the baseline.
-    pub lambda: Option<f64>,
+    /// Written as the `topography` and `lambda` keys.
+    #[serde(flatten)]
+    pub objective: Objective,
     pub seed: u64,
     /// The recipe, with the data set's epochs applied.
     pub training: TrainingSpec,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::ReportError;
 use super::scan::DoneRun;
 use super::stats::{Interner, MeanStd, Samples, mean_std_by_group};
-use crate::config::StdKind;
+use crate::config::{Lambda, StdKind};
 
 /// A table cell's identity: names as in the experiment.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -16,18 +16,18 @@ pub struct CellKey {
     pub topography: String,
 }
 
-/// Runs that differ only by seed: a cell and a lambda (by its bits; `None` for the
-/// baseline, whose lambda collapses).
+/// Runs that differ only by seed: a cell and a lambda (`None` for the baseline, whose
+/// lambda collapses).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct GroupKey {
     cell: CellKey,
-    lambda: Option<u64>,
+    lambda: Option<Lambda>,
 }
 
 /// Accuracies of one lambda of a cell over its seeds, in %.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LambdaStats {
-    pub lambda: Option<f64>,
+    pub lambda: Option<Lambda>,
     pub seeds: usize,
     pub validation: MeanStd,
     pub test: MeanStd,
@@ -36,10 +36,9 @@ pub struct LambdaStats {
 /// The lambda with the best mean validation accuracy; on a tie the smaller lambda
 /// (the baseline's `None` first). Test accuracy plays no part.
 pub fn choose_lambda(candidates: &[LambdaStats]) -> Option<&LambdaStats> {
-    let lambda = |s: &LambdaStats| s.lambda.unwrap_or(f64::NEG_INFINITY);
     candidates.iter().reduce(|best, c| {
         let better = c.validation.mean > best.validation.mean
-            || (c.validation.mean == best.validation.mean && lambda(c) < lambda(best));
+            || (c.validation.mean == best.validation.mean && c.lambda < best.lambda);
         if better { c } else { best }
     })
 }
@@ -70,7 +69,7 @@ pub fn choose_cells(
         };
         let id = groups.id(GroupKey {
             cell,
-            lambda: axes.lambda.map(f64::to_bits),
+            lambda: axes.lambda,
         });
         if members.len() <= id as usize {
             members.push(Vec::new());
@@ -89,7 +88,7 @@ pub fn choose_cells(
             continue;
         };
         let s = LambdaStats {
-            lambda: key.lambda.map(f64::from_bits),
+            lambda: key.lambda,
             seeds: g.n,
             validation: *validation,
             test: *test,
@@ -101,10 +100,7 @@ pub fn choose_cells(
     }
     let mut cells = BTreeMap::new();
     for (key, mut candidates) in by_cell {
-        candidates.sort_by(|a, b| {
-            let l = |s: &LambdaStats| s.lambda.unwrap_or(f64::NEG_INFINITY);
-            l(&a.0).total_cmp(&l(&b.0))
-        });
+        candidates.sort_by_key(|c| c.0.lambda);
         let tried: Vec<LambdaStats> = candidates.iter().map(|c| c.0).collect();
         let Some(best) = choose_lambda(&tried).copied() else {
             continue;
@@ -131,6 +127,7 @@ mod tests {
     use super::*;
 
     fn stats(lambda: Option<f64>, validation: f64, test: f64) -> LambdaStats {
+        let lambda = lambda.map(|l| Lambda::new(l).unwrap());
         let m = |mean| MeanStd { mean, std: None };
         LambdaStats {
             lambda,
@@ -147,7 +144,10 @@ mod tests {
             stats(Some(0.1), 91.0, 80.0),
             stats(Some(1.0), 89.0, 99.0),
         ];
-        assert_eq!(choose_lambda(&c).unwrap().lambda, Some(0.1));
+        assert_eq!(
+            choose_lambda(&c).unwrap().lambda.map(Lambda::get),
+            Some(0.1)
+        );
     }
 
     #[test]
@@ -157,7 +157,10 @@ mod tests {
             stats(Some(0.01), 91.0, 0.0),
             stats(Some(0.1), 91.0, 0.0),
         ];
-        assert_eq!(choose_lambda(&c).unwrap().lambda, Some(0.01));
+        assert_eq!(
+            choose_lambda(&c).unwrap().lambda.map(Lambda::get),
+            Some(0.01)
+        );
         assert!(choose_lambda(&[]).is_none());
     }
 }

@@ -9,7 +9,6 @@ use super::curves::{
 };
 use super::load::{Wanted, load_runs};
 use super::plot::write_figure;
-use super::render::lambda_text;
 use super::scan::{DoneRun, Unreadable};
 use super::table::TableRow;
 use super::{ReportError, file_stem, layouts};
@@ -60,7 +59,7 @@ fn series(inputs: &FigureInputs) -> (Vec<Series>, Vec<usize>) {
                 continue;
             };
             let label = match cell.stats.lambda {
-                Some(l) => format!("{} (λ = {})", row.label, lambda_text(Some(l))),
+                Some(l) => format!("{} (λ = {})", row.label, l),
                 None => row.label.clone(),
             };
             let start = all_runs.len();

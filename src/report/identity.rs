@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 
 use crate::config::{DatasetKind, Experiment, ModelKind, ReportSpec, Topography, TopographySpec};
@@ -17,25 +18,26 @@ pub struct RunIdentity {
 }
 
 impl RunIdentity {
-    /// Reads `dataset.kind`, `model.kind` and `topography` from a parsed `run.yaml`;
-    /// a field in another shape is simply unknown.
-    pub fn from_run_yaml(doc: &Value) -> RunIdentity {
-        let kind = |key: &str| doc.get(key).and_then(|v| v.get("kind")).cloned();
-        let topography = doc.get("topography").and_then(|t| {
-            serde_yaml::from_value::<Topography>(t.clone())
-                .ok()
-                .or_else(|| {
-                    serde_yaml::from_value::<TopographySpec>(t.clone())
-                        .ok()?
-                        .resolve()
-                        .ok()
-                })
-        });
-        RunIdentity {
-            dataset: kind("dataset").and_then(|v| serde_yaml::from_value(v).ok()),
-            model: kind("model").and_then(|v| serde_yaml::from_value(v).ok()),
-            topography,
-        }
+    /// Reads `dataset.kind`, `model.kind` and `topography` from a parsed `run.yaml`. A
+    /// field that is absent is unknown; one in another shape is unknown too, and the
+    /// messages returned beside say why.
+    pub fn from_run_yaml(doc: &Value) -> (RunIdentity, Vec<String>) {
+        let mut problems = Vec::new();
+        let kind = |key: &str| doc.get(key).and_then(|v| v.get("kind"));
+        let identity = RunIdentity {
+            dataset: read_field("dataset.kind", kind("dataset"), &mut problems),
+            model: read_field("model.kind", kind("model"), &mut problems),
+            topography: doc
+                .get("topography")
+                .and_then(|t| match read_topography(t) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        problems.push(format!("`topography`: {e}"));
+                        None
+                    }
+                }),
+        };
+        (identity, problems)
     }
 
     /// Fills what `run.yaml` did not say from the experiment's definitions of the names.
@@ -58,6 +60,33 @@ impl RunIdentity {
     }
 }
 
+fn read_field<T: DeserializeOwned>(
+    key: &str,
+    value: Option<&Value>,
+    problems: &mut Vec<String>,
+) -> Option<T> {
+    match serde_yaml::from_value::<T>(value?.clone()) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            problems.push(format!("`{key}`: {e}"));
+            None
+        }
+    }
+}
+
+/// The resolved form `run.yaml` writes, or the form as written in an experiment (which
+/// runs of older versions wrote).
+fn read_topography(value: &Value) -> Result<Topography, String> {
+    match serde_yaml::from_value::<Topography>(value.clone()) {
+        Ok(t) => Ok(t),
+        Err(resolved) => match serde_yaml::from_value::<TopographySpec>(value.clone()) {
+            Ok(spec) => spec.resolve().map_err(|e| e.to_string()),
+            // Neither form: the resolved form's message is the one to show.
+            Err(_) => Err(resolved.to_string()),
+        },
+    }
+}
+
 /// What the report takes from `experiment.resolved.yaml` (all empty without it).
 #[derive(Debug, Clone, Default)]
 pub struct ExperimentInfo {
@@ -76,7 +105,19 @@ pub struct ExperimentInfo {
 }
 
 impl ExperimentInfo {
-    pub fn from_experiment(e: &Experiment) -> ExperimentInfo {
+    /// The report's view of an experiment, and a message for each topography that does
+    /// not resolve (it is then told from the runs' own files only).
+    pub fn from_experiment(e: &Experiment) -> (ExperimentInfo, Vec<String>) {
+        let mut problems = Vec::new();
+        let mut topographies = BTreeMap::new();
+        for (name, spec) in &e.topographies {
+            match spec.resolve() {
+                Ok(t) => {
+                    topographies.insert(name.clone(), t);
+                }
+                Err(err) => problems.push(format!("topography `{name}`: {err}")),
+            }
+        }
         let models = e
             .grid
             .model
@@ -90,7 +131,7 @@ impl ExperimentInfo {
                 Some((name.clone(), kind))
             })
             .collect();
-        ExperimentInfo {
+        let info = ExperimentInfo {
             name: Some(e.name.clone()),
             description: e.description.clone(),
             report: e.report.clone(),
@@ -104,12 +145,9 @@ impl ExperimentInfo {
                 .map(|(n, d)| (n.clone(), d.kind))
                 .collect(),
             models,
-            topographies: e
-                .topographies
-                .iter()
-                .filter_map(|(n, t)| Some((n.clone(), t.resolve().ok()?)))
-                .collect(),
-        }
+            topographies,
+        };
+        (info, problems)
     }
 }
 
@@ -160,9 +198,14 @@ impl Kinds {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Placement;
     use crate::topography::{Layout, Norm};
 
     fn parse(text: &str) -> RunIdentity {
+        parse_with_problems(text).0
+    }
+
+    fn parse_with_problems(text: &str) -> (RunIdentity, Vec<String>) {
         RunIdentity::from_run_yaml(&serde_yaml::from_str(text).unwrap())
     }
 
@@ -174,31 +217,39 @@ mod tests {
         );
         assert_eq!(id.dataset, Some(DatasetKind::Cifar100));
         assert_eq!(id.model, Some(ModelKind::Vgg16Bn));
-        let sphere = Topography::Builtin {
+        let sphere = Topography::Placed(Placement::Builtin {
             layout: Layout::Sphere,
             dimension: 3,
             norm: Norm::Euclidean,
-        };
+        });
         assert_eq!(id.topography, Some(sphere));
     }
 
     #[test]
     fn reads_the_written_form_and_tolerates_garbage() {
-        let id = parse(
+        let (id, problems) = parse_with_problems(
             "dataset: cifar10\nmodel: { kind: 7 }\ntopography: { layout: grid, dimension: 2 }\n",
         );
+        // A data set without a kind is unknown; a model kind that is not one says so.
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with("`model.kind`: "), "{problems:?}");
         assert_eq!(id.dataset, None);
         assert_eq!(id.model, None);
-        let grid = Topography::Builtin {
+        let grid = Topography::Placed(Placement::Builtin {
             layout: Layout::Grid,
             dimension: 2,
             norm: Norm::Euclidean,
-        };
+        });
         assert_eq!(id.topography, Some(grid));
-        assert_eq!(parse("[1, 2]"), RunIdentity::default());
+        assert_eq!(
+            parse_with_problems("[1, 2]"),
+            (RunIdentity::default(), vec![])
+        );
+        let (_, problems) = parse_with_problems("topography: { kind: torus }");
+        assert!(problems[0].starts_with("`topography`: "), "{problems:?}");
         assert_eq!(
             parse("topography: { kind: none }").topography,
-            Some(Topography::None)
+            Some(Topography::Baseline)
         );
     }
 }

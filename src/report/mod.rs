@@ -96,7 +96,14 @@ fn read_experiment(exp: &ExperimentDir, unreadable: &mut Vec<Unreadable>) -> Exp
         }
     };
     match serde_yaml::from_str::<Experiment>(&text) {
-        Ok(e) => ExperimentInfo::from_experiment(&e),
+        Ok(e) => {
+            let (info, problems) = ExperimentInfo::from_experiment(&e);
+            if !problems.is_empty() {
+                let message = format!("read in part: {}", problems.join("; "));
+                unreadable.push(Unreadable { path, message });
+            }
+            info
+        }
         Err(e) => {
             let message =
                 format!("{e} (using the defaults: all data sets found, all figures, sample std)");

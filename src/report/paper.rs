@@ -1,7 +1,7 @@
 //! The paper's Tables 1 and 2 (mean ± std of test accuracy in %, 5 seeds), to compare
 //! regenerated cells with the published numbers.
 
-use crate::config::{DatasetKind, ModelKind, PaperTable, Topography};
+use crate::config::{DatasetKind, ModelKind, PaperTable, Placement, Topography};
 use crate::topography::{Layout, Norm};
 
 /// A row of the paper's tables.
@@ -39,12 +39,12 @@ impl PaperRow {
     /// distance in 2 or 3 dimensions, and the baseline.
     pub fn of(topography: &Topography) -> Option<PaperRow> {
         match topography {
-            Topography::None => Some(PaperRow::Base),
-            Topography::Builtin {
+            Topography::Baseline => Some(PaperRow::Base),
+            Topography::Placed(Placement::Builtin {
                 layout,
                 dimension,
                 norm: Norm::Euclidean,
-            } => match (layout, dimension) {
+            }) => match (layout, dimension) {
                 (Layout::Grid, 2) => Some(PaperRow::Grid2d),
                 (Layout::Sphere, 2) => Some(PaperRow::Circle),
                 (Layout::Nested, 2) => Some(PaperRow::Nested2d),
@@ -53,7 +53,7 @@ impl PaperRow {
                 (Layout::Nested, 3) => Some(PaperRow::Nested3d),
                 _ => None,
             },
-            Topography::Builtin { .. } | Topography::Custom { .. } => None,
+            Topography::Placed(_) => None,
         }
     }
 }
@@ -287,10 +287,12 @@ mod tests {
 
     #[test]
     fn topographies_map_to_rows() {
-        let b = |layout, dimension, norm| Topography::Builtin {
-            layout,
-            dimension,
-            norm,
+        let b = |layout, dimension, norm| {
+            Topography::Placed(Placement::Builtin {
+                layout,
+                dimension,
+                norm,
+            })
         };
         assert_eq!(
             PaperRow::of(&b(Layout::Sphere, 2, Norm::Euclidean)),
@@ -306,6 +308,6 @@ mod tests {
         );
         assert_eq!(PaperRow::of(&b(Layout::Grid, 1, Norm::Euclidean)), None);
         assert_eq!(PaperRow::of(&b(Layout::Grid, 2, Norm::L1)), None);
-        assert_eq!(PaperRow::of(&Topography::None), Some(PaperRow::Base));
+        assert_eq!(PaperRow::of(&Topography::Baseline), Some(PaperRow::Base));
     }
 }

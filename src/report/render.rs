@@ -8,15 +8,11 @@ use super::cells::{CellKey, ChosenCell};
 
 use super::paper::table_title;
 use super::table::{Table, TableCell};
-use crate::config::StdKind;
+use crate::config::{Lambda, StdKind};
 
-/// `1e-3` below 0.01, plain decimals above.
-pub fn lambda_text(lambda: Option<f64>) -> String {
-    match lambda {
-        None => "none".to_string(),
-        Some(l) if (0.01..1000.0).contains(&l) => format!("{l}"),
-        Some(l) => format!("{l:e}"),
-    }
+/// A cell's lambda as the run ids write it, or `none` for the baseline.
+pub fn lambda_text(lambda: Option<Lambda>) -> String {
+    lambda.map_or_else(|| "none".to_string(), |l| l.to_string())
 }
 
 fn std_words(std: StdKind) -> &'static str {
@@ -190,7 +186,7 @@ pub struct TableCsvRow {
     pub model: String,
     pub topography: String,
     pub paper_row: Option<&'static str>,
-    pub lambda: Option<f64>,
+    pub lambda: Option<Lambda>,
     pub seeds: usize,
     pub validation_mean: f64,
     pub test_mean: f64,
@@ -248,7 +244,7 @@ pub struct LambdaCsvRow {
     pub dataset: String,
     pub model: String,
     pub topography: String,
-    pub lambda: Option<f64>,
+    pub lambda: Option<Lambda>,
     pub seeds: usize,
     pub validation_mean: f64,
     pub test_mean: f64,
@@ -282,21 +278,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lambdas_read_like_the_paper() {
-        let t = |l| lambda_text(Some(l));
-        assert_eq!(
-            [
-                t(1e-5),
-                t(5e-5),
-                t(1e-3),
-                t(5e-3),
-                t(0.01),
-                t(0.1),
-                t(1.0),
-                t(5.0)
-            ],
-            ["1e-5", "5e-5", "1e-3", "5e-3", "0.01", "0.1", "1", "5"]
-        );
+    fn a_cell_without_lambda_reads_none() {
+        assert_eq!(lambda_text(Some(Lambda::known(5e-3))), "5e-3");
         assert_eq!(lambda_text(None), "none");
     }
 

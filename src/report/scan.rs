@@ -166,7 +166,14 @@ fn read_identity(run: &RunDir) -> (RunIdentity, Option<Unreadable>) {
         }
     };
     match serde_yaml::from_str(&text) {
-        Ok(doc) => (RunIdentity::from_run_yaml(&doc), None),
+        Ok(doc) => {
+            let (identity, problems) = RunIdentity::from_run_yaml(&doc);
+            let problem = (!problems.is_empty()).then(|| Unreadable {
+                path,
+                message: format!("read in part: {}", problems.join("; ")),
+            });
+            (identity, problem)
+        }
         Err(e) => (
             RunIdentity::default(),
             Some(Unreadable {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::cells::{CellKey, ChosenCell, LambdaStats};
 use super::identity::{ExperimentInfo, Kinds};
 use super::paper::{PaperRow, PaperValue, paper_value};
-use crate::config::{PaperTable, StdKind, TableSpec, Topography};
+use crate::config::{PaperTable, StdKind, TableSpec};
 
 /// A column: a data set and a model, by their names in the experiment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,7 +135,7 @@ pub fn build_table(
             let topography = kinds.topographies.get(name);
             let paper_row = topography.and_then(PaperRow::of);
             let baseline = match topography {
-                Some(t) => matches!(t, Topography::None),
+                Some(t) => t.is_baseline(),
                 None => in_table
                     .iter()
                     .filter(|k| &k.topography == name)

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::PruneMethod;
+use crate::config::{Lambda, PruneMethod};
 
 /// Where a run sits in its experiment's grid, by the names used in the YAML.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -13,7 +13,7 @@ pub struct RunAxes {
     pub model: String,
     pub topography: String,
     /// `None` for the baseline, whose lambda collapses.
-    pub lambda: Option<f64>,
+    pub lambda: Option<Lambda>,
     pub seed: u64,
 }
 

@@ -22,7 +22,7 @@ use crate::results::{
     read_json, write_atomic, write_json,
 };
 use crate::train::EngineError;
-use crate::train::checkpoint::LoopState;
+use crate::train::checkpoint::read_loop_state;
 use crate::train::stages::{measure_topography, prune, prune_finished, pruning_incomplete};
 use crate::train::{TrainEnv, test_best, train};
 use workers::run_parallel;
@@ -170,10 +170,10 @@ fn attempt(
     match dir.state_on_disk() {
         RunState::Done => return prune_added_points(run, &dir, i, total, options, workers),
         RunState::Failed if !options.retry_failed => {
-            let reason = read_json::<Summary>(&dir.summary())
-                .ok()
-                .and_then(|s| s.failure.map(|f| f.reason))
-                .unwrap_or_default();
+            let reason = match read_json::<Summary>(&dir.summary()) {
+                Ok(s) => s.failure.map(|f| f.reason).unwrap_or_default(),
+                Err(e) => format!("(its summary does not read: {e})"),
+            };
             return Ok(Outcome::Failed(format!(
                 "failed earlier (--retry-failed to try again): {reason}"
             )));
@@ -202,8 +202,9 @@ fn attempt(
         run.id,
         run.training.epochs
     ));
-    if parallel && let Ok(state) = read_json::<LoopState>(&dir.state()) {
-        // The engine says it itself when it prints its epochs (one job).
+    // The engine says it itself when it prints its epochs (one job). A checkpoint that
+    // cannot be read fails the run below, with the engine's message.
+    if parallel && let Ok(Some(state)) = read_loop_state(&dir) {
         log(&format!(
             "  resuming after epoch {} (best so far: epoch {})",
             state.epoch, state.best_epoch

@@ -14,7 +14,7 @@ use std::time::Instant;
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 
-use crate::config::{DatasetSpec, ModelSpec, Topography};
+use crate::config::{DatasetSpec, ModelSpec, Placement};
 use crate::data::{self, DataError, Dataset};
 use crate::kernels::Kernels;
 use crate::nn::build_with;
@@ -183,19 +183,21 @@ fn check_writable(dir: &Path) -> Result<(), Problem> {
 /// Every custom layout file, read and matched against the tapped layers of each model
 /// it is used with: the code path training takes, on a model of zeros.
 fn check_layouts(runs: &[&RunConfig], config_dir: &Path) -> Vec<Problem> {
-    let custom: Vec<(&ModelSpec, &Topography)> = runs
+    let custom: Vec<(&ModelSpec, &Placement)> = runs
         .iter()
-        .filter(|r| matches!(r.topography, Topography::Custom { .. }))
-        .map(|r| (&r.model, &r.topography))
+        .filter_map(|r| match r.objective.placement() {
+            Some(p @ Placement::Custom { .. }) => Some((&r.model, p)),
+            _ => None,
+        })
         .collect();
     let mut problems = Vec::new();
-    for &(model, topography) in distinct(custom.iter()) {
+    for &(model, placement) in distinct(custom.iter()) {
         let vb = VarBuilder::zeros(DType::F32, &Device::Cpu);
         // The tapped layers' widths depend on neither the input channels nor the classes.
         let checked = build_with(model, 1, 2, vb, Kernels::Candle)
             .map_err(|e| e.to_string())
             .and_then(|m| {
-                layer_positions(topography, m.tap_channels(), config_dir).map_err(|e| e.to_string())
+                layer_positions(placement, m.tap_channels(), config_dir).map_err(|e| e.to_string())
             });
         if let Err(message) = checked {
             let problem = Problem(message);

@@ -108,6 +108,7 @@ impl TopographicLoss {
         positions: &[Positions],
         norm: Norm,
         reduction: LayerReduction,
+        eps: f64,
         device: &Device,
         dtype: DType,
     ) -> Result<Self, LossError> {
@@ -120,7 +121,7 @@ impl TopographicLoss {
                     .map_err(|source| LossError::Tensor { layer, source })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Self::new(&targets, reduction, DEFAULT_EPS)
+        Self::new(&targets, reduction, eps)
     }
 
     /// Forces a computation path (for tests and benchmarks).

@@ -1,9 +1,10 @@
 //! Checkpoints: `last.safetensors` holds the weights (batch-norm statistics included),
-//! the optimiser's momenta and the loop's state as tensors, so one atomic rename commits
-//! all of it; `best.safetensors` holds the weights of the best epoch; `state.json` mirrors
-//! the state for people.
+//! the optimiser's momenta and, in its header, the loop's state, so one atomic rename
+//! commits all of it; `best.safetensors` holds the weights of the best epoch;
+//! `state.json` says what the run trains with (seed, how randomness is drawn, kernels).
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
@@ -15,9 +16,9 @@ use crate::results::{RunDir, read_json, write_atomic_with, write_json};
 use crate::train::EngineError;
 
 const MOMENTUM: &str = "__momentum.";
-const EPOCH: &str = "__state.epoch";
-const BEST_EPOCH: &str = "__state.best_epoch";
-const BEST_ACCURACY: &str = "__state.best_accuracy";
+/// The header key of the loop state. One key: the header's map is written in no fixed
+/// order, and the checkpoint of a resumed run must equal an uninterrupted run's bytes.
+const LOOP_STATE: &str = "loop_state";
 
 /// Where the loop stands after an epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -29,15 +30,37 @@ pub struct LoopState {
     pub best_accuracy: f64,
 }
 
-/// `state.json`: the loop state, how randomness is derived, and the kernels the run
-/// trains on (a run resumes bit-identically only on the same ones).
+impl LoopState {
+    /// Before the first epoch.
+    pub const START: LoopState = LoopState {
+        epoch: 0,
+        best_epoch: 0,
+        best_accuracy: f64::NEG_INFINITY,
+    };
+
+    /// A committed state has a best epoch, so its accuracy is finite and writes as JSON
+    /// (serde_json writes the shortest text that reads back to the same bits).
+    fn to_header(self) -> Result<HashMap<String, String>, EngineError> {
+        let text = serde_json::to_string(&self)
+            .map_err(|e| EngineError::Other(format!("loop state: {e}")))?;
+        Ok(HashMap::from([(LOOP_STATE.to_string(), text)]))
+    }
+
+    fn from_header(header: &HashMap<String, String>) -> Result<LoopState, String> {
+        let text = header
+            .get(LOOP_STATE)
+            .ok_or_else(|| format!("no `{LOOP_STATE}` in the header"))?;
+        serde_json::from_str(text).map_err(|e| format!("`{LOOP_STATE}` in the header: {e}"))
+    }
+}
+
+/// `state.json`: what the run trains with, written when it starts or resumes.
 #[derive(Serialize)]
 struct StateFile {
-    #[serde(flatten)]
-    state: LoopState,
     /// Shuffling, augmentation and dropout are drawn per epoch from (seed, epoch).
     rng: &'static str,
     seed: u64,
+    /// A run resumes bit-identically only on the kernels it trained on.
     kernels: Kernels,
 }
 
@@ -57,11 +80,14 @@ pub fn recorded_kernels(dir: &RunDir) -> Result<Option<Kernels>, EngineError> {
     Ok(read_json::<KernelsField>(&dir.state())?.kernels)
 }
 
-fn save(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<(), EngineError> {
-    write_atomic_with(path, |tmp| {
-        candle_core::safetensors::save(tensors, tmp)
-            .map_err(|e| std::io::Error::other(e.to_string()))
-    })?;
+/// Writes `state.json`.
+pub fn write_state(dir: &RunDir, seed: u64, kernels: Kernels) -> Result<(), EngineError> {
+    let file = StateFile {
+        rng: "per-epoch streams from (seed, epoch)",
+        seed,
+        kernels,
+    };
+    write_json(&dir.state(), &file)?;
     Ok(())
 }
 
@@ -78,7 +104,12 @@ fn weights(varmap: &VarMap) -> Result<HashMap<String, Tensor>, EngineError> {
 
 /// Writes the best weights.
 pub fn save_best(dir: &RunDir, varmap: &VarMap) -> Result<(), EngineError> {
-    save(&dir.best_checkpoint(), &weights(varmap)?)
+    let tensors = weights(varmap)?;
+    write_atomic_with(&dir.best_checkpoint(), |tmp| {
+        candle_core::safetensors::save(&tensors, tmp)
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    })?;
+    Ok(())
 }
 
 /// Commits the end of an epoch: weights, momenta and loop state in one file.
@@ -87,40 +118,52 @@ pub fn save_last(
     varmap: &VarMap,
     momenta: Vec<(String, Tensor)>,
     state: LoopState,
-    seed: u64,
-    kernels: Kernels,
 ) -> Result<(), EngineError> {
     let mut tensors = weights(varmap)?;
     for (name, m) in momenta {
         tensors.insert(format!("{MOMENTUM}{name}"), m);
     }
-    let cpu = Device::Cpu;
-    tensors.insert(EPOCH.into(), Tensor::new(&[state.epoch], &cpu)?);
-    tensors.insert(BEST_EPOCH.into(), Tensor::new(&[state.best_epoch], &cpu)?);
-    tensors.insert(
-        BEST_ACCURACY.into(),
-        Tensor::new(&[state.best_accuracy], &cpu)?,
-    );
-    save(&dir.last_checkpoint(), &tensors)?;
-    write_state(dir, state, seed, kernels)
+    let header = state.to_header()?;
+    write_atomic_with(&dir.last_checkpoint(), |tmp| {
+        safetensors::serialize_to_file(&tensors, Some(header.clone()), tmp)
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    })?;
+    Ok(())
 }
 
-/// Writes `state.json`, the readable mirror of the state in `last.safetensors`. A kill
-/// between the two writes leaves it one epoch behind, so a resumed run writes it again.
-pub fn write_state(
-    dir: &RunDir,
-    state: LoopState,
-    seed: u64,
-    kernels: Kernels,
-) -> Result<(), EngineError> {
-    let file = StateFile {
-        state,
-        rng: "per-epoch streams from (seed, epoch)",
-        seed,
-        kernels,
-    };
-    write_json(&dir.state(), &file)?;
-    Ok(())
+/// The safetensors header's free-form metadata.
+#[derive(Deserialize)]
+struct Header {
+    #[serde(rename = "__metadata__", default)]
+    metadata: HashMap<String, String>,
+}
+
+/// Reads the header of a safetensors file, not its tensors.
+fn read_header(path: &Path) -> Result<HashMap<String, String>, String> {
+    let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len).map_err(|e| e.to_string())?;
+    let len = usize::try_from(u64::from_le_bytes(len)).map_err(|e| e.to_string())?;
+    // The format caps headers at 100 MB; a larger length is a corrupt file.
+    if len > 100_000_000 {
+        return Err(format!("a header of {len} bytes: not a safetensors file"));
+    }
+    let mut text = vec![0u8; len];
+    file.read_exact(&mut text).map_err(|e| e.to_string())?;
+    let header: Header = serde_json::from_slice(&text).map_err(|e| e.to_string())?;
+    Ok(header.metadata)
+}
+
+/// The loop state committed in `last.safetensors`; `None` before the first epoch ends.
+pub fn read_loop_state(dir: &RunDir) -> Result<Option<LoopState>, EngineError> {
+    let path = dir.last_checkpoint();
+    if !path.exists() {
+        return Ok(None);
+    }
+    read_header(&path)
+        .and_then(|h| LoopState::from_header(&h))
+        .map(Some)
+        .map_err(|message| EngineError::Checkpoint { path, message })
 }
 
 /// What `last.safetensors` restores.
@@ -138,28 +181,11 @@ pub fn load_last(dir: &RunDir, varmap: &VarMap, device: &Device) -> Result<Resum
     };
     let tensors = candle_core::safetensors::load(&path, device).map_err(|e| bad(e.to_string()))?;
     set_vars(varmap, &tensors).map_err(bad)?;
-    let scalar_u32 = |name: &str| -> Result<u32, EngineError> {
-        let t = tensors
-            .get(name)
-            .ok_or_else(|| bad(format!("no `{name}`")))?;
-        t.to_dtype(DType::U32)?
-            .to_vec1::<u32>()?
-            .first()
-            .copied()
-            .ok_or_else(|| bad(format!("`{name}` is empty")))
-    };
-    let best_accuracy = tensors
-        .get(BEST_ACCURACY)
-        .ok_or_else(|| bad(format!("no `{BEST_ACCURACY}`")))?
-        .to_dtype(DType::F64)?
-        .to_vec1::<f64>()?
-        .first()
-        .copied()
-        .ok_or_else(|| bad(format!("`{BEST_ACCURACY}` is empty")))?;
-    let state = LoopState {
-        epoch: scalar_u32(EPOCH)?,
-        best_epoch: scalar_u32(BEST_EPOCH)?,
-        best_accuracy,
+    let header = read_header(&path).map_err(bad)?;
+    let state = if header.contains_key(LOOP_STATE) {
+        LoopState::from_header(&header).map_err(bad)?
+    } else {
+        legacy_state(&tensors).map_err(bad)?
     };
     let momenta = tensors
         .iter()
@@ -169,6 +195,32 @@ pub fn load_last(dir: &RunDir, varmap: &VarMap, device: &Device) -> Result<Resum
         })
         .collect();
     Ok(Resumed { state, momenta })
+}
+
+/// The loop state as checkpoints before December 2026 wrote it: one-element tensors,
+/// so a run interrupted under an older `topo` still resumes.
+fn legacy_state(tensors: &HashMap<String, Tensor>) -> Result<LoopState, String> {
+    let scalar = |name: &str, dtype: DType| -> Result<Tensor, String> {
+        let key = format!("__state.{name}");
+        let t = tensors
+            .get(&key)
+            .ok_or_else(|| format!("no loop state (neither in the header nor `{key}`)"))?;
+        t.to_dtype(dtype)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.get(0))
+            .map_err(|e| format!("`{key}`: {e}"))
+    };
+    let u32_of = |name| {
+        scalar(name, DType::U32)
+            .and_then(|t| t.to_scalar::<u32>().map_err(|e| format!("`{name}`: {e}")))
+    };
+    Ok(LoopState {
+        epoch: u32_of("epoch")?,
+        best_epoch: u32_of("best_epoch")?,
+        best_accuracy: scalar("best_accuracy", DType::F64)?
+            .to_scalar::<f64>()
+            .map_err(|e| format!("`best_accuracy`: {e}"))?,
+    })
 }
 
 /// Loads weights from `path` (best or last) into `varmap`.

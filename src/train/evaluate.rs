@@ -33,6 +33,11 @@ impl Totals {
         }
     }
 
+    /// Whether a topographic loss was measured.
+    pub fn has_topo(&self) -> bool {
+        !self.topo_layers.is_empty()
+    }
+
     pub fn accuracy(&self) -> f64 {
         if self.examples == 0 {
             0.0

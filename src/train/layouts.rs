@@ -1,22 +1,21 @@
-//! Positions for each tapped layer of a run, from its resolved topography.
+//! Positions for each tapped layer of a run, from its placement.
 
 use std::path::Path;
 
-use crate::config::Topography;
+use crate::config::Placement;
 use crate::topography::{Layout, Norm, Positions, positions, read_positions_csv};
 
 use crate::train::EngineError;
 
-/// The positions of each layer's channels and the norm to compare them with; `None`
-/// for the baseline. Custom layout files are relative to `config_dir`.
+/// The positions of each layer's channels and the norm to compare them with. Custom
+/// layout files are relative to `config_dir`.
 pub fn layer_positions(
-    topography: &Topography,
+    placement: &Placement,
     channels: &[usize],
     config_dir: &Path,
-) -> Result<Option<(Vec<Positions>, Norm)>, EngineError> {
-    match topography {
-        Topography::None => Ok(None),
-        Topography::Builtin {
+) -> Result<(Vec<Positions>, Norm), EngineError> {
+    match placement {
+        Placement::Builtin {
             layout,
             dimension,
             norm,
@@ -25,9 +24,9 @@ pub fn layer_positions(
                 .iter()
                 .map(|&c| positions(*layout, usize::from(*dimension), c))
                 .collect::<Result<_, _>>()?;
-            Ok(Some((p, *norm)))
+            Ok((p, *norm))
         }
-        Topography::Custom { file, norm } => {
+        Placement::Custom { file, norm } => {
             // Like the built-in layouts, a layer of `c` channels takes the first `c`
             // points, so one file serves layers of every width up to its row count.
             let path = config_dir.join(file);
@@ -40,7 +39,7 @@ pub fn layer_positions(
                 let first = p.coords()[..c * p.dim()].to_vec();
                 layers.push(Positions::from_rows(p.dim(), first)?);
             }
-            Ok(Some((layers, *norm)))
+            Ok((layers, *norm))
         }
     }
 }

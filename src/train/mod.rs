@@ -17,19 +17,20 @@ pub use error::EngineError;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use candle_nn::VarMap;
 use rand::seq::SliceRandom;
 
 pub use evaluate::{Totals, correct, evaluate, example_logits};
 use progress::EpochBar;
 
-use crate::data::{Dataset, load as load_data};
+use crate::config::Lambda;
+use crate::data::{Batch, Dataset, load as load_data};
 use crate::kernels::Kernels;
 use crate::nn::{TopoModel, build_with, seeded_var_builder};
-use crate::plan::RunConfig;
+use crate::plan::{Objective, RunConfig};
 use crate::results::{EpochRecord, RunDir, SplitKind, read_jsonl, write_jsonl};
-use crate::topography::{TopographicLoss, target_similarity};
+use crate::topography::TopographicLoss;
 use crate::train::checkpoint::{
     LoopState, load_last, load_weights, save_best, save_last, write_state,
 };
@@ -51,16 +52,29 @@ pub struct TrainEnv {
     pub verbose: bool,
 }
 
+/// The topographic term of a run: its loss and weight.
+pub struct TopographicTerm {
+    pub loss: TopographicLoss,
+    pub lambda: Lambda,
+}
+
 /// A trained run in memory: what the later stages (test, metrics, pruning) need.
 pub struct Trained {
     pub data: Dataset,
     pub varmap: VarMap,
     pub model: Box<dyn TopoModel>,
-    pub loss: Option<TopographicLoss>,
+    /// `None` for the baseline.
+    pub term: Option<TopographicTerm>,
     pub records: Vec<EpochRecord>,
     pub state: LoopState,
     pub parameters: usize,
     pub seconds: f64,
+}
+
+impl Trained {
+    pub fn loss(&self) -> Option<&TopographicLoss> {
+        self.term.as_ref().map(|t| &t.loss)
+    }
 }
 
 /// Builds the model of `run` for `data` in a fresh `VarMap` (weights drawn from the run's seed).
@@ -81,33 +95,29 @@ pub fn build_model(
     Ok((varmap, model))
 }
 
-/// The topographic loss of `run` for `model`'s taps; `None` for the baseline.
-pub fn build_loss(
+/// The topographic term of `run` for `model`'s taps; `None` for the baseline.
+pub fn build_term(
     run: &RunConfig,
     model: &dyn TopoModel,
     env: &TrainEnv,
-) -> Result<Option<TopographicLoss>, EngineError> {
-    if run.lambda.is_none() {
-        return Ok(None);
-    }
-    let Some((positions, norm)) =
-        layer_positions(&run.topography, model.tap_channels(), &env.config_dir)?
-    else {
+) -> Result<Option<TopographicTerm>, EngineError> {
+    let Objective::Topographic { placement, lambda } = &run.objective else {
         return Ok(None);
     };
-    let targets = positions
-        .iter()
-        .map(|p| {
-            Tensor::from_vec(target_similarity(p, norm), (p.n(), p.n()), &env.device)?
-                .to_dtype(DType::F32)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let (positions, norm) = layer_positions(placement, model.tap_channels(), &env.config_dir)?;
     let spec = &run.training.topographic;
-    Ok(Some(TopographicLoss::new(
-        &targets,
+    let loss = TopographicLoss::from_positions(
+        &positions,
+        norm,
         spec.reduction,
         spec.eps,
-    )?))
+        &env.device,
+        DType::F32,
+    )?;
+    Ok(Some(TopographicTerm {
+        loss,
+        lambda: *lambda,
+    }))
 }
 
 /// Trains `run`, resuming from its last checkpoint if there is one.
@@ -123,39 +133,13 @@ pub fn train(run: &RunConfig, env: &TrainEnv) -> Result<Trained, EngineError> {
         });
     }
     let (varmap, model) = build_model(run, &data, &env.device, env.kernels)?;
-    let loss = build_loss(run, model.as_ref(), env)?;
+    let term = build_term(run, model.as_ref(), env)?;
     let vars = trainable_vars(&varmap);
     let parameters = vars.iter().map(|(_, v)| v.elem_count()).sum();
     let mut sgd = Sgd::new(vars, SgdConfig::from(&run.training.optimizer));
-
-    let mut state = LoopState {
-        epoch: 0,
-        best_epoch: 0,
-        best_accuracy: f64::NEG_INFINITY,
-    };
-    let mut records: Vec<EpochRecord> = Vec::new();
-    if env.dir.last_checkpoint().exists() {
-        let resumed = load_last(&env.dir, &varmap, &env.device)?;
-        sgd.load_momenta(resumed.momenta)?;
-        state = resumed.state;
-        write_state(&env.dir, state, run.seed, env.kernels.on(&env.device))?;
-        // Records of the epoch in flight when the run stopped are redone.
-        if env.dir.metrics().exists() {
-            records = read_jsonl::<EpochRecord>(&env.dir.metrics())?;
-            records.retain(|r| r.epoch <= state.epoch && r.split != SplitKind::Test);
-        }
-        if env.verbose {
-            crate::log::log(&format!(
-                "  resuming after epoch {} (best so far: epoch {})",
-                state.epoch, state.best_epoch
-            ));
-        }
-    }
+    let (mut state, mut records) = resume(run, env, &varmap, &mut sgd)?;
 
     let epochs = run.training.epochs;
-    let batch_size = run.training.batch_size;
-    let eval_batch = run.training.eval_batch_size.unwrap_or(batch_size);
-    let lambda = run.lambda.unwrap_or(0.0);
     for epoch in state.epoch + 1..=epochs {
         let t0 = Instant::now();
         let lr = learning_rate(
@@ -165,131 +149,227 @@ pub fn train(run: &RunConfig, env: &TrainEnv) -> Result<Trained, EngineError> {
             epochs,
         );
         sgd.set_learning_rate(lr);
-        model.reseed(stream_seed(run.seed, epoch, Purpose::Dropout));
-        let mut order: Vec<usize> = (0..data.train.len()).collect();
-        order.shuffle(&mut stream(run.seed, epoch, Purpose::Shuffle));
-        let mut augment = stream(run.seed, epoch, Purpose::Augment);
-
-        let batches = order.len().div_ceil(batch_size);
-        let mut bar = EpochBar::new(
-            format!("{} {epoch}/{epochs}", run.axes.topography),
-            batches,
-            batch_size,
-        );
-        let mut totals = Totals::default();
-        for chunk in order.chunks(batch_size) {
-            let batch = data.train.batch(chunk, Some(&mut augment), &env.device)?;
-            let out = model.forward_t(&batch.inputs, true)?;
-            let logits = example_logits(&out.logits, &batch)?;
-            let ce = candle_nn::loss::cross_entropy(&logits, &batch.labels)?;
-            let (total, topo) = match &loss {
-                Some(l) => {
-                    let t = l.forward(&out.taps)?;
-                    let total = (&ce + (&t.total * lambda)?)?;
-                    let layers: Vec<f64> = t
-                        .per_layer
-                        .iter()
-                        .map(|x| x.to_scalar::<f32>().map(f64::from))
-                        .collect::<Result<_, _>>()?;
-                    (
-                        total,
-                        Some((f64::from(t.total.to_scalar::<f32>()?), layers)),
-                    )
-                }
-                None => (ce.clone(), None),
-            };
-            let ce_value = f64::from(ce.to_scalar::<f32>()?);
-            let total_value = f64::from(total.to_scalar::<f32>()?);
-            if !total_value.is_finite() {
-                bar.finish();
-                // Name the term that is not finite: the cross-entropy, the topographic
-                // loss itself, or (a finite loss times a large lambda) the weighted term.
-                let (what, value) = match topo.map(|t| t.0) {
-                    _ if !ce_value.is_finite() => ("cross-entropy", ce_value),
-                    Some(t) if !t.is_finite() => ("topographic", t),
-                    _ => ("weighted topographic (lambda x topographic)", total_value),
-                };
-                return Err(EngineError::NonFinite { epoch, what, value });
-            }
-            let grads = total.backward()?;
-            sgd.step(&grads)?;
-            totals.add(
-                chunk.len(),
-                correct(&logits, &batch.labels)?,
-                ce_value,
-                topo,
-            );
-            bar.advance(chunk.len(), total_value, totals.accuracy());
-        }
-        bar.finish();
+        let train = train_epoch(
+            run,
+            env,
+            &data,
+            model.as_ref(),
+            term.as_ref(),
+            &mut sgd,
+            epoch,
+        )?;
         let train_seconds = t0.elapsed().as_secs_f64();
+        let tap_names = model.tap_names();
         records.push(record(
+            run,
             epoch,
             SplitKind::Train,
-            &totals,
-            lambda,
+            &train,
             Some(lr),
             train_seconds,
-            model.tap_names(),
+            tap_names,
         ));
 
         let t1 = Instant::now();
+        let loss = term.as_ref().map(|t| &t.loss);
         let val = evaluate(
             model.as_ref(),
             data.validation.as_ref(),
-            eval_batch,
-            loss.as_ref(),
+            run.training.eval_batch(),
+            loss,
             &env.device,
         )?;
+        let val_seconds = t1.elapsed().as_secs_f64();
         records.push(record(
+            run,
             epoch,
             SplitKind::Validation,
             &val,
-            lambda,
             None,
-            t1.elapsed().as_secs_f64(),
-            model.tap_names(),
+            val_seconds,
+            tap_names,
         ));
         if env.verbose {
             crate::log::log(&format!(
                 "  epoch {epoch}/{epochs}: train loss {:.4} acc {:.2}% | val acc {:.2}% | lr {lr:.2e} | {:.1} s, {:.0} img/s",
-                totals.mean(totals.ce) + lambda * totals.mean(totals.topo),
-                totals.accuracy() * 100.0,
+                run.objective.total(
+                    train.mean(train.ce),
+                    train.has_topo().then(|| train.mean(train.topo))
+                ),
+                train.accuracy() * 100.0,
                 val.accuracy() * 100.0,
                 train_seconds,
-                totals.examples as f64 / train_seconds.max(1e-9)
+                train.examples as f64 / train_seconds.max(1e-9)
             ));
         }
-
-        // Records first, then the best weights, then the commit point (last): a kill
-        // between them only redoes this epoch, identically.
-        write_jsonl(&env.dir.metrics(), &records)?;
-        // Ties go to the later epoch, as in the reference.
-        if val.accuracy() >= state.best_accuracy {
-            save_best(&env.dir, &varmap)?;
-            state.best_accuracy = val.accuracy();
-            state.best_epoch = epoch;
-        }
-        state.epoch = epoch;
-        save_last(
-            &env.dir,
+        commit(
+            env,
             &varmap,
-            sgd.momenta(),
-            state,
-            run.seed,
-            env.kernels.on(&env.device),
+            &sgd,
+            &records,
+            &mut state,
+            epoch,
+            val.accuracy(),
         )?;
     }
     Ok(Trained {
         data,
         varmap,
         model,
-        loss,
+        term,
         records,
         state,
         parameters,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Restores the last checkpoint, if there is one, into the weights and the optimiser;
+/// returns where the loop stands and the records of the epochs it keeps.
+fn resume(
+    run: &RunConfig,
+    env: &TrainEnv,
+    varmap: &VarMap,
+    sgd: &mut Sgd,
+) -> Result<(LoopState, Vec<EpochRecord>), EngineError> {
+    write_state(&env.dir, run.seed, env.kernels.on(&env.device))?;
+    if !env.dir.last_checkpoint().exists() {
+        return Ok((LoopState::START, Vec::new()));
+    }
+    let resumed = load_last(&env.dir, varmap, &env.device)?;
+    sgd.load_momenta(resumed.momenta)?;
+    let state = resumed.state;
+    // Records of the epoch in flight when the run stopped are redone.
+    let mut records = Vec::new();
+    if env.dir.metrics().exists() {
+        records = read_jsonl::<EpochRecord>(&env.dir.metrics())?;
+        records.retain(|r| r.epoch <= state.epoch && r.split != SplitKind::Test);
+    }
+    if env.verbose {
+        crate::log::log(&format!(
+            "  resuming after epoch {} (best so far: epoch {})",
+            state.epoch, state.best_epoch
+        ));
+    }
+    Ok((state, records))
+}
+
+/// One pass over the training split in the epoch's shuffled order.
+fn train_epoch(
+    run: &RunConfig,
+    env: &TrainEnv,
+    data: &Dataset,
+    model: &dyn TopoModel,
+    term: Option<&TopographicTerm>,
+    sgd: &mut Sgd,
+    epoch: u32,
+) -> Result<Totals, EngineError> {
+    let batch_size = run.training.batch_size;
+    model.reseed(stream_seed(run.seed, epoch, Purpose::Dropout));
+    let mut order: Vec<usize> = (0..data.train.len()).collect();
+    order.shuffle(&mut stream(run.seed, epoch, Purpose::Shuffle));
+    let mut augment = stream(run.seed, epoch, Purpose::Augment);
+
+    let mut bar = EpochBar::new(
+        format!("{} {epoch}/{}", run.axes.topography, run.training.epochs),
+        order.len().div_ceil(batch_size),
+        batch_size,
+    );
+    let mut totals = Totals::default();
+    for chunk in order.chunks(batch_size) {
+        let batch = data.train.batch(chunk, Some(&mut augment), &env.device)?;
+        let step = match step(model, term, sgd, &batch, epoch) {
+            Ok(step) => step,
+            Err(e) => {
+                bar.finish();
+                return Err(e);
+            }
+        };
+        totals.add(chunk.len(), step.correct, step.ce, step.topo);
+        bar.advance(chunk.len(), step.total, totals.accuracy());
+    }
+    bar.finish();
+    Ok(totals)
+}
+
+/// What one optimisation step measured.
+struct Step {
+    correct: usize,
+    ce: f64,
+    /// The topographic loss, layers combined and each layer's.
+    topo: Option<(f64, Vec<f64>)>,
+    total: f64,
+}
+
+/// Forward, the objective, backward and the SGD update on one batch.
+fn step(
+    model: &dyn TopoModel,
+    term: Option<&TopographicTerm>,
+    sgd: &mut Sgd,
+    batch: &Batch,
+    epoch: u32,
+) -> Result<Step, EngineError> {
+    let out = model.forward_t(&batch.inputs, true)?;
+    let logits = example_logits(&out.logits, batch)?;
+    let ce = candle_nn::loss::cross_entropy(&logits, &batch.labels)?;
+    let (total, topo) = match term {
+        Some(term) => {
+            let t = term.loss.forward(&out.taps)?;
+            let total = (&ce + (&t.total * term.lambda.get())?)?;
+            let layers: Vec<f64> = t
+                .per_layer
+                .iter()
+                .map(|x| x.to_scalar::<f32>().map(f64::from))
+                .collect::<Result<_, _>>()?;
+            (
+                total,
+                Some((f64::from(t.total.to_scalar::<f32>()?), layers)),
+            )
+        }
+        None => (ce.clone(), None),
+    };
+    let ce_value = f64::from(ce.to_scalar::<f32>()?);
+    let total_value = f64::from(total.to_scalar::<f32>()?);
+    if !total_value.is_finite() {
+        // Name the term that is not finite: the cross-entropy, the topographic loss
+        // itself, or (a finite loss times a large lambda) the weighted term.
+        let (what, value) = match topo.as_ref().map(|t| t.0) {
+            _ if !ce_value.is_finite() => ("cross-entropy", ce_value),
+            Some(t) if !t.is_finite() => ("topographic", t),
+            _ => ("weighted topographic (lambda x topographic)", total_value),
+        };
+        return Err(EngineError::NonFinite { epoch, what, value });
+    }
+    let grads = total.backward()?;
+    sgd.step(&grads)?;
+    Ok(Step {
+        correct: correct(&logits, &batch.labels)?,
+        ce: ce_value,
+        topo,
+        total: total_value,
+    })
+}
+
+/// Ends an epoch on disk: records first, then the best weights, then the commit point
+/// (last): a kill between them only redoes this epoch, identically.
+fn commit(
+    env: &TrainEnv,
+    varmap: &VarMap,
+    sgd: &Sgd,
+    records: &[EpochRecord],
+    state: &mut LoopState,
+    epoch: u32,
+    val_accuracy: f64,
+) -> Result<(), EngineError> {
+    write_jsonl(&env.dir.metrics(), records)?;
+    // Ties go to the later epoch, as in the reference.
+    if val_accuracy >= state.best_accuracy {
+        save_best(&env.dir, varmap)?;
+        state.best_accuracy = val_accuracy;
+        state.best_epoch = epoch;
+    }
+    state.epoch = epoch;
+    save_last(&env.dir, varmap, sgd.momenta(), *state)
 }
 
 /// Tests the best checkpoint; appends the test record (carrying the best epoch).
@@ -299,25 +379,20 @@ pub fn test_best(
     run: &RunConfig,
 ) -> Result<f64, EngineError> {
     load_weights(&env.dir.best_checkpoint(), &trained.varmap, &env.device)?;
-    let eval_batch = run
-        .training
-        .eval_batch_size
-        .unwrap_or(run.training.batch_size);
     let t0 = Instant::now();
     let totals = evaluate(
         trained.model.as_ref(),
         trained.data.test.as_ref(),
-        eval_batch,
-        trained.loss.as_ref(),
+        run.training.eval_batch(),
+        trained.loss(),
         &env.device,
     )?;
-    let lambda = run.lambda.unwrap_or(0.0);
     trained.records.retain(|r| r.split != SplitKind::Test);
     trained.records.push(record(
+        run,
         trained.state.best_epoch,
         SplitKind::Test,
         &totals,
-        lambda,
         None,
         t0.elapsed().as_secs_f64(),
         trained.model.tap_names(),
@@ -327,21 +402,20 @@ pub fn test_best(
 }
 
 fn record(
+    run: &RunConfig,
     epoch: u32,
     split: SplitKind,
     totals: &Totals,
-    lambda: f64,
     lr: Option<f64>,
     seconds: f64,
     tap_names: &[String],
 ) -> EpochRecord {
-    let has_topo = !totals.topo_layers.is_empty();
     let ce = totals.mean(totals.ce);
-    let topo = has_topo.then(|| totals.mean(totals.topo));
+    let topo = totals.has_topo().then(|| totals.mean(totals.topo));
     EpochRecord {
         epoch,
         split,
-        loss: ce + lambda * topo.unwrap_or(0.0),
+        loss: run.objective.total(ce, topo),
         ce,
         topo,
         topo_layers: tap_names

@@ -24,26 +24,24 @@ pub fn measure_topography(
     env: &TrainEnv,
 ) -> Result<TopographyRecord, EngineError> {
     let channels = trained.model.tap_channels();
-    let (positions, norm, layout) =
-        match layer_positions(&run.topography, channels, &env.config_dir)? {
-            Some((p, n)) => (p, n, run.axes.topography.clone()),
-            None => (
-                reference_positions(channels)?,
-                Norm::Euclidean,
-                "grid2d (reference for the baseline)".to_string(),
-            ),
-        };
+    let (positions, norm, layout) = match run.objective.placement() {
+        Some(placement) => {
+            let (p, n) = layer_positions(placement, channels, &env.config_dir)?;
+            (p, n, run.axes.topography.clone())
+        }
+        None => (
+            reference_positions(channels)?,
+            Norm::Euclidean,
+            "grid2d (reference for the baseline)".to_string(),
+        ),
+    };
     let n = trained.data.test.len().min(METRIC_EXAMPLES);
     let indices: Vec<usize> = (0..n).collect();
     let mut sims: Vec<ChannelSimilarity> = channels
         .iter()
         .map(|&c| ChannelSimilarity::new(c))
         .collect();
-    let batch_size = run
-        .training
-        .eval_batch_size
-        .unwrap_or(run.training.batch_size)
-        .max(1);
+    let batch_size = run.training.eval_batch();
     for chunk in indices.chunks(batch_size) {
         let batch = trained.data.test.batch(chunk, None, &env.device)?;
         let out = trained.model.forward_t(&batch.inputs, false)?;
@@ -118,10 +116,7 @@ fn prune_data(
     let Some(spec) = &run.pruning else {
         return Ok(());
     };
-    let eval_batch = run
-        .training
-        .eval_batch_size
-        .unwrap_or(run.training.batch_size);
+    let eval_batch = run.training.eval_batch();
     let best = env.dir.best_checkpoint();
     let fresh = || -> Result<VarMap, EngineError> {
         let (varmap, _) = build_model(run, data, &env.device, env.kernels)?;

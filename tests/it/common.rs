@@ -5,6 +5,14 @@ use std::path::Path;
 use serde_json::Value;
 use std::process::Command;
 
+/// The tiny experiment every test that trains extends (`extends: <this path>`).
+pub fn tiny_yaml() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/tiny.yaml")
+        .display()
+        .to_string()
+}
+
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_topo");
 

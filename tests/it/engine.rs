@@ -17,12 +17,11 @@ use candle_nn::VarMap;
 use serde_json::Value;
 use tempfile::TempDir;
 use topo::config::{ModelKind, ModelSpec, PruneMethod};
-use topo::kernels::Kernels;
 use topo::nn::{build, seeded_var_builder};
 use topo::results::RunDir;
 
 use super::common::metrics_without_timings;
-use topo::train::checkpoint::{LoopState, load_last, load_weights, save_last};
+use topo::train::checkpoint::{LoopState, load_last, load_weights, read_loop_state, save_last};
 use topo::train::optim::{Sgd, SgdConfig, trainable_vars};
 use topo::train::prune::prune_varmap;
 
@@ -30,28 +29,18 @@ use topo::train::prune::prune_varmap;
 const TAPPED_CHANNELS: usize = 64;
 const TEST_IMAGES: usize = 50;
 
-/// The experiment file, with `{root}`, `{name}`, `{topographies}`, `{lambda}`,
-/// `{epochs}` and `{pruning}` to fill in.
+/// The experiment file: the tiny one with `{tiny}`, `{root}`, `{name}`,
+/// `{topographies}`, `{lambda}`, `{epochs}` and `{pruning}` filled in.
 const TEMPLATE: &str = "\
+extends: {tiny}
 name: {name}
 datasets:
-  fm: { kind: fashion_mnist, root: {root} }
-models:
-  r: { kind: resnet18, width: 0.0625 }
-topographies:
-  base: { kind: none }
-  grid2d: { layout: grid, dimension: 2 }
+  fm: { root: {root} }
 grid:
-  dataset: [fm]
-  model: [r]
   topography: [{topographies}]
   lambda: [{lambda}]
-  seed: [0]
 training:
   epochs: {epochs}
-  batch_size: 32
-  optimizer: { kind: sgd, lr: 0.05 }
-  schedule: { kind: constant }
 {pruning}
 ";
 
@@ -89,6 +78,7 @@ impl Experiment {
     /// (Re)writes the experiment file.
     fn write(&self, spec: &Spec) {
         let text = TEMPLATE
+            .replace("{tiny}", &super::common::tiny_yaml())
             .replace("{name}", spec.name)
             .replace(
                 "{root}",
@@ -222,9 +212,10 @@ fn check_complete(run: &Path, epochs: u32, topographic: bool, pruned: bool) {
     assert_eq!(summary["validation_accuracy"].as_f64(), Some(best));
     assert_eq!(summary["best_epoch"], best_epoch);
 
-    let state = json(&run.join("checkpoints/state.json"));
-    assert_eq!(state["epoch"], epochs);
-    assert_eq!(state["best_epoch"], best_epoch);
+    let state = read_loop_state(&RunDir::at(run)).unwrap().unwrap();
+    assert_eq!(state.epoch, epochs);
+    assert_eq!(state.best_epoch as usize, best_epoch);
+    assert!(json(&run.join("checkpoints/state.json"))["kernels"].is_string());
 
     let yaml: Value =
         serde_yaml::from_str(&std::fs::read_to_string(run.join("run.yaml")).unwrap()).unwrap();
@@ -335,9 +326,9 @@ fn a_tiny_experiment_completes_every_run_and_a_second_run_trains_nothing() {
 fn committed_epoch(run_root: &Path) -> Option<u64> {
     let runs = std::fs::read_dir(run_root).ok()?;
     for entry in runs {
-        let state = entry.ok()?.path().join("checkpoints/state.json");
-        if let Ok(text) = std::fs::read_to_string(&state) {
-            return serde_json::from_str::<Value>(&text).ok()?["epoch"].as_u64();
+        // A checkpoint being renamed into place may not read yet: try again later.
+        if let Ok(Some(state)) = read_loop_state(&RunDir::at(&entry.ok()?.path())) {
+            return Some(u64::from(state.epoch));
         }
     }
     None
@@ -771,7 +762,7 @@ fn a_checkpoint_round_trip_restores_weights_statistics_momenta_and_state() {
         best_epoch: 5,
         best_accuracy: 0.123_456_789_012_345_67,
     };
-    save_last(&run, &varmap, momenta.clone(), state, 42, Kernels::Fast).unwrap();
+    save_last(&run, &varmap, momenta.clone(), state).unwrap();
 
     let fresh = VarMap::new();
     build(
@@ -806,11 +797,36 @@ fn a_checkpoint_round_trip_restores_weights_statistics_momenta_and_state() {
     )
     .load_momenta(resumed.momenta)
     .unwrap();
-    let state_json = json(&run.state());
-    assert_eq!(state_json["epoch"], 7);
-    assert_eq!(state_json["best_epoch"], 5);
-    assert_eq!(state_json["best_accuracy"], 0.123_456_789_012_345_67);
-    assert_eq!(state_json["seed"], 42);
+    // The header alone gives the state back, to the bit.
+    assert_eq!(read_loop_state(&run).unwrap(), Some(state));
+
+    // A checkpoint written before the state moved into the header (as one-element
+    // tensors) still resumes.
+    let mut legacy = candle_core::safetensors::load(run.last_checkpoint(), &device).unwrap();
+    legacy.insert(
+        "__state.epoch".into(),
+        Tensor::new(&[3u32], &device).unwrap(),
+    );
+    legacy.insert(
+        "__state.best_epoch".into(),
+        Tensor::new(&[2u32], &device).unwrap(),
+    );
+    legacy.insert(
+        "__state.best_accuracy".into(),
+        Tensor::new(&[0.5f64], &device).unwrap(),
+    );
+    candle_core::safetensors::save(&legacy, run.last_checkpoint()).unwrap();
+    let old = load_last(&run, &fresh, &device).unwrap();
+    assert_eq!(
+        old.state,
+        LoopState {
+            epoch: 3,
+            best_epoch: 2,
+            best_accuracy: 0.5
+        }
+    );
+    assert_eq!(old.momenta.len(), momenta.len());
+    save_last(&run, &varmap, momenta.clone(), state).unwrap();
 
     // A checkpoint of another model is refused, naming what is missing.
     let wider = VarMap::new();

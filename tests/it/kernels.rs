@@ -671,7 +671,7 @@ fn in_place_sgd_steps_equal_the_pytorch_rule_in_f32_bit_for_bit() {
 // ---------------------------------------------------------------- topographic loss
 
 fn grid_targets(channels: &[usize], dtype: DType) -> topo::topography::TopographicLoss {
-    use topo::topography::{LayerReduction, Layout, Norm, TopographicLoss, positions};
+    use topo::topography::{DEFAULT_EPS, LayerReduction, Layout, Norm, TopographicLoss, positions};
     let pos: Vec<_> = channels
         .iter()
         .map(|&c| positions(Layout::Grid, 2, c).unwrap())
@@ -680,6 +680,7 @@ fn grid_targets(channels: &[usize], dtype: DType) -> topo::topography::Topograph
         &pos,
         Norm::Euclidean,
         LayerReduction::Sum,
+        DEFAULT_EPS,
         &Device::Cpu,
         dtype,
     )

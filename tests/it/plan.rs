@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use topo::config::{LoadOptions, load};
+use topo::config::{Lambda, LoadOptions, load};
 use topo::plan::{Plan, plan};
 
 fn plan_file(path: &Path) -> Plan {
@@ -65,7 +65,7 @@ fn lambda_collapses_for_the_baseline_and_epochs_follow_the_data_set() {
         .iter()
         .filter(|r| r.axes.topography == "base")
         .collect();
-    assert!(base.iter().all(|r| r.lambda.is_none()));
+    assert!(base.iter().all(|r| r.objective.lambda().is_none()));
     assert!(
         p.runs
             .iter()
@@ -100,7 +100,11 @@ fn exclude_rules_drop_matching_runs_only() {
             .iter()
             .any(|r| r.axes.dataset == "b" && r.axes.topography == "grid2d")
     );
-    assert!(!p.runs.iter().any(|r| r.lambda == Some(1.0) && r.seed == 1));
+    assert!(
+        !p.runs
+            .iter()
+            .any(|r| r.axes.lambda.map(Lambda::get) == Some(1.0) && r.seed == 1)
+    );
 }
 
 #[test]

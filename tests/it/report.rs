@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use topo::config::PruneMethod;
+use topo::config::{Lambda, PruneMethod};
 use topo::report::report;
 use topo::results::{
     EpochRecord, ExperimentDir, Failure, LayerTopography, PruningRow, RunAxes, RunStatus,
@@ -27,13 +27,13 @@ fn axes(model: &str, topography: &str, lambda: Option<f64>, seed: u64) -> RunAxe
         dataset: "cifar10".into(),
         model: model.into(),
         topography: topography.into(),
-        lambda,
+        lambda: lambda.map(|l| Lambda::new(l).unwrap()),
         seed,
     }
 }
 
 fn run_id(a: &RunAxes) -> String {
-    let l = a.lambda.map_or("none".to_string(), |l| l.to_string());
+    let l = a.lambda.map_or("none".to_string(), |l| l.get().to_string());
     format!(
         "{}-{}-{}-l{l}-s{}",
         a.dataset, a.model, a.topography, a.seed

@@ -19,29 +19,18 @@ use topo::results::lock::{Lock, LockOutcome, LockPolicy, owner_id};
 
 use super::common::{BIN, metrics_without_timings};
 
-/// Four runs: two topographies by two seeds.
-const EXPERIMENT: &str = "\
+/// Four runs of the tiny experiment: two topographies by two seeds, one epoch.
+fn experiment() -> String {
+    format!(
+        "extends: {}
 name: scale
-datasets:
-  fm: { kind: fashion_mnist, root: data }
-models:
-  r: { kind: resnet18, width: 0.0625 }
-topographies:
-  base: { kind: none }
-  grid2d: { layout: grid, dimension: 2 }
-grid:
-  dataset: [fm]
-  model: [r]
-  topography: [base, grid2d]
-  lambda: [1]
-  seed: [0, 1]
-training:
-  epochs: 1
-  batch_size: 32
-  optimizer: { kind: sgd, lr: 0.05 }
-  schedule: { kind: constant }
-slurm: { partition: cpu, time: \"00:10:00\", cpus: 2, max_parallel: 3 }
-";
+grid: {{ seed: [0, 1] }}
+training: {{ epochs: 1 }}
+slurm: {{ partition: cpu, time: \"00:10:00\", cpus: 2, max_parallel: 3 }}
+",
+        super::common::tiny_yaml()
+    )
+}
 
 struct Experiment {
     dir: TempDir,
@@ -53,7 +42,7 @@ impl Experiment {
         let dir = tempfile::tempdir().unwrap();
         write_fashion_mnist(&dir.path().join("data"), 6, 2, false).unwrap();
         let yaml = dir.path().join("scale.yaml");
-        std::fs::write(&yaml, EXPERIMENT).unwrap();
+        std::fs::write(&yaml, experiment()).unwrap();
         Experiment { dir, yaml }
     }
 

@@ -16,25 +16,20 @@ use topo::runner::{RunOptions, run_plan};
 /// returns its records and summary.
 fn train_one(dir: &Path, dataset_yaml: &str, epochs: u32) -> (Vec<EpochRecord>, Summary) {
     let yaml = format!(
-        "name: task
+        "extends: {tiny}
+name: task
 datasets:
   d: {dataset_yaml}
-models:
-  tiny: {{ kind: resnet18, width: 0.0625 }}
-topographies:
-  grid2d: {{ layout: grid, dimension: 2 }}
 grid:
   dataset: [d]
-  model: [tiny]
   topography: [grid2d]
   lambda: [0.1]
-  seed: [0]
 training:
   epochs: {epochs}
   batch_size: 16
-  optimizer: {{ lr: 0.05, weight_decay: 0.0 }}
-  schedule: {{ kind: constant }}
-"
+  optimizer: {{ weight_decay: 0.0 }}
+",
+        tiny = super::common::tiny_yaml()
     );
     let file = dir.join("task.yaml");
     std::fs::write(&file, yaml).unwrap();

@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use candle_core::{DType, Device, Tensor, Var};
 use serde::Deserialize;
 use topo::topography::{
-    ChannelSimilarity, LayerReduction, Layout, LossPath, Norm, Positions, TopographicLoss,
-    distance_matrix, layer_topography, positions, read_positions, read_positions_csv,
-    target_similarity,
+    ChannelSimilarity, DEFAULT_EPS, LayerReduction, Layout, LossPath, Norm, Positions,
+    TopographicLoss, distance_matrix, layer_topography, positions, read_positions,
+    read_positions_csv, target_similarity,
 };
 
 #[derive(Deserialize)]
@@ -148,7 +148,8 @@ fn golden_case(
         .map(|(l, s)| positions(l.layout, l.dimension, s[1]).unwrap())
         .collect();
     let loss =
-        TopographicLoss::from_positions(&pos, Norm::Euclidean, reduction, &dev, dtype).unwrap();
+        TopographicLoss::from_positions(&pos, Norm::Euclidean, reduction, DEFAULT_EPS, &dev, dtype)
+            .unwrap();
     (taps, loss)
 }
 
@@ -240,6 +241,7 @@ fn grid_loss(channels: &[usize], dtype: DType) -> TopographicLoss {
         &pos,
         Norm::Euclidean,
         LayerReduction::Sum,
+        DEFAULT_EPS,
         &Device::Cpu,
         dtype,
     )

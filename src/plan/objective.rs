@@ -1,0 +1,141 @@
+//! What a run minimises: the cross-entropy alone (the baseline), or with the topographic
+//! loss of a placement weighted by a lambda. A baseline with a lambda, or a placement
+//! without one, cannot be built.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Lambda, Placement, Topography};
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "ObjectiveForm", try_from = "ObjectiveForm")]
+pub enum Objective {
+    Baseline,
+    Topographic {
+        placement: Placement,
+        lambda: Lambda,
+    },
+}
+
+/// How `run.yaml` writes it: the `topography` and `lambda` keys (`null` for the baseline).
+#[derive(Serialize, Deserialize)]
+struct ObjectiveForm {
+    topography: Topography,
+    lambda: Option<Lambda>,
+}
+
+/// A topography and a lambda that do not go together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ObjectiveError {
+    #[error("the baseline (`kind: none`) takes no lambda, found {0}")]
+    BaselineLambda(Lambda),
+    #[error("a topographic run needs a lambda")]
+    MissingLambda,
+}
+
+impl Objective {
+    pub fn new(topography: &Topography, lambda: Option<Lambda>) -> Result<Self, ObjectiveError> {
+        match (topography, lambda) {
+            (Topography::Baseline, None) => Ok(Objective::Baseline),
+            (Topography::Baseline, Some(l)) => Err(ObjectiveError::BaselineLambda(l)),
+            (Topography::Placed(p), Some(lambda)) => Ok(Objective::Topographic {
+                placement: p.clone(),
+                lambda,
+            }),
+            (Topography::Placed(_), None) => Err(ObjectiveError::MissingLambda),
+        }
+    }
+
+    pub fn topography(&self) -> Topography {
+        match self {
+            Objective::Baseline => Topography::Baseline,
+            Objective::Topographic { placement, .. } => Topography::Placed(placement.clone()),
+        }
+    }
+
+    pub fn lambda(&self) -> Option<Lambda> {
+        match self {
+            Objective::Baseline => None,
+            Objective::Topographic { lambda, .. } => Some(*lambda),
+        }
+    }
+
+    pub fn placement(&self) -> Option<&Placement> {
+        match self {
+            Objective::Baseline => None,
+            Objective::Topographic { placement, .. } => Some(placement),
+        }
+    }
+
+    /// The objective's value from its terms: `ce`, or `ce + lambda * topo`. A baseline
+    /// has no topographic term; one measured anyway does not count.
+    pub fn total(&self, ce: f64, topo: Option<f64>) -> f64 {
+        match (self, topo) {
+            (Objective::Topographic { lambda, .. }, Some(t)) => lambda.weigh(ce, t),
+            _ => ce,
+        }
+    }
+}
+
+impl From<Objective> for ObjectiveForm {
+    fn from(o: Objective) -> Self {
+        ObjectiveForm {
+            topography: o.topography(),
+            lambda: o.lambda(),
+        }
+    }
+}
+
+impl TryFrom<ObjectiveForm> for Objective {
+    type Error = ObjectiveError;
+    fn try_from(f: ObjectiveForm) -> Result<Self, ObjectiveError> {
+        Objective::new(&f.topography, f.lambda)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topography::{Layout, Norm};
+
+    fn grid() -> Topography {
+        Topography::Placed(Placement::Builtin {
+            layout: Layout::Grid,
+            dimension: 2,
+            norm: Norm::Euclidean,
+        })
+    }
+
+    #[test]
+    fn a_lambda_goes_with_a_placement_only() {
+        let one = Lambda::new(1.0).unwrap();
+        assert_eq!(
+            Objective::new(&Topography::Baseline, None),
+            Ok(Objective::Baseline)
+        );
+        assert!(Objective::new(&Topography::Baseline, Some(one)).is_err());
+        assert!(Objective::new(&grid(), None).is_err());
+        let o = Objective::new(&grid(), Some(one)).unwrap();
+        assert_eq!(o.topography(), grid());
+        assert_eq!(o.total(2.0, Some(0.5)), 2.5);
+        assert_eq!(Objective::Baseline.total(2.0, Some(0.5)), 2.0);
+    }
+
+    #[test]
+    fn it_reads_back_as_run_yaml_writes_it() {
+        let o = Objective::new(&grid(), Some(Lambda::new(0.5).unwrap())).unwrap();
+        let json = serde_json::to_value(&o).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "topography": { "kind": "builtin", "layout": "grid", "dimension": 2, "norm": "euclidean" },
+                "lambda": 0.5
+            })
+        );
+        assert_eq!(serde_json::from_value::<Objective>(json).unwrap(), o);
+        let bad = serde_json::json!({ "topography": { "kind": "none" }, "lambda": 1.0 });
+        let err = serde_json::from_value::<Objective>(bad)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("takes no lambda"), "{err}");
+    }
+}
