@@ -140,8 +140,9 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     if !problems.is_empty() {
         return Err(CliError::Preflight(problems));
     }
-    let resolved =
-        serde_yaml::to_string(&loaded.experiment).map_err(|e| CliError::Failed(e.into()))?;
+    let resolved = crate::config::to_yaml(&loaded.experiment).map_err(|e| {
+        CliError::Failed(anyhow::anyhow!("cannot write the resolved experiment: {e}"))
+    })?;
     write_atomic(&dir.resolved_yaml(), resolved.as_bytes())
         .map_err(|e| CliError::Failed(e.into()))?;
     let options = RunOptions {

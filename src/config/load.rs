@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::diagnostic::{Diagnostic, Diagnostics, Origin};
 use super::layers::{Layers, Override};
 use super::source::SourceFile;
-use super::value::yaml_to_json;
+use super::yaml;
 use super::{Experiment, check, semantic};
 
 /// Prefix of environment overrides: `TOPO_TRAINING__EPOCHS=2` sets `training.epochs`.
@@ -65,19 +65,18 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Loaded, Diagnostics> {
     // Values JSON cannot hold become null; the schema would report them again.
     let mut reported: HashSet<String> = HashSet::new();
     for file in &layers.files {
-        let mut problems = Vec::new();
-        let mut json = yaml_to_json(&file.value, "", &mut problems);
+        let mut json = file.value.clone();
         if let Some(obj) = json.as_object_mut() {
             obj.remove("extends");
         }
-        for p in problems {
+        for p in &file.problems {
             let pos = file.index.value(&p.path);
             let origin = match pos {
                 Some(pos) => Origin::in_file(&file.path, &file.text, pos.line, pos.col, pos.len),
                 None => Origin::file_start(&file.path),
             };
             reported.insert(p.path.clone());
-            diags.push(Diagnostic::new(origin, p.path, p.message));
+            diags.push(Diagnostic::new(origin, p.path.clone(), p.message.clone()));
         }
         converted.push(json);
     }
@@ -154,11 +153,11 @@ fn read_chain(path: &Path, diags: &mut Diagnostics) -> Vec<SourceFile> {
             Diagnostic::new(origin, "extends", message)
         };
         match extends {
-            None | Some(serde_yaml::Value::Null) => {
+            None | Some(Value::Null) => {
                 chain.push(file);
                 break;
             }
-            Some(serde_yaml::Value::String(rel)) => {
+            Some(Value::String(rel)) => {
                 let base_dir = next.parent().map(Path::to_path_buf).unwrap_or_default();
                 let target = base_dir.join(&rel);
                 let canonical = std::fs::canonicalize(&target);
@@ -277,16 +276,9 @@ fn valid_key_path(path: &str) -> bool {
 /// Values on the command line and in the environment read as YAML (`2`, `1e-3`,
 /// `[0, 1]`, `{from: 0, to: 1, steps: 11}`), falling back to the plain string.
 fn scalar(raw: &str) -> Value {
-    match serde_yaml::from_str::<serde_yaml::Value>(raw) {
-        Ok(v) => {
-            let mut problems = Vec::new();
-            let json = yaml_to_json(&v, "", &mut problems);
-            if problems.is_empty() {
-                json
-            } else {
-                Value::String(raw.to_string())
-            }
-        }
-        Err(_) => Value::String(raw.to_string()),
+    match yaml::parse(raw, super::MAX_DEPTH) {
+        Ok(parsed) if parsed.problems.is_empty() => parsed.value,
+        // Not YAML, or not a value JSON holds: the text itself.
+        _ => Value::String(raw.to_string()),
     }
 }

@@ -22,6 +22,7 @@ mod source;
 mod topography;
 mod training;
 mod value;
+mod yaml;
 
 pub use dataset::{DatasetKind, DatasetSpec, Limit, Limits, SplitLimits};
 pub use diagnostic::{Diagnostic, Diagnostics, Origin, did_you_mean, edit_distance};
@@ -43,3 +44,4 @@ pub use topography::{
 pub use training::{
     OptimizerKind, OptimizerSpec, ScheduleKind, ScheduleSpec, TopographicLossSpec, TrainingSpec,
 };
+pub use yaml::{from_yaml, to_yaml};

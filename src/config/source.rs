@@ -3,8 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
+use serde_json::Value;
+
 use super::diagnostic::{Diagnostic, Origin};
 use super::locate::PositionIndex;
+use super::value::ValueProblem;
+use super::yaml;
 
 /// Experiment files are small; anything larger is a mistake (a data file passed by
 /// accident), refused before parsing so memory stays bounded.
@@ -18,8 +22,10 @@ pub const MAX_DEPTH: usize = 64;
 pub struct SourceFile {
     pub path: PathBuf,
     pub text: String,
-    pub value: serde_yaml::Value,
+    /// The document as JSON; what JSON cannot hold is `null` here and in `problems`.
+    pub value: Value,
     pub index: PositionIndex,
+    pub problems: Vec<ValueProblem>,
 }
 
 impl SourceFile {
@@ -66,28 +72,14 @@ impl SourceFile {
                 "file is empty: an experiment needs at least `name`, `datasets`, `topographies` and `grid`",
             )));
         }
-        // The position index goes first: it walks events without building values, so it
-        // bounds nesting and never expands aliases.
-        let index = PositionIndex::build(&text, MAX_DEPTH).map_err(|e| {
+        let parsed = yaml::parse(&text, MAX_DEPTH).map_err(|e| {
             Box::new(Diagnostic::new(
                 Origin::in_file(path, &text, e.line, e.col, 1),
                 "",
                 e.message,
             ))
         })?;
-        let value: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| {
-            let (line, col) = e
-                .location()
-                .map(|l| (l.line(), l.column()))
-                .unwrap_or((1, 1));
-            let message = yaml_message(&e.to_string());
-            Box::new(Diagnostic::new(
-                Origin::in_file(path, &text, line, col.saturating_sub(1), 1),
-                "",
-                message,
-            ))
-        })?;
-        if !value.is_mapping() {
+        if !parsed.value.is_object() {
             return Err(Box::new(Diagnostic::new(
                 Origin::in_file(path, &text, 1, 0, 1),
                 "",
@@ -97,21 +89,9 @@ impl SourceFile {
         Ok(SourceFile {
             path: path.to_path_buf(),
             text,
-            value,
-            index,
+            value: parsed.value,
+            index: parsed.index,
+            problems: parsed.problems,
         })
     }
-}
-
-/// serde_yaml appends " at line L column C" to its messages; the location is shown
-/// separately, so drop it.
-fn yaml_message(raw: &str) -> String {
-    let message = match raw.find(" at line ") {
-        Some(i) => &raw[..i],
-        None => raw,
-    };
-    if message.contains("repetition limit") {
-        return "YAML aliases expand too far (an alias bomb?): refuse to expand".into();
-    }
-    format!("invalid YAML: {message}")
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::de::DeserializeOwned;
-use serde_yaml::Value;
+use serde_json::Value;
 
 use crate::config::{DatasetKind, Experiment, ModelKind, ReportSpec, Topography, TopographySpec};
 use crate::results::RunAxes;
@@ -65,7 +65,7 @@ fn read_field<T: DeserializeOwned>(
     value: Option<&Value>,
     problems: &mut Vec<String>,
 ) -> Option<T> {
-    match serde_yaml::from_value::<T>(value?.clone()) {
+    match serde_json::from_value::<T>(value?.clone()) {
         Ok(t) => Some(t),
         Err(e) => {
             problems.push(format!("`{key}`: {e}"));
@@ -77,9 +77,9 @@ fn read_field<T: DeserializeOwned>(
 /// The resolved form `run.yaml` writes, or the form as written in an experiment (which
 /// runs of older versions wrote).
 fn read_topography(value: &Value) -> Result<Topography, String> {
-    match serde_yaml::from_value::<Topography>(value.clone()) {
+    match serde_json::from_value::<Topography>(value.clone()) {
         Ok(t) => Ok(t),
-        Err(resolved) => match serde_yaml::from_value::<TopographySpec>(value.clone()) {
+        Err(resolved) => match serde_json::from_value::<TopographySpec>(value.clone()) {
             Ok(spec) => spec.resolve().map_err(|e| e.to_string()),
             // Neither form: the resolved form's message is the one to show.
             Err(_) => Err(resolved.to_string()),
@@ -206,7 +206,7 @@ mod tests {
     }
 
     fn parse_with_problems(text: &str) -> (RunIdentity, Vec<String>) {
-        RunIdentity::from_run_yaml(&serde_yaml::from_str(text).unwrap())
+        RunIdentity::from_run_yaml(&crate::config::from_yaml(text).unwrap())
     }
 
     #[test]

@@ -95,7 +95,7 @@ fn read_experiment(exp: &ExperimentDir, unreadable: &mut Vec<Unreadable>) -> Exp
             return ExperimentInfo::default();
         }
     };
-    match serde_yaml::from_str::<Experiment>(&text) {
+    match crate::config::from_yaml::<Experiment>(&text) {
         Ok(e) => {
             let (info, problems) = ExperimentInfo::from_experiment(&e);
             if !problems.is_empty() {

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::ReportError;
 use super::identity::{ExperimentInfo, RunIdentity};
+use crate::config::from_yaml;
 use crate::results::{ExperimentDir, ResultsError, RunAxes, RunDir, RunStatus, Summary, read_json};
 
 /// A finished run with both accuracies.
@@ -165,7 +166,7 @@ fn read_identity(run: &RunDir) -> (RunIdentity, Option<Unreadable>) {
             );
         }
     };
-    match serde_yaml::from_str(&text) {
+    match from_yaml::<serde_json::Value>(&text) {
         Ok(doc) => {
             let (identity, problems) = RunIdentity::from_run_yaml(&doc);
             let problem = (!problems.is_empty()).then(|| Unreadable {

@@ -296,7 +296,7 @@ fn run_one(
         path: dir.path().to_path_buf(),
         source,
     })?;
-    let yaml = serde_yaml::to_string(run)
+    let yaml = crate::config::to_yaml(run)
         .map_err(|e| EngineError::Other(format!("cannot write run.yaml: {e}")))?;
     write_atomic(&dir.run_yaml(), yaml.as_bytes())?;
     if dir.summary().exists() {

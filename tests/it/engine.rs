@@ -218,7 +218,7 @@ fn check_complete(run: &Path, epochs: u32, topographic: bool, pruned: bool) {
     assert!(json(&run.join("checkpoints/state.json"))["kernels"].is_string());
 
     let yaml: Value =
-        serde_yaml::from_str(&std::fs::read_to_string(run.join("run.yaml")).unwrap()).unwrap();
+        topo::config::from_yaml(&std::fs::read_to_string(run.join("run.yaml")).unwrap()).unwrap();
     assert_eq!(yaml["id"], summary["run_id"]);
     assert_eq!(yaml["training"]["epochs"], epochs);
 
