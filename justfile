@@ -28,7 +28,7 @@ test:
         cargo install --locked --quiet cargo-nextest
     fi
     cargo fmt --all -- --check
-    cargo clippy --all-targets -- -D warnings
+    cargo clippy --workspace --all-targets -- -D warnings
     cargo run --quiet -- schema --check
     cargo nextest run --workspace --no-fail-fast
 

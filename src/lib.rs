@@ -14,13 +14,16 @@
 //! - [`results`]: the files of a results folder, atomic writes, the run lock.
 //! - [`config`]: the typed experiment file: reading, merging, schema and checks.
 //! - [`topography`]: positions, distances, the loss and metrics.
-//! - [`kernels`]: the fast CPU ops and the allocator: the only unsafe code.
+//! - [`kernels`]: the fast CPU ops and the allocator, the crate `topo-kernels` of this
+//!   workspace (`crates/kernels`): the only unsafe code; this crate forbids it.
 //! - [`log`]: log lines, prefixed by their run when several train at once.
+
+#![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod config;
 pub mod data;
-pub mod kernels;
+pub use topo_kernels as kernels;
 pub mod log;
 pub mod nn;
 pub mod plan;

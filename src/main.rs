@@ -1,5 +1,7 @@
 //! The `topo` binary: everything lives in the library.
 
+#![forbid(unsafe_code)]
+
 /// Training allocates the same large buffers every step; keep them (see `Recycler`).
 #[global_allocator]
 static ALLOC: topo::kernels::Recycler = topo::kernels::Recycler::new();

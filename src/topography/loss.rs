@@ -192,12 +192,12 @@ impl TopographicLoss {
                 tap.device()
             ),
             LossPath::Kernel if fast && kernel_fits => {
-                return super::kernel::layer_samples(tap, &target.full_values);
+                return crate::kernels::topographic_loss::layer_samples(tap, &target.full_values);
             }
             // Many channels on few positions (ResNet's layer3 and layer4): the Frobenius
             // identity's small Gram beats the kernel's C x C pass.
             LossPath::Auto if fast && kernel_fits && c <= 4 * y.dim(2)? => {
-                return super::kernel::layer_samples(tap, &target.full_values);
+                return crate::kernels::topographic_loss::layer_samples(tap, &target.full_values);
             }
             _ => {}
         }

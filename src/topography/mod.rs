@@ -4,7 +4,6 @@
 
 mod csv;
 mod distance;
-mod kernel;
 mod kinds;
 mod loss;
 mod metrics;

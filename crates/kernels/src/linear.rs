@@ -9,8 +9,8 @@
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, bail};
 
-use crate::kernels::gemm::{Mat, Store, sgemm};
-use crate::kernels::storage::f32_slice;
+use crate::gemm::{Mat, Store, sgemm};
+use crate::storage::f32_slice;
 
 /// Which product of two row-major matrices `a` (`r x s`) and `b` (`t x u`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

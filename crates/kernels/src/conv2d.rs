@@ -13,9 +13,9 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
-use crate::kernels::storage::f32_slice;
+use crate::storage::f32_slice;
 
-use crate::kernels::gemm::{Mat, Store, sgemm};
+use crate::gemm::{Mat, Store, sgemm};
 
 /// Shapes of one convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,8 +17,8 @@ use candle_core::{
 };
 use rayon::prelude::*;
 
-use crate::kernels::lanes::lane_sum;
-use crate::kernels::storage::f32_slice;
+use crate::lanes::lane_sum;
+use crate::storage::f32_slice;
 
 /// Per-channel batch statistics of one forward pass.
 #[derive(Debug, Clone, Default)]

@@ -7,7 +7,7 @@ use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result, Tensor, bail};
 use rayon::prelude::*;
 
-use crate::kernels::storage::f32_slice;
+use crate::storage::f32_slice;
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 16;

@@ -1,5 +1,5 @@
 //! A bounds-checked f32 matrix multiply over slices, on the `gemm` crate candle's own
-//! CPU matmul uses. One of the crate's two unsafe modules (with the allocator, `engine/alloc.rs`): `gemm::gemm` takes raw
+//! CPU matmul uses. One of the two unsafe modules (with the allocator, `alloc.rs`): `gemm::gemm` takes raw
 //! pointers and strides, so every matrix is checked to fit its slice first.
 
 use candle_core::{Result, bail};

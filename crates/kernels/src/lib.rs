@@ -2,7 +2,13 @@
 //! padding and overlapping windows (ResNet's and DenseNet's 3x3 stride-2 stem pool), and
 //! PyTorch's adaptive average pooling (VGG's 7x7 pool for any input size), average
 //! pooling whose backward is right for odd sizes; and the fast CPU kernels (convolution
-//! through im2col + gemm, batch norm fused with ReLU) that replace candle's slower ones.
+//! through im2col + gemm, batch norm fused with ReLU) that replace candle's slower ones;
+//! the topographic loss of a layer as one op; topo's recycling allocator.
+//!
+//! All of topo's unsafe code is here, in `gemm.rs` and `alloc.rs`, each block allowed
+//! where it stands with the invariant it relies on written above it.
+
+#![deny(unsafe_code)]
 
 mod adaptive_avg_pool;
 mod alloc;
@@ -16,6 +22,7 @@ mod linear;
 mod max_pool;
 pub mod sgd;
 pub(crate) mod storage;
+pub mod topographic_loss;
 
 pub use alloc::Recycler;
 

@@ -12,10 +12,10 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
-use crate::kernels::lanes::lane_sum;
-use crate::kernels::storage::f32_slice;
+use crate::lanes::lane_sum;
+use crate::storage::f32_slice;
 
-use crate::kernels::gemm::{Mat, Store, sgemm};
+use crate::gemm::{Mat, Store, sgemm};
 
 /// `(batch, channels, positions per channel)` of a `(B, C, ...)` tap.
 fn dims(shape: &Shape) -> Result<(usize, usize, usize)> {
@@ -185,7 +185,7 @@ impl CustomOp2 for Grad {
 /// The per-sample loss `(B,)` of `tap` against `target` (`C x C`, row-major, symmetric),
 /// through the op above. The caller checks that every channel's squared norm is at
 /// least the loss's `eps`.
-pub(super) fn layer_samples(tap: &Tensor, target: &std::sync::Arc<Vec<f32>>) -> Result<Tensor> {
+pub fn layer_samples(tap: &Tensor, target: &std::sync::Arc<Vec<f32>>) -> Result<Tensor> {
     let c = tap.dim(1)?;
     if target.len() != c * c || c < 2 {
         bail!("topographic loss: a {c}-channel tap needs a {c}x{c} target and 2 channels")
