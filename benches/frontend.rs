@@ -78,6 +78,7 @@ fn main() -> anyhow::Result<()> {
         root: Some(cifar),
         limit: None,
         epochs: None,
+        normalisation: None,
     };
     let t = Instant::now();
     let d = topo::data::load(&spec, dir.path())?;

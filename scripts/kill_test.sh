@@ -59,49 +59,8 @@ echo "[kill_test] uninterrupted: $whole s; seed $seed; $kills kills"
 whole_ms=$(echo "$whole * 1000" | bc | cut -d. -f1)
 floor_ms=$((whole_ms / (2 * kills)))
 floor_ms=$((floor_ms < 20 ? 20 : (floor_ms > 200 ? 200 : floor_ms)))
-survived=0
-reports=0
-# Each delay is drawn up to the remaining work (estimated from the epochs committed)
-# shared by the kills still to land, a little more: restarts get further and further, so the kills
-# spread over the whole experiment and its phases (start, epochs, checkpoints, test,
-# pruning, summary) without it ending before the last one.
-total_epochs=8 # 4 runs of 2 epochs
-committed=0
-i=0
-while [ $survived -lt "$kills" ]; do
-    i=$((i + 1))
-    [ $i -le $((3 * kills)) ] || fail "only $survived of $kills kills landed in $((i - 1)) attempts"
-    "$topo" run kill.yaml --results killed --no-report 2>>killed.log &
-    child=$!
-    max_ms=$(echo "1200 * $whole * ($total_epochs - $committed) / $total_epochs / ($kills - $survived)" | bc | cut -d. -f1)
-    delay_ms=$((floor_ms + (RANDOM * 32768 + RANDOM) % (max_ms > floor_ms ? max_ms - floor_ms : 1)))
-    if [ $((i % 4)) -eq 0 ] && [ -d killed/kill ]; then
-        # A reader during training: never a torn file.
-        sleep "$(echo "$delay_ms / 2000" | bc -l)"
-        "$topo" report killed/kill >>report.log 2>&1 || fail "topo report failed during training (report.log)"
-        reports=$((reports + 1))
-        sleep "$(echo "$delay_ms / 2000" | bc -l)"
-    else
-        sleep "$(echo "$delay_ms / 1000" | bc -l)"
-    fi
-    kill -9 "$child" 2>/dev/null || true
-    rc=0
-    wait "$child" 2>/dev/null || rc=$?
-    child=
-    # 137: killed by SIGKILL; 0: it had finished before the kill.
-    [ $rc -eq 137 ] && survived=$((survived + 1))
-    [ $rc -eq 137 ] || [ $rc -eq 0 ] || fail "topo run exited with $rc (killed.log)"
-    done_runs=$(grep -l '"status": "done"' killed/kill/runs/*/summary.json 2>/dev/null | wc -l || true)
-    # A done run counts its epochs and the stages after them as one more.
-    committed=$("$topo" plan kill.yaml --results killed --format json \
-        | python3 -c 'import json, sys; print(sum(r["epochs_done"] or 0 for r in json.load(sys.stdin)["runs"]))')
-    committed=$(( committed + done_runs > total_epochs - 1 ? total_epochs - 1 : committed + done_runs ))
-    echo "[kill_test] attempt $i, SIGKILL after ${delay_ms} ms (exit $rc): $done_runs run(s) done"
-done
-"$topo" run kill.yaml --results killed --no-report 2>>killed.log || fail "the final run failed (killed.log)"
-t2=$(date +%s.%N)
-
-python3 - reference/kill killed/kill <<'EOF' || fail "results differ or do not parse"
+compare() { # the killed experiment's folder, against the uninterrupted one
+python3 - reference/kill "$1" <<'EOF' || fail "results differ or do not parse"
 import csv, json, os, sys
 ref, got = sys.argv[1], sys.argv[2]
 TIMINGS = {"seconds", "images_per_second"}
@@ -146,4 +105,59 @@ print(f"[kill_test] {len(runs)} runs equal the uninterrupted ones; {files} files
       f"{len(leftovers)} leftover temporary file(s){': ' + ', '.join(leftovers) if leftovers else ''}")
 assert not [p for p in leftovers if p.endswith("lock")], "a lock was left behind"
 EOF
-echo "[kill_test] PASS: $(ls killed/kill/runs | wc -l) runs, $survived kills survived in $i attempts, $reports reports during training, wall time $(echo "$t2 - $t1" | bc) s (uninterrupted: $whole s)"
+}
+
+survived=0
+reports=0
+restarts=0
+# Each delay is drawn up to the remaining work (estimated from the epochs committed)
+# shared by the kills still to land: restarts get further and further, so the kills
+# spread over the whole experiment and its phases (start, epochs, checkpoints, test,
+# pruning, summary). On a loaded machine a restart can still finish before its kill:
+# then the finished experiment is checked against the uninterrupted one, and the kills
+# still to land go to a fresh copy.
+total_epochs=8 # 4 runs of 2 epochs
+committed=0
+i=0
+while [ $survived -lt "$kills" ]; do
+    i=$((i + 1))
+    [ $i -le $((3 * kills)) ] || fail "only $survived of $kills kills landed in $((i - 1)) attempts"
+    "$topo" run kill.yaml --results killed --no-report 2>>killed.log &
+    child=$!
+    max_ms=$(echo "900 * $whole * ($total_epochs - $committed) / $total_epochs / ($kills - $survived)" | bc | cut -d. -f1)
+    delay_ms=$((floor_ms + (RANDOM * 32768 + RANDOM) % (max_ms > floor_ms ? max_ms - floor_ms : 1)))
+    if [ $((i % 4)) -eq 0 ] && [ -d killed/kill ]; then
+        # A reader during training: never a torn file.
+        sleep "$(echo "$delay_ms / 2000" | bc -l)"
+        "$topo" report killed/kill >>report.log 2>&1 || fail "topo report failed during training (report.log)"
+        reports=$((reports + 1))
+        sleep "$(echo "$delay_ms / 2000" | bc -l)"
+    else
+        sleep "$(echo "$delay_ms / 1000" | bc -l)"
+    fi
+    kill -9 "$child" 2>/dev/null || true
+    rc=0
+    wait "$child" 2>/dev/null || rc=$?
+    child=
+    # 137: killed by SIGKILL; 0: it had finished before the kill.
+    [ $rc -eq 137 ] && survived=$((survived + 1))
+    [ $rc -eq 137 ] || [ $rc -eq 0 ] || fail "topo run exited with $rc (killed.log)"
+    done_runs=$(grep -l '"status": "done"' killed/kill/runs/*/summary.json 2>/dev/null | wc -l || true)
+    # A done run counts its epochs and the stages after them as one more.
+    committed=$("$topo" plan kill.yaml --results killed --format json \
+        | python3 -c 'import json, sys; print(sum(r["epochs_done"] or 0 for r in json.load(sys.stdin)["runs"]))')
+    committed=$(( committed + done_runs > total_epochs - 1 ? total_epochs - 1 : committed + done_runs ))
+    echo "[kill_test] attempt $i, SIGKILL after ${delay_ms} ms (exit $rc): $done_runs run(s) done"
+    if [ "$done_runs" -eq 4 ] && [ $survived -lt "$kills" ]; then
+        compare killed/kill
+        rm -rf killed
+        committed=0
+        restarts=$((restarts + 1))
+        echo "[kill_test] the experiment finished before kill $((survived + 1)): checked, started again"
+    fi
+done
+"$topo" run kill.yaml --results killed --no-report 2>>killed.log || fail "the final run failed (killed.log)"
+t2=$(date +%s.%N)
+
+compare killed/kill
+echo "[kill_test] PASS: $(ls killed/kill/runs | wc -l) runs, $survived kills survived in $i attempts, $reports reports during training, $restarts restart(s) from scratch, wall time $(echo "$t2 - $t1" | bc) s (uninterrupted: $whole s)"

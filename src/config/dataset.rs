@@ -68,9 +68,37 @@ pub struct DatasetSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub epochs: Option<u32>,
+    /// Audio only: the statistics features are normalised by; `per_clip` (the
+    /// reference's) unless set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalisation: Option<AudioNormalisation>,
+}
+
+/// How audio features are normalised: `(x - mean) / std` with statistics of the
+/// training clips.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AudioNormalisation {
+    /// The reference's: the mean over training clips of each clip's mean, and the mean
+    /// of each clip's standard deviation (n - 1).
+    #[default]
+    PerClip,
+    /// Over every value of every training clip: the global mean and the population
+    /// standard deviation, which is larger (it adds the spread between clips' means).
+    Global,
 }
 
 impl DatasetSpec {
+    /// The spec with its defaults applied, as a run records it: an audio data set names
+    /// its normalisation, so a change of default changes the ids of the runs it affects.
+    pub fn resolved(&self) -> DatasetSpec {
+        let mut spec = self.clone();
+        if spec.kind.is_audio() {
+            spec.normalisation.get_or_insert_default();
+        }
+        spec
+    }
+
     /// The folder to read, `root` or the kind's default.
     pub fn root_or_default(&self) -> PathBuf {
         self.root

@@ -24,7 +24,7 @@ mod training;
 mod value;
 mod yaml;
 
-pub use dataset::{DatasetKind, DatasetSpec, Limit, Limits, SplitLimits};
+pub use dataset::{AudioNormalisation, DatasetKind, DatasetSpec, Limit, Limits, SplitLimits};
 pub use diagnostic::{Diagnostic, Diagnostics, Origin, did_you_mean, edit_distance};
 pub use experiment::{ExcludeRule, Experiment, Grid, PAPER_LAMBDAS};
 pub use lambda::{Lambda, NotALambda};

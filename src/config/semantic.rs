@@ -10,7 +10,9 @@ use serde_json::Value;
 use super::diagnostic::{Diagnostics, did_you_mean, one_of};
 use super::layers::Layers;
 use super::locate::{child_path, item_path};
-use super::{Lambda, LayoutSource, ModelKind, NotALambda, TopographyKind, TopographySpec};
+use super::{
+    DatasetKind, Lambda, LayoutSource, ModelKind, NotALambda, TopographyKind, TopographySpec,
+};
 
 /// Runs every check of meaning on `merged`; `dir` is the experiment file's folder.
 pub fn check(merged: &Value, layers: &Layers, dir: &Path, diags: &mut Diagnostics) {
@@ -49,6 +51,7 @@ pub fn check(merged: &Value, layers: &Layers, dir: &Path, diags: &mut Diagnostic
         diags,
     );
     check_topographies(merged, layers, dir, diags);
+    check_normalisation(merged, layers, diags);
     check_lambdas(merged, layers, diags);
     check_excludes(
         merged,
@@ -174,6 +177,30 @@ fn check_topographies(merged: &Value, layers: &Layers, dir: &Path, diags: &mut D
                     false,
                 ));
             }
+        }
+    }
+}
+
+/// `normalisation` is for the audio data sets' features.
+fn check_normalisation(merged: &Value, layers: &Layers, diags: &mut Diagnostics) {
+    let Some(datasets) = merged.get("datasets").and_then(Value::as_object) else {
+        return;
+    };
+    for (name, spec) in datasets {
+        let Some(kind) = spec.get("kind") else {
+            continue;
+        };
+        // A kind that does not read is the schema's to report.
+        let image = match serde_json::from_value::<DatasetKind>(kind.clone()) {
+            Ok(k) => !k.is_audio(),
+            Err(_) => false,
+        };
+        if spec.get("normalisation").is_some() && image {
+            diags.push(layers.diagnostic(
+                &child_path(&child_path("datasets", name), "normalisation"),
+                "`normalisation` applies to audio data sets (speech_commands, bird_dcase): remove it",
+                false,
+            ));
         }
     }
 }

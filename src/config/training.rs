@@ -114,7 +114,9 @@ fn default_weight_decay() -> f64 {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ScheduleKind {
-    /// Linear warm-up from 0, then cosine annealing to 0 at the last epoch.
+    /// Linear warm-up from 0, then a cosine decay as the reference's scheduler steps it:
+    /// it nears 0 without reaching it (the last epoch trains at about 0.05%, 0.4% and 4%
+    /// of `lr` for 100, 36 and 12 epochs).
     #[default]
     WarmupCosine,
     /// The learning rate stays at `lr`.

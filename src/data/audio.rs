@@ -8,14 +8,22 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use crate::config::Limits;
+use crate::config::{AudioNormalisation, Limits};
 use crate::data::frontend::FrontEnd;
+use crate::data::logmel::Features;
 use crate::data::{Batch, DataError, Split};
 
-/// Frames of one second (hop 10 ms, centred frames).
+/// Frames of one second (hop 10 ms, centred frames): the width of a model input.
 pub const SECOND_FRAMES: usize = 101;
-/// Frames between the starts of two one-second windows (100 hops = 16000 samples).
-const WINDOW_STEP: usize = 100;
+
+/// The one-second windows an evaluated clip of `frames` frames is cut into, as the
+/// reference cuts them (`utils/data/common.py`): windows of 101 frames end at 101, 202,
+/// ... while the end stays below `frames`, so the incomplete tail is dropped and a 10 s
+/// clip (1,001 frames) gives 9. A clip of one second or less is one window, zero-padded
+/// (the reference has no window for exactly 101 frames; one is the useful answer).
+pub fn eval_windows(frames: usize) -> usize {
+    (frames.saturating_sub(1) / SECOND_FRAMES).max(1)
+}
 
 /// One clip of a split.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +49,20 @@ pub struct Stats {
     pub std: f32,
 }
 
+impl Stats {
+    /// Frames `start..start + len` of `f`, normalised, into `out`; frames outside the
+    /// clip are 0 after normalisation, as the reference pads.
+    fn window(&self, f: &Features, start: isize, len: usize, out: &mut Vec<f32>) {
+        for m in 0..f.n_mels {
+            let row = &f.data[m * f.frames..(m + 1) * f.frames];
+            for t in start..start + len as isize {
+                let v = usize::try_from(t).ok().and_then(|t| row.get(t));
+                out.push(v.map_or(0.0, |&v| (v - self.mean) / self.std));
+            }
+        }
+    }
+}
+
 /// Clips with their cache keys, computed and cached once when the split is built.
 pub struct AudioSplit {
     front: Arc<FrontEnd>,
@@ -56,8 +78,23 @@ pub struct CachedClip {
     pub key: String,
 }
 
-/// Sum, sum of squares and count of a clip's feature values.
-pub type Moments = (f64, f64, usize);
+/// A clip's feature values summarised: count, mean and sum of squared deviations.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Moments {
+    pub n: usize,
+    pub mean: f64,
+    pub m2: f64,
+}
+
+impl Moments {
+    /// Two passes, in f64: exact enough to match the reference's statistics.
+    pub fn of(values: &[f32]) -> Moments {
+        let n = values.len();
+        let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n.max(1) as f64;
+        let m2 = values.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum();
+        Moments { n, mean, m2 }
+    }
+}
 
 /// Caches the features of every clip (in parallel); returns the clips with their keys
 /// and the moments of each clip's values.
@@ -72,9 +109,7 @@ pub fn prepare(
         .into_par_iter()
         .map(|clip| {
             let (key, f) = front.features(&clip.path)?;
-            let s: f64 = f.data.iter().map(|&v| f64::from(v)).sum();
-            let s2: f64 = f.data.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
-            Ok((CachedClip { clip, key }, (s, s2, f.data.len())))
+            Ok((CachedClip { clip, key }, Moments::of(&f.data)))
         })
         .collect();
     let mut ok = Vec::with_capacity(done.len());
@@ -89,21 +124,40 @@ pub fn prepare(
     Ok(ok.into_iter().unzip())
 }
 
-/// Mean and standard deviation over all values of all clips.
-pub fn stats(moments: &[Moments]) -> Stats {
-    let (s, s2, n) = moments
-        .iter()
-        .fold((0.0, 0.0, 0usize), |a, m| (a.0 + m.0, a.1 + m.1, a.2 + m.2));
-    if n == 0 {
+/// The normalisation statistics of the training clips.
+pub fn stats(moments: &[Moments], how: AudioNormalisation) -> Stats {
+    let clips: Vec<&Moments> = moments.iter().filter(|m| m.n > 0).collect();
+    if clips.is_empty() {
         return Stats {
             mean: 0.0,
             std: 1.0,
         };
     }
-    let mean = s / n as f64;
-    let var = (s2 / n as f64 - mean * mean).max(0.0);
+    let (mean, std) = match how {
+        AudioNormalisation::PerClip => {
+            // AverageMeter over clips of `feats.mean()` and `feats.std()` (n - 1).
+            let k = clips.len() as f64;
+            let mean = clips.iter().map(|m| m.mean).sum::<f64>() / k;
+            let std = clips
+                .iter()
+                .map(|m| (m.m2 / (m.n.max(2) - 1) as f64).sqrt())
+                .sum::<f64>()
+                / k;
+            (mean, std)
+        }
+        AudioNormalisation::Global => {
+            let n: usize = clips.iter().map(|m| m.n).sum();
+            let mean = clips.iter().map(|m| m.mean * m.n as f64).sum::<f64>() / n as f64;
+            // Each clip's squared deviations, moved from its own mean to the global one.
+            let m2: f64 = clips
+                .iter()
+                .map(|m| m.m2 + m.n as f64 * (m.mean - mean).powi(2))
+                .sum();
+            (mean, (m2 / n as f64).sqrt())
+        }
+    };
     // A constant training set (all silent) would divide by zero.
-    let std = if var > 0.0 { var.sqrt() } else { 1.0 };
+    let std = if std > 0.0 { std } else { 1.0 };
     Stats {
         mean: mean as f32,
         std: std as f32,
@@ -157,28 +211,31 @@ impl Split for AudioSplit {
             let f = self.front.cached_or_compute(&c.key, &c.clip.path)?;
             n_mels = f.n_mels;
             labels.push(c.clip.label);
-            let spare = f.frames.saturating_sub(SECOND_FRAMES);
+            let stats = self.stats;
             match (self.framing, augment.as_deref_mut()) {
                 (Framing::Whole, _) => {
-                    f.crop(0, SECOND_FRAMES, &mut data);
+                    stats.window(&f, 0, SECOND_FRAMES, &mut data);
                     windows.push(1);
                 }
                 (Framing::Windows, Some(rng)) => {
-                    f.crop(rng.random_range(0..=spare), SECOND_FRAMES, &mut data);
+                    // RandomCrop as the reference uses it: a random one-second crop; a
+                    // shorter clip at a random place in a zero-padded second.
+                    let start = if f.frames >= SECOND_FRAMES {
+                        rng.random_range(0..=f.frames - SECOND_FRAMES) as isize
+                    } else {
+                        -(rng.random_range(0..=SECOND_FRAMES - f.frames) as isize)
+                    };
+                    stats.window(&f, start, SECOND_FRAMES, &mut data);
                     windows.push(1);
                 }
                 (Framing::Windows, None) => {
-                    let count = spare / WINDOW_STEP + 1;
+                    let count = eval_windows(f.frames);
                     for k in 0..count {
-                        f.crop(k * WINDOW_STEP, SECOND_FRAMES, &mut data);
+                        stats.window(&f, (k * SECOND_FRAMES) as isize, SECOND_FRAMES, &mut data);
                     }
                     windows.push(count);
                 }
             }
-        }
-        let Stats { mean, std } = self.stats;
-        for v in &mut data {
-            *v = (*v - mean) / std;
         }
         let n: usize = windows.iter().sum();
         let evaluating_windows = self.framing == Framing::Windows && augment.is_none();
@@ -196,6 +253,7 @@ pub fn build_dataset(
     front: FrontEnd,
     splits: [Vec<Clip>; 3],
     limits: Limits,
+    normalisation: AudioNormalisation,
     framing: Framing,
     class_names: Vec<String>,
 ) -> Result<crate::data::Dataset, DataError> {
@@ -225,7 +283,7 @@ pub fn build_dataset(
             return Err(DataError::from_each(errors));
         }
     };
-    let stats = stats(&moments);
+    let stats = stats(&moments, normalisation);
     Ok(crate::data::Dataset {
         train: Box::new(AudioSplit::new(front.clone(), train, stats, framing)),
         validation: Box::new(AudioSplit::new(front.clone(), validation, stats, framing)),
@@ -234,4 +292,62 @@ pub fn build_dataset(
         in_channels: 1,
         class_names,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_are_cut_as_the_reference_cuts_them() {
+        // `range(101, T, 101)`: 10 s (1,001 frames) gives 9, 3 s (301) gives 2.
+        assert_eq!(eval_windows(1001), 9);
+        assert_eq!(eval_windows(301), 2);
+        assert_eq!(eval_windows(202), 1);
+        assert_eq!(eval_windows(203), 2);
+        assert_eq!(eval_windows(101), 1);
+        assert_eq!(eval_windows(40), 1);
+    }
+
+    #[test]
+    fn normalisation_statistics_follow_the_reference_formulas() {
+        // Two clips: [1, 2, 3, 4] and [10, 10, 10, 14].
+        let clips = [
+            Moments::of(&[1.0, 2.0, 3.0, 4.0]),
+            Moments::of(&[10.0, 10.0, 10.0, 14.0]),
+        ];
+        // The reference: mean of the clips' means, mean of their unbiased stds:
+        // (2.5 + 11) / 2 and (sqrt(5/3) + sqrt(12/3)) / 2.
+        let s = stats(&clips, AudioNormalisation::PerClip);
+        assert_eq!(s.mean, 6.75);
+        assert!(
+            (f64::from(s.std) - ((5.0f64 / 3.0).sqrt() + 2.0) / 2.0).abs() < 1e-6,
+            "{s:?}"
+        );
+        // Global: all eight values, population std.
+        let all = [1.0f64, 2.0, 3.0, 4.0, 10.0, 10.0, 10.0, 14.0];
+        let var = all.iter().map(|v| (v - 6.75).powi(2)).sum::<f64>() / 8.0;
+        let g = stats(&clips, AudioNormalisation::Global);
+        assert_eq!(g.mean, 6.75);
+        assert!((f64::from(g.std) - var.sqrt()).abs() < 1e-6, "{g:?}");
+        // Silence alone does not divide by zero.
+        let silent = stats(&[Moments::of(&[-100.0; 8])], AudioNormalisation::PerClip);
+        assert_eq!((silent.mean, silent.std), (-100.0, 1.0));
+    }
+
+    #[test]
+    fn frames_outside_a_clip_are_zero_after_normalisation() {
+        let f = Features {
+            n_mels: 1,
+            frames: 2,
+            data: vec![3.0, 5.0],
+        };
+        let mut out = Vec::new();
+        Stats {
+            mean: 1.0,
+            std: 2.0,
+        }
+        .window(&f, -1, 4, &mut out);
+        assert_eq!(out, [0.0, 1.0, 2.0, 0.0]);
+    }
 }

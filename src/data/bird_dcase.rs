@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::Limits;
+use crate::config::{AudioNormalisation, Limits};
 use crate::data::audio::{Clip, Framing, build_dataset};
 use crate::data::frontend::{ClipLength, FrontEnd};
 use crate::data::logmel::LogMelParams;
@@ -162,17 +162,19 @@ pub fn scan(root: &Path) -> Result<[Vec<Clip>; 3], DataError> {
 }
 
 /// Loads BirdDCASE from `root`, caching features under `cache_dir`.
-pub fn load(root: &Path, cache_dir: &Path, limits: Limits) -> Result<Dataset, DataError> {
+pub fn load(
+    root: &Path,
+    cache_dir: &Path,
+    limits: Limits,
+    normalisation: AudioNormalisation,
+) -> Result<Dataset, DataError> {
     let splits = scan(root)?;
-    let front = FrontEnd::new(
-        LogMelParams::default(),
-        ClipLength::AtLeastOneSecond,
-        cache_dir,
-    );
+    let front = FrontEnd::new(LogMelParams::default(), ClipLength::Whole, cache_dir);
     build_dataset(
         front,
         splits,
         limits,
+        normalisation,
         Framing::Windows,
         CLASS_NAMES.iter().map(|s| s.to_string()).collect(),
     )

@@ -19,15 +19,17 @@ pub enum ClipLength {
     /// truncated with a warning (SpeechCommands: a few clips run a little over 1 s, and
     /// dropping them would change the official split).
     OneSecond,
-    /// At least one second: shorter clips are zero-padded, longer ones kept whole.
-    AtLeastOneSecond,
+    /// As long as it is (BirdDCASE): a clip under one second is padded with zeros after
+    /// normalisation, as the reference pads its features, not here; only a clip shorter
+    /// than one FFT window is zero-padded to one, so that it has a frame at all.
+    Whole,
 }
 
 impl ClipLength {
     fn key(self) -> &'static str {
         match self {
             ClipLength::OneSecond => "clip=1s",
-            ClipLength::AtLeastOneSecond => "clip=>=1s",
+            ClipLength::Whole => "clip=whole",
         }
     }
 }
@@ -84,8 +86,12 @@ impl FrontEnd {
             ));
             x.truncate(second);
         }
-        if x.len() < second {
-            x.resize(second, 0.0);
+        let least = match self.clip {
+            ClipLength::OneSecond => second,
+            ClipLength::Whole => self.logmel.params().n_fft,
+        };
+        if x.len() < least {
+            x.resize(least, 0.0);
         }
         Ok(self.logmel.compute(&x))
     }

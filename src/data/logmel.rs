@@ -50,18 +50,6 @@ pub struct Features {
     pub data: Vec<f32>,
 }
 
-impl Features {
-    /// Frames `start..start + len` of every band, zero-extended past the end.
-    pub fn crop(&self, start: usize, len: usize, out: &mut Vec<f32>) {
-        for m in 0..self.n_mels {
-            let row = &self.data[m * self.frames..(m + 1) * self.frames];
-            for t in start..start + len {
-                out.push(row.get(t).copied().unwrap_or(0.0));
-            }
-        }
-    }
-}
-
 /// One mel filter: its first FFT bin and its weights from there.
 struct Filter {
     start: usize,

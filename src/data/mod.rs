@@ -68,12 +68,15 @@ pub struct Dataset {
 pub fn load(spec: &DatasetSpec, cache_dir: &Path) -> Result<Dataset, DataError> {
     let root = spec.root_or_default();
     let limits = spec.limits();
+    let normalisation = spec.normalisation.unwrap_or_default();
     match spec.kind {
         DatasetKind::FashionMnist => fashion_mnist::load(&root, limits),
         DatasetKind::Cifar10 => cifar::load(cifar::Variant::Cifar10, &root, limits),
         DatasetKind::Cifar100 => cifar::load(cifar::Variant::Cifar100, &root, limits),
-        DatasetKind::SpeechCommands => speech_commands::load(&root, cache_dir, limits),
-        DatasetKind::BirdDcase => bird_dcase::load(&root, cache_dir, limits),
+        DatasetKind::SpeechCommands => {
+            speech_commands::load(&root, cache_dir, limits, normalisation)
+        }
+        DatasetKind::BirdDcase => bird_dcase::load(&root, cache_dir, limits, normalisation),
     }
 }
 

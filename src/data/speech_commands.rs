@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use crate::config::Limits;
+use crate::config::{AudioNormalisation, Limits};
 use crate::data::audio::{Clip, Framing, build_dataset};
 use crate::data::frontend::{ClipLength, FrontEnd};
 use crate::data::logmel::LogMelParams;
@@ -120,8 +120,20 @@ pub fn scan(root: &Path) -> Result<(Vec<String>, [Vec<Clip>; 3]), DataError> {
 }
 
 /// Loads SpeechCommands from `root`, caching features under `cache_dir`.
-pub fn load(root: &Path, cache_dir: &Path, limits: Limits) -> Result<Dataset, DataError> {
+pub fn load(
+    root: &Path,
+    cache_dir: &Path,
+    limits: Limits,
+    normalisation: AudioNormalisation,
+) -> Result<Dataset, DataError> {
     let (classes, splits) = scan(root)?;
     let front = FrontEnd::new(LogMelParams::default(), ClipLength::OneSecond, cache_dir);
-    build_dataset(front, splits, limits, Framing::Whole, classes)
+    build_dataset(
+        front,
+        splits,
+        limits,
+        normalisation,
+        Framing::Whole,
+        classes,
+    )
 }

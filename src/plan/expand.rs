@@ -70,6 +70,7 @@ pub fn plan(experiment: &Experiment) -> Result<Plan, PlanError> {
                     what: "data set",
                     name: dataset_name.clone(),
                 })?;
+        let dataset = &dataset.resolved();
         let mut training = experiment.training.clone();
         if let Some(epochs) = dataset.epochs {
             training.epochs = epochs;

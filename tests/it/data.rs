@@ -22,6 +22,7 @@ fn spec(kind: DatasetKind, root: &Path, limit: Option<usize>) -> DatasetSpec {
         root: Some(root.to_path_buf()),
         limit: limit.map(|n| Limit::Each(NonZeroUsize::new(n).unwrap())),
         epochs: None,
+        normalisation: None,
     }
 }
 
@@ -393,17 +394,21 @@ fn speech_commands_official_split_and_normalisation() {
     let b = d.train.batch(&all(&*d.train), None, &Device::Cpu).unwrap();
     assert_eq!(b.inputs.dims(), &[12, 1, 64, 101]);
     assert!(b.windows.is_none());
-    // Normalised by the training features' own mean and std.
+    // Normalised as the reference does: by the mean of the training clips' means and
+    // the mean of their standard deviations (n - 1). So over the normalised clips, the
+    // clips' means average 0 and their standard deviations average 1.
     let x = values(&b.inputs);
-    let mean = x.iter().map(|&v| f64::from(v)).sum::<f64>() / x.len() as f64;
-    let var = x
-        .iter()
-        .map(|&v| (f64::from(v) - mean).powi(2))
-        .sum::<f64>()
-        / x.len() as f64;
+    let clip = 64 * 101;
+    let (mut means, mut stds) = (0.0, 0.0);
+    for c in x.chunks(clip) {
+        let m = c.iter().map(|&v| f64::from(v)).sum::<f64>() / clip as f64;
+        let var = c.iter().map(|&v| (f64::from(v) - m).powi(2)).sum::<f64>() / (clip - 1) as f64;
+        means += m / 12.0;
+        stds += var.sqrt() / 12.0;
+    }
     assert!(
-        mean.abs() < 1e-4 && (var - 1.0).abs() < 1e-3,
-        "{mean} {var}"
+        means.abs() < 1e-4 && (stds - 1.0).abs() < 1e-4,
+        "{means} {stds}"
     );
     assert!(nearest_mean_accuracy(&d) > 0.99);
     // One cache file per clip; a second load reads them and gives the same batch.
@@ -504,12 +509,12 @@ fn silent_and_long_clips_in_the_front_end() {
     let long = dir.path().join("long.wav");
     fixtures::write_wav(&long, 16000, &vec![0.2; 40000]).unwrap();
     assert_eq!(front.features(&long).unwrap().1.frames, 101);
-    let keep = FrontEnd::new(
-        LogMelParams::default(),
-        ClipLength::AtLeastOneSecond,
-        dir.path(),
-    );
+    let keep = FrontEnd::new(LogMelParams::default(), ClipLength::Whole, dir.path());
     assert_eq!(keep.features(&long).unwrap().1.frames, 251);
+    // Whole clips are not padded to a second (their features are, after normalisation).
+    let short = dir.path().join("short.wav");
+    fixtures::write_wav(&short, 16000, &vec![0.2; 8000]).unwrap();
+    assert_eq!(keep.features(&short).unwrap().1.frames, 51);
 }
 
 #[test]
@@ -564,9 +569,10 @@ fn bird_dcase_crops_for_training_and_windows_for_evaluation() {
         (24, 3, 3, 2)
     );
     let b = d.test.batch(&[0, 2], None, &Device::Cpu).unwrap();
-    // 3 s = 301 frames: windows start at frames 0, 100, 200.
-    assert_eq!(b.windows, Some(vec![3, 3]));
-    assert_eq!(b.inputs.dims(), &[6, 1, 64, 101]);
+    // 3 s = 301 frames: windows of 101 frames end at 101 and 202, as the reference
+    // cuts them; the incomplete tail is dropped.
+    assert_eq!(b.windows, Some(vec![2, 2]));
+    assert_eq!(b.inputs.dims(), &[4, 1, 64, 101]);
     assert_eq!(b.labels.dims(), &[2]);
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let t = d

@@ -36,13 +36,15 @@ fn shipped_experiments_keep_their_run_ids() {
             ],
         ),
         (
+            // Changed once, on purpose: audio runs name their normalisation since it
+            // became the reference's (per clip), so no result of the old one is reused.
             "table2",
             &[
-                (0, "speech_commands_densenet121_grid2d_l1e-5_s0-df45b7f5"),
-                (1, "speech_commands_densenet121_grid2d_l1e-5_s1-0f0da35f"),
-                (730, "speech_commands_vgg16_bn_grid2d_l1e-5_s0-5fd35d39"),
-                (1095, "bird_dcase_densenet121_grid2d_l1e-5_s0-063d8eae"),
-                (2189, "bird_dcase_vgg16_bn_base_s4-1d01e823"),
+                (0, "speech_commands_densenet121_grid2d_l1e-5_s0-c8dee132"),
+                (1, "speech_commands_densenet121_grid2d_l1e-5_s1-de5397fe"),
+                (730, "speech_commands_vgg16_bn_grid2d_l1e-5_s0-a399851a"),
+                (1095, "bird_dcase_densenet121_grid2d_l1e-5_s0-fe9e3e4c"),
+                (2189, "bird_dcase_vgg16_bn_base_s4-38b402a5"),
             ],
         ),
         (

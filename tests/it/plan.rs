@@ -28,6 +28,11 @@ fn the_papers_experiments_have_the_papers_run_counts() {
         2 * 3 * (1 + 6 * 12) * 5
     );
     assert_eq!(plan_file(&repo("experiments/table2.yaml")).runs.len(), 2190);
+    // The published job script: per data set and seed, 3 baselines and 3 models x
+    // (3 layouts x 3 dimensions - the 1-D sphere) x 2 norms x 12 lambdas.
+    let reference = plan_file(&repo("experiments/reference_grid.yaml"));
+    assert_eq!(reference.runs.len(), 4 * 5 * (3 + 3 * (3 * 3 - 1) * 2 * 12));
+    assert_eq!(reference.runs.len(), 11_580);
     // ResNet-18 on CIFAR-10, 2D grid at lambda 1 and the baseline, 5 seeds.
     let pruning = plan_file(&repo("experiments/pruning.yaml"));
     assert_eq!(pruning.runs.len(), 10);

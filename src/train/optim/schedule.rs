@@ -65,3 +65,23 @@ fn warmup_cosine(base: f64, warmup: f64, max_epochs: f64, steps: u32) -> f64 {
     }
     lr
 }
+
+#[cfg(test)]
+mod last_epoch {
+    use super::*;
+
+    #[test]
+    fn the_rate_nears_zero_without_reaching_it() {
+        let spec = ScheduleSpec::default();
+        let last = |epochs| learning_rate(&spec, 1.0, epochs - 1, epochs);
+        // As the schedule's docs say: 0.05%, 0.4% and 4% of the base rate.
+        for (epochs, share) in [(100, 0.0005), (36, 0.004), (12, 0.04)] {
+            let got = last(epochs);
+            // 0.000503, 0.00397 and 0.0404 of it.
+            assert!(
+                got > 0.0 && (got / share - 1.0).abs() < 0.02,
+                "{epochs}: {got}"
+            );
+        }
+    }
+}
