@@ -85,6 +85,7 @@ fn write_run(exp: &ExperimentDir, i: usize, a: &RunAxes, topography_yaml: &str) 
                 topo_layers: BTreeMap::new(),
                 accuracy: acc + 0.03 * f64::from(e) * noise(i, 2),
                 lr: None,
+                roc_auc: None,
                 seconds: 1.0,
                 images_per_second: 1000.0,
             };
@@ -135,6 +136,7 @@ fn write_run(exp: &ExperimentDir, i: usize, a: &RunAxes, topography_yaml: &str) 
         best_epoch: Some(10),
         validation_accuracy: Some(0.8 + 0.1 * noise(i, 3)),
         test_accuracy: Some(test),
+        test_roc_auc: None,
         failure: None,
         parameters: 11_000_000,
         seconds: 100.0,

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 
 use super::ReportError;
 use super::load::RunFiles;
+use super::paper::PaperRow;
 use super::plot::{Curve, LegendAt, LineFigure, Panel, Point};
 use super::stats::{GroupStats, Interner, Samples, mean_std_by_group};
-use crate::config::{PruneMethod, StdKind};
+use crate::config::{Lambda, PruneMethod, StdKind};
 use crate::results::SplitKind;
 
 /// A panel of the figures: one data set and model.
@@ -33,6 +34,9 @@ pub struct Series {
     pub colour: usize,
     /// Indices into the loaded [`RunFiles`].
     pub runs: Vec<usize>,
+    /// The paper's row of the topography, and the cell's chosen lambda.
+    pub paper_row: Option<PaperRow>,
+    pub lambda: Option<Lambda>,
 }
 
 pub fn method_name(method: PruneMethod) -> &'static str {

@@ -7,6 +7,8 @@ use super::cells::{CellKey, ChosenCell};
 use super::curves::{
     PanelKey, Series, method_name, pruning_figures, topography_figures, training_figures,
 };
+use super::headline::{HeadlineRow, figure3_headline};
+use super::identity::Kinds;
 use super::load::{Wanted, load_runs};
 use super::plot::write_figure;
 use super::scan::{DoneRun, Unreadable};
@@ -35,7 +37,18 @@ pub struct FigureInputs<'a> {
     pub panels: Vec<PanelKey>,
     /// Every topography in table order, for stable colours.
     pub rows: &'a [TableRow],
+    /// What each data set and model name is.
+    pub names: &'a Kinds,
     pub std: StdKind,
+}
+
+/// What the figures wrote, and what they found.
+pub struct Drawn {
+    pub entries: Vec<FigureEntry>,
+    /// Records that could not be read (not fatal).
+    pub problems: Vec<Unreadable>,
+    /// Figure 3's headline beside this experiment's numbers, when it has that cell.
+    pub headline: Option<Vec<HeadlineRow>>,
 }
 
 /// One curve per cell, at the cell's chosen lambda; returns the series and the runs to read.
@@ -73,6 +86,8 @@ fn series(inputs: &FigureInputs) -> (Vec<Series>, Vec<usize>) {
                     .position(|t| *t == row.topography)
                     .unwrap_or(0),
                 runs: (start..all_runs.len()).collect(),
+                paper_row: row.paper_row,
+                lambda: cell.stats.lambda,
             });
         }
     }
@@ -80,10 +95,7 @@ fn series(inputs: &FigureInputs) -> (Vec<Series>, Vec<usize>) {
 }
 
 /// Draws the figures asked for under `dir`; unreadable records are returned, not fatal.
-pub fn draw_figures(
-    dir: &Path,
-    inputs: &FigureInputs,
-) -> Result<(Vec<FigureEntry>, Vec<Unreadable>), ReportError> {
+pub fn draw_figures(dir: &Path, inputs: &FigureInputs) -> Result<Drawn, ReportError> {
     let wants = |k| inputs.kinds.contains(&k);
     let wanted = Wanted {
         pruning: wants(FigureKind::Pruning),
@@ -93,6 +105,7 @@ pub fn draw_figures(
     let (series, runs) = series(inputs);
     let (files, problems) = load_runs(inputs.done, &runs, wanted);
     let mut entries = Vec::new();
+    let mut headline = None;
     let mut push = |kind, title: String, stem: PathBuf| -> Result<(), ReportError> {
         entries.push(FigureEntry {
             kind,
@@ -115,6 +128,8 @@ pub fn draw_figures(
                 )?;
             }
             FigureKind::Pruning => {
+                headline =
+                    figure3_headline(&inputs.panels, &series, &files, inputs.names, inputs.std)?;
                 for (method, figure) in
                     pruning_figures(&inputs.panels, &series, &files, inputs.std)?
                 {
@@ -140,7 +155,11 @@ pub fn draw_figures(
             }
         }
     }
-    Ok((entries, problems))
+    Ok(Drawn {
+        entries,
+        problems,
+        headline,
+    })
 }
 
 fn panel_stem(panel: &PanelKey) -> String {

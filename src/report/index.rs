@@ -4,7 +4,9 @@
 use std::path::Path;
 
 use super::figures::FigureEntry;
+use super::headline::{HeadlineRow, headline_markdown};
 use super::render::{lambda_text, markdown};
+use super::roc_auc::{RocAucCell, roc_auc_markdown};
 use super::scan::{FailedRun, PendingRun, Unreadable};
 use super::table::Table;
 use super::{RunCounts, file_stem};
@@ -18,6 +20,9 @@ pub struct IndexInputs<'a> {
     pub counts: &'a RunCounts,
     pub tables: &'a [Table],
     pub figures: &'a [FigureEntry],
+    /// Figure 3's headline beside this experiment's numbers, when it has that cell.
+    pub headline: Option<&'a [HeadlineRow]>,
+    pub roc_auc: &'a [RocAucCell],
     pub failed: &'a [FailedRun],
     pub pending: &'a [PendingRun],
     pub unreadable: &'a [Unreadable],
@@ -72,6 +77,9 @@ pub fn index_markdown(i: &IndexInputs) -> String {
     if !i.tables.is_empty() {
         out.push_str("Every λ tried, with its mean validation and test accuracy: [lambdas.csv](tables/lambdas.csv).\n\n");
     }
+    if !i.roc_auc.is_empty() {
+        out.push_str(&roc_auc_markdown(i.roc_auc));
+    }
     if !i.figures.is_empty() {
         out.push_str("## Figures\n\nCurves are the cells of the tables: each topography at its chosen λ, and the baseline.\n\n");
     }
@@ -87,6 +95,9 @@ pub fn index_markdown(i: &IndexInputs) -> String {
             "![{}]({png})\n\n[PNG]({png}) · [SVG]({svg})\n\n",
             f.title
         ));
+    }
+    if let Some(rows) = i.headline {
+        out.push_str(&headline_markdown(rows));
     }
     let missing: Vec<String> = i
         .tables

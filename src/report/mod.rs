@@ -12,6 +12,7 @@ mod cells;
 mod curves;
 mod error;
 mod figures;
+mod headline;
 mod identity;
 mod index;
 pub mod layouts;
@@ -19,6 +20,7 @@ mod load;
 mod paper;
 mod plot;
 mod render;
+mod roc_auc;
 mod scan;
 mod stats;
 mod table;
@@ -140,9 +142,11 @@ pub fn report(dir: &Path) -> Result<ReportOutcome, ReportError> {
         &info,
     );
     let cells = cells::choose_cells(&scan.done, spec.std)?;
+    let roc_auc = roc_auc::roc_auc_cells(&cells, &scan.done, spec.std)?;
     let mut written = Vec::new();
     let mut tables = Vec::new();
     let mut figures = Vec::new();
+    let mut headline = None;
     if !cells.is_empty() {
         let default = [TableSpec {
             name: "results".to_string(),
@@ -207,15 +211,17 @@ pub fn report(dir: &Path) -> Result<ReportOutcome, ReportError> {
             done: &scan.done,
             panels,
             rows: &everything.rows,
+            names: &kinds,
             std: spec.std,
         };
-        let (entries, problems) = figures::draw_figures(&report_dir.join("figures"), &inputs)?;
-        unreadable.extend(problems);
-        for f in &entries {
+        let drawn = figures::draw_figures(&report_dir.join("figures"), &inputs)?;
+        unreadable.extend(drawn.problems);
+        for f in &drawn.entries {
             written.push(f.png.clone());
             written.push(f.svg.clone());
         }
-        figures = entries;
+        figures = drawn.entries;
+        headline = drawn.headline;
     }
 
     let index_path = report_dir.join("index.md");
@@ -223,6 +229,8 @@ pub fn report(dir: &Path) -> Result<ReportOutcome, ReportError> {
         experiment: info.name.as_deref(),
         description: info.description.as_deref(),
         report_dir: &report_dir,
+        headline: headline.as_deref(),
+        roc_auc: &roc_auc,
         counts: &counts,
         tables: &tables,
         figures: &figures,

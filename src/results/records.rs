@@ -47,6 +47,10 @@ pub struct EpochRecord {
     /// Learning rate of the epoch (training only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lr: Option<f64>,
+    /// Two-class data sets (BirdDCASE), evaluation splits: ROC-AUC of the predicted
+    /// classes, as the reference computes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roc_auc: Option<f64>,
     pub seconds: f64,
     pub images_per_second: f64,
 }
@@ -101,6 +105,9 @@ pub struct Summary {
     /// Test accuracy of the best checkpoint, in [0, 1].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_accuracy: Option<f64>,
+    /// Two-class data sets: the best checkpoint's test ROC-AUC (see `EpochRecord`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_roc_auc: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
     /// Trainable parameters.

@@ -18,8 +18,8 @@ use crate::log::{log, set_log_prefix};
 use crate::plan::RunConfig;
 use crate::results::lock::{Lock, LockOutcome, LockPolicy};
 use crate::results::{
-    ExperimentDir, Failure, ResultsError, RunDir, RunState, RunStatus, Summary, Versions,
-    read_json, write_atomic, write_json,
+    EpochRecord, ExperimentDir, Failure, ResultsError, RunDir, RunState, RunStatus, Summary,
+    Versions, read_json, write_atomic, write_json,
 };
 use crate::train::EngineError;
 use crate::train::checkpoint::read_loop_state;
@@ -311,7 +311,7 @@ fn run_one(
     let env = env_for(dir, options, verbose);
     let result = (|| -> Result<Summary, EngineError> {
         let mut trained = train(run, &env)?;
-        let test_accuracy = test_best(&mut trained, &env, run)?;
+        let test = test_best(&mut trained, &env, run)?;
         measure_topography(&trained, run, &env)?;
         prune(&trained, run, &env)?;
         Ok(summary(
@@ -319,7 +319,7 @@ fn run_one(
             RunStatus::Done,
             trained.state.epoch,
             Some(&trained),
-            Some(test_accuracy),
+            Some(&test),
             None,
             started,
         ))
@@ -358,7 +358,7 @@ fn summary(
     status: RunStatus,
     epochs_completed: u32,
     trained: Option<&crate::train::Trained>,
-    test_accuracy: Option<f64>,
+    test: Option<&EpochRecord>,
     failure: Option<Failure>,
     started: Instant,
 ) -> Summary {
@@ -370,7 +370,8 @@ fn summary(
         epochs_completed,
         best_epoch: trained.map(|t| t.state.best_epoch),
         validation_accuracy: trained.map(|t| t.state.best_accuracy),
-        test_accuracy,
+        test_accuracy: test.map(|t| t.accuracy),
+        test_roc_auc: test.and_then(|t| t.roc_auc),
         failure,
         parameters: trained.map(|t| t.parameters).unwrap_or(0),
         seconds: started.elapsed().as_secs_f64(),

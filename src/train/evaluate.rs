@@ -16,6 +16,43 @@ pub struct Totals {
     pub ce: f64,
     pub topo: f64,
     pub topo_layers: Vec<f64>,
+    /// Per-class hits of a two-class split (evaluation only), for ROC-AUC.
+    pub binary: Option<Binary>,
+}
+
+/// Examples and hits per class of a two-class split; class 1 is the positive one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Binary {
+    pub positives: usize,
+    pub true_positives: usize,
+    pub negatives: usize,
+    pub true_negatives: usize,
+}
+
+impl Binary {
+    /// Counts a batch's predictions against its labels.
+    fn add(&mut self, predicted: &[u32], labels: &[u32]) {
+        for (&p, &y) in predicted.iter().zip(labels) {
+            if y == 1 {
+                self.positives += 1;
+                self.true_positives += usize::from(p == 1);
+            } else {
+                self.negatives += 1;
+                self.true_negatives += usize::from(p != 1);
+            }
+        }
+    }
+
+    /// ROC-AUC of the hard predictions, as the reference computes it
+    /// (`roc_auc_score(targets, argmax)`): one threshold, so (TPR + TNR) / 2. `None`
+    /// when a class is absent.
+    pub fn roc_auc(&self) -> Option<f64> {
+        (self.positives > 0 && self.negatives > 0).then(|| {
+            let tpr = self.true_positives as f64 / self.positives as f64;
+            let tnr = self.true_negatives as f64 / self.negatives as f64;
+            (tpr + tnr) / 2.0
+        })
+    }
 }
 
 impl Totals {
@@ -111,6 +148,31 @@ pub fn evaluate(
             None => None,
         };
         totals.add(chunk.len(), correct(&logits, &batch.labels)?, ce, topo);
+        if logits.dim(1)? == 2 {
+            let predicted = logits.argmax(1)?.to_vec1::<u32>()?;
+            let labels = batch.labels.to_dtype(DType::U32)?.to_vec1::<u32>()?;
+            totals
+                .binary
+                .get_or_insert_default()
+                .add(&predicted, &labels);
+        }
     }
     Ok(totals)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roc_auc_of_hard_predictions_is_the_mean_of_both_recalls() {
+        let mut b = Binary::default();
+        // Positives: 3 of 4 found; negatives: 1 of 2 rejected. sklearn's
+        // roc_auc_score([1,1,1,1,0,0], [1,1,1,0,1,0]) = (0.75 + 0.5) / 2.
+        b.add(&[1, 1, 1, 0, 1, 0], &[1, 1, 1, 1, 0, 0]);
+        assert_eq!(b.roc_auc(), Some(0.625));
+        let mut one_class = Binary::default();
+        one_class.add(&[1, 0], &[1, 1]);
+        assert_eq!(one_class.roc_auc(), None);
+    }
 }

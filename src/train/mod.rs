@@ -372,12 +372,13 @@ fn commit(
     save_last(&env.dir, varmap, sgd.momenta(), *state)
 }
 
-/// Tests the best checkpoint; appends the test record (carrying the best epoch).
+/// Tests the best checkpoint; appends the test record (carrying the best epoch) and
+/// returns it.
 pub fn test_best(
     trained: &mut Trained,
     env: &TrainEnv,
     run: &RunConfig,
-) -> Result<f64, EngineError> {
+) -> Result<EpochRecord, EngineError> {
     load_weights(&env.dir.best_checkpoint(), &trained.varmap, &env.device)?;
     let t0 = Instant::now();
     let totals = evaluate(
@@ -388,7 +389,7 @@ pub fn test_best(
         &env.device,
     )?;
     trained.records.retain(|r| r.split != SplitKind::Test);
-    trained.records.push(record(
+    let test = record(
         run,
         trained.state.best_epoch,
         SplitKind::Test,
@@ -396,9 +397,10 @@ pub fn test_best(
         None,
         t0.elapsed().as_secs_f64(),
         trained.model.tap_names(),
-    ));
+    );
+    trained.records.push(test.clone());
     write_jsonl(&env.dir.metrics(), &trained.records)?;
-    Ok(totals.accuracy())
+    Ok(test)
 }
 
 fn record(
@@ -425,6 +427,7 @@ fn record(
             .collect(),
         accuracy: totals.accuracy(),
         lr,
+        roc_auc: totals.binary.and_then(|b| b.roc_auc()),
         seconds,
         images_per_second: totals.examples as f64 / seconds.max(1e-9),
     }

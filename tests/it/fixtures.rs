@@ -227,7 +227,8 @@ pub fn write_bird_dcase(dir: &Path, per_set: usize, seconds: f64) -> std::io::Re
     for (s, (set, csv_name, sub, rate)) in sets.into_iter().enumerate() {
         let mut csv = String::from("itemid,datasetid,hasbird\n");
         for k in 0..per_set {
-            let bird = k % 2;
+            // Sets alternate which clips have birds, so that each split holds both.
+            let bird = (k + s) % 2;
             let id = format!("{s}{k:05}");
             let x = if bird == 1 {
                 tone(4000.0, seconds, rate, 0.3, 0.05, &mut rng)

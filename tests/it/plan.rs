@@ -212,6 +212,7 @@ fn cli_plan_json_counts_the_runs_and_reads_their_status() {
         best_epoch: Some(1),
         validation_accuracy: Some(0.5),
         test_accuracy: Some(0.5),
+        test_roc_auc: None,
         failure: None,
         parameters: 1,
         seconds: 1.0,

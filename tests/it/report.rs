@@ -50,6 +50,7 @@ fn summary(a: &RunAxes, status: RunStatus, accuracies: Option<(f64, f64)>) -> Su
         best_epoch: accuracies.map(|_| 2),
         validation_accuracy: accuracies.map(|a| a.0),
         test_accuracy: accuracies.map(|a| a.1),
+        test_roc_auc: None,
         failure: None,
         parameters: 1000,
         seconds: 1.0,
@@ -67,6 +68,7 @@ fn epoch(epoch: u32, split: SplitKind, loss: f64, accuracy: f64) -> EpochRecord 
         topo_layers: BTreeMap::new(),
         accuracy,
         lr: None,
+        roc_auc: None,
         seconds: 1.0,
         images_per_second: 100.0,
     }
@@ -403,5 +405,77 @@ fn an_absent_folder_is_an_error() {
             "{}: no such experiment folder (expected results/<experiment>/ with a runs/ folder)",
             missing.display()
         )
+    );
+}
+
+#[test]
+fn figure_3s_headline_is_compared_when_the_experiment_has_its_cell() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = ExperimentDir::at(dir.path());
+    // ResNet-18 on CIFAR-10 (run.yaml names the kinds): the grid at lambda 1, and the
+    // baseline, 2 seeds each, pruned at 0% and 62%.
+    for (topography, lambda) in [("grid2d", Some(1.0)), ("base", None)] {
+        for seed in 0..2u64 {
+            let a = axes("resnet18", topography, lambda, seed);
+            done_run(&exp, &a, 0.9, 0.9, true);
+            let at = |proportion: f64, accuracy: f64| PruningRow {
+                method: PruneMethod::L2,
+                proportion,
+                channels_pruned: 0,
+                channels_total: 64,
+                accuracy,
+            };
+            let (unpruned, pruned) = match (topography, seed) {
+                ("grid2d", 0) => (0.91, 0.60),
+                ("grid2d", _) => (0.93, 0.64),
+                (_, 0) => (0.92, 0.40),
+                _ => (0.93, 0.42),
+            };
+            let rows = [at(0.0, unpruned), at(0.62, pruned)];
+            write_pruning_csv(&exp.run(&run_id(&a)).pruning(), &rows).unwrap();
+        }
+    }
+    let index = read(&report(exp.path()).unwrap().index);
+    for line in [
+        "| 2D grid (λ = 1) | 0% | 92.00 ± 1.41 | 2 | 91.90 |",
+        "| base | 0% | 92.50 ± 0.71 | 2 | 92.45 |",
+        "| 2D grid (λ = 1) | 62% | 62.00 ± 2.83 | 2 | 62.00 |",
+        "| base | 62% | 41.00 ± 1.41 | 2 | 40.60 |",
+    ] {
+        assert!(index.contains(line), "{line}\n{index}");
+    }
+    // The golden experiment's grid is at lambda 1e-3, and it prunes at quarters: the
+    // baseline's unpruned point alone is compared.
+    let other = tempfile::tempdir().unwrap();
+    let golden = golden(other.path(), true);
+    let index = read(&report(golden.path()).unwrap().index);
+    assert!(
+        index.contains("| base | 0% | 91.50 ± 1.50 | 3 | 92.45 |"),
+        "{index}"
+    );
+    assert!(
+        index.contains("| base | 62% | not measured | 0 | 40.60 |"),
+        "{index}"
+    );
+    assert!(!index.contains("2D grid (λ = 1)"), "{index}");
+}
+
+#[test]
+fn roc_auc_is_reported_for_the_cells_whose_runs_recorded_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = golden(dir.path(), true);
+    let index = read(&report(exp.path()).unwrap().index);
+    assert!(!index.contains("## ROC-AUC"), "{index}");
+    for (seed, auc) in [0.8, 0.9, 1.0].into_iter().enumerate() {
+        let a = axes("resnet18", "base", None, seed as u64);
+        let path = exp.run(&run_id(&a)).summary();
+        let mut s: Summary = topo::results::read_json(&path).unwrap();
+        s.test_roc_auc = Some(auc);
+        write_json(&path, &s).unwrap();
+    }
+    let index = read(&report(exp.path()).unwrap().index);
+    assert!(
+        index.contains("| cifar10 | resnet18 | base | none | 90.00 ± 10.00 | 3 |"),
+        "{index}"
     );
 }

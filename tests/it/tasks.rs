@@ -95,6 +95,7 @@ fn cifar10_trains_on_a_binary_fixture() {
         3,
     );
     check(&records, &summary, 3, 0.1);
+    assert!(records.iter().all(|r| r.roc_auc.is_none()) && summary.test_roc_auc.is_none());
 }
 
 #[test]
@@ -121,4 +122,13 @@ fn bird_dcase_trains_on_three_development_sets() {
         3,
     );
     check(&records, &summary, 3, 0.5);
+    // Two classes: ROC-AUC beside accuracy on the evaluation splits (where both classes
+    // are present: the fixture's validation split may hold one), and in the summary.
+    for r in &records {
+        assert!(r.roc_auc.is_none_or(|a| (0.0..=1.0).contains(&a)), "{r:?}");
+        assert!(r.split != SplitKind::Train || r.roc_auc.is_none(), "{r:?}");
+    }
+    assert!(records.iter().any(|r| r.roc_auc.is_some()), "{records:?}");
+    let test = records.iter().find(|r| r.split == SplitKind::Test).unwrap();
+    assert_eq!(summary.test_roc_auc, test.roc_auc);
 }
