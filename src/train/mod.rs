@@ -139,69 +139,20 @@ pub fn train(run: &RunConfig, env: &TrainEnv) -> Result<Trained, EngineError> {
     let mut sgd = Sgd::new(vars, SgdConfig::from(&run.training.optimizer));
     let (mut state, mut records) = resume(run, env, &varmap, &mut sgd)?;
 
-    let epochs = run.training.epochs;
-    for epoch in state.epoch + 1..=epochs {
-        let t0 = Instant::now();
-        let lr = learning_rate(
-            &run.training.schedule,
-            run.training.optimizer.lr,
-            epoch - 1,
-            epochs,
-        );
-        sgd.set_learning_rate(lr);
-        let train = train_epoch(
-            run,
-            env,
-            &data,
-            model.as_ref(),
-            term.as_ref(),
-            &mut sgd,
-            epoch,
-        )?;
-        let train_seconds = t0.elapsed().as_secs_f64();
-        let tap_names = model.tap_names();
-        records.push(record(
-            run,
-            epoch,
-            SplitKind::Train,
-            &train,
-            Some(lr),
-            train_seconds,
-            tap_names,
-        ));
-
-        let t1 = Instant::now();
-        let loss = term.as_ref().map(|t| &t.loss);
-        let val = evaluate(
-            model.as_ref(),
-            data.validation.as_ref(),
-            run.training.eval_batch(),
-            loss,
-            &env.device,
-        )?;
-        let val_seconds = t1.elapsed().as_secs_f64();
-        records.push(record(
-            run,
-            epoch,
-            SplitKind::Validation,
-            &val,
-            None,
-            val_seconds,
-            tap_names,
-        ));
+    let session = Session {
+        run,
+        env,
+        data: &data,
+        model: model.as_ref(),
+        term: term.as_ref(),
+    };
+    for epoch in state.epoch + 1..=run.training.epochs {
+        let [train, validation] = session.epoch(&mut sgd, epoch)?;
         if env.verbose {
-            crate::log::log(&format!(
-                "  epoch {epoch}/{epochs}: train loss {:.4} acc {:.2}% | val acc {:.2}% | lr {lr:.2e} | {:.1} s, {:.0} img/s",
-                run.objective.total(
-                    train.mean(train.ce),
-                    train.has_topo().then(|| train.mean(train.topo))
-                ),
-                train.accuracy() * 100.0,
-                val.accuracy() * 100.0,
-                train_seconds,
-                train.examples as f64 / train_seconds.max(1e-9)
-            ));
+            log_epoch(&train, &validation, run.training.epochs);
         }
+        let val_accuracy = validation.accuracy;
+        records.extend([train, validation]);
         commit(
             env,
             &varmap,
@@ -209,7 +160,7 @@ pub fn train(run: &RunConfig, env: &TrainEnv) -> Result<Trained, EngineError> {
             &records,
             &mut state,
             epoch,
-            val.accuracy(),
+            val_accuracy,
         )?;
     }
     Ok(Trained {
@@ -254,42 +205,106 @@ fn resume(
     Ok((state, records))
 }
 
-/// One pass over the training split in the epoch's shuffled order.
-fn train_epoch(
-    run: &RunConfig,
-    env: &TrainEnv,
-    data: &Dataset,
-    model: &dyn TopoModel,
-    term: Option<&TopographicTerm>,
-    sgd: &mut Sgd,
-    epoch: u32,
-) -> Result<Totals, EngineError> {
-    let batch_size = run.training.batch_size;
-    model.reseed(stream_seed(run.seed, epoch, Purpose::Dropout));
-    let mut order: Vec<usize> = (0..data.train.len()).collect();
-    order.shuffle(&mut stream(run.seed, epoch, Purpose::Shuffle));
-    let mut augment = stream(run.seed, epoch, Purpose::Augment);
+/// What one epoch trains and evaluates.
+struct Session<'a> {
+    run: &'a RunConfig,
+    env: &'a TrainEnv,
+    data: &'a Dataset,
+    model: &'a dyn TopoModel,
+    term: Option<&'a TopographicTerm>,
+}
 
-    let mut bar = EpochBar::new(
-        format!("{} {epoch}/{}", run.axes.topography, run.training.epochs),
-        order.len().div_ceil(batch_size),
-        batch_size,
-    );
-    let mut totals = Totals::default();
-    for chunk in order.chunks(batch_size) {
-        let batch = data.train.batch(chunk, Some(&mut augment), &env.device)?;
-        let step = match step(model, term, sgd, &batch, epoch) {
-            Ok(step) => step,
-            Err(e) => {
-                bar.finish();
-                return Err(e);
-            }
-        };
-        totals.add(chunk.len(), step.correct, step.ce, step.topo);
-        bar.advance(chunk.len(), step.total, totals.accuracy());
+impl Session<'_> {
+    /// Trains epoch `epoch` (1-based) at its scheduled rate, then evaluates on the
+    /// validation split; returns both records.
+    fn epoch(&self, sgd: &mut Sgd, epoch: u32) -> Result<[EpochRecord; 2], EngineError> {
+        let run = self.run;
+        let lr = learning_rate(
+            &run.training.schedule,
+            run.training.optimizer.lr,
+            epoch - 1,
+            run.training.epochs,
+        );
+        sgd.set_learning_rate(lr);
+        let t0 = Instant::now();
+        let train = self.train_epoch(sgd, epoch)?;
+        let train_seconds = t0.elapsed().as_secs_f64();
+        let t1 = Instant::now();
+        let validation = evaluate(
+            self.model,
+            self.data.validation.as_ref(),
+            run.training.eval_batch(),
+            self.term.map(|t| &t.loss),
+            &self.env.device,
+        )?;
+        let val_seconds = t1.elapsed().as_secs_f64();
+        let taps = self.model.tap_names();
+        Ok([
+            record(
+                run,
+                epoch,
+                SplitKind::Train,
+                &train,
+                Some(lr),
+                train_seconds,
+                taps,
+            ),
+            record(
+                run,
+                epoch,
+                SplitKind::Validation,
+                &validation,
+                None,
+                val_seconds,
+                taps,
+            ),
+        ])
     }
-    bar.finish();
-    Ok(totals)
+
+    /// One pass over the training split in the epoch's shuffled order.
+    fn train_epoch(&self, sgd: &mut Sgd, epoch: u32) -> Result<Totals, EngineError> {
+        let (run, env, data, model, term) = (self.run, self.env, self.data, self.model, self.term);
+        let batch_size = run.training.batch_size;
+        model.reseed(stream_seed(run.seed, epoch, Purpose::Dropout));
+        let mut order: Vec<usize> = (0..data.train.len()).collect();
+        order.shuffle(&mut stream(run.seed, epoch, Purpose::Shuffle));
+        let mut augment = stream(run.seed, epoch, Purpose::Augment);
+
+        let mut bar = EpochBar::new(
+            format!("{} {epoch}/{}", run.axes.topography, run.training.epochs),
+            order.len().div_ceil(batch_size),
+            batch_size,
+        );
+        let mut totals = Totals::default();
+        for chunk in order.chunks(batch_size) {
+            let batch = data.train.batch(chunk, Some(&mut augment), &env.device)?;
+            let step = match step(model, term, sgd, &batch, epoch) {
+                Ok(step) => step,
+                Err(e) => {
+                    bar.finish();
+                    return Err(e);
+                }
+            };
+            totals.add(chunk.len(), step.correct, step.ce, step.topo);
+            bar.advance(chunk.len(), step.total, totals.accuracy());
+        }
+        bar.finish();
+        Ok(totals)
+    }
+}
+
+/// The line a verbose run prints per epoch.
+fn log_epoch(train: &EpochRecord, validation: &EpochRecord, epochs: u32) {
+    crate::log::log(&format!(
+        "  epoch {}/{epochs}: train loss {:.4} acc {:.2}% | val acc {:.2}% | lr {:.2e} | {:.1} s, {:.0} img/s",
+        train.epoch,
+        train.loss,
+        train.accuracy * 100.0,
+        validation.accuracy * 100.0,
+        train.lr.unwrap_or(0.0),
+        train.seconds,
+        train.images_per_second
+    ));
 }
 
 /// What one optimisation step measured.
