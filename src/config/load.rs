@@ -70,7 +70,7 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Loaded, Diagnostics> {
             obj.remove("extends");
         }
         for p in &file.problems {
-            let pos = file.index.value(&p.path);
+            let pos = p.at.or_else(|| file.index.value(&p.path));
             let origin = match pos {
                 Some(pos) => Origin::in_file(&file.path, &file.text, pos.line, pos.col, pos.len),
                 None => Origin::file_start(&file.path),

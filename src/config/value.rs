@@ -2,13 +2,15 @@
 
 use serde_json::Value;
 
-use super::locate::{child_path, item_path};
+use super::locate::{Pos, child_path, item_path};
 
 /// A value JSON cannot represent, with its path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValueProblem {
     pub path: String,
     pub message: String,
+    /// Where to point, when not at the path's value (a key set twice: its second key).
+    pub at: Option<Pos>,
 }
 
 /// How a JSON value reads in a message: `"abc"`, `12`, a list, a mapping, null.

@@ -221,6 +221,7 @@ impl Walker {
         self.problems.push(ValueProblem {
             path: path.to_string(),
             message,
+            at: None,
         });
     }
 
@@ -270,10 +271,15 @@ impl Walker {
         let duplicate = key.as_ref().is_some_and(|k| map.contains_key(k));
         *expect = Expect::Value(key);
         if duplicate {
-            self.problem(
-                &key_path,
-                format!("`{named}` is set twice in this mapping: keep one"),
-            );
+            self.problems.push(ValueProblem {
+                path: key_path,
+                message: format!("`{named}` is set twice in this mapping: keep one"),
+                at: Some(Pos {
+                    line: mark.line(),
+                    col: mark.col(),
+                    len: len.max(1),
+                }),
+            });
         }
     }
 
@@ -544,6 +550,8 @@ mod tests {
             ]
         );
         assert_eq!(p.value, json!({ "a": [1, null], "c": null, "d": 2 }));
+        // A key set twice is shown at its second place.
+        assert_eq!(p.problems[4].at.map(|a| (a.line, a.col)), Some((6, 0)));
         assert_eq!(p.index.value("a[1]").map(|p| (p.line, p.col)), Some((1, 7)));
     }
 
