@@ -3,13 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::{
-    ExcludeRule, Experiment, Lambda, ModelKind, ModelSpec, Topography, TopographySpec,
-};
+use crate::config::{ExcludeRule, Experiment, ModelKind, ModelSpec, Topography, TopographySpec};
 use crate::results::RunAxes;
 
 use super::id::IdentityParts;
-use super::{Objective, ObjectiveError, RunConfig};
+use super::{Objective, RunConfig};
 
 /// The runs of an experiment, in grid order (data set, model, topography, lambda, seed).
 #[derive(Debug, Clone)]
@@ -33,11 +31,6 @@ pub enum PlanError {
         topography: String,
         /// serde_json's message (its error is neither `Clone` nor `Eq`).
         message: String,
-    },
-    #[error("topography `{name}`: {source}")]
-    Objective {
-        name: String,
-        source: ObjectiveError,
     },
 }
 
@@ -90,18 +83,20 @@ pub fn plan(experiment: &Experiment) -> Result<Plan, PlanError> {
                             message: e.to_string(),
                         }
                     })?;
-                let lambdas: Vec<Option<Lambda>> = if topography.is_baseline() {
-                    vec![None]
-                } else {
-                    grid.lambda.iter().copied().map(Some).collect()
+                // The baseline's lambda collapses; a placement takes every lambda.
+                let objectives: Vec<Objective> = match topography {
+                    Topography::Baseline => vec![Objective::Baseline],
+                    Topography::Placed(placement) => grid
+                        .lambda
+                        .iter()
+                        .map(|&lambda| Objective::Topographic {
+                            placement: placement.clone(),
+                            lambda,
+                        })
+                        .collect(),
                 };
-                for lambda in lambdas {
-                    let objective = Objective::new(topography, lambda).map_err(|source| {
-                        PlanError::Objective {
-                            name: topography_name.clone(),
-                            source,
-                        }
-                    })?;
+                for objective in objectives {
+                    let lambda = objective.lambda();
                     for &seed in &grid.seed {
                         let axes = RunAxes {
                             dataset: dataset_name.clone(),

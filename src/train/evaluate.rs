@@ -112,7 +112,11 @@ pub fn example_logits(logits: &Tensor, batch: &Batch) -> Result<Tensor, EngineEr
 
 /// Correct predictions among `logits` for `labels`.
 pub fn correct(logits: &Tensor, labels: &Tensor) -> Result<usize, EngineError> {
-    let predicted = logits.argmax(1)?;
+    correct_predictions(&logits.argmax(1)?, labels)
+}
+
+/// Predicted classes that equal `labels`.
+fn correct_predictions(predicted: &Tensor, labels: &Tensor) -> Result<usize, EngineError> {
     let hits = predicted
         .eq(&labels.to_dtype(predicted.dtype())?)?
         .to_dtype(DType::F32)?
@@ -147,14 +151,19 @@ pub fn evaluate(
             }
             None => None,
         };
-        totals.add(chunk.len(), correct(&logits, &batch.labels)?, ce, topo);
+        let predicted = logits.argmax(1)?;
+        totals.add(
+            chunk.len(),
+            correct_predictions(&predicted, &batch.labels)?,
+            ce,
+            topo,
+        );
         if logits.dim(1)? == 2 {
-            let predicted = logits.argmax(1)?.to_vec1::<u32>()?;
             let labels = batch.labels.to_dtype(DType::U32)?.to_vec1::<u32>()?;
             totals
                 .binary
                 .get_or_insert_default()
-                .add(&predicted, &labels);
+                .add(&predicted.to_vec1::<u32>()?, &labels);
         }
     }
     Ok(totals)
