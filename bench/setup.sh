@@ -19,6 +19,7 @@ installed() {
     "$python" - "$want" <<'PY' 2>/dev/null
 import sys
 import numpy  # only silences torch's warning, but part of requirements.txt
+import yaml  # bench/parity.py reads run.yaml
 import torch
 sys.exit(0 if torch.__version__.split("+")[0] == sys.argv[1] else 1)
 PY

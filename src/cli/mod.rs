@@ -1,4 +1,4 @@
-//! The command line: `topo validate | plan | run | report | positions | schema | slurm`.
+//! The command line: `topo validate | plan | run | report | positions | schema | slurm | splits`.
 
 mod exit;
 mod plan;
@@ -7,6 +7,7 @@ mod report;
 mod run;
 mod schema;
 mod slurm;
+mod splits;
 mod validate;
 
 use std::path::PathBuf;
@@ -60,6 +61,9 @@ pub enum Command {
     Schema(schema::SchemaArgs),
     /// Write (and optionally submit) a Slurm job array running an experiment.
     Slurm(slurm::SlurmArgs),
+    /// Print which examples of a data set's files each split takes (JSON), so another
+    /// framework can train and test on the same ones.
+    Splits(splits::SplitsArgs),
 }
 
 /// Parses the command line, runs the command, maps the outcome to an exit code:
@@ -81,5 +85,6 @@ fn dispatch(cli: &Cli) -> Result<(), CliError> {
         Command::Positions(a) => positions::run(a).map_err(CliError::Failed),
         Command::Schema(a) => schema::run(a),
         Command::Slurm(a) => slurm::run(a),
+        Command::Splits(a) => splits::run(a),
     }
 }

@@ -49,9 +49,9 @@ pub enum DeviceChoice {
 pub struct RunArgs {
     #[command(flatten)]
     pub experiment: ExperimentArgs,
-    /// Run only the run with this id (as `topo plan` prints it).
+    /// Run only the run with this id (as `topo plan` prints it); repeat it to run several.
     #[arg(long, value_name = "ID", conflicts_with = "shard")]
-    pub only: Option<String>,
+    pub only: Vec<String>,
     /// Train N runs at once on this machine, the cores shared between them.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub jobs: u32,
@@ -87,29 +87,36 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     let loaded = load_experiment(&args.experiment)?;
     let plan = plan(&loaded.experiment).map_err(|e| CliError::Failed(e.into()))?;
     let dir = ExperimentDir::new(&args.experiment.results, &plan.experiment);
-    let runs: Vec<_> = match &args.only {
-        Some(id) => {
-            let found: Vec<_> = plan.runs.iter().filter(|r| &r.id == id).collect();
-            if found.is_empty() {
-                return Err(CliError::Usage(format!(
-                    "no run `{id}` in {}: `topo plan {}` lists the ids",
-                    args.experiment.file.display(),
-                    args.experiment.file.display()
-                )));
+    let runs: Vec<&RunConfig> = if args.only.is_empty() {
+        let all: Vec<_> = plan.runs.iter().collect();
+        match args.shard {
+            Some(shard) => {
+                let mine = shard.select(&all);
+                eprintln!("shard {shard}: {} of the {} runs", mine.len(), all.len());
+                mine
             }
-            found
+            None => all,
         }
-        None => {
-            let all: Vec<_> = plan.runs.iter().collect();
-            match args.shard {
-                Some(shard) => {
-                    let mine = shard.select(&all);
-                    eprintln!("shard {shard}: {} of the {} runs", mine.len(), all.len());
-                    mine
-                }
-                None => all,
-            }
+    } else {
+        let unknown: Vec<&str> = args
+            .only
+            .iter()
+            .filter(|id| !plan.runs.iter().any(|r| &r.id == *id))
+            .map(String::as_str)
+            .collect();
+        if !unknown.is_empty() {
+            return Err(CliError::Usage(format!(
+                "no run `{}` in {}: `topo plan {}` lists the ids",
+                unknown.join("`, `"),
+                args.experiment.file.display(),
+                args.experiment.file.display()
+            )));
         }
+        // Plan order, whatever order the ids were given in.
+        plan.runs
+            .iter()
+            .filter(|r| args.only.contains(&r.id))
+            .collect()
     };
     let device = match args.device {
         DeviceChoice::Cpu => candle_core::Device::Cpu,

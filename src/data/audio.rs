@@ -193,6 +193,10 @@ impl Split for AudioSplit {
         self.clips.len()
     }
 
+    fn source_indices(&self) -> Option<&[usize]> {
+        None
+    }
+
     fn batch(
         &self,
         indices: &[usize],

@@ -86,6 +86,10 @@ impl Split for ImageSplit {
         self.indices.len()
     }
 
+    fn source_indices(&self) -> Option<&[usize]> {
+        Some(&self.indices)
+    }
+
     fn batch(
         &self,
         indices: &[usize],

@@ -52,6 +52,12 @@ pub trait Split: Send + Sync {
         augment: Option<&mut ChaCha8Rng>,
         device: &Device,
     ) -> Result<Batch, DataError>;
+
+    /// Where this split's examples sit in the data set's own files, in split order:
+    /// indices into the training files (train and validation) or the test files (test).
+    /// For `topo splits`, so another framework can train on the same examples. `None`
+    /// for audio, whose examples are files named in the data set's own lists.
+    fn source_indices(&self) -> Option<&[usize]>;
 }
 
 /// A data set's three splits and what a model needs to know about it.

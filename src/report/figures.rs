@@ -7,6 +7,7 @@ use super::cells::{CellKey, ChosenCell};
 use super::curves::{
     PanelKey, Series, method_name, pruning_figures, topography_figures, training_figures,
 };
+use super::effect::{EffectRow, pruning_effects};
 use super::headline::{HeadlineRow, figure3_headline};
 use super::identity::Kinds;
 use super::load::{Wanted, load_runs};
@@ -49,6 +50,8 @@ pub struct Drawn {
     pub problems: Vec<Unreadable>,
     /// Figure 3's headline beside this experiment's numbers, when it has that cell.
     pub headline: Option<Vec<HeadlineRow>>,
+    /// Each topography's pruning effect against the baseline.
+    pub effects: Vec<EffectRow>,
 }
 
 /// One curve per cell, at the cell's chosen lambda; returns the series and the runs to read.
@@ -106,6 +109,7 @@ pub fn draw_figures(dir: &Path, inputs: &FigureInputs) -> Result<Drawn, ReportEr
     let (files, problems) = load_runs(inputs.done, &runs, wanted);
     let mut entries = Vec::new();
     let mut headline = None;
+    let mut effects = Vec::new();
     let mut push = |kind, title: String, stem: PathBuf| -> Result<(), ReportError> {
         entries.push(FigureEntry {
             kind,
@@ -130,6 +134,7 @@ pub fn draw_figures(dir: &Path, inputs: &FigureInputs) -> Result<Drawn, ReportEr
             FigureKind::Pruning => {
                 headline =
                     figure3_headline(&inputs.panels, &series, &files, inputs.names, inputs.std)?;
+                effects = pruning_effects(&inputs.panels, &series, &files)?;
                 for (method, figure) in
                     pruning_figures(&inputs.panels, &series, &files, inputs.std)?
                 {
@@ -159,6 +164,7 @@ pub fn draw_figures(dir: &Path, inputs: &FigureInputs) -> Result<Drawn, ReportEr
         entries,
         problems,
         headline,
+        effects,
     })
 }
 

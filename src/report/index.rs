@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use super::effect::{EffectRow, effects_markdown};
 use super::figures::FigureEntry;
 use super::headline::{HeadlineRow, headline_markdown};
 use super::render::{lambda_text, markdown};
@@ -22,6 +23,8 @@ pub struct IndexInputs<'a> {
     pub figures: &'a [FigureEntry],
     /// Figure 3's headline beside this experiment's numbers, when it has that cell.
     pub headline: Option<&'a [HeadlineRow]>,
+    /// Each topography's pruning effect against the baseline.
+    pub effects: &'a [EffectRow],
     pub roc_auc: &'a [RocAucCell],
     pub failed: &'a [FailedRun],
     pub pending: &'a [PendingRun],
@@ -98,6 +101,9 @@ pub fn index_markdown(i: &IndexInputs) -> String {
     }
     if let Some(rows) = i.headline {
         out.push_str(&headline_markdown(rows));
+    }
+    if !i.effects.is_empty() {
+        out.push_str(&effects_markdown(i.effects));
     }
     let missing: Vec<String> = i
         .tables

@@ -10,6 +10,7 @@
 
 mod cells;
 mod curves;
+mod effect;
 mod error;
 mod figures;
 mod headline;
@@ -147,6 +148,7 @@ pub fn report(dir: &Path) -> Result<ReportOutcome, ReportError> {
     let mut tables = Vec::new();
     let mut figures = Vec::new();
     let mut headline = None;
+    let mut effects = Vec::new();
     if !cells.is_empty() {
         let default = [TableSpec {
             name: "results".to_string(),
@@ -222,6 +224,7 @@ pub fn report(dir: &Path) -> Result<ReportOutcome, ReportError> {
         }
         figures = drawn.entries;
         headline = drawn.headline;
+        effects = drawn.effects;
     }
 
     let index_path = report_dir.join("index.md");
@@ -230,6 +233,7 @@ pub fn report(dir: &Path) -> Result<ReportOutcome, ReportError> {
         description: info.description.as_deref(),
         report_dir: &report_dir,
         headline: headline.as_deref(),
+        effects: &effects,
         roc_auc: &roc_auc,
         counts: &counts,
         tables: &tables,

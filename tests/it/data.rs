@@ -662,3 +662,62 @@ fn wav_writers_round_trip_through_the_reader() {
         }
     );
 }
+
+/// `topo splits`: the examples each split takes, as positions in the data set's files,
+/// for another framework to train on the same ones (the PyTorch side of `just parity`).
+#[test]
+fn splits_names_the_examples_of_each_split() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_topo"))
+            .arg("splits")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_remove("TOPO_RESULTS_ROOT")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["experiments/quickstart.yaml", "--dataset", "fmnist"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let list = |k: &str| -> Vec<usize> {
+        json[k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect()
+    };
+    let (train, validation, test) = (list("train"), list("validation"), list("test"));
+    // quickstart: `limit: 2000` on the shipped subset; the loader training uses.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist-subset");
+    let tmp = tempfile::tempdir().unwrap();
+    let dataset = load(
+        &spec(DatasetKind::FashionMnist, &root, Some(2000)),
+        tmp.path(),
+    )
+    .unwrap();
+    assert_eq!(dataset.train.source_indices(), Some(&train[..]));
+    assert_eq!(dataset.validation.source_indices(), Some(&validation[..]));
+    assert_eq!(dataset.test.source_indices(), Some(&test[..]));
+    assert_eq!(
+        (train.len(), validation.len(), test.len()),
+        (2000, 500, 1000)
+    );
+    assert!(train.windows(2).all(|w| w[0] < w[1]), "sorted, no repeat");
+    assert!(train.iter().all(|i| validation.binary_search(i).is_err()));
+    assert_eq!(json["kind"], "fashion_mnist");
+    assert_eq!(json["root"], "data/fashion-mnist-subset");
+
+    let bad = run(&["experiments/quickstart.yaml", "--dataset", "cifar"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr)
+            .contains("no data set `cifar` in experiments/quickstart.yaml; it names: fmnist"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}

@@ -521,11 +521,11 @@ fn a_non_finite_loss_fails_its_run_only_and_retry_failed_tries_again() {
 }
 
 #[test]
-fn only_runs_one_run_and_an_unknown_id_is_a_usage_error() {
+fn only_runs_the_runs_named_and_an_unknown_id_is_a_usage_error() {
     let e = Experiment::new(&Spec {
         name: "only",
         topographies: "base, grid2d",
-        lambda: "1",
+        lambda: "0.5, 1",
         epochs: 1,
         pruning: "",
     });
@@ -545,8 +545,13 @@ fn only_runs_one_run_and_an_unknown_id_is_a_usage_error() {
         .iter()
         .map(|r| r["id"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(ids.len(), 2);
-    let out = e.topo("run", "results", &["--no-report", "--only", &ids[1]]);
+    assert_eq!(ids.len(), 3);
+    // Two ids, given against plan order.
+    let out = e.topo(
+        "run",
+        "results",
+        &["--no-report", "--only", &ids[2], "--only", &ids[1]],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let plan = e.plan("results");
     let states: Vec<&str> = plan["runs"]
@@ -555,10 +560,10 @@ fn only_runs_one_run_and_an_unknown_id_is_a_usage_error() {
         .iter()
         .map(|r| r["status"].as_str().unwrap())
         .collect();
-    assert_eq!(states, ["new", "done"]);
+    assert_eq!(states, ["new", "done", "done"]);
     let runs = e.runs("results");
-    assert_eq!(runs.len(), 1);
-    assert!(runs[0].ends_with(&ids[1]));
+    assert_eq!(runs.len(), 2);
+    assert!(runs.iter().all(|r| !r.ends_with(&ids[0])));
 }
 
 #[test]

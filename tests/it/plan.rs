@@ -41,6 +41,15 @@ fn the_papers_experiments_have_the_papers_run_counts() {
             .as_ref()
             .is_some_and(|p| p.proportions.values().len() == 101)
     }));
+    // The claim at CPU scale: 5 baselines and 2 topographies x 2 lambdas x 5 seeds; the
+    // parity check (bench/parity.py) trains its base and 2D grid at lambda 1.
+    let cpu = plan_file(&repo("experiments/fmnist_pruning.yaml"));
+    assert_eq!(cpu.runs.len(), 5 + 2 * 2 * 5);
+    let parity = cpu.runs.iter().filter(|r| {
+        r.axes.topography == "base"
+            || (r.axes.topography == "grid2d" && r.axes.lambda == Some(Lambda::known(1.0)))
+    });
+    assert_eq!(parity.count(), 10);
 }
 
 const BASE: &str = "name: t

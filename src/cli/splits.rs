@@ -1,0 +1,86 @@
+//! `topo splits FILE --dataset NAME`: which examples of a data set's files each split
+//! takes, as JSON, so that another framework (the PyTorch side of `just parity`) trains,
+//! validates and tests on exactly the examples `topo` does.
+
+use serde::Serialize;
+
+use crate::config::DatasetKind;
+use crate::data::{self, Split};
+
+use super::validate::load_experiment;
+use super::{CliError, ExperimentArgs};
+
+#[derive(Debug, clap::Args)]
+pub struct SplitsArgs {
+    #[command(flatten)]
+    pub experiment: ExperimentArgs,
+    /// The data set, by its name in the experiment's `datasets`.
+    #[arg(long, value_name = "NAME")]
+    pub dataset: String,
+}
+
+#[derive(Serialize)]
+struct SplitsJson<'a> {
+    dataset: &'a str,
+    kind: DatasetKind,
+    root: String,
+    /// Indices into the training files, in the order `topo` holds them.
+    train: &'a [usize],
+    /// Indices into the training files: the held-out examples.
+    validation: &'a [usize],
+    /// Indices into the test files.
+    test: &'a [usize],
+}
+
+pub fn run(args: &SplitsArgs) -> Result<(), CliError> {
+    let loaded = load_experiment(&args.experiment)?;
+    let file = args.experiment.file.display();
+    let spec = loaded
+        .experiment
+        .datasets
+        .get(&args.dataset)
+        .ok_or_else(|| {
+            let names: Vec<&str> = loaded
+                .experiment
+                .datasets
+                .keys()
+                .map(String::as_str)
+                .collect();
+            CliError::Usage(format!(
+                "no data set `{}` in {file}; it names: {}",
+                args.dataset,
+                names.join(", ")
+            ))
+        })?
+        .resolved();
+    let cache_dir = args.experiment.results.join(".cache");
+    let dataset = data::load(&spec, &cache_dir).map_err(|e| CliError::Failed(e.into()))?;
+    let audio = || {
+        CliError::Usage(format!(
+            "`{}` is {}, whose examples are audio files named in its own lists, not positions \
+             in one file: `topo splits` serves the image data sets",
+            args.dataset,
+            spec.kind.name()
+        ))
+    };
+    let indices = |split: &'_ dyn Split| split.source_indices().map(<[usize]>::to_vec);
+    let (Some(train), Some(validation), Some(test)) = (
+        indices(dataset.train.as_ref()),
+        indices(dataset.validation.as_ref()),
+        indices(dataset.test.as_ref()),
+    ) else {
+        return Err(audio());
+    };
+    let out = SplitsJson {
+        dataset: &args.dataset,
+        kind: spec.kind,
+        root: spec.root_or_default().display().to_string(),
+        train: &train,
+        validation: &validation,
+        test: &test,
+    };
+    let json = serde_json::to_string(&out)
+        .map_err(|e| CliError::Failed(anyhow::anyhow!("cannot write the splits as JSON: {e}")))?;
+    println!("{json}");
+    Ok(())
+}
