@@ -379,15 +379,23 @@ def report(topo: list[Result], torch_: list[Result], recipe: Recipe, header: str
         b = [r.test for r in torch_ if r.topography == t]
         lines.append(f"| {t} | {len(a)} / {len(b)} | {pct(*mean_sd(a))} | {pct(*mean_sd(b))} | {welch_t(a, b)} |")
     lines += ["", f"## Pruning effect: grid2d minus base, mean accuracy over {EFFECT_FROM:.0%}-{EFFECT_TO:.0%} of channels pruned (points ± standard error)", ""]
-    lines += ["| method | topo | PyTorch | difference | t | 2 SE of the difference |", "|---|---:|---:|---:|---:|---:|"]
+    lines += [
+        f"| method | topo | PyTorch | difference | t | 2 SE of the difference | seeds for 2 SE < {RESOLVE_POINTS:.0f} |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    seeds = min(sum(r.topography == t for r in rs) for rs in (topo, torch_) for t in ("base", "grid2d"))
     resolved = []
     for method in recipe.prune_methods:
         (et, st), (ep, sp) = effect(topo, method), effect(torch_, method)
         se = math.sqrt(st**2 + sp**2)
         resolved.append(2 * se < RESOLVE_POINTS)
         t = f"{(et - ep) / se:+.2f}" if se > 0 else "n/a"
-        lines.append(f"| {method} | {et:+.2f} ± {st:.2f} | {ep:+.2f} ± {sp:.2f} | {et - ep:+.2f} | {t} | {2 * se:.2f} |")
-    seeds = min(sum(r.topography == t for r in rs) for rs in (topo, torch_) for t in ("base", "grid2d"))
+        # The standard error shrinks as 1/sqrt(seeds): the seeds per group that would bring
+        # two of them under the difference to resolve, at the spreads measured.
+        needed = math.ceil(seeds * (2 * se / RESOLVE_POINTS) ** 2) if seeds > 1 else "n/a"
+        lines.append(
+            f"| {method} | {et:+.2f} ± {st:.2f} | {ep:+.2f} ± {sp:.2f} | {et - ep:+.2f} | {t} | {2 * se:.2f} | {needed} |"
+        )
     if seeds < 2:
         verdict = "With one seed per group there is no spread to judge a difference against."
     else:
