@@ -38,7 +38,7 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
-from pytorch_reference import BasicBlock, TopoLoss
+from pytorch_reference import ResNet18, TopoLoss, topographic_layers
 
 # Fashion-MNIST's pixel statistics, as topo normalises it (src/data/fashion_mnist.rs).
 FMNIST_MEAN, FMNIST_STD = 0.2860, 0.3530
@@ -107,50 +107,6 @@ def topography_of(run: dict, path: Path) -> str:
     if t.get("layout") == "grid" and int(t.get("dimension", 0)) == 2:
         return "grid2d"
     sys.exit(f"error: {path}: topography {t} (parity trains the baseline and the 2D grid)")
-
-
-# --------------------------------------------------------------------------------------------
-# Model: torchvision's ResNet-18 as the reference builds it, narrowed by `width`
-# --------------------------------------------------------------------------------------------
-
-
-class ResNet18(nn.Module):
-    """torchvision's ResNet-18 with the reference's 3x3 stride-1 stem (its max pool kept).
-    Initialised as torchvision does (convs kaiming-normal fan-out, batch norm 1 and 0, the
-    classifier at PyTorch's default), then the stem replaced by a fresh default-initialised
-    conv, as the reference's code replaces it."""
-
-    def __init__(self, width: float, channels: int, classes: int) -> None:
-        super().__init__()
-        planes = [max(1, round(p * width)) for p in (64, 128, 256, 512)]
-        self.conv1 = nn.Conv2d(channels, planes[0], 7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes[0])
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        cin = planes[0]
-        for index, width_i in enumerate(planes, start=1):
-            stride = 1 if index == 1 else 2
-            stage = nn.Sequential(BasicBlock(cin, width_i, stride), BasicBlock(width_i, width_i, 1))
-            self.add_module(f"layer{index}", stage)
-            cin = width_i
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(cin, classes)
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-        self.conv1 = nn.Conv2d(channels, planes[0], 3, stride=1, padding=1, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
-
-
-# The topographic (and pruned) convs of ResNet-18 (docs/reference.md).
-TAPS = ["conv1"] + [f"layer{i}.1.conv2" for i in range(1, 5)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -244,7 +200,7 @@ def prune(model: nn.Module, method: str, proportion: float, rng: torch.Generator
     by L2 or L1 norm of their weights (ties to the lower index), or chosen at random."""
     pruned = copy.deepcopy(model)
     with torch.no_grad():
-        for name in TAPS:
+        for name in topographic_layers("resnet18", pruned):
             conv = pruned.get_submodule(name)
             rows = conv.weight.flatten(1).double()
             count = min(round(proportion * rows.shape[0]), rows.shape[0])  # half to even
@@ -262,8 +218,8 @@ def prune(model: nn.Module, method: str, proportion: float, rng: torch.Generator
 def train_run(recipe: Recipe, topography: str, lam: float | None, seed: int, data: dict) -> dict:
     start = time.monotonic()
     torch.manual_seed(seed)
-    model = ResNet18(recipe.width, channels=1, classes=10)
-    topo = TopoLoss(model, TAPS) if topography == "grid2d" else None
+    model = ResNet18(classes=10, channels=1, width=recipe.width)
+    topo = TopoLoss(model, topographic_layers("resnet18", model)) if topography == "grid2d" else None
     opt = torch.optim.SGD(
         model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
     )

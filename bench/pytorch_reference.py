@@ -69,24 +69,34 @@ class BasicBlock(nn.Module):
 
 
 class ResNet18(nn.Module):
-    """ResNet-18 with a 3x3 stride-1 stem; the 3x3 stride-2 max pool after it is kept."""
+    """ResNet-18 with a 3x3 stride-1 stem; the 3x3 stride-2 max pool after it is kept. `width`
+    scales every stage's channels (rounded, at least 1), as `resnet18 { width: ... }` does in topo.
+    Initialised as torchvision and the reference's code do: convs kaiming-normal (fan out), batch
+    norms 1 and 0, the classifier at PyTorch's default, then the stem replaced by a fresh conv
+    at PyTorch's default."""
 
-    def __init__(self, classes: int, channels: int) -> None:
+    def __init__(self, classes: int, channels: int, width: float = 1.0) -> None:
         super().__init__()
-        self.conv1 = conv3x3(channels, 64)
-        self.bn1 = nn.BatchNorm2d(64)
+        planes = [max(1, round(p * width)) for p in (64, 128, 256, 512)]
+        self.conv1 = conv3x3(channels, planes[0])
+        self.bn1 = nn.BatchNorm2d(planes[0])
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        widths = [64, 128, 256, 512]
-        cin = 64
-        for index, width in enumerate(widths, start=1):
+        cin = planes[0]
+        for index, planes_i in enumerate(planes, start=1):
             stride = 1 if index == 1 else 2
-            stage = nn.Sequential(BasicBlock(cin, width, stride), BasicBlock(width, width, 1))
+            stage = nn.Sequential(BasicBlock(cin, planes_i, stride), BasicBlock(planes_i, planes_i, 1))
             self.add_module(f"layer{index}", stage)
-            cin = width
+            cin = planes_i
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(512, classes)
-        init_weights(self)
+        self.fc = nn.Linear(cin, classes)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        self.conv1 = conv3x3(channels, planes[0])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
