@@ -43,12 +43,19 @@ pub fn choose_lambda(candidates: &[LambdaStats]) -> Option<&LambdaStats> {
     })
 }
 
+/// One lambda of a cell and the runs (indices into the done runs) behind it.
+#[derive(Debug, Clone)]
+pub struct TriedLambda {
+    pub stats: LambdaStats,
+    pub runs: Vec<usize>,
+}
+
 /// A cell with its chosen lambda and the runs (indices into the done runs) behind it.
 #[derive(Debug, Clone)]
 pub struct ChosenCell {
     pub stats: LambdaStats,
-    /// Every lambda tried, in increasing order.
-    pub tried: Vec<LambdaStats>,
+    /// Every lambda tried, in increasing order, the chosen one among them.
+    pub tried: Vec<TriedLambda>,
     pub runs: Vec<usize>,
 }
 
@@ -101,14 +108,21 @@ pub fn choose_cells(
     let mut cells = BTreeMap::new();
     for (key, mut candidates) in by_cell {
         candidates.sort_by_key(|c| c.0.lambda);
-        let tried: Vec<LambdaStats> = candidates.iter().map(|c| c.0).collect();
-        let Some(best) = choose_lambda(&tried).copied() else {
+        let stats: Vec<LambdaStats> = candidates.iter().map(|c| c.0).collect();
+        let Some(best) = choose_lambda(&stats).copied() else {
             continue;
         };
-        let group = candidates.iter().find(|c| c.0 == best).map(|c| c.1);
-        let runs = group
-            .and_then(|g| members.get(g as usize))
-            .cloned()
+        let tried: Vec<TriedLambda> = candidates
+            .iter()
+            .map(|&(stats, group)| TriedLambda {
+                stats,
+                runs: members.get(group as usize).cloned().unwrap_or_default(),
+            })
+            .collect();
+        let runs = tried
+            .iter()
+            .find(|t| t.stats == best)
+            .map(|t| t.runs.clone())
             .unwrap_or_default();
         cells.insert(
             key,

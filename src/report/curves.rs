@@ -29,6 +29,8 @@ impl PanelKey {
 pub struct Series {
     /// Index into the panels.
     pub panel: usize,
+    /// The topography's name in the experiment.
+    pub topography: String,
     pub label: String,
     pub baseline: bool,
     pub colour: usize,

@@ -22,8 +22,10 @@ pub const WINDOW: (f64, f64) = (0.1, 0.6);
 pub struct EffectRow {
     pub panel: String,
     pub method: PruneMethod,
-    /// The series' label: the topography and its chosen lambda.
+    /// The series' label: the topography and its lambda.
     pub label: String,
+    /// Whether this is the lambda chosen on validation (the table's and the figures').
+    pub chosen: bool,
     pub seeds: usize,
     pub baseline_seeds: usize,
     /// Unpruned test accuracy minus the baseline's, in points.
@@ -85,45 +87,75 @@ fn summarise(values: &[[f64; 2]]) -> Result<Option<(usize, [MeanStd; 2])>, Repor
     Ok(stats.first().map(|g| (g.n, [g.values[0], g.values[1]])))
 }
 
-/// Every topography of every panel against the panel's baseline, for each method both
-/// were pruned by. Panels without a baseline, or proportions outside the window, give none.
+/// Every topography of every panel, at each lambda tried, against the panel's baseline,
+/// for each method both were pruned by: `chosen` holds the cells at their chosen lambda,
+/// `others` their other lambdas, each series with the records its runs index. Panels
+/// without a baseline, or proportions outside the window, give none.
 pub fn pruning_effects(
     panels: &[PanelKey],
-    series: &[Series],
-    files: &[RunFiles],
+    chosen: (&[Series], &[RunFiles]),
+    others: (&[Series], &[RunFiles]),
 ) -> Result<Vec<EffectRow>, ReportError> {
+    let (series, files) = chosen;
     let mut rows = Vec::new();
     for (p, panel) in panels.iter().enumerate() {
         let Some(base) = series.iter().find(|s| s.panel == p && s.baseline) else {
             continue;
         };
         let base_runs = per_run(base, files);
-        for s in series.iter().filter(|s| s.panel == p && !s.baseline) {
-            for (method, values) in per_run(s, files) {
-                let Some(base_values) = base_runs.get(&method) else {
-                    continue;
-                };
-                let (Some((n, [u, w])), Some((nb, [ub, wb]))) =
-                    (summarise(&values)?, summarise(base_values)?)
-                else {
-                    continue;
-                };
-                let standard_error = match (w.std, wb.std) {
-                    (Some(a), Some(b)) => Some((a * a / n as f64 + b * b / nb as f64).sqrt()),
-                    _ => None,
-                };
-                rows.push(EffectRow {
-                    panel: panel.title(),
-                    method,
-                    label: s.label.clone(),
-                    seeds: n,
-                    baseline_seeds: nb,
-                    unpruned: u.mean - ub.mean,
-                    effect: w.mean - wb.mean,
-                    standard_error,
-                });
+        let topographies = series.iter().filter(|s| s.panel == p && !s.baseline);
+        for s in topographies {
+            let mut lambdas: Vec<(&Series, &[RunFiles], bool)> = others
+                .0
+                .iter()
+                .filter(|o| o.panel == p && o.topography == s.topography)
+                .map(|o| (o, others.1, false))
+                .collect();
+            lambdas.push((s, files, true));
+            lambdas.sort_by_key(|(s, _, _)| s.lambda);
+            for (s, files, chosen) in lambdas {
+                rows.extend(effect_rows(panel, s, files, chosen, &base_runs)?);
             }
         }
+    }
+    // One block per method, as the figures are.
+    rows.sort_by_key(|r| r.method);
+    Ok(rows)
+}
+
+/// One series' rows, one per method it shares with the baseline.
+fn effect_rows(
+    panel: &PanelKey,
+    s: &Series,
+    files: &[RunFiles],
+    chosen: bool,
+    base_runs: &BTreeMap<PruneMethod, Vec<[f64; 2]>>,
+) -> Result<Vec<EffectRow>, ReportError> {
+    let mut rows = Vec::new();
+    for (method, values) in per_run(s, files) {
+        let Some(base_values) = base_runs.get(&method) else {
+            continue;
+        };
+        let (Some((n, [u, w])), Some((nb, [ub, wb]))) =
+            (summarise(&values)?, summarise(base_values)?)
+        else {
+            continue;
+        };
+        let standard_error = match (w.std, wb.std) {
+            (Some(a), Some(b)) => Some((a * a / n as f64 + b * b / nb as f64).sqrt()),
+            _ => None,
+        };
+        rows.push(EffectRow {
+            panel: panel.title(),
+            method,
+            label: s.label.clone(),
+            chosen,
+            seeds: n,
+            baseline_seeds: nb,
+            unpruned: u.mean - ub.mean,
+            effect: w.mean - wb.mean,
+            standard_error,
+        });
     }
     Ok(rows)
 }
@@ -131,7 +163,7 @@ pub fn pruning_effects(
 /// The effects as a Markdown section of the index.
 pub fn effects_markdown(rows: &[EffectRow]) -> String {
     let mut out = format!(
-        "### Pruning effect\n\nEach topography against the baseline: test accuracy in points, unpruned and as the mean over {:.0}-{:.0}% of the channels of every topographic layer pruned, mean over seeds minus the baseline's, ± its standard error (sample standard deviations of the two groups); t is the effect over its standard error.\n\n| Panel | Pruning | Topography | Seeds (baseline) | Unpruned | Effect | t |\n|:---|:---|:---|---:|---:|---:|---:|\n",
+        "### Pruning effect\n\nEach topography against the baseline: test accuracy in points, unpruned and as the mean over {:.0}-{:.0}% of the channels of every topographic layer pruned, mean over seeds minus the baseline's, ± its standard error (sample standard deviations of the two groups); t is the effect over its standard error. Every λ tried is listed; ✓ marks the one chosen on validation, which the tables and figures show.\n\n| Panel | Pruning | Topography | Chosen | Seeds (baseline) | Unpruned | Effect | t |\n|:---|:---|:---|:---:|---:|---:|---:|---:|\n",
         100.0 * WINDOW.0,
         100.0 * WINDOW.1
     );
@@ -142,10 +174,11 @@ pub fn effects_markdown(rows: &[EffectRow]) -> String {
         };
         let t = r.t().map_or("n/a".to_string(), |t| format!("{t:+.1}"));
         out.push_str(&format!(
-            "| {} | {} | {} | {} ({}) | {:+.2} | {effect} | {t} |\n",
+            "| {} | {} | {} | {} | {} ({}) | {:+.2} | {effect} | {t} |\n",
             r.panel,
             super::curves::method_name(r.method),
             r.label,
+            if r.chosen { "✓" } else { "" },
             r.seeds,
             r.baseline_seeds,
             r.unpruned,
@@ -158,6 +191,7 @@ pub fn effects_markdown(rows: &[EffectRow]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Lambda;
     use crate::results::PruningRow;
 
     fn files(curves: &[&[(f64, f64)]]) -> Vec<RunFiles> {
@@ -183,6 +217,7 @@ mod tests {
     fn series(label: &str, baseline: bool, runs: Vec<usize>) -> Series {
         Series {
             panel: 0,
+            topography: label.into(),
             label: label.into(),
             baseline,
             colour: 0,
@@ -210,7 +245,7 @@ mod tests {
             series("base", true, vec![0, 1]),
             series("grid", false, vec![2, 3]),
         ];
-        let rows = pruning_effects(&panels, &s, &f).unwrap();
+        let rows = pruning_effects(&panels, (&s, &f), (&[], &[])).unwrap();
         assert_eq!(rows.len(), 1);
         let r = &rows[0];
         assert_eq!((r.seeds, r.baseline_seeds), (2, 2));
@@ -222,9 +257,27 @@ mod tests {
         assert!((r.t().unwrap() - 30.0 / 200f64.sqrt()).abs() < 1e-9);
         let md = effects_markdown(&rows);
         assert!(
-            md.contains("| d / m | l2 | grid | 2 (2) | -10.00 | +30.00 ± 14.14 | +2.1 |"),
+            md.contains("| d / m | l2 | grid | ✓ | 2 (2) | -10.00 | +30.00 ± 14.14 | +2.1 |"),
             "{md}"
         );
+
+        // Another lambda of the grid, its records in a list of their own: listed after
+        // the chosen one's smaller lambda, not chosen; the baseline is still the chosen list's.
+        let mut other = series("grid", false, vec![0]);
+        other.lambda = Lambda::new(5.0).ok();
+        let mut chosen = s.clone();
+        chosen[1].lambda = Lambda::new(1.0).ok();
+        let other_files = files(&[&[(0.0, 0.5), (0.3, 0.2)]]);
+        let rows = pruning_effects(&panels, (&chosen, &f), (&[other], &other_files)).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert!(rows[0].chosen && !rows[1].chosen);
+        assert_eq!(rows[1].seeds, 1);
+        assert!(
+            (rows[1].effect - (20.0 - 50.0)).abs() < 1e-9,
+            "{}",
+            rows[1].effect
+        );
+        assert!((rows[1].unpruned - (50.0 - 90.0)).abs() < 1e-9);
     }
 
     #[test]
@@ -238,11 +291,11 @@ mod tests {
             series("base", true, vec![0]),
             series("grid", false, vec![1]),
         ];
-        let rows = pruning_effects(&panels, &s, &f).unwrap();
+        let rows = pruning_effects(&panels, (&s, &f), (&[], &[])).unwrap();
         assert_eq!(rows[0].standard_error, None);
         assert_eq!(rows[0].t(), None);
         assert!(effects_markdown(&rows).contains("| +10.00 | n/a |"));
-        let alone = pruning_effects(&panels, &s[1..], &f).unwrap();
+        let alone = pruning_effects(&panels, (&s[1..], &f), (&[], &[])).unwrap();
         assert!(alone.is_empty());
     }
 }

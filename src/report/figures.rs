@@ -54,10 +54,23 @@ pub struct Drawn {
     pub effects: Vec<EffectRow>,
 }
 
-/// One curve per cell, at the cell's chosen lambda; returns the series and the runs to read.
-fn series(inputs: &FigureInputs) -> (Vec<Series>, Vec<usize>) {
+/// The run groups the figures draw from.
+struct Groups {
+    /// One curve per cell, at the cell's chosen lambda; runs index `runs`.
+    chosen: Vec<Series>,
+    /// Indices into the done runs: the runs whose records the figures read.
+    runs: Vec<usize>,
+    /// The cells' other lambdas, for the pruning effect (not drawn); runs index `other_runs`.
+    others: Vec<Series>,
+    /// Indices into the done runs: the runs whose pruning alone is read.
+    other_runs: Vec<usize>,
+}
+
+fn series(inputs: &FigureInputs) -> Groups {
     let mut all_runs = Vec::new();
     let mut out = Vec::new();
+    let mut others = Vec::new();
+    let mut other_runs = Vec::new();
     let colours: Vec<&str> = inputs
         .rows
         .iter()
@@ -74,27 +87,47 @@ fn series(inputs: &FigureInputs) -> (Vec<Series>, Vec<usize>) {
             let Some(cell) = inputs.cells.get(&key) else {
                 continue;
             };
-            let label = match cell.stats.lambda {
-                Some(l) => format!("{} (λ = {})", row.label, l),
-                None => row.label.clone(),
-            };
-            let start = all_runs.len();
-            all_runs.extend(cell.runs.iter().copied());
-            out.push(Series {
-                panel: p,
-                label,
-                baseline: row.baseline,
-                colour: colours
-                    .iter()
-                    .position(|t| *t == row.topography)
-                    .unwrap_or(0),
-                runs: (start..all_runs.len()).collect(),
-                paper_row: row.paper_row,
-                lambda: cell.stats.lambda,
-            });
+            let colour = colours
+                .iter()
+                .position(|t| *t == row.topography)
+                .unwrap_or(0);
+            for tried in &cell.tried {
+                let label = match tried.stats.lambda {
+                    Some(l) => format!("{} (λ = {})", row.label, l),
+                    None => row.label.clone(),
+                };
+                let chosen = tried.stats == cell.stats;
+                let list = if chosen {
+                    &mut all_runs
+                } else {
+                    &mut other_runs
+                };
+                let start = list.len();
+                list.extend(tried.runs.iter().copied());
+                let one = Series {
+                    panel: p,
+                    topography: row.topography.clone(),
+                    label,
+                    baseline: row.baseline,
+                    colour,
+                    runs: (start..list.len()).collect(),
+                    paper_row: row.paper_row,
+                    lambda: tried.stats.lambda,
+                };
+                if chosen {
+                    out.push(one);
+                } else {
+                    others.push(one);
+                }
+            }
         }
     }
-    (out, all_runs)
+    Groups {
+        chosen: out,
+        runs: all_runs,
+        others,
+        other_runs,
+    }
 }
 
 /// Draws the figures asked for under `dir`; unreadable records are returned, not fatal.
@@ -105,8 +138,9 @@ pub fn draw_figures(dir: &Path, inputs: &FigureInputs) -> Result<Drawn, ReportEr
         metrics: wants(FigureKind::Training),
         topography: wants(FigureKind::Topography),
     };
-    let (series, runs) = series(inputs);
-    let (files, problems) = load_runs(inputs.done, &runs, wanted);
+    let groups = series(inputs);
+    let series = groups.chosen;
+    let (files, mut problems) = load_runs(inputs.done, &groups.runs, wanted);
     let mut entries = Vec::new();
     let mut headline = None;
     let mut effects = Vec::new();
@@ -134,7 +168,19 @@ pub fn draw_figures(dir: &Path, inputs: &FigureInputs) -> Result<Drawn, ReportEr
             FigureKind::Pruning => {
                 headline =
                     figure3_headline(&inputs.panels, &series, &files, inputs.names, inputs.std)?;
-                effects = pruning_effects(&inputs.panels, &series, &files)?;
+                let pruning_only = Wanted {
+                    pruning: true,
+                    metrics: false,
+                    topography: false,
+                };
+                let (other_files, other_problems) =
+                    load_runs(inputs.done, &groups.other_runs, pruning_only);
+                problems.extend(other_problems);
+                effects = pruning_effects(
+                    &inputs.panels,
+                    (&series, &files),
+                    (&groups.others, &other_files),
+                )?;
                 for (method, figure) in
                     pruning_figures(&inputs.panels, &series, &files, inputs.std)?
                 {

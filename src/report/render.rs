@@ -255,7 +255,7 @@ pub struct LambdaCsvRow {
 pub fn lambdas_csv(cells: &BTreeMap<CellKey, ChosenCell>) -> Result<Vec<u8>, String> {
     let mut writer = csv::Writer::from_writer(Vec::new());
     for (key, cell) in cells {
-        for t in &cell.tried {
+        for t in cell.tried.iter().map(|t| &t.stats) {
             writer
                 .serialize(LambdaCsvRow {
                     dataset: key.dataset.clone(),
