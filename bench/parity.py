@@ -11,6 +11,7 @@ the pruning effect (the 2D grid's accuracy minus the baseline's, averaged over 1
 channels pruned) with its standard error, and writes the same text to `<results>/parity.md`.
 
     python3 bench/parity.py --topo-bin target/debug/topo [--experiment FILE] [--seeds 0 1 2 3 4]
+        [--results DIR] [--set KEY=VALUE ...]
 
 PyTorch's runs are kept as JSON in `<results>/pytorch/`, one file per run, so an interrupted
 comparison resumes. Install torch with `bash bench/setup.sh`.
@@ -385,11 +386,20 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--results", default="results", help="topo's results root")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="passed to topo, e.g. --set 'grid.seed=[0,1,2,3,4,5,6,7,8,9]' for more seeds",
+    )
     args = parser.parse_args(argv)
+    sets = [a for kv in args.sets for a in ("--set", kv)]
     torch.set_num_threads(args.threads)
     topo = lambda *a: subprocess.run([args.topo_bin, *a], check=True, capture_output=True, text=True).stdout
 
-    plan = json.loads(topo("plan", args.experiment, "--results", args.results, "--format", "json"))
+    plan = json.loads(topo("plan", args.experiment, *sets, "--results", args.results, "--format", "json"))
     runs = [
         r
         for r in plan["runs"]
@@ -401,12 +411,12 @@ def main(argv: list[str]) -> int:
     exp_dir = Path(plan["results"])
     print(f"topo: {len(runs)} runs of {plan['experiment']} (trained unless done)", flush=True)
     only = [a for r in runs for a in ("--only", r["id"])]
-    subprocess.run([args.topo_bin, "run", args.experiment, "--results", args.results, "--no-report", *only], check=True)
+    subprocess.run([args.topo_bin, "run", args.experiment, *sets, "--results", args.results, "--no-report", *only], check=True)
 
     first = exp_dir / "runs" / runs[0]["id"] / "run.yaml"
     recipe = Recipe.of(yaml.safe_load(first.read_text()), first)
     dataset = runs[0]["dataset"]
-    data = load_fmnist(json.loads(topo("splits", args.experiment, "--dataset", dataset)))
+    data = load_fmnist(json.loads(topo("splits", args.experiment, *sets, "--dataset", dataset)))
     out_dir = exp_dir / "pytorch"
     topo_results, torch_results = [], []
     for r in runs:
