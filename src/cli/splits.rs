@@ -53,8 +53,6 @@ pub fn run(args: &SplitsArgs) -> Result<(), CliError> {
             ))
         })?
         .resolved();
-    let cache_dir = args.experiment.results.join(".cache");
-    let dataset = data::load(&spec, &cache_dir).map_err(|e| CliError::Failed(e.into()))?;
     let audio = || {
         CliError::Usage(format!(
             "`{}` is {}, whose examples are audio files named in its own lists, not positions \
@@ -63,6 +61,12 @@ pub fn run(args: &SplitsArgs) -> Result<(), CliError> {
             spec.kind.name()
         ))
     };
+    // Refused before loading: an audio data set's load decodes every clip.
+    if spec.kind.is_audio() {
+        return Err(audio());
+    }
+    let cache_dir = args.experiment.results.join(".cache");
+    let dataset = data::load(&spec, &cache_dir).map_err(|e| CliError::Failed(e.into()))?;
     let indices = |split: &'_ dyn Split| split.source_indices().map(<[usize]>::to_vec);
     let (Some(train), Some(validation), Some(test)) = (
         indices(dataset.train.as_ref()),

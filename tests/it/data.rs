@@ -712,6 +712,15 @@ fn splits_names_the_examples_of_each_split() {
     assert_eq!(json["kind"], "fashion_mnist");
     assert_eq!(json["root"], "data/fashion-mnist-subset");
 
+    // Audio is refused at once, with the reason, even where its files are absent.
+    let audio = run(&["experiments/table2.yaml", "--dataset", "speech_commands"]);
+    assert_eq!(audio.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&audio.stderr).contains("`topo splits` serves the image data sets"),
+        "{}",
+        String::from_utf8_lossy(&audio.stderr)
+    );
+
     let bad = run(&["experiments/quickstart.yaml", "--dataset", "cifar"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(
