@@ -39,7 +39,7 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
-from pytorch_reference import ResNet18, TopoLoss, topographic_layers
+from pytorch_reference import EPS, ResNet18, TopoLoss, topographic_layers
 
 # Fashion-MNIST's pixel statistics, as topo normalises it (src/data/fashion_mnist.rs).
 FMNIST_MEAN, FMNIST_STD = 0.2860, 0.3530
@@ -80,6 +80,7 @@ class Recipe:
         need(t["optimizer"]["kind"] == "sgd", "the optimiser is not SGD")
         need(t["schedule"]["kind"] == "warmup_cosine", "the schedule is not warmup_cosine")
         need(t["topographic"]["reduction"] == "sum", "the layer reduction is not `sum`")
+        need(float(t["topographic"]["eps"]) == EPS, f"the loss's eps is not {EPS}")
         p = run["pruning"]["proportions"]
         if isinstance(p, dict):
             steps = int(p["steps"])

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::config::DatasetKind;
-use crate::data::{self, Split};
+use crate::data;
 
 use super::validate::load_experiment;
 use super::{CliError, ExperimentArgs};
@@ -67,11 +67,10 @@ pub fn run(args: &SplitsArgs) -> Result<(), CliError> {
     }
     let cache_dir = args.experiment.results.join(".cache");
     let dataset = data::load(&spec, &cache_dir).map_err(|e| CliError::Failed(e.into()))?;
-    let indices = |split: &'_ dyn Split| split.source_indices().map(<[usize]>::to_vec);
     let (Some(train), Some(validation), Some(test)) = (
-        indices(dataset.train.as_ref()),
-        indices(dataset.validation.as_ref()),
-        indices(dataset.test.as_ref()),
+        dataset.train.source_indices(),
+        dataset.validation.source_indices(),
+        dataset.test.source_indices(),
     ) else {
         return Err(audio());
     };
@@ -79,9 +78,9 @@ pub fn run(args: &SplitsArgs) -> Result<(), CliError> {
         dataset: &args.dataset,
         kind: spec.kind,
         root: spec.root_or_default().display().to_string(),
-        train: &train,
-        validation: &validation,
-        test: &test,
+        train,
+        validation,
+        test,
     };
     let json = serde_json::to_string(&out)
         .map_err(|e| CliError::Failed(anyhow::anyhow!("cannot write the splits as JSON: {e}")))?;

@@ -50,13 +50,22 @@ pub struct TriedLambda {
     pub runs: Vec<usize>,
 }
 
-/// A cell with its chosen lambda and the runs (indices into the done runs) behind it.
+/// A cell: its chosen lambda and the others tried, each with the runs behind it.
 #[derive(Debug, Clone)]
 pub struct ChosenCell {
-    pub stats: LambdaStats,
-    /// Every lambda tried, in increasing order, the chosen one among them.
-    pub tried: Vec<TriedLambda>,
-    pub runs: Vec<usize>,
+    pub chosen: TriedLambda,
+    /// The other lambdas tried, in increasing order.
+    pub others: Vec<TriedLambda>,
+}
+
+impl ChosenCell {
+    /// Every lambda tried in increasing order, each with whether it is the chosen one.
+    pub fn tried(&self) -> Vec<(&TriedLambda, bool)> {
+        let mut all: Vec<(&TriedLambda, bool)> = self.others.iter().map(|t| (t, false)).collect();
+        all.push((&self.chosen, true));
+        all.sort_by_key(|(t, _)| t.stats.lambda);
+        all
+    }
 }
 
 /// Chooses the lambda of every cell present among `done`.
@@ -112,26 +121,21 @@ pub fn choose_cells(
         let Some(best) = choose_lambda(&stats).copied() else {
             continue;
         };
-        let tried: Vec<TriedLambda> = candidates
-            .iter()
-            .map(|&(stats, group)| TriedLambda {
+        let (mut chosen, mut others) = (None, Vec::new());
+        for (stats, group) in candidates {
+            let tried = TriedLambda {
                 stats,
                 runs: members.get(group as usize).cloned().unwrap_or_default(),
-            })
-            .collect();
-        let runs = tried
-            .iter()
-            .find(|t| t.stats == best)
-            .map(|t| t.runs.clone())
-            .unwrap_or_default();
-        cells.insert(
-            key,
-            ChosenCell {
-                stats: best,
-                tried,
-                runs,
-            },
-        );
+            };
+            if chosen.is_none() && stats == best {
+                chosen = Some(tried);
+            } else {
+                others.push(tried);
+            }
+        }
+        if let Some(chosen) = chosen {
+            cells.insert(key, ChosenCell { chosen, others });
+        }
     }
     Ok(cells)
 }

@@ -73,18 +73,31 @@ fn per_run(series: &Series, files: &[RunFiles]) -> BTreeMap<PruneMethod, Vec<[f6
     out
 }
 
-/// Mean and sample standard deviation of both columns, and the count.
-fn summarise(values: &[[f64; 2]]) -> Result<Option<(usize, [MeanStd; 2])>, ReportError> {
-    let mut samples = Samples::new(2);
-    for v in values {
-        samples.push(0, v);
-    }
-    let stats =
-        mean_std_by_group(samples, StdKind::Sample).map_err(|source| ReportError::Aggregate {
-            what: "the pruning effect",
-            source,
+/// The runs' count, and the mean and sample standard deviation of both columns.
+type Summary = (usize, [MeanStd; 2]);
+
+/// Per method, the summary of a series' runs.
+fn summarise(
+    series: &Series,
+    files: &[RunFiles],
+) -> Result<BTreeMap<PruneMethod, Summary>, ReportError> {
+    let mut out = BTreeMap::new();
+    for (method, values) in per_run(series, files) {
+        let mut samples = Samples::new(2);
+        for v in &values {
+            samples.push(0, v);
+        }
+        let stats = mean_std_by_group(samples, StdKind::Sample).map_err(|source| {
+            ReportError::Aggregate {
+                what: "the pruning effect",
+                source,
+            }
         })?;
-    Ok(stats.first().map(|g| (g.n, [g.values[0], g.values[1]])))
+        if let Some(g) = stats.first() {
+            out.insert(method, (g.n, [g.values[0], g.values[1]]));
+        }
+    }
+    Ok(out)
 }
 
 /// Every topography of every panel, at each lambda tried, against the panel's baseline,
@@ -102,7 +115,7 @@ pub fn pruning_effects(
         let Some(base) = series.iter().find(|s| s.panel == p && s.baseline) else {
             continue;
         };
-        let base_runs = per_run(base, files);
+        let base_summary = summarise(base, files)?;
         let topographies = series.iter().filter(|s| s.panel == p && !s.baseline);
         for s in topographies {
             let mut lambdas: Vec<(&Series, &[RunFiles], bool)> = others
@@ -114,7 +127,7 @@ pub fn pruning_effects(
             lambdas.push((s, files, true));
             lambdas.sort_by_key(|(s, _, _)| s.lambda);
             for (s, files, chosen) in lambdas {
-                rows.extend(effect_rows(panel, s, files, chosen, &base_runs)?);
+                rows.extend(effect_rows(panel, s, files, chosen, &base_summary)?);
             }
         }
     }
@@ -129,16 +142,11 @@ fn effect_rows(
     s: &Series,
     files: &[RunFiles],
     chosen: bool,
-    base_runs: &BTreeMap<PruneMethod, Vec<[f64; 2]>>,
+    base: &BTreeMap<PruneMethod, Summary>,
 ) -> Result<Vec<EffectRow>, ReportError> {
     let mut rows = Vec::new();
-    for (method, values) in per_run(s, files) {
-        let Some(base_values) = base_runs.get(&method) else {
-            continue;
-        };
-        let (Some((n, [u, w])), Some((nb, [ub, wb]))) =
-            (summarise(&values)?, summarise(base_values)?)
-        else {
+    for (method, (n, [u, w])) in summarise(s, files)? {
+        let Some(&(nb, [ub, wb])) = base.get(&method) else {
             continue;
         };
         let standard_error = match (w.std, wb.std) {

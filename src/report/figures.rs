@@ -91,12 +91,11 @@ fn series(inputs: &FigureInputs) -> Groups {
                 .iter()
                 .position(|t| *t == row.topography)
                 .unwrap_or(0);
-            for tried in &cell.tried {
+            for (tried, chosen) in cell.tried() {
                 let label = match tried.stats.lambda {
                     Some(l) => format!("{} (λ = {})", row.label, l),
                     None => row.label.clone(),
                 };
-                let chosen = tried.stats == cell.stats;
                 let list = if chosen {
                     &mut all_runs
                 } else {

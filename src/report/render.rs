@@ -255,7 +255,8 @@ pub struct LambdaCsvRow {
 pub fn lambdas_csv(cells: &BTreeMap<CellKey, ChosenCell>) -> Result<Vec<u8>, String> {
     let mut writer = csv::Writer::from_writer(Vec::new());
     for (key, cell) in cells {
-        for t in cell.tried.iter().map(|t| &t.stats) {
+        for (t, chosen) in cell.tried() {
+            let t = &t.stats;
             writer
                 .serialize(LambdaCsvRow {
                     dataset: key.dataset.clone(),
@@ -265,7 +266,7 @@ pub fn lambdas_csv(cells: &BTreeMap<CellKey, ChosenCell>) -> Result<Vec<u8>, Str
                     seeds: t.seeds,
                     validation_mean: round4(t.validation.mean),
                     test_mean: round4(t.test.mean),
-                    chosen: *t == cell.stats,
+                    chosen,
                 })
                 .map_err(|e| e.to_string())?;
         }

@@ -28,7 +28,7 @@ pub fn roc_auc_cells(
     let mut samples = Samples::new(1);
     let keys: Vec<&CellKey> = cells.keys().collect();
     for (i, cell) in cells.values().enumerate() {
-        for run in cell.runs.iter().filter_map(|&r| done.get(r)) {
+        for run in cell.chosen.runs.iter().filter_map(|&r| done.get(r)) {
             if let Some(auc) = run.summary.test_roc_auc {
                 samples.push(i as u32, &[100.0 * auc]);
             }
@@ -47,7 +47,7 @@ pub fn roc_auc_cells(
             let key = *keys.get(g.group as usize)?;
             Some(RocAucCell {
                 key: key.clone(),
-                lambda: lambda_text(cells.get(key)?.stats.lambda),
+                lambda: lambda_text(cells.get(key)?.chosen.stats.lambda),
                 roc_auc: g.values[0],
                 seeds: g.n,
             })

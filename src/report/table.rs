@@ -139,7 +139,7 @@ pub fn build_table(
                 None => in_table
                     .iter()
                     .filter(|k| &k.topography == name)
-                    .all(|k| cells[*k].stats.lambda.is_none()),
+                    .all(|k| cells[*k].chosen.stats.lambda.is_none()),
             };
             let label = match paper_row {
                 Some(p) if normalise(p.label()) != normalise(name) => {
@@ -176,7 +176,7 @@ pub fn build_table(
                         model: column.model.clone(),
                         topography: row.topography.clone(),
                     };
-                    let chosen = cells.get(&key)?;
+                    let cell = cells.get(&key)?;
                     let paper = match (
                         kinds.datasets.get(&column.dataset),
                         kinds.models.get(&column.model),
@@ -186,7 +186,7 @@ pub fn build_table(
                         _ => None,
                     };
                     Some(TableCell {
-                        stats: chosen.stats,
+                        stats: cell.chosen.stats,
                         paper,
                     })
                 })
