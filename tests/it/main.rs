@@ -16,3 +16,4 @@ mod report;
 mod scale;
 mod tasks;
 mod topography;
+mod winograd;

@@ -16,6 +16,7 @@ use rayon::prelude::*;
 use crate::storage::f32_slice;
 
 use crate::gemm::{Mat, Store, sgemm};
+use crate::winograd;
 
 /// Shapes of one convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -528,9 +529,52 @@ fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     out
 }
 
+/// How a convolution is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvAlgorithm {
+    /// Unfold, then one gemm: any shape.
+    Im2col,
+    /// Winograd's F(2x2, 3x3): 3x3 kernels at stride 1 with padding 1 only.
+    Winograd,
+}
+
+impl ConvAlgorithm {
+    /// The faster of the two for a conv of `weight` on input `x` at `stride` and
+    /// `padding`.
+    pub fn for_conv(x: &Shape, weight: &Shape, stride: usize, padding: usize) -> ConvAlgorithm {
+        if winograd::wins(x, weight, stride, padding) {
+            ConvAlgorithm::Winograd
+        } else {
+            ConvAlgorithm::Im2col
+        }
+    }
+}
+
 /// `conv2d(x, weight)` with `x` `(B, C_in, H, W)` and `weight` `(C_out, C_in, kh, kw)`,
-/// f32 on the CPU, through the im2col + gemm ops above.
+/// f32 on the CPU, by the faster algorithm for its shape.
 pub fn conv2d(x: &Tensor, weight: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
-    x.contiguous()?
-        .apply_op2(&weight.contiguous()?, Forward { stride, padding })
+    let algorithm = ConvAlgorithm::for_conv(x.shape(), weight.shape(), stride, padding);
+    conv2d_with(x, weight, stride, padding, algorithm)
+}
+
+/// [`conv2d`] by a chosen algorithm; Winograd's is refused for a shape it cannot compute.
+pub fn conv2d_with(
+    x: &Tensor,
+    weight: &Tensor,
+    stride: usize,
+    padding: usize,
+    algorithm: ConvAlgorithm,
+) -> Result<Tensor> {
+    match algorithm {
+        ConvAlgorithm::Im2col => x
+            .contiguous()?
+            .apply_op2(&weight.contiguous()?, Forward { stride, padding }),
+        ConvAlgorithm::Winograd if winograd::fits(weight.shape(), stride, padding) => {
+            winograd::conv2d(x, weight)
+        }
+        ConvAlgorithm::Winograd => bail!(
+            "conv2d: Winograd F(2x2, 3x3) needs a 3x3 kernel at stride 1 with padding 1, got {:?} at stride {stride}, padding {padding}",
+            weight.dims()
+        ),
+    }
 }

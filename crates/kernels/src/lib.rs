@@ -2,7 +2,7 @@
 //! padding and overlapping windows (ResNet's and DenseNet's 3x3 stride-2 stem pool), and
 //! PyTorch's adaptive average pooling (VGG's 7x7 pool for any input size), average
 //! pooling whose backward is right for odd sizes; and the fast CPU kernels (convolution
-//! through im2col + gemm, batch norm fused with ReLU) that replace candle's slower ones;
+//! through Winograd's F(2x2, 3x3) or im2col + gemm, batch norm fused with ReLU) that replace candle's slower ones;
 //! the topographic loss of a layer as one op; topo's recycling allocator.
 //!
 //! All of topo's unsafe code is here, in `gemm.rs` and `alloc.rs`, each block allowed
@@ -23,6 +23,7 @@ mod max_pool;
 pub mod sgd;
 pub(crate) mod storage;
 pub mod topographic_loss;
+mod winograd;
 
 pub use alloc::Recycler;
 
@@ -33,6 +34,6 @@ pub use batch_norm::{
     batch_norm_train,
 };
 pub use choice::Kernels;
-pub use conv2d::conv2d;
+pub use conv2d::{ConvAlgorithm, conv2d, conv2d_with};
 pub use linear::linear;
 pub use max_pool::max_pool2d;
