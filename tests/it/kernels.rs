@@ -7,7 +7,7 @@ use topo::kernels::{self, Kernels};
 use topo::nn;
 
 /// Deterministic values in [-1, 1) that are not all alike.
-fn values(n: usize, seed: u64) -> Vec<f32> {
+pub(super) fn values(n: usize, seed: u64) -> Vec<f32> {
     (0..n)
         .map(|i| {
             let v = (i as u64 * 2654435761 + seed * 40503) % 1000;
@@ -16,17 +16,17 @@ fn values(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-fn tensor(shape: &[usize], seed: u64) -> Tensor {
+pub(super) fn tensor(shape: &[usize], seed: u64) -> Tensor {
     let n = shape.iter().product();
     Tensor::from_vec(values(n, seed), shape, &Device::Cpu).unwrap()
 }
 
-fn flat(t: &Tensor) -> Vec<f32> {
+pub(super) fn flat(t: &Tensor) -> Vec<f32> {
     t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
 }
 
 /// Largest difference relative to the largest magnitude of `expected` (at least 1).
-fn rel_diff(actual: &[f32], expected: &[f32]) -> f32 {
+pub(super) fn rel_diff(actual: &[f32], expected: &[f32]) -> f32 {
     assert_eq!(actual.len(), expected.len());
     let scale = expected.iter().fold(1f32, |m, v| m.max(v.abs()));
     actual
@@ -120,7 +120,11 @@ fn fast_conv_over_several_chunks_with_a_partial_last_one_matches_candle() {
 
 /// `sum(g * f(x))` is linear in `x` (and in `w`), so a central difference with a large
 /// step is exact up to rounding: a wrong gradient entry shows at once.
-fn finite_differences(f: &dyn Fn(&Tensor) -> Tensor, x: &Tensor, g: &Tensor) -> Vec<f32> {
+pub(super) fn finite_differences(
+    f: &dyn Fn(&Tensor) -> Tensor,
+    x: &Tensor,
+    g: &Tensor,
+) -> Vec<f32> {
     let base = flat(x);
     let step = 0.5f32;
     let at = |values: Vec<f32>| -> f64 {

@@ -1,35 +1,10 @@
 //! Winograd's F(2x2, 3x3) convolution against the im2col path, finite differences and
 //! its stated error bound.
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{Device, Tensor, Var};
+
+use super::kernels::{finite_differences, flat, rel_diff, tensor, values};
 use topo::kernels::{self, ConvAlgorithm};
-
-fn values(n: usize, seed: u64) -> Vec<f32> {
-    (0..n)
-        .map(|i| {
-            let v = (i as u64 * 2654435761 + seed * 40503) % 1000;
-            v as f32 / 500.0 - 1.0
-        })
-        .collect()
-}
-
-fn tensor(shape: &[usize], seed: u64) -> Tensor {
-    Tensor::from_vec(values(shape.iter().product(), seed), shape, &Device::Cpu).unwrap()
-}
-
-fn flat(t: &Tensor) -> Vec<f32> {
-    t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
-}
-
-fn rel_diff(actual: &[f32], expected: &[f32]) -> f32 {
-    assert_eq!(actual.len(), expected.len());
-    let scale = expected.iter().fold(1f32, |m, v| m.max(v.abs()));
-    actual
-        .iter()
-        .zip(expected)
-        .fold(0f32, |m, (a, e)| m.max((a - e).abs()))
-        / scale
-}
 
 fn conv(x: &Tensor, w: &Tensor, algorithm: ConvAlgorithm) -> Tensor {
     kernels::conv2d_with(x, w, 1, 1, algorithm).unwrap()
@@ -80,29 +55,6 @@ fn winograd_forward_and_backward_match_im2col() {
         let (ex, ew) = (rel_diff(&dx, &px), rel_diff(&dw, &pw));
         assert!(ex < 1e-5 && ew < 1e-5, "shape {i}: dx {ex}, dw {ew}");
     }
-}
-
-/// `sum(g * conv(x, w))` is linear in each argument, so a central difference with a large
-/// step is exact up to rounding.
-fn finite_differences(f: &dyn Fn(&Tensor) -> Tensor, x: &Tensor, g: &Tensor) -> Vec<f32> {
-    let base = flat(x);
-    let at = |values: Vec<f32>| -> f64 {
-        let t = Tensor::from_vec(values, x.shape(), &Device::Cpu).unwrap();
-        (f(&t).to_dtype(DType::F64).unwrap() * g.to_dtype(DType::F64).unwrap())
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
-    };
-    (0..base.len())
-        .map(|i| {
-            let (mut plus, mut minus) = (base.clone(), base.clone());
-            plus[i] += 0.5;
-            minus[i] -= 0.5;
-            (at(plus) - at(minus)) as f32
-        })
-        .collect()
 }
 
 #[test]
