@@ -47,6 +47,14 @@ enum Topo {
     Grid2d,
 }
 
+/// Where the steps run: on a thread of the rayon pool, as `topo run` trains, or on the
+/// main thread beside it, as earlier versions did.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Caller {
+    Worker,
+    Outside,
+}
+
 #[derive(Debug, Parser)]
 struct Args {
     #[arg(long, value_enum)]
@@ -57,6 +65,9 @@ struct Args {
     mode: Mode,
     #[arg(long, value_enum, default_value = "none")]
     topo: Topo,
+    /// Run the steps on a pool thread (as `topo run` does) or beside the pool.
+    #[arg(long, value_enum, default_value = "worker")]
+    caller: Caller,
     #[arg(long, default_value_t = 10)]
     steps: usize,
     #[arg(long, default_value_t = 2)]
@@ -144,21 +155,28 @@ fn main() -> anyhow::Result<()> {
         .collect();
     let labels = Tensor::from_vec(labels, args.batch, &device)?;
 
-    let mut times = Vec::with_capacity(args.steps);
-    for step in 0..args.warmup + args.steps {
-        let t0 = Instant::now();
-        match args.mode {
-            Mode::Train => train_step(model.as_ref(), loss.as_ref(), &mut sgd, &xs, &labels)?,
-            Mode::Eval => {
-                let out = model.forward_t(&xs, false)?;
-                // Read the logits back so the step is really done.
-                out.logits.sum_all()?.to_scalar::<f32>()?;
+    let mut run = || -> anyhow::Result<Vec<f64>> {
+        let mut times = Vec::with_capacity(args.steps);
+        for step in 0..args.warmup + args.steps {
+            let t0 = Instant::now();
+            match args.mode {
+                Mode::Train => train_step(model.as_ref(), loss.as_ref(), &mut sgd, &xs, &labels)?,
+                Mode::Eval => {
+                    let out = model.forward_t(&xs, false)?;
+                    // Read the logits back so the step is really done.
+                    out.logits.sum_all()?.to_scalar::<f32>()?;
+                }
+            }
+            if step >= args.warmup {
+                times.push(t0.elapsed().as_secs_f64());
             }
         }
-        if step >= args.warmup {
-            times.push(t0.elapsed().as_secs_f64());
-        }
-    }
+        Ok(times)
+    };
+    let mut times = match args.caller {
+        Caller::Worker => rayon::scope(|_| run())?,
+        Caller::Outside => run()?,
+    };
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     let line = serde_json::json!({
@@ -170,6 +188,7 @@ fn main() -> anyhow::Result<()> {
         "mode": args.mode.to_possible_value().map(|v| v.get_name().to_string()),
         "topo": args.topo.to_possible_value().map(|v| v.get_name().to_string()),
         "threads": threads,
+        "caller": args.caller.to_possible_value().map(|v| v.get_name().to_string()),
         "step_ms": median * 1e3,
         "img_per_s": args.batch as f64 / median,
         "peak_rss_mb": peak_rss_mb(),
