@@ -20,6 +20,7 @@ use topo::cli::KernelsArg;
 use topo::config::{ModelKind, ModelSpec};
 use topo::kernels::Kernels;
 use topo::nn::{self, TopoModel};
+use topo::runner::workers::on_pool;
 use topo::topography::{DEFAULT_EPS, LayerReduction, Layout, Norm, TopographicLoss, positions};
 use topo::train::optim::{Sgd, SgdConfig, trainable_vars};
 
@@ -174,7 +175,7 @@ fn main() -> anyhow::Result<()> {
         Ok(times)
     };
     let mut times = match args.caller {
-        Caller::Worker => rayon::scope(|_| run())?,
+        Caller::Worker => on_pool(run)?,
         Caller::Outside => run()?,
     };
     times.sort_by(f64::total_cmp);

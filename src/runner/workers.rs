@@ -101,16 +101,21 @@ pub fn threads_per_worker(cores: usize, jobs: usize) -> usize {
     (cores / jobs.max(1)).max(1)
 }
 
-/// Runs `work` on every item with `jobs` workers, each in its own rayon pool of
-/// `threads` threads, items taken in order as workers free up. With one job, the items
-/// run in order on a thread of the global pool. `work` returns `Err` to stop the plan:
-/// workers finish the item in hand and take no other; the first error is returned.
+/// Runs `work` on a thread of the current rayon pool (the global one outside any pool).
 ///
 /// Training always runs on a pool thread, never beside the pool: a step is hundreds of
 /// parallel ops, and a caller outside the pool sleeps through each one and must be woken
 /// after it, a third thread on two cores. On the pool, the caller takes its share of each
 /// op instead (on 2 cores, DenseNet-121's step 1.0-1.3x faster, ResNet-18's 1.0-1.1x;
 /// `cargo bench --bench train_step -- --caller outside` measures the old way).
+pub fn on_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| work())
+}
+
+/// Runs `work` on every item with `jobs` workers, each in its own rayon pool of
+/// `threads` threads, items taken in order as workers free up. With one job, the items
+/// run in order [`on_pool`]. `work` returns `Err` to stop the plan: workers finish the
+/// item in hand and take no other; the first error is returned.
 pub fn run_parallel<T, E, F>(items: &[T], jobs: usize, threads: usize, work: F) -> Result<(), E>
 where
     T: Sync,
@@ -118,7 +123,7 @@ where
     F: Fn(&T) -> Result<(), E> + Sync,
 {
     if jobs <= 1 {
-        return rayon::scope(|_| items.iter().try_for_each(&work));
+        return on_pool(|| items.iter().try_for_each(&work));
     }
     let next = Mutex::new(0usize);
     let first_error: Mutex<Option<E>> = Mutex::new(None);
