@@ -12,6 +12,7 @@ mod lambda;
 mod layers;
 mod load;
 mod locate;
+mod loss;
 mod model;
 mod pruning;
 mod report;
@@ -29,6 +30,7 @@ pub use diagnostic::{Diagnostic, Diagnostics, Origin, did_you_mean, edit_distanc
 pub use experiment::{ExcludeRule, Experiment, Grid, PAPER_LAMBDAS};
 pub use lambda::{Lambda, NotALambda};
 pub use load::{ENV_PREFIX, LoadOptions, Loaded, load};
+pub use loss::{Factor, LossForm, LossMethod, LossName, LossProblem, LossSpec};
 pub use model::{ModelKind, ModelSpec};
 pub use pruning::{ProportionRange, Proportions, PruneMethod, PruningSpec};
 pub use report::{FigureKind, PaperTable, ReportSpec, StdKind, TableSpec};

@@ -158,6 +158,8 @@ fn check_topographies(merged: &Value, layers: &Layers, dir: &Path, diags: &mut D
                 P::SphereInOneDimension | P::CustomDimension => {
                     Some(child_path(&base, "dimension"))
                 }
+                P::Loss(_) => Some(child_path(&base, "loss")),
+                P::TopolossNeedsGrid => Some(child_path(&base, "layout")),
             };
             if let Some(field) = field {
                 diags.push(layers.diagnostic(&field, problem.to_string(), false));

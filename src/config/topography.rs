@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::config::loss::{LossMethod, LossProblem, LossSpec};
 use crate::topography::{Layout, Norm};
 
 /// `none` marks the baseline; `topographic` (the default) needs a layout.
@@ -54,6 +55,10 @@ pub struct TopographySpec {
     /// Distance between positions.
     #[serde(default)]
     pub norm: Norm,
+    /// The topographic loss: `poli2023` (the paper's, the default), `tdann` or
+    /// `topoloss`, by name or with parameters (`{ kind: tdann, neighbourhood: 32 }`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<LossSpec>,
 }
 
 /// Where a topographic run's channels sit: what the topographic loss needs.
@@ -70,13 +75,15 @@ pub enum Placement {
     Custom { file: PathBuf, norm: Norm },
 }
 
-/// A checked topography, as a grid axis names it: the baseline or a placement. It reads
-/// and writes `{ kind: none }` for the baseline and the placement's own form otherwise.
+/// A checked topography, as a grid axis names it: the baseline, or a placement and the
+/// loss that organises it. It reads and writes `{ kind: none }` for the baseline and the
+/// placement's own form otherwise, with a `loss` key unless the loss is the paper's (so
+/// runs planned before losses could be chosen keep their ids).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Topography {
     /// No positions, no topographic loss.
     Baseline,
-    Placed(Placement),
+    Placed(Placement, LossMethod),
 }
 
 impl Topography {
@@ -87,7 +94,14 @@ impl Topography {
     pub fn placement(&self) -> Option<&Placement> {
         match self {
             Topography::Baseline => None,
-            Topography::Placed(p) => Some(p),
+            Topography::Placed(p, _) => Some(p),
+        }
+    }
+
+    pub fn loss(&self) -> Option<LossMethod> {
+        match self {
+            Topography::Baseline => None,
+            Topography::Placed(_, l) => Some(*l),
         }
     }
 }
@@ -101,9 +115,21 @@ enum BaselineForm {
 
 impl Serialize for Topography {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::Error;
         match self {
             Topography::Baseline => BaselineForm::None.serialize(s),
-            Topography::Placed(p) => p.serialize(s),
+            Topography::Placed(p, loss) => {
+                let mut value = serde_json::to_value(p).map_err(S::Error::custom)?;
+                if !loss.is_paper()
+                    && let serde_json::Value::Object(map) = &mut value
+                {
+                    map.insert(
+                        "loss".into(),
+                        serde_json::to_value(loss).map_err(S::Error::custom)?,
+                    );
+                }
+                value.serialize(s)
+            }
         }
     }
 }
@@ -112,20 +138,24 @@ impl<'de> Deserialize<'de> for Topography {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
         // Read once, then by its `kind`, so a bad placement gets the placement's message.
-        let value = serde_json::Value::deserialize(d)?;
+        let mut value = serde_json::Value::deserialize(d)?;
         if value.get("kind").and_then(serde_json::Value::as_str) == Some("none") {
             BaselineForm::deserialize(value).map_err(D::Error::custom)?;
             Ok(Topography::Baseline)
         } else {
+            let loss = match value.as_object_mut().and_then(|m| m.remove("loss")) {
+                Some(l) => LossMethod::deserialize(l).map_err(D::Error::custom)?,
+                None => LossMethod::Poli2023,
+            };
             Placement::deserialize(value)
-                .map(Topography::Placed)
+                .map(|p| Topography::Placed(p, loss))
                 .map_err(D::Error::custom)
         }
     }
 }
 
 /// Why a topography spec does not resolve; the message is shown to the user.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TopographyProblem {
     #[error(
         "`layout` is required for a topographic topography (or set `kind: none` for the baseline)"
@@ -141,6 +171,12 @@ pub enum TopographyProblem {
     CustomDimension,
     #[error("the baseline (`kind: none`) takes no `{0}`")]
     BaselineField(&'static str),
+    #[error("loss: {0}")]
+    Loss(LossProblem),
+    #[error(
+        "TopoLoss lays channels on a 2D sheet: use `layout: grid, dimension: 2` with `loss: topoloss`"
+    )]
+    TopolossNeedsGrid,
 }
 
 impl TopographySpec {
@@ -154,32 +190,56 @@ impl TopographySpec {
                 if self.dimension.is_some() {
                     return Err(TopographyProblem::BaselineField("dimension"));
                 }
+                if self.loss.is_some() {
+                    return Err(TopographyProblem::BaselineField("loss"));
+                }
                 Ok(Topography::Baseline)
             }
-            TopographyKind::Topographic => match (&self.layout, self.dimension) {
-                (None, _) => Err(TopographyProblem::MissingLayout),
-                (Some(LayoutSource::File(f)), None) => Ok(Topography::Placed(Placement::Custom {
-                    file: f.file.clone(),
-                    norm: self.norm,
-                })),
-                (Some(LayoutSource::File(_)), Some(_)) => Err(TopographyProblem::CustomDimension),
-                (Some(LayoutSource::Builtin(l)), None) => {
-                    Err(TopographyProblem::MissingDimension(layout_name(*l)))
+            TopographyKind::Topographic => {
+                let loss = match &self.loss {
+                    Some(l) => l.resolve().map_err(TopographyProblem::Loss)?,
+                    None => LossMethod::Poli2023,
+                };
+                let placement = self.placement()?;
+                let sheet = matches!(
+                    placement,
+                    Placement::Builtin {
+                        layout: Layout::Grid,
+                        dimension: 2,
+                        ..
+                    }
+                );
+                if matches!(loss, LossMethod::Topoloss { .. }) && !sheet {
+                    return Err(TopographyProblem::TopolossNeedsGrid);
                 }
-                (Some(LayoutSource::Builtin(_)), Some(d)) if !(1..=3).contains(&d) => {
-                    Err(TopographyProblem::Dimension(d))
-                }
-                (Some(LayoutSource::Builtin(Layout::Sphere)), Some(1)) => {
-                    Err(TopographyProblem::SphereInOneDimension)
-                }
-                (Some(LayoutSource::Builtin(l)), Some(d)) => {
-                    Ok(Topography::Placed(Placement::Builtin {
-                        layout: *l,
-                        dimension: d,
-                        norm: self.norm,
-                    }))
-                }
-            },
+                Ok(Topography::Placed(placement, loss))
+            }
+        }
+    }
+
+    /// Where a topographic spec puts its channels.
+    fn placement(&self) -> Result<Placement, TopographyProblem> {
+        match (&self.layout, self.dimension) {
+            (None, _) => Err(TopographyProblem::MissingLayout),
+            (Some(LayoutSource::File(f)), None) => Ok(Placement::Custom {
+                file: f.file.clone(),
+                norm: self.norm,
+            }),
+            (Some(LayoutSource::File(_)), Some(_)) => Err(TopographyProblem::CustomDimension),
+            (Some(LayoutSource::Builtin(l)), None) => {
+                Err(TopographyProblem::MissingDimension(layout_name(*l)))
+            }
+            (Some(LayoutSource::Builtin(_)), Some(d)) if !(1..=3).contains(&d) => {
+                Err(TopographyProblem::Dimension(d))
+            }
+            (Some(LayoutSource::Builtin(Layout::Sphere)), Some(1)) => {
+                Err(TopographyProblem::SphereInOneDimension)
+            }
+            (Some(LayoutSource::Builtin(l)), Some(d)) => Ok(Placement::Builtin {
+                layout: *l,
+                dimension: d,
+                norm: self.norm,
+            }),
         }
     }
 }

@@ -86,11 +86,12 @@ pub fn plan(experiment: &Experiment) -> Result<Plan, PlanError> {
                 // The baseline's lambda collapses; a placement takes every lambda.
                 let objectives: Vec<Objective> = match topography {
                     Topography::Baseline => vec![Objective::Baseline],
-                    Topography::Placed(placement) => grid
+                    Topography::Placed(placement, loss) => grid
                         .lambda
                         .iter()
                         .map(|&lambda| Objective::Topographic {
                             placement: placement.clone(),
+                            loss: *loss,
                             lambda,
                         })
                         .collect(),

@@ -1,10 +1,10 @@
-//! What a run minimises: the cross-entropy alone (the baseline), or with the topographic
-//! loss of a placement weighted by a lambda. A baseline with a lambda, or a placement
+//! What a run minimises: the cross-entropy alone (the baseline), or with a topographic
+//! loss on a placement weighted by a lambda. A baseline with a lambda, or a placement
 //! without one, cannot be built.
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Lambda, Placement, Topography};
+use crate::config::{Lambda, LossMethod, Placement, Topography};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(into = "ObjectiveForm", try_from = "ObjectiveForm")]
@@ -12,6 +12,7 @@ pub enum Objective {
     Baseline,
     Topographic {
         placement: Placement,
+        loss: LossMethod,
         lambda: Lambda,
     },
 }
@@ -37,18 +38,21 @@ impl Objective {
         match (topography, lambda) {
             (Topography::Baseline, None) => Ok(Objective::Baseline),
             (Topography::Baseline, Some(l)) => Err(ObjectiveError::BaselineLambda(l)),
-            (Topography::Placed(p), Some(lambda)) => Ok(Objective::Topographic {
+            (Topography::Placed(p, loss), Some(lambda)) => Ok(Objective::Topographic {
                 placement: p.clone(),
+                loss: *loss,
                 lambda,
             }),
-            (Topography::Placed(_), None) => Err(ObjectiveError::MissingLambda),
+            (Topography::Placed(..), None) => Err(ObjectiveError::MissingLambda),
         }
     }
 
     pub fn topography(&self) -> Topography {
         match self {
             Objective::Baseline => Topography::Baseline,
-            Objective::Topographic { placement, .. } => Topography::Placed(placement.clone()),
+            Objective::Topographic {
+                placement, loss, ..
+            } => Topography::Placed(placement.clone(), *loss),
         }
     }
 
@@ -63,6 +67,14 @@ impl Objective {
         match self {
             Objective::Baseline => None,
             Objective::Topographic { placement, .. } => Some(placement),
+        }
+    }
+
+    /// The topographic loss; `None` for the baseline.
+    pub fn loss(&self) -> Option<LossMethod> {
+        match self {
+            Objective::Baseline => None,
+            Objective::Topographic { loss, .. } => Some(*loss),
         }
     }
 
@@ -98,11 +110,14 @@ mod tests {
     use crate::topography::{Layout, Norm};
 
     fn grid() -> Topography {
-        Topography::Placed(Placement::Builtin {
-            layout: Layout::Grid,
-            dimension: 2,
-            norm: Norm::Euclidean,
-        })
+        Topography::Placed(
+            Placement::Builtin {
+                layout: Layout::Grid,
+                dimension: 2,
+                norm: Norm::Euclidean,
+            },
+            LossMethod::Poli2023,
+        )
     }
 
     #[test]

@@ -217,11 +217,14 @@ mod tests {
         );
         assert_eq!(id.dataset, Some(DatasetKind::Cifar100));
         assert_eq!(id.model, Some(ModelKind::Vgg16Bn));
-        let sphere = Topography::Placed(Placement::Builtin {
-            layout: Layout::Sphere,
-            dimension: 3,
-            norm: Norm::Euclidean,
-        });
+        let sphere = Topography::Placed(
+            Placement::Builtin {
+                layout: Layout::Sphere,
+                dimension: 3,
+                norm: Norm::Euclidean,
+            },
+            crate::config::LossMethod::Poli2023,
+        );
         assert_eq!(id.topography, Some(sphere));
     }
 
@@ -235,11 +238,14 @@ mod tests {
         assert!(problems[0].starts_with("`model.kind`: "), "{problems:?}");
         assert_eq!(id.dataset, None);
         assert_eq!(id.model, None);
-        let grid = Topography::Placed(Placement::Builtin {
-            layout: Layout::Grid,
-            dimension: 2,
-            norm: Norm::Euclidean,
-        });
+        let grid = Topography::Placed(
+            Placement::Builtin {
+                layout: Layout::Grid,
+                dimension: 2,
+                norm: Norm::Euclidean,
+            },
+            crate::config::LossMethod::Poli2023,
+        );
         assert_eq!(id.topography, Some(grid));
         assert_eq!(
             parse_with_problems("[1, 2]"),

@@ -1,7 +1,7 @@
 //! The paper's Tables 1 and 2 (mean ± std of test accuracy in %, 5 seeds), to compare
 //! regenerated cells with the published numbers.
 
-use crate::config::{DatasetKind, ModelKind, PaperTable, Placement, Topography};
+use crate::config::{DatasetKind, LossMethod, ModelKind, PaperTable, Placement, Topography};
 use crate::topography::{Layout, Norm};
 
 /// A row of the paper's tables.
@@ -40,11 +40,14 @@ impl PaperRow {
     pub fn of(topography: &Topography) -> Option<PaperRow> {
         match topography {
             Topography::Baseline => Some(PaperRow::Base),
-            Topography::Placed(Placement::Builtin {
-                layout,
-                dimension,
-                norm: Norm::Euclidean,
-            }) => match (layout, dimension) {
+            Topography::Placed(
+                Placement::Builtin {
+                    layout,
+                    dimension,
+                    norm: Norm::Euclidean,
+                },
+                LossMethod::Poli2023,
+            ) => match (layout, dimension) {
                 (Layout::Grid, 2) => Some(PaperRow::Grid2d),
                 (Layout::Sphere, 2) => Some(PaperRow::Circle),
                 (Layout::Nested, 2) => Some(PaperRow::Nested2d),
@@ -53,7 +56,7 @@ impl PaperRow {
                 (Layout::Nested, 3) => Some(PaperRow::Nested3d),
                 _ => None,
             },
-            Topography::Placed(_) => None,
+            Topography::Placed(..) => None,
         }
     }
 }
@@ -288,11 +291,14 @@ mod tests {
     #[test]
     fn topographies_map_to_rows() {
         let b = |layout, dimension, norm| {
-            Topography::Placed(Placement::Builtin {
-                layout,
-                dimension,
-                norm,
-            })
+            Topography::Placed(
+                Placement::Builtin {
+                    layout,
+                    dimension,
+                    norm,
+                },
+                LossMethod::Poli2023,
+            )
         };
         assert_eq!(
             PaperRow::of(&b(Layout::Sphere, 2, Norm::Euclidean)),

@@ -14,14 +14,14 @@ use std::time::Instant;
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 
-use crate::config::{DatasetSpec, ModelSpec, Placement};
+use crate::config::{DatasetSpec, LossMethod, ModelSpec, Placement};
 use crate::data::{self, DataError, Dataset};
 use crate::kernels::Kernels;
 use crate::nn::build_with;
 use crate::plan::RunConfig;
 use crate::results::{ExperimentDir, write_atomic};
+use crate::train::check_term;
 use crate::train::checkpoint::recorded_kernels;
-use crate::train::layouts::layer_positions;
 
 /// Where the checks read and write.
 #[derive(Debug, Clone)]
@@ -180,24 +180,28 @@ fn check_writable(dir: &Path) -> Result<(), Problem> {
     std::fs::remove_file(&probe).map_err(|e| fail("written", &e))
 }
 
-/// Every custom layout file, read and matched against the tapped layers of each model
-/// it is used with: the code path training takes, on a model of zeros.
+/// Every custom layout file, and every loss other than the paper's, matched against the
+/// tapped layers of each model it is used with: the code path training takes, on a
+/// model of zeros.
 fn check_layouts(runs: &[&RunConfig], config_dir: &Path) -> Vec<Problem> {
-    let custom: Vec<(&ModelSpec, &Placement)> = runs
+    let checked: Vec<(&ModelSpec, &Placement, LossMethod)> = runs
         .iter()
-        .filter_map(|r| match r.objective.placement() {
-            Some(p @ Placement::Custom { .. }) => Some((&r.model, p)),
+        .filter_map(|r| match (r.objective.placement(), r.objective.loss()) {
+            (Some(p), Some(loss)) if matches!(p, Placement::Custom { .. }) || !loss.is_paper() => {
+                Some((&r.model, p, loss))
+            }
             _ => None,
         })
         .collect();
     let mut problems = Vec::new();
-    for &(model, placement) in distinct(custom.iter()) {
+    for &(model, placement, loss) in distinct(checked.iter()) {
         let vb = VarBuilder::zeros(DType::F32, &Device::Cpu);
         // The tapped layers' widths depend on neither the input channels nor the classes.
         let checked = build_with(model, 1, 2, vb, Kernels::Candle)
             .map_err(|e| e.to_string())
             .and_then(|m| {
-                layer_positions(placement, m.tap_channels(), config_dir).map_err(|e| e.to_string())
+                check_term(placement, loss, m.tap_channels(), config_dir)
+                    .map_err(|e| format!("{}: {e}", model.kind.name()))
             });
         if let Err(message) = checked {
             let problem = Problem(message);

@@ -1,4 +1,5 @@
-//! The topographic loss (paper eq. 1-3, docs/reference.md, "Topographic loss") in candle.
+//! The paper's topographic loss (`loss: poli2023`; paper eq. 1-3, docs/reference.md,
+//! "Topographic loss") in candle.
 //!
 //! For one layer and one sample, `y` is `(C, H*W)`; `S_ij = <y_i, y_j> / max(|y_i| |y_j|, eps)`
 //! and the loss is the mean over pairs `i < j` of `(S_ij - T_ij)^2`, with `T_ij = 1/(d_ij+1)`.
@@ -18,6 +19,7 @@
 
 use candle_core::{D, DType, Device, Tensor};
 
+use super::method::{StepInputs, TopoLossOutput, TopographicMethod, combine};
 use super::{LayerReduction, Norm, Positions, target_similarity};
 
 /// The reference's `eps`.
@@ -66,15 +68,6 @@ struct LayerTarget {
     full_sq: f64,
     /// `full`'s values, row-major, for the CPU kernel.
     full_values: std::sync::Arc<Vec<f32>>,
-}
-
-/// The loss of every tapped layer and their combination.
-#[derive(Debug, Clone)]
-pub struct TopoLossOutput {
-    /// Scalar: layers combined by the reduction, averaged over the batch.
-    pub total: Tensor,
-    /// Scalars, one per layer, averaged over the batch (before the layer reduction).
-    pub per_layer: Vec<Tensor>,
 }
 
 /// The topographic loss for a fixed list of tapped layers.
@@ -135,7 +128,8 @@ impl TopographicLoss {
         self.layers.len()
     }
 
-    /// The loss for one tap per layer, each `(B, C, ...)` with `C` the layer's channels.
+    /// The loss for one tap per layer, each `(B, C, ...)` with `C` the layer's channels:
+    /// each layer's averaged over the batch, then the layers combined.
     pub fn forward(&self, taps: &[Tensor]) -> candle_core::Result<TopoLossOutput> {
         if taps.len() != self.layers.len() || taps.is_empty() {
             candle_core::bail!(
@@ -144,18 +138,15 @@ impl TopographicLoss {
                 self.layers.len()
             );
         }
-        let per_layer = taps
-            .iter()
+        combine(self.per_layer(taps)?, self.reduction)
+    }
+
+    fn per_layer(&self, taps: &[Tensor]) -> candle_core::Result<Vec<Tensor>> {
+        taps.iter()
             .zip(&self.layers)
             .enumerate()
             .map(|(i, (tap, target))| self.layer_samples(i, tap, target)?.mean_all())
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        let stacked = Tensor::stack(&per_layer, 0)?;
-        let total = match self.reduction {
-            LayerReduction::Sum => stacked.sum_all()?,
-            LayerReduction::Mean => stacked.mean_all()?,
-        };
-        Ok(TopoLossOutput { total, per_layer })
+            .collect()
     }
 
     /// One layer's loss for each sample, shape `(B,)`.
@@ -214,6 +205,16 @@ impl TopographicLoss {
                 pairs,
             )
         }
+    }
+}
+
+impl TopographicMethod for TopographicLoss {
+    fn layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    fn layer_losses(&self, inputs: &StepInputs<'_>) -> candle_core::Result<Vec<Tensor>> {
+        self.per_layer(inputs.taps)
     }
 }
 

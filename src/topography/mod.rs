@@ -1,19 +1,25 @@
 //! The topographic core: channel positions, distances, target similarities, the
-//! topographic loss and the metrics of how topographic a layer is. Pure computation: no
+//! topographic losses (the paper's, TDANN's, TopoLoss's, behind one trait) and the metrics of how topographic a layer is. Pure computation: no
 //! file I/O beyond the CSV reader of custom layouts, no configuration types.
 
 mod csv;
 mod distance;
 mod kinds;
 mod loss;
+mod method;
 mod metrics;
 mod positions;
+mod tdann;
+mod topoloss;
 
 pub use csv::{read_positions, read_positions_csv};
 pub use distance::{distance, distance_matrix, target_similarity};
 pub use kinds::{LayerReduction, Layout, Norm};
-pub use loss::{DEFAULT_EPS, LossError, LossPath, TopoLossOutput, TopographicLoss};
+pub use loss::{DEFAULT_EPS, LossError, LossPath, TopographicLoss};
+pub use method::{LayerLosses, StepInputs, TopoLossOutput, TopographicMethod, combine};
 pub use metrics::{
     ChannelSimilarity, DistanceBin, LayerTopography, MetricsError, layer_topography, topography_of,
 };
 pub use positions::{Positions, PositionsError, positions};
+pub use tdann::{Tdann, TdannError};
+pub use topoloss::{TopoLoss, TopoLossError, sheet_for, sheet_positions, sheet_size};

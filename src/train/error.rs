@@ -17,6 +17,12 @@ pub enum EngineError {
     #[error(transparent)]
     Loss(#[from] crate::topography::LossError),
     #[error(transparent)]
+    Tdann(#[from] crate::topography::TdannError),
+    #[error(transparent)]
+    TopoLoss(#[from] crate::topography::TopoLossError),
+    #[error("TopoLoss: the tapped conv `{0}` has no weight `{0}.weight`")]
+    MissingWeight(String),
+    #[error(transparent)]
     Positions(#[from] crate::topography::PositionsError),
     #[error(transparent)]
     Metrics(#[from] crate::topography::MetricsError),

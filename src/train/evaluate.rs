@@ -5,7 +5,7 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::data::{Batch, Split};
 use crate::nn::TopoModel;
-use crate::topography::TopographicLoss;
+use crate::topography::{LayerLosses, StepInputs};
 use crate::train::EngineError;
 
 /// Sums over a split, turned into means by [`Totals::finish`].
@@ -124,12 +124,16 @@ fn correct_predictions(predicted: &Tensor, labels: &Tensor) -> Result<usize, Eng
     Ok(hits.to_scalar::<f32>()? as usize)
 }
 
+/// The step index evaluation hands a topographic loss: one fixed draw, the same for
+/// every evaluation, unlike any training step's.
+const EVALUATION_STEP: u64 = u64::MAX;
+
 /// Evaluates `model` on all of `split` in batches of `batch_size`, in order.
 pub fn evaluate(
     model: &dyn TopoModel,
     split: &dyn Split,
     batch_size: usize,
-    loss: Option<&TopographicLoss>,
+    loss: Option<&LayerLosses>,
     device: &Device,
 ) -> Result<Totals, EngineError> {
     let mut totals = Totals::default();
@@ -141,7 +145,10 @@ pub fn evaluate(
         let ce = candle_nn::loss::cross_entropy(&logits, &batch.labels)?.to_scalar::<f32>()? as f64;
         let topo = match loss {
             Some(l) => {
-                let t = l.forward(&out.taps)?;
+                let t = l.forward(&StepInputs {
+                    taps: &out.taps,
+                    step: EVALUATION_STEP,
+                })?;
                 let layers = t
                     .per_layer
                     .iter()

@@ -1,19 +1,29 @@
-//! Positions for each tapped layer of a run, from its placement.
+//! Positions for each tapped layer of a run, from its placement (and, for TopoLoss,
+//! its sheet).
 
 use std::path::Path;
 
-use crate::config::Placement;
-use crate::topography::{Layout, Norm, Positions, positions, read_positions_csv};
+use crate::config::{LossMethod, Placement};
+use crate::topography::{Layout, Norm, Positions, positions, read_positions_csv, sheet_positions};
 
 use crate::train::EngineError;
 
 /// The positions of each layer's channels and the norm to compare them with. Custom
-/// layout files are relative to `config_dir`.
+/// layout files are relative to `config_dir`. TopoLoss's channels sit on its `h x w`
+/// sheet (the 2D grid, which the configuration requires with it, when `C` is a square).
 pub fn layer_positions(
     placement: &Placement,
+    loss: LossMethod,
     channels: &[usize],
     config_dir: &Path,
 ) -> Result<(Vec<Positions>, Norm), EngineError> {
+    if let (LossMethod::Topoloss { .. }, Placement::Builtin { norm, .. }) = (loss, placement) {
+        let p = channels
+            .iter()
+            .map(|&c| sheet_positions(c))
+            .collect::<Result<_, _>>()?;
+        return Ok((p, *norm));
+    }
     match placement {
         Placement::Builtin {
             layout,

@@ -11,8 +11,10 @@ mod progress;
 pub mod prune;
 pub mod seeds;
 pub mod stages;
+mod term;
 
 pub use error::EngineError;
+pub use term::{TopographicTerm, build_term, check_term};
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -24,17 +26,15 @@ use rand::seq::SliceRandom;
 pub use evaluate::{Totals, correct, evaluate, example_logits};
 use progress::EpochBar;
 
-use crate::config::Lambda;
 use crate::data::{Batch, Dataset, load as load_data};
 use crate::kernels::Kernels;
 use crate::nn::{TopoModel, build_with, seeded_var_builder};
-use crate::plan::{Objective, RunConfig};
+use crate::plan::RunConfig;
 use crate::results::{EpochRecord, RunDir, SplitKind, read_jsonl, write_jsonl};
-use crate::topography::TopographicLoss;
+use crate::topography::{LayerLosses, StepInputs};
 use crate::train::checkpoint::{
     LoopState, load_last, load_weights, save_best, save_last, write_state,
 };
-use crate::train::layouts::layer_positions;
 use crate::train::optim::{Sgd, SgdConfig, learning_rate, trainable_vars};
 use crate::train::seeds::{Purpose, stream, stream_seed};
 
@@ -52,12 +52,6 @@ pub struct TrainEnv {
     pub verbose: bool,
 }
 
-/// The topographic term of a run: its loss and weight.
-pub struct TopographicTerm {
-    pub loss: TopographicLoss,
-    pub lambda: Lambda,
-}
-
 /// A trained run in memory: what the later stages (test, metrics, pruning) need.
 pub struct Trained {
     pub data: Dataset,
@@ -72,7 +66,7 @@ pub struct Trained {
 }
 
 impl Trained {
-    pub fn loss(&self) -> Option<&TopographicLoss> {
+    pub fn loss(&self) -> Option<&LayerLosses> {
         self.term.as_ref().map(|t| &t.loss)
     }
 }
@@ -95,31 +89,6 @@ pub fn build_model(
     Ok((varmap, model))
 }
 
-/// The topographic term of `run` for `model`'s taps; `None` for the baseline.
-pub fn build_term(
-    run: &RunConfig,
-    model: &dyn TopoModel,
-    env: &TrainEnv,
-) -> Result<Option<TopographicTerm>, EngineError> {
-    let Objective::Topographic { placement, lambda } = &run.objective else {
-        return Ok(None);
-    };
-    let (positions, norm) = layer_positions(placement, model.tap_channels(), &env.config_dir)?;
-    let spec = &run.training.topographic;
-    let loss = TopographicLoss::from_positions(
-        &positions,
-        norm,
-        spec.reduction,
-        spec.eps,
-        &env.device,
-        DType::F32,
-    )?;
-    Ok(Some(TopographicTerm {
-        loss,
-        lambda: *lambda,
-    }))
-}
-
 /// Trains `run`, resuming from its last checkpoint if there is one.
 pub fn train(run: &RunConfig, env: &TrainEnv) -> Result<Trained, EngineError> {
     let started = Instant::now();
@@ -133,7 +102,7 @@ pub fn train(run: &RunConfig, env: &TrainEnv) -> Result<Trained, EngineError> {
         });
     }
     let (varmap, model) = build_model(run, &data, &env.device, env.kernels)?;
-    let term = build_term(run, model.as_ref(), env)?;
+    let term = build_term(run, model.as_ref(), &varmap, env)?;
     let vars = trainable_vars(&varmap);
     let parameters = vars.iter().map(|(_, v)| v.elem_count()).sum();
     let mut sgd = Sgd::new(vars, SgdConfig::from(&run.training.optimizer));
@@ -276,9 +245,11 @@ impl Session<'_> {
             batch_size,
         );
         let mut totals = Totals::default();
-        for chunk in order.chunks(batch_size) {
+        let batches = order.len().div_ceil(batch_size) as u64;
+        for (i, chunk) in order.chunks(batch_size).enumerate() {
             let batch = data.train.batch(chunk, Some(&mut augment), &env.device)?;
-            let step = match step(model, term, sgd, &batch, epoch) {
+            let index = u64::from(epoch - 1) * batches + i as u64;
+            let step = match step(model, term, sgd, &batch, epoch, index) {
                 Ok(step) => step,
                 Err(e) => {
                     bar.finish();
@@ -316,20 +287,25 @@ struct Step {
     total: f64,
 }
 
-/// Forward, the objective, backward and the SGD update on one batch.
+/// Forward, the objective, backward and the SGD update on one batch; `index` is the
+/// step's over the whole run.
 fn step(
     model: &dyn TopoModel,
     term: Option<&TopographicTerm>,
     sgd: &mut Sgd,
     batch: &Batch,
     epoch: u32,
+    index: u64,
 ) -> Result<Step, EngineError> {
     let out = model.forward_t(&batch.inputs, true)?;
     let logits = example_logits(&out.logits, batch)?;
     let ce = candle_nn::loss::cross_entropy(&logits, &batch.labels)?;
     let (total, topo) = match term {
         Some(term) => {
-            let t = term.loss.forward(&out.taps)?;
+            let t = term.loss.forward(&StepInputs {
+                taps: &out.taps,
+                step: index,
+            })?;
             let total = (&ce + (&t.total * term.lambda.get())?)?;
             let layers: Vec<f64> = t
                 .per_layer

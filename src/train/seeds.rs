@@ -13,6 +13,8 @@ pub enum Purpose {
     Augment = 2,
     Dropout = 3,
     Init = 4,
+    /// The neighbourhoods a topographic loss draws per step (TDANN's).
+    Neighbourhood = 5,
 }
 
 /// SplitMix64 finaliser: spreads nearby inputs far apart.

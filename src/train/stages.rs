@@ -24,12 +24,12 @@ pub fn measure_topography(
     env: &TrainEnv,
 ) -> Result<TopographyRecord, EngineError> {
     let channels = trained.model.tap_channels();
-    let (positions, norm, layout) = match run.objective.placement() {
-        Some(placement) => {
-            let (p, n) = layer_positions(placement, channels, &env.config_dir)?;
+    let (positions, norm, layout) = match (run.objective.placement(), run.objective.loss()) {
+        (Some(placement), Some(loss)) => {
+            let (p, n) = layer_positions(placement, loss, channels, &env.config_dir)?;
             (p, n, run.axes.topography.clone())
         }
-        None => (
+        _ => (
             reference_positions(channels)?,
             Norm::Euclidean,
             "grid2d (reference for the baseline)".to_string(),

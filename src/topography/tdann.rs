@@ -1,0 +1,236 @@
+//! TDANN's relative spatial correlation loss (`loss: { kind: tdann }`; Margalit et al.,
+//! Neuron 2024, neuroailab/TDANN's `spatial_correlation_loss`).
+//!
+//! For one tapped layer: `R`, the Pearson correlation of every pair of units' responses
+//! (zero-variance units correlate 0 with every other, and `R` is clamped to [-1, 1], as
+//! TDANN's `corrcoef` does); `S = 1 / (d + 1)` from the units' distances; the loss is
+//! `(1 - pearson(R_ij, S_ij over pairs i < j)) / 2`, in [0, 1]. With a neighbourhood
+//! size `k`, each step draws a centre unit per neighbourhood and keeps the `k` units
+//! nearest it (ties by index); the neighbourhoods' losses are averaged.
+//!
+//! How this adapts TDANN's sheet: TDANN gives every unit of a conv output (channel and
+//! position) its own place on a cortical sheet and correlates the units' responses over
+//! the images of a batch. In `topo` a channel is the unit and sits at its layout
+//! position, as in every other method here; a conv channel is one detector applied at
+//! every position of every image, so its responses are its values over the batch's
+//! images and positions (`B * H * W` observations). TDANN precomputes neighbourhoods as
+//! discs of a radius; here they are the `k` nearest channels, which keeps the number of
+//! pairs fixed on any layout. A layer whose pair correlations are all equal (every
+//! channel dead) gets correlation 0 where TDANN's Pearson would divide 0 by 0.
+
+use candle_core::Tensor;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::method::{StepInputs, TopographicMethod};
+use super::{Norm, Positions, distance_matrix};
+
+/// Lower bound of the product of the two spreads in the pairs' Pearson correlation.
+const EPS: f64 = 1e-12;
+
+/// Why the loss cannot be built for a layer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TdannError {
+    #[error("layer {layer}: TDANN's loss needs at least 3 channels (2 pairs), found {channels}")]
+    TooFewChannels { layer: usize, channels: usize },
+    #[error("a neighbourhood needs at least 3 channels, found {0}")]
+    Neighbourhood(usize),
+    #[error("at least one neighbourhood per step is needed")]
+    NoNeighbourhoods,
+    #[error(
+        "layer {layer}: every pair of channels is at the same distance, so the target has no spread to correlate with"
+    )]
+    FlatTarget { layer: usize },
+}
+
+/// One layer's channels: their distances.
+struct Layer {
+    channels: usize,
+    /// Row-major `channels x channels`.
+    distances: Vec<f64>,
+}
+
+/// TDANN's loss on every tapped layer.
+pub struct Tdann {
+    layers: Vec<Layer>,
+    /// Channels per neighbourhood; every channel when `None` (or when the layer has fewer).
+    neighbourhood: Option<usize>,
+    /// Neighbourhoods per step, averaged.
+    neighbourhoods: usize,
+    /// The run's stream for neighbourhood draws; each step's draw is keyed by its index.
+    seed: u64,
+}
+
+impl Tdann {
+    pub fn new(
+        positions: &[Positions],
+        norm: Norm,
+        neighbourhood: Option<usize>,
+        neighbourhoods: usize,
+        seed: u64,
+    ) -> Result<Tdann, TdannError> {
+        if let Some(k) = neighbourhood
+            && k < 3
+        {
+            return Err(TdannError::Neighbourhood(k));
+        }
+        if neighbourhoods == 0 {
+            return Err(TdannError::NoNeighbourhoods);
+        }
+        let layers = positions
+            .iter()
+            .enumerate()
+            .map(|(layer, p)| {
+                if p.n() < 3 {
+                    return Err(TdannError::TooFewChannels {
+                        layer,
+                        channels: p.n(),
+                    });
+                }
+                let all: Vec<usize> = (0..p.n()).collect();
+                let distances = distance_matrix(p, norm);
+                if centred_target(&distances, p.n(), &all).1 == 0.0 {
+                    return Err(TdannError::FlatTarget { layer });
+                }
+                Ok(Layer {
+                    channels: p.n(),
+                    distances,
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Tdann {
+            layers,
+            neighbourhood,
+            neighbourhoods,
+            seed,
+        })
+    }
+
+    /// The channels of each neighbourhood of `layer` at `step`.
+    fn draw(&self, layer: usize, step: u64) -> Vec<Vec<usize>> {
+        let l = &self.layers[layer];
+        let all: Vec<usize> = (0..l.channels).collect();
+        let k = match self.neighbourhood {
+            Some(k) if k < l.channels => k,
+            _ => return vec![all],
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(
+            self.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (layer as u64) << 48,
+        );
+        (0..self.neighbourhoods)
+            .map(|_| {
+                let centre = rng.random_range(0..l.channels);
+                let row = &l.distances[centre * l.channels..(centre + 1) * l.channels];
+                let mut order = all.clone();
+                order.sort_by(|&a, &b| row[a].total_cmp(&row[b]).then(a.cmp(&b)));
+                order.truncate(k);
+                order.sort_unstable();
+                order
+            })
+            .collect()
+    }
+}
+
+/// `(S - mean S)` on pairs `i < j` of `units` (zero elsewhere), row-major `k x k`, and
+/// its Frobenius norm.
+fn centred_target(distances: &[f64], n: usize, units: &[usize]) -> (Vec<f64>, f64) {
+    let k = units.len();
+    let pairs = (k * (k - 1) / 2) as f64;
+    let s = |i: usize, j: usize| 1.0 / (distances[units[i] * n + units[j]] + 1.0);
+    let mean = (0..k)
+        .flat_map(|i| ((i + 1)..k).map(move |j| (i, j)))
+        .map(|(i, j)| s(i, j))
+        .sum::<f64>()
+        / pairs;
+    let mut out = vec![0.0; k * k];
+    let mut sq = 0.0;
+    for i in 0..k {
+        for j in (i + 1)..k {
+            let v = s(i, j) - mean;
+            out[i * k + j] = v;
+            sq += v * v;
+        }
+    }
+    (out, sq.sqrt())
+}
+
+/// The loss of one neighbourhood: `responses` is `(k, N)`, one row per unit.
+fn neighbourhood_loss(
+    responses: &Tensor,
+    target: &[f64],
+    target_norm: f64,
+) -> candle_core::Result<Tensor> {
+    let (k, _) = responses.dims2()?;
+    let (device, dtype) = (responses.device(), responses.dtype());
+    let centred = responses.broadcast_sub(&responses.mean_keepdim(1)?)?;
+    let ss = centred.sqr()?.sum_keepdim(1)?;
+    // A unit that never varies gets spread 1 (TDANN's `stddev[stddev == 0] = 1`), so its
+    // correlations are 0; the mask is a constant, so the square root's slope stays finite.
+    let spread = (&ss + ss.eq(0.0)?.to_dtype(dtype)?)?.sqrt()?;
+    let corr = centred
+        .matmul(&centred.t()?)?
+        .broadcast_div(&spread)?
+        .broadcast_div(&spread.t()?)?
+        .clamp(-1.0, 1.0)?;
+    let pairs = (k * (k - 1) / 2) as f64;
+    let mask: Vec<f64> = (0..k * k)
+        .map(|p| if p % k > p / k { 1.0 } else { 0.0 })
+        .collect();
+    let mask = Tensor::from_vec(mask, (k, k), device)?.to_dtype(dtype)?;
+    let target = Tensor::from_vec(target.to_vec(), (k, k), device)?.to_dtype(dtype)?;
+    let upper = (&corr * &mask)?;
+    let mean = (upper.sum_all()? / pairs)?;
+    let spread_r = corr.broadcast_sub(&mean)?.mul(&mask)?.sqr()?.sum_all()?;
+    let cov = (&corr * &target)?.sum_all()?;
+    let denom = (spread_r.maximum(EPS)?.sqrt()? * target_norm)?;
+    let r = cov.div(&denom)?;
+    r.affine(-0.5, 0.5)
+}
+
+impl TopographicMethod for Tdann {
+    fn layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    fn layer_losses(&self, inputs: &StepInputs<'_>) -> candle_core::Result<Vec<Tensor>> {
+        inputs
+            .taps
+            .iter()
+            .zip(&self.layers)
+            .enumerate()
+            .map(|(i, (tap, layer))| {
+                let dims = tap.dims();
+                if dims.len() < 2 || dims[1] != layer.channels {
+                    candle_core::bail!(
+                        "TDANN loss: tap {i} has shape {dims:?}, expected (B, {}, ...)",
+                        layer.channels
+                    );
+                }
+                // (C, B * H * W): each channel's responses over the batch's images and
+                // positions.
+                let flat = tap.flatten_from(2)?;
+                let by_channel = flat
+                    .transpose(0, 1)?
+                    .contiguous()?
+                    .reshape((layer.channels, ()))?;
+                let losses = self
+                    .draw(i, inputs.step)
+                    .iter()
+                    .map(|units| {
+                        let (target, norm) =
+                            centred_target(&layer.distances, layer.channels, units);
+                        let responses = if units.len() == layer.channels {
+                            by_channel.clone()
+                        } else {
+                            let idx: Vec<u32> = units.iter().map(|&u| u as u32).collect();
+                            let idx = Tensor::new(idx.as_slice(), tap.device())?;
+                            by_channel.index_select(&idx, 0)?
+                        };
+                        neighbourhood_loss(&responses, &target, norm)
+                    })
+                    .collect::<candle_core::Result<Vec<_>>>()?;
+                Tensor::stack(&losses, 0)?.mean_all()
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,132 @@
+//! The topographic term of a run: its method built for the model's tapped layers (their
+//! positions, or for TopoLoss their weights) and its lambda.
+
+use std::path::Path;
+
+use candle_core::{DType, Var};
+use candle_nn::VarMap;
+
+use crate::config::{Lambda, LossMethod, Placement};
+use crate::nn::TopoModel;
+use crate::plan::{Objective, RunConfig};
+use crate::topography::{
+    LayerLosses, Norm, Positions, Tdann, TopoLoss, TopographicLoss, TopographicMethod, sheet_for,
+};
+use crate::train::layouts::layer_positions;
+use crate::train::seeds::{Purpose, stream_seed};
+use crate::train::{EngineError, TrainEnv};
+
+/// The topographic term of a run: its loss and weight.
+pub struct TopographicTerm {
+    pub loss: LayerLosses,
+    pub lambda: Lambda,
+}
+
+/// The topographic term of `run` for `model`'s taps (weights from `varmap`); `None`
+/// for the baseline.
+pub fn build_term(
+    run: &RunConfig,
+    model: &dyn TopoModel,
+    varmap: &VarMap,
+    env: &TrainEnv,
+) -> Result<Option<TopographicTerm>, EngineError> {
+    let Objective::Topographic {
+        placement,
+        loss,
+        lambda,
+    } = &run.objective
+    else {
+        return Ok(None);
+    };
+    let (positions, norm) =
+        layer_positions(placement, *loss, model.tap_channels(), &env.config_dir)?;
+    let spec = &run.training.topographic;
+    let method: Box<dyn TopographicMethod> = match *loss {
+        LossMethod::Poli2023 => Box::new(TopographicLoss::from_positions(
+            &positions,
+            norm,
+            spec.reduction,
+            spec.eps,
+            &env.device,
+            DType::F32,
+        )?),
+        LossMethod::Tdann {
+            neighbourhood,
+            neighbourhoods,
+        } => Box::new(tdann(
+            &positions,
+            norm,
+            neighbourhood,
+            neighbourhoods,
+            run.seed,
+        )?),
+        LossMethod::Topoloss { factor } => {
+            let weights = tap_weights(model, varmap)?;
+            Box::new(TopoLoss::new(&weights, factor.get())?)
+        }
+    };
+    Ok(Some(TopographicTerm {
+        loss: LayerLosses::new(method, spec.reduction),
+        lambda: *lambda,
+    }))
+}
+
+fn tdann(
+    positions: &[Positions],
+    norm: Norm,
+    neighbourhood: Option<u32>,
+    neighbourhoods: u32,
+    seed: u64,
+) -> Result<Tdann, EngineError> {
+    Ok(Tdann::new(
+        positions,
+        norm,
+        neighbourhood.map(|k| k as usize),
+        neighbourhoods as usize,
+        stream_seed(seed, 0, Purpose::Neighbourhood),
+    )?)
+}
+
+/// The weight of every tapped conv, in tap order: `{tap}.weight` in the var map.
+fn tap_weights(model: &dyn TopoModel, varmap: &VarMap) -> Result<Vec<Var>, EngineError> {
+    let vars = varmap
+        .data()
+        .lock()
+        .map_err(|_| EngineError::Other("the model's variables are poisoned".into()))?;
+    model
+        .tap_names()
+        .iter()
+        .map(|name| {
+            vars.get(&format!("{name}.weight"))
+                .cloned()
+                .ok_or_else(|| EngineError::MissingWeight(name.clone()))
+        })
+        .collect()
+}
+
+/// Checks, before anything trains, what would make every run of a topography fail on
+/// a model: its positions (custom layout files) and its loss's needs (TDANN's channel
+/// counts, TopoLoss's sheet against its factor). `channels` are the tapped layers'.
+pub fn check_term(
+    placement: &Placement,
+    loss: LossMethod,
+    channels: &[usize],
+    config_dir: &Path,
+) -> Result<(), EngineError> {
+    let (positions, norm) = layer_positions(placement, loss, channels, config_dir)?;
+    match loss {
+        LossMethod::Poli2023 => {}
+        LossMethod::Tdann {
+            neighbourhood,
+            neighbourhoods,
+        } => {
+            tdann(&positions, norm, neighbourhood, neighbourhoods, 0)?;
+        }
+        LossMethod::Topoloss { factor } => {
+            for (layer, &c) in channels.iter().enumerate() {
+                sheet_for(layer, c, factor.get())?;
+            }
+        }
+    }
+    Ok(())
+}
