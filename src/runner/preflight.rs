@@ -184,24 +184,35 @@ fn check_writable(dir: &Path) -> Result<(), Problem> {
 /// tapped layers of each model it is used with: the code path training takes, on a
 /// model of zeros.
 fn check_layouts(runs: &[&RunConfig], config_dir: &Path) -> Vec<Problem> {
-    let checked: Vec<(&ModelSpec, &Placement, LossMethod)> = runs
+    // Names travel with each spec for the message; specs, not names, are compared.
+    let checked: Vec<(&ModelSpec, &Placement, LossMethod, String)> = runs
         .iter()
         .filter_map(|r| match (r.objective.placement(), r.objective.loss()) {
             (Some(p), Some(loss)) if matches!(p, Placement::Custom { .. }) || !loss.is_paper() => {
-                Some((&r.model, p, loss))
+                let names = format!(
+                    "topography `{}` on model `{}`",
+                    r.axes.topography, r.axes.model
+                );
+                Some((&r.model, p, loss, names))
             }
             _ => None,
         })
         .collect();
     let mut problems = Vec::new();
-    for &(model, placement, loss) in distinct(checked.iter()) {
+    let keys: Vec<_> = checked.iter().map(|(m, p, l, _)| (*m, *p, *l)).collect();
+    for key in distinct(keys.iter()) {
+        let &(model, placement, loss) = key;
+        let names = checked
+            .iter()
+            .find(|(m, p, l, _)| (*m, *p, *l) == *key)
+            .map_or("", |c| c.3.as_str());
         let vb = VarBuilder::zeros(DType::F32, &Device::Cpu);
         // The tapped layers' widths depend on neither the input channels nor the classes.
         let checked = build_with(model, 1, 2, vb, Kernels::Candle)
             .map_err(|e| e.to_string())
             .and_then(|m| {
-                check_term(placement, loss, m.tap_channels(), config_dir)
-                    .map_err(|e| format!("{}: {e}", model.kind.name()))
+                check_term(placement, loss, m.tap_names(), m.tap_channels(), config_dir)
+                    .map_err(|e| format!("{names}: {e}"))
             });
         if let Err(message) = checked {
             let problem = Problem(message);

@@ -106,8 +106,10 @@ impl Tdann {
         })
     }
 
-    /// The channels of each neighbourhood of `layer` at `step`.
-    fn draw(&self, layer: usize, step: u64) -> Vec<Vec<usize>> {
+    /// The channels of each neighbourhood of `layer` at `step`, each in channel order:
+    /// one neighbourhood of every channel when there is no neighbourhood size (or the
+    /// layer is no larger).
+    pub fn neighbourhoods(&self, layer: usize, step: u64) -> Vec<Vec<usize>> {
         let l = &self.layers[layer];
         let all: Vec<usize> = (0..l.channels).collect();
         let k = match self.neighbourhood {
@@ -214,7 +216,7 @@ impl TopographicMethod for Tdann {
                     .contiguous()?
                     .reshape((layer.channels, ()))?;
                 let losses = self
-                    .draw(i, inputs.step)
+                    .neighbourhoods(i, inputs.step)
                     .iter()
                     .map(|units| {
                         let (target, norm) =

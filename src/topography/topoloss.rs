@@ -23,17 +23,17 @@ pub enum TopoLossError {
     #[error("the shrink factor must be a finite number of at least 1, found {0}")]
     Factor(f64),
     #[error(
-        "layer {layer}: its {channels} channels lie on a {h} x {w} sheet, too small to shrink by {factor}; lower `factor` to at most {h}"
+        "`{layer}`: its {channels} channels lie on a {h} x {w} sheet, too small to shrink by {factor}; lower `factor` to at most {h}"
     )]
     SheetTooSmall {
-        layer: usize,
+        layer: String,
         channels: usize,
         h: usize,
         w: usize,
         factor: f64,
     },
-    #[error("layer {layer}: expected a conv weight (C_out, C_in, kh, kw), found shape {shape:?}")]
-    NotAConv { layer: usize, shape: Vec<usize> },
+    #[error("`{layer}`: expected a conv weight (C_out, C_in, kh, kw), found shape {shape:?}")]
+    NotAConv { layer: String, shape: Vec<usize> },
 }
 
 /// The `h x w` sheet of `channels` cells: `h` the largest divisor at most `sqrt`.
@@ -46,17 +46,17 @@ pub fn sheet_size(channels: usize) -> (usize, usize) {
     (h, channels / h)
 }
 
-/// The sheet of layer `layer`'s `channels`, checked to be large enough to shrink by
-/// `factor` (TopoLoss asserts the same).
+/// The sheet of the tapped conv `layer`'s `channels`, checked to be large enough to
+/// shrink by `factor` (TopoLoss asserts the same).
 pub fn sheet_for(
-    layer: usize,
+    layer: &str,
     channels: usize,
     factor: f64,
 ) -> Result<(usize, usize), TopoLossError> {
     let (h, w) = sheet_size(channels);
     if factor > h as f64 {
         return Err(TopoLossError::SheetTooSmall {
-            layer,
+            layer: layer.to_owned(),
             channels,
             h,
             w,
@@ -131,18 +131,20 @@ pub struct TopoLoss {
 }
 
 impl TopoLoss {
-    /// From each tapped conv's weight (in tap order) and the shrink factor.
-    pub fn new(weights: &[Var], factor: f64) -> Result<TopoLoss, TopoLossError> {
+    /// From each tapped conv's name and weight (in tap order) and the shrink factor.
+    pub fn new(weights: &[(String, Var)], factor: f64) -> Result<TopoLoss, TopoLossError> {
         if !(factor.is_finite() && factor >= 1.0) {
             return Err(TopoLossError::Factor(factor));
         }
         let layers = weights
             .iter()
-            .enumerate()
             .map(|(layer, weight)| {
                 let shape = weight.dims().to_vec();
                 if shape.len() != 4 {
-                    return Err(TopoLossError::NotAConv { layer, shape });
+                    return Err(TopoLossError::NotAConv {
+                        layer: layer.clone(),
+                        shape,
+                    });
                 }
                 let (h, w) = sheet_for(layer, shape[0], factor)?;
                 Ok(Layer {

@@ -61,7 +61,12 @@ pub fn build_term(
             run.seed,
         )?),
         LossMethod::Topoloss { factor } => {
-            let weights = tap_weights(model, varmap)?;
+            let weights: Vec<(String, Var)> = model
+                .tap_names()
+                .iter()
+                .cloned()
+                .zip(tap_weights(model, varmap)?)
+                .collect();
             Box::new(TopoLoss::new(&weights, factor.get())?)
         }
     };
@@ -110,6 +115,7 @@ fn tap_weights(model: &dyn TopoModel, varmap: &VarMap) -> Result<Vec<Var>, Engin
 pub fn check_term(
     placement: &Placement,
     loss: LossMethod,
+    names: &[String],
     channels: &[usize],
     config_dir: &Path,
 ) -> Result<(), EngineError> {
@@ -123,8 +129,8 @@ pub fn check_term(
             tdann(&positions, norm, neighbourhood, neighbourhoods, 0)?;
         }
         LossMethod::Topoloss { factor } => {
-            for (layer, &c) in channels.iter().enumerate() {
-                sheet_for(layer, c, factor.get())?;
+            for (name, &c) in names.iter().zip(channels) {
+                sheet_for(name, c, factor.get())?;
             }
         }
     }

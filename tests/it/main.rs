@@ -9,6 +9,7 @@ mod fixtures;
 mod golden;
 mod kernels;
 mod layers;
+mod methods;
 mod models;
 mod plan;
 mod preflight;

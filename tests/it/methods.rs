@@ -1,0 +1,357 @@
+//! TDANN's and TopoLoss's losses against golden values and gradients computed
+//! independently by `tests/fixtures/methods/generate.py` (numpy, float64, central
+//! differences), against finite differences of their own, and through `topo run`.
+
+use std::path::PathBuf;
+
+use candle_core::{DType, Device, Tensor, Var};
+use serde::Deserialize;
+use topo::topography::{
+    Norm, Positions, StepInputs, Tdann, TopoLoss, TopographicMethod, positions, sheet_size,
+};
+
+#[derive(Deserialize)]
+struct Golden {
+    tdann: Vec<TdannCase>,
+    topoloss: Vec<TopoLossCase>,
+}
+
+#[derive(Deserialize)]
+struct TdannCase {
+    shape: [usize; 4],
+    tap: Vec<f64>,
+    positions: Vec<f64>,
+    loss: f64,
+    grad: Vec<f64>,
+}
+
+#[derive(Deserialize)]
+struct TopoLossCase {
+    shape: [usize; 4],
+    factor: f64,
+    weight: Vec<f64>,
+    loss: f64,
+    grad: Vec<f64>,
+}
+
+fn golden() -> Golden {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/methods/golden.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
+/// The loss of a one-layer method and its gradient with respect to `x`.
+fn value_and_grad(method: &dyn TopographicMethod, taps: &[Tensor], x: &Var) -> (f64, Vec<f64>) {
+    let losses = method.layer_losses(&StepInputs { taps, step: 0 }).unwrap();
+    let loss = &losses[0];
+    let grads = loss.backward().unwrap();
+    let g = grads
+        .get(x.as_tensor())
+        .map(|g| g.flatten_all().unwrap().to_vec1::<f64>().unwrap())
+        .unwrap_or_else(|| vec![0.0; x.elem_count()]);
+    (loss.to_scalar::<f64>().unwrap(), g)
+}
+
+fn tdann_of(case: &TdannCase) -> (Tdann, Var) {
+    let p = Positions::from_rows(2, case.positions.clone()).unwrap();
+    let tdann = Tdann::new(&[p], Norm::Euclidean, None, 1, 0).unwrap();
+    let tap = Var::from_tensor(
+        &Tensor::from_vec(case.tap.clone(), case.shape.to_vec(), &Device::Cpu).unwrap(),
+    )
+    .unwrap();
+    (tdann, tap)
+}
+
+#[test]
+fn tdann_value_and_gradient_match_the_independent_implementation() {
+    for case in golden().tdann {
+        let (tdann, tap) = tdann_of(&case);
+        let (value, grad) = value_and_grad(&tdann, &[tap.as_tensor().clone()], &tap);
+        assert!(
+            (value - case.loss).abs() < 1e-12,
+            "{:?}: loss {value} against {}",
+            case.shape,
+            case.loss
+        );
+        // A dead channel's loss is not differentiable (a step off zero gives it a spread
+        // of its own), so its central differences are meaningless: compare live ones.
+        let [_, c, h, w] = case.shape;
+        let plane = h * w;
+        let dead = |ch: usize| {
+            (0..case.shape[0]).all(|n| {
+                case.tap[(n * c + ch) * plane..(n * c + ch + 1) * plane]
+                    .iter()
+                    .all(|&v| v == 0.0)
+            })
+        };
+        let live: Vec<usize> = (0..case.tap.len())
+            .filter(|&i| !dead((i / plane) % c))
+            .collect();
+        assert!(live.len() >= case.tap.len() / 2);
+        let pick = |g: &[f64]| live.iter().map(|&i| g[i]).collect::<Vec<_>>();
+        let d = max_abs_diff(&pick(&grad), &pick(&case.grad));
+        assert!(d < 1e-7, "{:?}: gradient differs by {d}", case.shape);
+    }
+}
+
+#[test]
+fn topoloss_value_and_gradient_match_the_independent_implementation() {
+    for case in golden().topoloss {
+        let weight = Var::from_tensor(
+            &Tensor::from_vec(case.weight.clone(), case.shape.to_vec(), &Device::Cpu).unwrap(),
+        )
+        .unwrap();
+        let method = TopoLoss::new(&[("w".to_string(), weight.clone())], case.factor).unwrap();
+        let (value, grad) = value_and_grad(&method, &[], &weight);
+        assert!(
+            (value - case.loss).abs() < 1e-12,
+            "{:?} factor {}: loss {value} against {}",
+            case.shape,
+            case.factor,
+            case.loss
+        );
+        let d = max_abs_diff(&grad, &case.grad);
+        assert!(d < 1e-7, "{:?}: gradient differs by {d}", case.shape);
+    }
+}
+
+/// Central differences of the method's own value, against its autograd gradient.
+fn check_finite_differences(method: &dyn TopographicMethod, taps: &[Tensor], x: &Var) {
+    let (_, grad) = value_and_grad(method, taps, x);
+    let base = x
+        .as_tensor()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap();
+    let shape = x.shape().clone();
+    let h = 1e-6;
+    for i in 0..base.len() {
+        let at = |delta: f64| {
+            let mut v = base.clone();
+            v[i] += delta;
+            x.set(&Tensor::from_vec(v, shape.clone(), &Device::Cpu).unwrap())
+                .unwrap();
+            let l = method.layer_losses(&StepInputs { taps, step: 0 }).unwrap();
+            l[0].to_scalar::<f64>().unwrap()
+        };
+        let numeric = (at(h) - at(-h)) / (2.0 * h);
+        assert!(
+            (numeric - grad[i]).abs() < 1e-6,
+            "element {i}: finite difference {numeric}, gradient {}",
+            grad[i]
+        );
+    }
+    x.set(&Tensor::from_vec(base, shape, &Device::Cpu).unwrap())
+        .unwrap();
+}
+
+#[test]
+fn both_gradients_match_finite_differences() {
+    let g = golden();
+    let (tdann, tap) = tdann_of(&g.tdann[0]);
+    check_finite_differences(&tdann, &[tap.as_tensor().clone()], &tap);
+    let case = &g.topoloss[0];
+    let weight = Var::from_tensor(
+        &Tensor::from_vec(case.weight.clone(), case.shape.to_vec(), &Device::Cpu).unwrap(),
+    )
+    .unwrap();
+    let method = TopoLoss::new(&[("w".to_string(), weight.clone())], case.factor).unwrap();
+    check_finite_differences(&method, &[], &weight);
+}
+
+#[test]
+fn tdann_neighbourhoods_are_seeded_per_step_and_each_is_the_loss_on_its_channels() {
+    let p = positions(topo::topography::Layout::Grid, 2, 16).unwrap();
+    let method = Tdann::new(std::slice::from_ref(&p), Norm::Euclidean, Some(5), 1, 7).unwrap();
+    let again = Tdann::new(std::slice::from_ref(&p), Norm::Euclidean, Some(5), 1, 7).unwrap();
+    let draws: Vec<Vec<usize>> = (0..20)
+        .map(|s| method.neighbourhoods(0, s)[0].clone())
+        .collect();
+    assert_eq!(
+        draws[3],
+        again.neighbourhoods(0, 3)[0],
+        "same seed and step, same draw"
+    );
+    assert!(
+        draws.iter().any(|d| d != &draws[0]),
+        "steps draw different neighbourhoods"
+    );
+    let tap = Tensor::randn(0f64, 1.0, (4, 16, 3, 3), &Device::Cpu).unwrap();
+    for step in [0, 5] {
+        let units = &method.neighbourhoods(0, step)[0];
+        assert_eq!(units.len(), 5);
+        // The neighbourhood is the 5 channels nearest one of them.
+        let d = topo::topography::distance_matrix(&p, Norm::Euclidean);
+        let nearest_of = |c: usize| {
+            let mut o: Vec<usize> = (0..16).collect();
+            o.sort_by(|&a, &b| d[c * 16 + a].total_cmp(&d[c * 16 + b]).then(a.cmp(&b)));
+            let mut k = o[..5].to_vec();
+            k.sort_unstable();
+            k
+        };
+        assert!(units.iter().any(|&c| &nearest_of(c) == units), "{units:?}");
+        // Its loss is the whole-layer loss of the sub-layer those channels form.
+        let coords: Vec<f64> = units.iter().flat_map(|&u| p.point(u).to_vec()).collect();
+        let sub = Tdann::new(
+            &[Positions::from_rows(2, coords).unwrap()],
+            Norm::Euclidean,
+            None,
+            1,
+            0,
+        )
+        .unwrap();
+        let idx = Tensor::new(
+            units
+                .iter()
+                .map(|&u| u as u32)
+                .collect::<Vec<_>>()
+                .as_slice(),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let sub_tap = tap.index_select(&idx, 1).unwrap();
+        let whole = |m: &Tdann, t: &Tensor| {
+            m.layer_losses(&StepInputs {
+                taps: std::slice::from_ref(t),
+                step,
+            })
+            .unwrap()[0]
+                .to_scalar::<f64>()
+                .unwrap()
+        };
+        let (a, b) = (whole(&method, &tap), whole(&sub, &sub_tap));
+        assert!((a - b).abs() < 1e-12, "step {step}: {a} against {b}");
+    }
+}
+
+#[test]
+fn smooth_weights_cost_less_than_shuffled_ones_and_bad_factors_are_refused() {
+    // A sheet whose weights vary slowly over it, and the same cells shuffled.
+    let (h, w) = sheet_size(64);
+    let smooth: Vec<f64> = (0..64)
+        .flat_map(|c| {
+            let (r, q) = ((c / w) as f64 / h as f64, (c % w) as f64 / w as f64);
+            [1.0 + r, 1.0 + q, 1.0 + r * q, 2.0 - r]
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..64).collect();
+    order.reverse();
+    order.swap(3, 40);
+    order.swap(10, 27);
+    let shuffled: Vec<f64> = order
+        .iter()
+        .flat_map(|&c| smooth[c * 4..c * 4 + 4].to_vec())
+        .collect();
+    let loss = |v: Vec<f64>| {
+        let var =
+            Var::from_tensor(&Tensor::from_vec(v, (64, 1, 2, 2), &Device::Cpu).unwrap()).unwrap();
+        let m = TopoLoss::new(&[("w".to_string(), var)], 2.0).unwrap();
+        m.layer_losses(&StepInputs { taps: &[], step: 0 }).unwrap()[0]
+            .to_dtype(DType::F64)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+    };
+    let (a, b) = (loss(smooth), loss(shuffled));
+    assert!(a < 0.01 && b > 4.0 * a, "smooth {a}, shuffled {b}");
+    let var = Var::zeros((8, 1, 1, 1), DType::F64, &Device::Cpu).unwrap();
+    let err = TopoLoss::new(&[("conv1".to_string(), var)], 3.0)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("2 x 4 sheet") && err.contains("at most 2"),
+        "{err}"
+    );
+}
+
+fn tiny_methods_yaml(dir: &std::path::Path, topoloss: &str) -> PathBuf {
+    let yaml = dir.join("methods.yaml");
+    std::fs::write(
+        &yaml,
+        format!(
+            "extends: {}\nname: methods\n\
+             topographies:\n  tdann: {{ layout: grid, dimension: 2, loss: {{ kind: tdann, neighbourhood: 6 }} }}\n  \
+             topoloss: {{ layout: grid, dimension: 2, loss: {topoloss} }}\n\
+             grid: {{ topography: [tdann, topoloss] }}\n\
+             pruning: {{ methods: [l2], proportions: [0, 0.5] }}\n",
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/tiny.yaml")
+                .display()
+        ),
+    )
+    .unwrap();
+    yaml
+}
+
+#[test]
+fn each_method_trains_from_yaml_and_records_its_loss_per_layer() {
+    let tmp = tempfile::tempdir().unwrap();
+    super::fixtures::write_fashion_mnist(&tmp.path().join("data"), 30, 5, false).unwrap();
+    let yaml = tiny_methods_yaml(tmp.path(), "{ kind: topoloss, factor: 2 }");
+    let results = tmp.path().join("results");
+    let out = super::common::topo_command(tmp.path(), &yaml, "run", &results, &["--no-report"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs: Vec<PathBuf> = std::fs::read_dir(results.join("methods/runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    for run in runs {
+        let name = run.file_name().unwrap().to_string_lossy().to_string();
+        let (kind, bound) = if name.contains("tdann") {
+            ("tdann", 1.0)
+        } else {
+            ("topoloss", 2.0)
+        };
+        let spec = std::fs::read_to_string(run.join("run.yaml")).unwrap();
+        assert!(spec.contains(&format!("kind: {kind}")), "{name}: {spec}");
+        let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+        for line in metrics.lines() {
+            let record: serde_json::Value = serde_json::from_str(line).unwrap();
+            let layers = record["topo_layers"].as_object().unwrap();
+            assert_eq!(layers.len(), 5, "{name}: one value per tapped conv");
+            for (layer, v) in layers {
+                let v = v.as_f64().unwrap();
+                assert!((0.0..=bound).contains(&v), "{name} {layer}: {v}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_topoloss_factor_too_large_for_a_layer_is_refused_before_anything_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    super::fixtures::write_fashion_mnist(&tmp.path().join("data"), 30, 5, false).unwrap();
+    let yaml = tiny_methods_yaml(tmp.path(), "{ kind: topoloss, factor: 3 }");
+    let results = tmp.path().join("results");
+    let out = super::common::topo_command(tmp.path(), &yaml, "run", &results, &["--no-report"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "topography `topoloss` on model `r`: `conv1`: its 4 channels lie on a 2 x 2 sheet"
+        ) && err.contains("lower `factor` to at most 2"),
+        "{err}"
+    );
+    assert!(
+        !results.join("methods/runs").exists(),
+        "nothing trained: {err}"
+    );
+}
