@@ -9,6 +9,7 @@ mod dataset;
 mod diagnostic;
 mod experiment;
 mod lambda;
+mod layer_weights;
 mod layers;
 mod load;
 mod locate;
@@ -29,6 +30,7 @@ pub use dataset::{AudioNormalisation, DatasetKind, DatasetSpec, Limit, Limits, S
 pub use diagnostic::{Diagnostic, Diagnostics, Origin, did_you_mean, edit_distance};
 pub use experiment::{ExcludeRule, Experiment, Grid, PAPER_LAMBDAS};
 pub use lambda::{Lambda, NotALambda};
+pub use layer_weights::{LayerWeightProblem, LayerWeights};
 pub use load::{ENV_PREFIX, LoadOptions, Loaded, load};
 pub use loss::{Factor, LossForm, LossMethod, LossName, LossProblem, LossSpec};
 pub use model::{ModelKind, ModelSpec};

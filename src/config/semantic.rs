@@ -159,6 +159,7 @@ fn check_topographies(merged: &Value, layers: &Layers, dir: &Path, diags: &mut D
                     Some(child_path(&base, "dimension"))
                 }
                 P::Loss(_) => Some(child_path(&base, "loss")),
+                P::LayerWeights(_) => Some(child_path(&base, "layer_weights")),
                 P::TopolossNeedsGrid => Some(child_path(&base, "layout")),
             };
             if let Some(field) = field {

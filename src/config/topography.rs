@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
+use crate::config::layer_weights::{LayerWeightProblem, LayerWeights};
 use crate::config::loss::{LossMethod, LossProblem, LossSpec};
 use crate::topography::{Layout, Norm};
 
@@ -59,6 +62,11 @@ pub struct TopographySpec {
     /// `topoloss`, by name or with parameters (`{ kind: tdann, neighbourhood: 32 }`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss: Option<LossSpec>,
+    /// Only these tapped layers are made topographic, each loss weighted by its value
+    /// (`{ layer3.1.conv2: 0.5, layer4.1.conv2: 1 }`); every tapped layer at 1 when absent.
+    /// The grid's `lambda` scales the whole term.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer_weights: Option<BTreeMap<String, f64>>,
 }
 
 /// Where a topographic run's channels sit: what the topographic loss needs.
@@ -83,7 +91,7 @@ pub enum Placement {
 pub enum Topography {
     /// No positions, no topographic loss.
     Baseline,
-    Placed(Placement, LossMethod),
+    Placed(Placement, LossMethod, LayerWeights),
 }
 
 impl Topography {
@@ -94,14 +102,14 @@ impl Topography {
     pub fn placement(&self) -> Option<&Placement> {
         match self {
             Topography::Baseline => None,
-            Topography::Placed(p, _) => Some(p),
+            Topography::Placed(p, ..) => Some(p),
         }
     }
 
     pub fn loss(&self) -> Option<LossMethod> {
         match self {
             Topography::Baseline => None,
-            Topography::Placed(_, l) => Some(*l),
+            Topography::Placed(_, l, _) => Some(*l),
         }
     }
 }
@@ -118,15 +126,17 @@ impl Serialize for Topography {
         use serde::ser::Error;
         match self {
             Topography::Baseline => BaselineForm::None.serialize(s),
-            Topography::Placed(p, loss) => {
+            Topography::Placed(p, loss, weights) => {
                 let mut value = serde_json::to_value(p).map_err(S::Error::custom)?;
-                if !loss.is_paper()
-                    && let serde_json::Value::Object(map) = &mut value
-                {
-                    map.insert(
-                        "loss".into(),
-                        serde_json::to_value(loss).map_err(S::Error::custom)?,
-                    );
+                if let serde_json::Value::Object(map) = &mut value {
+                    if !loss.is_paper() {
+                        let loss = serde_json::to_value(loss).map_err(S::Error::custom)?;
+                        map.insert("loss".into(), loss);
+                    }
+                    if !weights.is_uniform() {
+                        let weights = serde_json::to_value(weights).map_err(S::Error::custom)?;
+                        map.insert("layer_weights".into(), weights);
+                    }
                 }
                 value.serialize(s)
             }
@@ -143,12 +153,17 @@ impl<'de> Deserialize<'de> for Topography {
             BaselineForm::deserialize(value).map_err(D::Error::custom)?;
             Ok(Topography::Baseline)
         } else {
-            let loss = match value.as_object_mut().and_then(|m| m.remove("loss")) {
+            let mut take = |key: &str| value.as_object_mut().and_then(|m| m.remove(key));
+            let loss = match take("loss") {
                 Some(l) => LossMethod::deserialize(l).map_err(D::Error::custom)?,
                 None => LossMethod::Poli2023,
             };
+            let weights = match take("layer_weights") {
+                Some(w) => LayerWeights::deserialize(w).map_err(D::Error::custom)?,
+                None => LayerWeights::default(),
+            };
             Placement::deserialize(value)
-                .map(|p| Topography::Placed(p, loss))
+                .map(|p| Topography::Placed(p, loss, weights))
                 .map_err(D::Error::custom)
         }
     }
@@ -173,6 +188,8 @@ pub enum TopographyProblem {
     BaselineField(&'static str),
     #[error("loss: {0}")]
     Loss(LossProblem),
+    #[error("layer_weights: {0}")]
+    LayerWeights(LayerWeightProblem),
     #[error(
         "TopoLoss lays channels on a 2D sheet: use `layout: grid, dimension: 2` with `loss: topoloss`"
     )]
@@ -193,6 +210,9 @@ impl TopographySpec {
                 if self.loss.is_some() {
                     return Err(TopographyProblem::BaselineField("loss"));
                 }
+                if self.layer_weights.is_some() {
+                    return Err(TopographyProblem::BaselineField("layer_weights"));
+                }
                 Ok(Topography::Baseline)
             }
             TopographyKind::Topographic => {
@@ -212,7 +232,11 @@ impl TopographySpec {
                 if matches!(loss, LossMethod::Topoloss { .. }) && !sheet {
                     return Err(TopographyProblem::TopolossNeedsGrid);
                 }
-                Ok(Topography::Placed(placement, loss))
+                let weights = match &self.layer_weights {
+                    Some(w) => LayerWeights::new(w).map_err(TopographyProblem::LayerWeights)?,
+                    None => LayerWeights::default(),
+                };
+                Ok(Topography::Placed(placement, loss, weights))
             }
         }
     }

@@ -86,12 +86,13 @@ pub fn plan(experiment: &Experiment) -> Result<Plan, PlanError> {
                 // The baseline's lambda collapses; a placement takes every lambda.
                 let objectives: Vec<Objective> = match topography {
                     Topography::Baseline => vec![Objective::Baseline],
-                    Topography::Placed(placement, loss) => grid
+                    Topography::Placed(placement, loss, weights) => grid
                         .lambda
                         .iter()
                         .map(|&lambda| Objective::Topographic {
                             placement: placement.clone(),
                             loss: *loss,
+                            layer_weights: weights.clone(),
                             lambda,
                         })
                         .collect(),

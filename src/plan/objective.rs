@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Lambda, LossMethod, Placement, Topography};
+use crate::config::{Lambda, LayerWeights, LossMethod, Placement, Topography};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(into = "ObjectiveForm", try_from = "ObjectiveForm")]
@@ -13,6 +13,7 @@ pub enum Objective {
     Topographic {
         placement: Placement,
         loss: LossMethod,
+        layer_weights: LayerWeights,
         lambda: Lambda,
     },
 }
@@ -38,9 +39,10 @@ impl Objective {
         match (topography, lambda) {
             (Topography::Baseline, None) => Ok(Objective::Baseline),
             (Topography::Baseline, Some(l)) => Err(ObjectiveError::BaselineLambda(l)),
-            (Topography::Placed(p, loss), Some(lambda)) => Ok(Objective::Topographic {
+            (Topography::Placed(p, loss, weights), Some(lambda)) => Ok(Objective::Topographic {
                 placement: p.clone(),
                 loss: *loss,
+                layer_weights: weights.clone(),
                 lambda,
             }),
             (Topography::Placed(..), None) => Err(ObjectiveError::MissingLambda),
@@ -51,8 +53,11 @@ impl Objective {
         match self {
             Objective::Baseline => Topography::Baseline,
             Objective::Topographic {
-                placement, loss, ..
-            } => Topography::Placed(placement.clone(), *loss),
+                placement,
+                loss,
+                layer_weights,
+                ..
+            } => Topography::Placed(placement.clone(), *loss, layer_weights.clone()),
         }
     }
 
@@ -67,6 +72,14 @@ impl Objective {
         match self {
             Objective::Baseline => None,
             Objective::Topographic { placement, .. } => Some(placement),
+        }
+    }
+
+    /// How much each tapped layer's loss counts; `None` for the baseline.
+    pub fn layer_weights(&self) -> Option<&LayerWeights> {
+        match self {
+            Objective::Baseline => None,
+            Objective::Topographic { layer_weights, .. } => Some(layer_weights),
         }
     }
 
@@ -117,6 +130,7 @@ mod tests {
                 norm: Norm::Euclidean,
             },
             LossMethod::Poli2023,
+            LayerWeights::default(),
         )
     }
 

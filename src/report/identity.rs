@@ -224,6 +224,7 @@ mod tests {
                 norm: Norm::Euclidean,
             },
             crate::config::LossMethod::Poli2023,
+            Default::default(),
         );
         assert_eq!(id.topography, Some(sphere));
     }
@@ -245,6 +246,7 @@ mod tests {
                 norm: Norm::Euclidean,
             },
             crate::config::LossMethod::Poli2023,
+            Default::default(),
         );
         assert_eq!(id.topography, Some(grid));
         assert_eq!(

@@ -47,7 +47,8 @@ impl PaperRow {
                     norm: Norm::Euclidean,
                 },
                 LossMethod::Poli2023,
-            ) => match (layout, dimension) {
+                weights,
+            ) if weights.is_uniform() => match (layout, dimension) {
                 (Layout::Grid, 2) => Some(PaperRow::Grid2d),
                 (Layout::Sphere, 2) => Some(PaperRow::Circle),
                 (Layout::Nested, 2) => Some(PaperRow::Nested2d),
@@ -298,6 +299,7 @@ mod tests {
                     norm,
                 },
                 LossMethod::Poli2023,
+                Default::default(),
             )
         };
         assert_eq!(

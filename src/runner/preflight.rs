@@ -14,7 +14,7 @@ use std::time::Instant;
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 
-use crate::config::{DatasetSpec, LossMethod, ModelSpec, Placement};
+use crate::config::{DatasetSpec, LayerWeights, LossMethod, ModelSpec, Placement};
 use crate::data::{self, DataError, Dataset};
 use crate::kernels::Kernels;
 use crate::nn::build_with;
@@ -185,34 +185,45 @@ fn check_writable(dir: &Path) -> Result<(), Problem> {
 /// model of zeros.
 fn check_layouts(runs: &[&RunConfig], config_dir: &Path) -> Vec<Problem> {
     // Names travel with each spec for the message; specs, not names, are compared.
-    let checked: Vec<(&ModelSpec, &Placement, LossMethod, String)> = runs
+    type Key<'a> = (&'a ModelSpec, &'a Placement, LossMethod, &'a LayerWeights);
+    let checked: Vec<(Key, String)> = runs
         .iter()
-        .filter_map(|r| match (r.objective.placement(), r.objective.loss()) {
-            (Some(p), Some(loss)) if matches!(p, Placement::Custom { .. }) || !loss.is_paper() => {
-                let names = format!(
-                    "topography `{}` on model `{}`",
-                    r.axes.topography, r.axes.model
-                );
-                Some((&r.model, p, loss, names))
+        .filter_map(|r| {
+            let o = &r.objective;
+            let (p, loss, weights) = (o.placement()?, o.loss()?, o.layer_weights()?);
+            let plain = matches!(p, Placement::Builtin { .. }) && loss.is_paper();
+            if plain && weights.is_uniform() {
+                return None;
             }
-            _ => None,
+            let names = format!(
+                "topography `{}` on model `{}`",
+                r.axes.topography, r.axes.model
+            );
+            Some(((&r.model, p, loss, weights), names))
         })
         .collect();
     let mut problems = Vec::new();
-    let keys: Vec<_> = checked.iter().map(|(m, p, l, _)| (*m, *p, *l)).collect();
+    let keys: Vec<Key> = checked.iter().map(|(k, _)| *k).collect();
     for key in distinct(keys.iter()) {
-        let &(model, placement, loss) = key;
+        let &(model, placement, loss, weights) = key;
         let names = checked
             .iter()
-            .find(|(m, p, l, _)| (*m, *p, *l) == *key)
-            .map_or("", |c| c.3.as_str());
+            .find(|(k, _)| k == key)
+            .map_or("", |c| c.1.as_str());
         let vb = VarBuilder::zeros(DType::F32, &Device::Cpu);
         // The tapped layers' widths depend on neither the input channels nor the classes.
         let checked = build_with(model, 1, 2, vb, Kernels::Candle)
             .map_err(|e| e.to_string())
             .and_then(|m| {
-                check_term(placement, loss, m.tap_names(), m.tap_channels(), config_dir)
-                    .map_err(|e| format!("{names}: {e}"))
+                check_term(
+                    placement,
+                    loss,
+                    weights,
+                    m.tap_names(),
+                    m.tap_channels(),
+                    config_dir,
+                )
+                .map_err(|e| format!("{names}: {e}"))
             });
         if let Err(message) = checked {
             let problem = Problem(message);

@@ -138,7 +138,7 @@ impl TopographicLoss {
                 self.layers.len()
             );
         }
-        combine(self.per_layer(taps)?, self.reduction)
+        combine(self.per_layer(taps)?, None, self.reduction)
     }
 
     fn per_layer(&self, taps: &[Tensor]) -> candle_core::Result<Vec<Tensor>> {

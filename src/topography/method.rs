@@ -33,15 +33,36 @@ pub struct TopoLossOutput {
     pub per_layer: Vec<Tensor>,
 }
 
-/// A method with the rule that combines its layers.
+/// A method with the rule that combines its layers: their sum or mean, each layer's
+/// loss weighted (a layer of weight 0 is measured and recorded, not trained).
 pub struct LayerLosses {
     method: Box<dyn TopographicMethod>,
     reduction: LayerReduction,
+    /// One per layer; `None` for every layer at 1.
+    weights: Option<Vec<f64>>,
 }
 
 impl LayerLosses {
-    pub fn new(method: Box<dyn TopographicMethod>, reduction: LayerReduction) -> LayerLosses {
-        LayerLosses { method, reduction }
+    /// `weights`, one per tapped layer, or `None` for every layer at 1.
+    pub fn new(
+        method: Box<dyn TopographicMethod>,
+        reduction: LayerReduction,
+        weights: Option<Vec<f64>>,
+    ) -> candle_core::Result<LayerLosses> {
+        if let Some(w) = &weights
+            && w.len() != method.layers()
+        {
+            candle_core::bail!(
+                "topographic loss: {} layer weights for {} layers",
+                w.len(),
+                method.layers()
+            );
+        }
+        Ok(LayerLosses {
+            method,
+            reduction,
+            weights,
+        })
     }
 
     /// Tapped layers the method expects.
@@ -58,16 +79,25 @@ impl LayerLosses {
                 self.method.layers()
             );
         }
-        combine(self.method.layer_losses(inputs)?, self.reduction)
+        combine(
+            self.method.layer_losses(inputs)?,
+            self.weights.as_deref(),
+            self.reduction,
+        )
     }
 }
 
-/// The layers' losses with their sum or mean.
+/// The layers' losses with their (weighted) sum or mean.
 pub fn combine(
     per_layer: Vec<Tensor>,
+    weights: Option<&[f64]>,
     reduction: LayerReduction,
 ) -> candle_core::Result<TopoLossOutput> {
-    let stacked = Tensor::stack(&per_layer, 0)?;
+    let mut stacked = Tensor::stack(&per_layer, 0)?;
+    if let Some(w) = weights {
+        let w = Tensor::new(w, stacked.device())?.to_dtype(stacked.dtype())?;
+        stacked = (stacked * w)?;
+    }
     let total = match reduction {
         LayerReduction::Sum => stacked.sum_all()?,
         LayerReduction::Mean => stacked.mean_all()?,

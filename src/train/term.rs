@@ -6,7 +6,7 @@ use std::path::Path;
 use candle_core::{DType, Var};
 use candle_nn::VarMap;
 
-use crate::config::{Lambda, LossMethod, Placement};
+use crate::config::{Lambda, LayerWeights, LossMethod, Placement, did_you_mean};
 use crate::nn::TopoModel;
 use crate::plan::{Objective, RunConfig};
 use crate::topography::{
@@ -33,6 +33,7 @@ pub fn build_term(
     let Objective::Topographic {
         placement,
         loss,
+        layer_weights,
         lambda,
     } = &run.objective
     else {
@@ -70,8 +71,9 @@ pub fn build_term(
             Box::new(TopoLoss::new(&weights, factor.get())?)
         }
     };
+    let weights = (!layer_weights.is_uniform()).then(|| layer_weights.of(model.tap_names()));
     Ok(Some(TopographicTerm {
-        loss: LayerLosses::new(method, spec.reduction),
+        loss: LayerLosses::new(method, spec.reduction, weights)?,
         lambda: *lambda,
     }))
 }
@@ -115,10 +117,22 @@ fn tap_weights(model: &dyn TopoModel, varmap: &VarMap) -> Result<Vec<Var>, Engin
 pub fn check_term(
     placement: &Placement,
     loss: LossMethod,
+    weights: &LayerWeights,
     names: &[String],
     channels: &[usize],
     config_dir: &Path,
 ) -> Result<(), EngineError> {
+    for layer in weights.layers() {
+        if !names.iter().any(|n| n == layer) {
+            return Err(EngineError::Other(format!(
+                "layer_weights: `{layer}` is not a tapped conv of this model{}; its tapped convs: {}",
+                did_you_mean(layer, names.iter().map(String::as_str))
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default(),
+                names.join(", ")
+            )));
+        }
+    }
     let (positions, norm) = layer_positions(placement, loss, channels, config_dir)?;
     match loss {
         LossMethod::Poli2023 => {}

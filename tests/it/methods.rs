@@ -355,3 +355,77 @@ fn a_topoloss_factor_too_large_for_a_layer_is_refused_before_anything_runs() {
         "nothing trained: {err}"
     );
 }
+
+fn tiny_weights_yaml(dir: &std::path::Path, weights: &str) -> PathBuf {
+    let yaml = dir.join("late.yaml");
+    std::fs::write(
+        &yaml,
+        format!(
+            "extends: {}\nname: late\n\
+             topographies:\n  late: {{ layout: grid, dimension: 2, layer_weights: {weights} }}\n\
+             grid: {{ topography: [late], lambda: [2] }}\n\
+             pruning: {{ methods: [l2], proportions: [0] }}\n",
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/tiny.yaml")
+                .display()
+        ),
+    )
+    .unwrap();
+    yaml
+}
+
+#[test]
+fn layer_weights_train_only_the_layers_named_and_scale_with_lambda() {
+    let tmp = tempfile::tempdir().unwrap();
+    super::fixtures::write_fashion_mnist(&tmp.path().join("data"), 30, 5, false).unwrap();
+    let yaml = tiny_weights_yaml(tmp.path(), "{ layer3.1.conv2: 0.5, layer4.1.conv2: 1 }");
+    let results = tmp.path().join("results");
+    let out = super::common::topo_command(tmp.path(), &yaml, "run", &results, &["--no-report"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let run = std::fs::read_dir(results.join("late/runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let spec = std::fs::read_to_string(run.join("run.yaml")).unwrap();
+    assert!(spec.contains("layer_weights:") && spec.contains("layer3.1.conv2: 0.5"), "{spec}");
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    for line in metrics.lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        let layer = |name: &str| r["topo_layers"][name].as_f64().unwrap();
+        // Every tapped layer is still measured; only the named ones count.
+        assert!(layer("conv1") > 0.0);
+        let weighted = 0.5 * layer("layer3.1.conv2") + layer("layer4.1.conv2");
+        let topo = r["topo"].as_f64().unwrap();
+        assert!((topo - weighted).abs() < 1e-5 * weighted.max(1.0), "{topo} against {weighted}");
+        let total = r["ce"].as_f64().unwrap() + 2.0 * topo;
+        assert!((r["loss"].as_f64().unwrap() - total).abs() < 1e-4, "{line}");
+    }
+}
+
+#[test]
+fn a_layer_weight_on_a_conv_that_is_not_tapped_is_refused_with_the_taps_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    super::fixtures::write_fashion_mnist(&tmp.path().join("data"), 30, 5, false).unwrap();
+    let yaml = tiny_weights_yaml(tmp.path(), "{ layer4.1.cnv2: 1 }");
+    let results = tmp.path().join("results");
+    let out = super::common::topo_command(tmp.path(), &yaml, "run", &results, &["--no-report"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`layer4.1.cnv2` is not a tapped conv")
+            && err.contains("did you mean `layer4.1.conv2`?"),
+        "{err}"
+    );
+    let yaml = tiny_weights_yaml(tmp.path(), "{ conv1: -1 }");
+    let out = super::common::topo_command(tmp.path(), &yaml, "run", &results, &["--no-report"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("late.yaml:") && err.contains("positive finite"), "{err}");
+}
