@@ -13,6 +13,7 @@ use super::identity::Kinds;
 use super::load::{Wanted, load_runs};
 use super::plot::write_figure;
 use super::scan::{DoneRun, Unreadable};
+use super::smoothness::{SmoothnessRow, smoothness};
 use super::table::TableRow;
 use super::{ReportError, file_stem, layouts};
 use crate::config::{FigureKind, StdKind};
@@ -52,6 +53,8 @@ pub struct Drawn {
     pub headline: Option<Vec<HeadlineRow>>,
     /// Each topography's pruning effect against the baseline.
     pub effects: Vec<EffectRow>,
+    /// Each topography's smoothness, layer by layer.
+    pub smoothness: Vec<SmoothnessRow>,
 }
 
 /// The run groups the figures draw from.
@@ -143,6 +146,7 @@ pub fn draw_figures(dir: &Path, inputs: &FigureInputs) -> Result<Drawn, ReportEr
     let mut entries = Vec::new();
     let mut headline = None;
     let mut effects = Vec::new();
+    let mut smooth = Vec::new();
     let mut push = |kind, title: String, stem: PathBuf| -> Result<(), ReportError> {
         entries.push(FigureEntry {
             kind,
@@ -196,6 +200,7 @@ pub fn draw_figures(dir: &Path, inputs: &FigureInputs) -> Result<Drawn, ReportEr
                 }
             }
             FigureKind::Topography => {
+                smooth = smoothness(&inputs.panels, &series, &files)?;
                 for (p, figure) in topography_figures(&inputs.panels, &series, &files, inputs.std)?
                 {
                     let stem = dir.join(format!("topography_{}", panel_stem(&inputs.panels[p])));
@@ -210,6 +215,7 @@ pub fn draw_figures(dir: &Path, inputs: &FigureInputs) -> Result<Drawn, ReportEr
         problems,
         headline,
         effects,
+        smoothness: smooth,
     })
 }
 

@@ -9,6 +9,7 @@ use super::headline::{HeadlineRow, headline_markdown};
 use super::render::{lambda_text, markdown};
 use super::roc_auc::{RocAucCell, roc_auc_markdown};
 use super::scan::{FailedRun, PendingRun, Unreadable};
+use super::smoothness::{SmoothnessRow, smoothness_markdown};
 use super::table::Table;
 use super::{RunCounts, file_stem};
 use crate::config::FigureKind;
@@ -25,6 +26,8 @@ pub struct IndexInputs<'a> {
     pub headline: Option<&'a [HeadlineRow]>,
     /// Each topography's pruning effect against the baseline.
     pub effects: &'a [EffectRow],
+    /// Each topography's smoothness, layer by layer.
+    pub smoothness: &'a [SmoothnessRow],
     pub roc_auc: &'a [RocAucCell],
     pub failed: &'a [FailedRun],
     pub pending: &'a [PendingRun],
@@ -104,6 +107,9 @@ pub fn index_markdown(i: &IndexInputs) -> String {
     }
     if !i.effects.is_empty() {
         out.push_str(&effects_markdown(i.effects));
+    }
+    if !i.smoothness.is_empty() {
+        out.push_str(&smoothness_markdown(i.smoothness));
     }
     let missing: Vec<String> = i
         .tables

@@ -23,6 +23,7 @@ mod plot;
 mod render;
 mod roc_auc;
 mod scan;
+mod smoothness;
 mod stats;
 mod table;
 
@@ -149,6 +150,7 @@ pub fn report(dir: &Path) -> Result<ReportOutcome, ReportError> {
     let mut figures = Vec::new();
     let mut headline = None;
     let mut effects = Vec::new();
+    let mut smoothness = Vec::new();
     if !cells.is_empty() {
         let default = [TableSpec {
             name: "results".to_string(),
@@ -225,6 +227,7 @@ pub fn report(dir: &Path) -> Result<ReportOutcome, ReportError> {
         figures = drawn.entries;
         headline = drawn.headline;
         effects = drawn.effects;
+        smoothness = drawn.smoothness;
     }
 
     let index_path = report_dir.join("index.md");
@@ -234,6 +237,7 @@ pub fn report(dir: &Path) -> Result<ReportOutcome, ReportError> {
         report_dir: &report_dir,
         headline: headline.as_deref(),
         effects: &effects,
+        smoothness: &smoothness,
         roc_auc: &roc_auc,
         counts: &counts,
         tables: &tables,

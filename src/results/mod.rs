@@ -13,6 +13,6 @@ pub use error::ResultsError;
 pub use io::{read_json, read_jsonl, read_pruning_csv, write_json, write_jsonl, write_pruning_csv};
 pub use layout::{ExperimentDir, RunDir, RunState};
 pub use records::{
-    EpochRecord, Failure, LayerTopography, PruningRow, RunAxes, RunStatus, SimilarityBin,
-    SplitKind, Summary, TopographyRecord, Versions,
+    ChannelPositions, ChannelPreference, EpochRecord, Failure, LayerTopography, NeighbourShare,
+    PruningRow, RunAxes, RunStatus, SimilarityBin, SplitKind, Summary, TopographyRecord, Versions,
 };

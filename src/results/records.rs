@@ -147,7 +147,44 @@ pub struct LayerTopography {
     /// Correlation of pairwise similarity with `1/(d+1)` over all pairs; `None` where
     /// undefined (one channel, or a constant similarity).
     pub score: Option<f64>,
+    /// Slope of channel similarity against distance (negative when near is alike);
+    /// absent in records written before it was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slope: Option<f64>,
     pub bins: Vec<SimilarityBin>,
+    /// Each channel's position (`dim` coordinates per channel, row-major), for maps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positions: Option<ChannelPositions>,
+    /// Each channel's preferred class and selectivity on the metric batch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preferences: Vec<ChannelPreference>,
+    /// Share of nearest-neighbour pairs preferring the same class, against chance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neighbours: Option<NeighbourShare>,
+}
+
+/// A channel's preferred class (argmax of its mean response per class) and how much it
+/// stands out, `(max - mean) / (max - min)` over the classes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ChannelPreference {
+    pub class: usize,
+    pub selectivity: f64,
+}
+
+/// Share of (channel, nearest channel) pairs preferring the same class, and the same
+/// share with the preferences shuffled over the positions (mean over `shuffles`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct NeighbourShare {
+    pub same: f64,
+    pub shuffled: f64,
+    pub shuffles: usize,
+}
+
+/// Channel positions as a record keeps them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChannelPositions {
+    pub dim: usize,
+    pub coords: Vec<f64>,
 }
 
 /// `topography.json`.

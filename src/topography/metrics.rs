@@ -47,6 +47,9 @@ pub struct LayerTopography {
     /// Pearson correlation of `S_ij` with `1/(d_ij+1)` over pairs `i < j`; `None` when
     /// undefined (fewer than two pairs, or a constant similarity or distance).
     pub score: Option<f64>,
+    /// Least-squares slope of `S_ij` against `d_ij` over pairs `i < j` (negative when
+    /// near channels are more alike); `None` when the distances do not vary.
+    pub slope: Option<f64>,
     /// Mean similarity against distance, in equal-width bins from the smallest to the
     /// largest pairwise distance.
     pub bins: Vec<DistanceBin>,
@@ -162,6 +165,7 @@ pub fn topography_of(
         channels,
         samples: 0,
         score,
+        slope: slope(&pairs),
         bins: binned(&pairs, bins),
     })
 }
@@ -195,6 +199,21 @@ fn binned(pairs: &[(f64, f64)], bins: usize) -> Vec<DistanceBin> {
         .collect()
 }
 
+/// Least-squares slope of `y` on `x` over `(x, y)` pairs; `None` when `x` is constant.
+fn slope(pairs: &[(f64, f64)]) -> Option<f64> {
+    let n = pairs.len() as f64;
+    if n < 2.0 {
+        return None;
+    }
+    let (mx, my) = pairs
+        .iter()
+        .fold((0.0, 0.0), |(a, b), &(x, y)| (a + x / n, b + y / n));
+    let (sxy, sxx) = pairs.iter().fold((0.0, 0.0), |(xy, xx), &(x, y)| {
+        (xy + (x - mx) * (y - my), xx + (x - mx) * (x - mx))
+    });
+    (sxx > 0.0).then(|| sxy / sxx)
+}
+
 /// Pearson correlation, `None` when undefined.
 fn pearson(values: impl Iterator<Item = (f64, f64)> + Clone) -> Option<f64> {
     let n = values.clone().count() as f64;
@@ -223,6 +242,13 @@ mod tests {
         assert_eq!(pearson([(1.0, 3.0), (2.0, 3.0)].into_iter()), None);
         let r = pearson([(1.0, 1.0), (2.0, 3.0), (3.0, 2.0)].into_iter()).unwrap();
         assert!((r - 0.5).abs() < 1e-12, "{r}");
+    }
+
+    #[test]
+    fn slope_of_a_line_and_of_a_constant_distance() {
+        let s = slope(&[(0.0, 1.0), (1.0, 0.5), (2.0, 0.0)]).unwrap();
+        assert!((s + 0.5).abs() < 1e-12);
+        assert_eq!(slope(&[(1.0, 1.0), (1.0, 0.0)]), None);
     }
 
     #[test]

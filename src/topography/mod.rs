@@ -9,6 +9,7 @@ mod loss;
 mod method;
 mod metrics;
 mod positions;
+mod selectivity;
 mod tdann;
 mod topoloss;
 
@@ -21,5 +22,6 @@ pub use metrics::{
     ChannelSimilarity, DistanceBin, LayerTopography, MetricsError, layer_topography, topography_of,
 };
 pub use positions::{Positions, PositionsError, positions};
+pub use selectivity::{ClassResponses, NeighbourAgreement, Preference, neighbour_agreement};
 pub use tdann::{Tdann, TdannError};
 pub use topoloss::{TopoLoss, TopoLossError, sheet_for, sheet_positions, sheet_size};

@@ -3,11 +3,17 @@
 use candle_nn::VarMap;
 
 use crate::plan::RunConfig;
-use crate::results::{LayerTopography, SimilarityBin, TopographyRecord, write_json};
-use crate::topography::{ChannelSimilarity, Norm, distance_matrix};
+use crate::results::{
+    ChannelPositions, ChannelPreference, LayerTopography, NeighbourShare, SimilarityBin,
+    TopographyRecord, write_json,
+};
+use crate::topography::{
+    ChannelSimilarity, ClassResponses, MetricsError, Norm, distance_matrix, neighbour_agreement,
+};
 use crate::train::EngineError;
 use crate::train::layouts::{layer_positions, reference_positions};
 use crate::train::prune::run_pruning;
+use crate::train::seeds::{Purpose, stream_seed};
 use crate::train::{TrainEnv, Trained, build_model, evaluate};
 
 /// Examples of the fixed evaluation batch the metrics are measured on: the first ones
@@ -15,6 +21,8 @@ use crate::train::{TrainEnv, Trained, build_model, evaluate};
 const METRIC_EXAMPLES: usize = 256;
 /// Distance bins of the similarity curves.
 const METRIC_BINS: usize = 10;
+/// Shuffles of the preferred classes that give the neighbour agreement's chance level.
+const SHUFFLES: usize = 100;
 
 /// Measures how topographic each tapped layer is and writes `topography.json`. The
 /// baseline is measured against the paper's 2D grid so its score is comparable.
@@ -41,21 +49,68 @@ pub fn measure_topography(
         .iter()
         .map(|&c| ChannelSimilarity::new(c))
         .collect();
+    let classes = trained.data.num_classes;
+    let mut responses: Vec<ClassResponses> = channels
+        .iter()
+        .map(|&c| ClassResponses::new(c, classes))
+        .collect();
     let batch_size = run.training.eval_batch();
     for chunk in indices.chunks(batch_size) {
         let batch = trained.data.test.batch(chunk, None, &env.device)?;
         let out = trained.model.forward_t(&batch.inputs, false)?;
-        for (sim, tap) in sims.iter_mut().zip(&out.taps) {
+        // One label per example (audio batches label every window of a clip alike).
+        let labels = batch
+            .labels
+            .to_dtype(candle_core::DType::U32)?
+            .to_vec1::<u32>()?;
+        for ((sim, resp), tap) in sims.iter_mut().zip(&mut responses).zip(&out.taps) {
             sim.add(tap)?;
+            if tap.dim(0)? == labels.len() {
+                resp.add(tap, &labels)?;
+            }
         }
     }
     let mut layers = Vec::new();
-    for ((name, sim), p) in trained.model.tap_names().iter().zip(&sims).zip(&positions) {
-        let t = sim.topography(&distance_matrix(p, norm), METRIC_BINS)?;
+    let shuffle_seed = stream_seed(run.seed, 0, Purpose::Shuffle);
+    for (((name, sim), resp), p) in trained
+        .model
+        .tap_names()
+        .iter()
+        .zip(&sims)
+        .zip(&responses)
+        .zip(&positions)
+    {
+        let distances = distance_matrix(p, norm);
+        let t = sim.topography(&distances, METRIC_BINS)?;
+        // No example of a known class reached this layer (an audio batch of windows):
+        // the layer gets no preferences, the rest of its record stands.
+        let preferences = match resp.preferences() {
+            Ok(p) => p,
+            Err(MetricsError::NoSamples) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        let neighbours = neighbour_agreement(&preferences, &distances, SHUFFLES, shuffle_seed);
         layers.push(LayerTopography {
             layer: name.clone(),
             channels: t.channels,
             score: t.score,
+            slope: t.slope,
+            positions: Some(ChannelPositions {
+                dim: p.dim(),
+                coords: p.coords().to_vec(),
+            }),
+            preferences: preferences
+                .iter()
+                .map(|q| ChannelPreference {
+                    class: q.class,
+                    selectivity: q.selectivity,
+                })
+                .collect(),
+            neighbours: neighbours.map(|n| NeighbourShare {
+                same: n.same,
+                shuffled: n.shuffled,
+                shuffles: n.shuffles,
+            }),
             bins: t
                 .bins
                 .iter()

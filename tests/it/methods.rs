@@ -383,7 +383,11 @@ fn layer_weights_train_only_the_layers_named_and_scale_with_lambda() {
     let out = super::common::topo_command(tmp.path(), &yaml, "run", &results, &["--no-report"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let run = std::fs::read_dir(results.join("late/runs"))
         .unwrap()
         .next()
@@ -391,7 +395,10 @@ fn layer_weights_train_only_the_layers_named_and_scale_with_lambda() {
         .unwrap()
         .path();
     let spec = std::fs::read_to_string(run.join("run.yaml")).unwrap();
-    assert!(spec.contains("layer_weights:") && spec.contains("layer3.1.conv2: 0.5"), "{spec}");
+    assert!(
+        spec.contains("layer_weights:") && spec.contains("layer3.1.conv2: 0.5"),
+        "{spec}"
+    );
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     for line in metrics.lines() {
         let r: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -400,7 +407,10 @@ fn layer_weights_train_only_the_layers_named_and_scale_with_lambda() {
         assert!(layer("conv1") > 0.0);
         let weighted = 0.5 * layer("layer3.1.conv2") + layer("layer4.1.conv2");
         let topo = r["topo"].as_f64().unwrap();
-        assert!((topo - weighted).abs() < 1e-5 * weighted.max(1.0), "{topo} against {weighted}");
+        assert!(
+            (topo - weighted).abs() < 1e-5 * weighted.max(1.0),
+            "{topo} against {weighted}"
+        );
         let total = r["ce"].as_f64().unwrap() + 2.0 * topo;
         assert!((r["loss"].as_f64().unwrap() - total).abs() < 1e-4, "{line}");
     }
@@ -427,5 +437,8 @@ fn a_layer_weight_on_a_conv_that_is_not_tapped_is_refused_with_the_taps_named() 
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("late.yaml:") && err.contains("positive finite"), "{err}");
+    assert!(
+        err.contains("late.yaml:") && err.contains("positive finite"),
+        "{err}"
+    );
 }

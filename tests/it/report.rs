@@ -115,7 +115,11 @@ fn done_run(exp: &ExperimentDir, a: &RunAxes, validation: f64, test: f64, with_y
         layer: "layer1.1.conv2".into(),
         channels: 64,
         score: Some(0.4),
+        slope: Some(-0.2),
         bins,
+        positions: None,
+        preferences: Vec::new(),
+        neighbours: None,
     };
     write_json(
         &run.topography(),
