@@ -118,6 +118,10 @@ fn write_run(exp: &ExperimentDir, i: usize, a: &RunAxes, topography_yaml: &str) 
                     pairs: 100,
                 })
                 .collect(),
+            slope: Some(-0.1 + 0.01 * noise(i, l)),
+            positions: None,
+            preferences: Vec::new(),
+            neighbours: None,
         })
         .collect();
     write(

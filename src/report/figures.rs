@@ -10,7 +10,8 @@ use super::curves::{
 use super::effect::{EffectRow, pruning_effects};
 use super::headline::{HeadlineRow, figure3_headline};
 use super::identity::Kinds;
-use super::load::{Wanted, load_runs};
+use super::load::{RunFiles, Wanted, load_runs};
+use super::maps::{MapRow, draw_maps};
 use super::plot::write_figure;
 use super::scan::{DoneRun, Unreadable};
 use super::smoothness::{SmoothnessRow, smoothness};
@@ -206,6 +207,11 @@ pub fn draw_figures(dir: &Path, inputs: &FigureInputs) -> Result<Drawn, ReportEr
                     let stem = dir.join(format!("topography_{}", panel_stem(&inputs.panels[p])));
                     write_figure(&figure, &stem)?;
                     push(kind, figure.title.clone(), stem)?;
+                    if let Some((title, stem)) =
+                        category_maps(dir, &inputs.panels[p], p, &series, &files)?
+                    {
+                        push(kind, title, stem)?;
+                    }
                 }
             }
         }
@@ -217,6 +223,44 @@ pub fn draw_figures(dir: &Path, inputs: &FigureInputs) -> Result<Drawn, ReportEr
         effects,
         smoothness: smooth,
     })
+}
+
+/// The category maps of panel `p`: one row per topography (its first seed at the chosen
+/// lambda), one panel per tapped layer; `None` when no run has 2D maps.
+fn category_maps(
+    dir: &Path,
+    panel: &PanelKey,
+    p: usize,
+    series: &[Series],
+    files: &[RunFiles],
+) -> Result<Option<(String, PathBuf)>, ReportError> {
+    let mut rows = Vec::new();
+    let mut classes = 0;
+    for one in series.iter().filter(|s| s.panel == p) {
+        let Some(record) = one
+            .runs
+            .first()
+            .and_then(|&r| files.get(r))
+            .and_then(|f| f.topography.as_ref())
+        else {
+            continue;
+        };
+        let seen = record.layers.iter().flat_map(|l| &l.preferences);
+        classes = seen.map(|q| q.class + 1).fold(classes, usize::max);
+        rows.extend(MapRow::of(&one.label, record));
+    }
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let title = format!(
+        "Category maps, {}: preferred class by colour, paler when less selective (first seed)",
+        panel.title()
+    );
+    let stem = dir.join(format!("maps_{}", panel_stem(panel)));
+    for ext in ["png", "svg"] {
+        draw_maps(&stem.with_extension(ext), &title, &rows, classes)?;
+    }
+    Ok(Some((title, stem)))
 }
 
 fn panel_stem(panel: &PanelKey) -> String {

@@ -81,11 +81,26 @@ pub fn draw_positions(path: &Path, p: &Positions, title: &str) -> Result<(), Lay
     )
 }
 
-type DrawResult = Result<(), String>;
+pub(super) type DrawResult = Result<(), String>;
+
+/// A figure drawn point by point on any plotters backend (PNG or SVG).
+pub(super) trait Drawing {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult;
+}
+
+impl Drawing for Figure {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
+        draw_figure(root, self)
+    }
+}
 
 /// Picks the backend by extension and draws into a temporary file beside `path`, renamed
 /// over it (see [`write_atomic_with`]) so a reader never sees half a figure.
-fn render(path: &Path, size: (u32, u32), figure: &Figure) -> Result<(), LayoutPlotError> {
+pub(super) fn render(
+    path: &Path,
+    size: (u32, u32),
+    figure: &impl Drawing,
+) -> Result<(), LayoutPlotError> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
@@ -109,10 +124,14 @@ fn render(path: &Path, size: (u32, u32), figure: &Figure) -> Result<(), LayoutPl
     let written = write_atomic_with(path, |tmp| {
         let drawn = if png {
             let root = GlyphText(BitMapBackend::new(tmp, size)).into_drawing_area();
-            draw_figure(&root, figure).and_then(|()| root.present().map_err(|e| e.to_string()))
+            figure
+                .draw(&root)
+                .and_then(|()| root.present().map_err(|e| e.to_string()))
         } else {
             let root = SVGBackend::new(tmp, size).into_drawing_area();
-            draw_figure(&root, figure).and_then(|()| root.present().map_err(|e| e.to_string()))
+            figure
+                .draw(&root)
+                .and_then(|()| root.present().map_err(|e| e.to_string()))
         };
         drawn.map_err(|message| {
             failed = Some(message);
@@ -179,7 +198,7 @@ fn viridis(h: f64) -> RGBColor {
 }
 
 /// Mixes `c` with white: `pale = 0` keeps it, `1` is white.
-fn paler(c: RGBColor, pale: f64) -> RGBColor {
+pub(super) fn paler(c: RGBColor, pale: f64) -> RGBColor {
     let mix = |v: u8| (v as f64 + (255.0 - v as f64) * pale).round() as u8;
     RGBColor(mix(c.0), mix(c.1), mix(c.2))
 }

@@ -18,6 +18,7 @@ mod identity;
 mod index;
 pub mod layouts;
 mod load;
+mod maps;
 mod paper;
 mod plot;
 mod render;

@@ -12,9 +12,9 @@ use std::path::Path;
 use topo::config::{Lambda, PruneMethod};
 use topo::report::report;
 use topo::results::{
-    EpochRecord, ExperimentDir, Failure, LayerTopography, PruningRow, RunAxes, RunStatus,
-    SimilarityBin, SplitKind, Summary, TopographyRecord, Versions, write_atomic, write_json,
-    write_jsonl, write_pruning_csv,
+    ChannelPositions, ChannelPreference, EpochRecord, ExperimentDir, Failure, LayerTopography,
+    NeighbourShare, PruningRow, RunAxes, RunStatus, SimilarityBin, SplitKind, Summary,
+    TopographyRecord, Versions, write_atomic, write_json, write_jsonl, write_pruning_csv,
 };
 
 const GRID2D_YAML: &str = "dataset: { kind: cifar10 }\nmodel: { kind: MODEL }\n\
@@ -117,9 +117,30 @@ fn done_run(exp: &ExperimentDir, a: &RunAxes, validation: f64, test: f64, with_y
         score: Some(0.4),
         slope: Some(-0.2),
         bins,
-        positions: None,
-        preferences: Vec::new(),
-        neighbours: None,
+        // A 2D grid of 64 channels: the topographic runs' preferences in vertical bands
+        // of 16 channels, the baseline's scattered.
+        positions: Some(ChannelPositions {
+            dim: 2,
+            coords: topo::topography::positions(topo::topography::Layout::Grid, 2, 64)
+                .unwrap()
+                .coords()
+                .to_vec(),
+        }),
+        preferences: (0..64)
+            .map(|c| ChannelPreference {
+                class: if a.lambda.is_some() {
+                    (c % 8) / 2
+                } else {
+                    (c * 7) % 4
+                },
+                selectivity: 0.2 + 0.01 * c as f64,
+            })
+            .collect(),
+        neighbours: Some(NeighbourShare {
+            same: 0.6 + shift,
+            shuffled: 0.25,
+            shuffles: 100,
+        }),
     };
     write_json(
         &run.topography(),
@@ -369,6 +390,7 @@ fn figures_are_written_as_png_and_svg() {
         "pruning_l2",
         "training_cifar10_resnet18",
         "topography_cifar10_resnet18",
+        "maps_cifar10_resnet18",
     ] {
         let png = std::fs::read(figures.join(format!("{stem}.png"))).unwrap();
         assert!(png.len() > 10_000, "{stem}.png is {} bytes", png.len());
@@ -382,6 +404,24 @@ fn figures_are_written_as_png_and_svg() {
     assert!(
         pruning.contains("grid2d (2D grid) (λ = 1e-3)"),
         "legend names the lambda"
+    );
+    let maps = read(figures.join("maps_cifar10_resnet18.svg"));
+    assert!(
+        maps.contains("layer1.1.conv2") && maps.contains("class 3"),
+        "maps: panels and legend"
+    );
+    let index = read(exp.report_dir().join("index.md"));
+    assert!(
+        index.contains("figures/maps_cifar10_resnet18.png"),
+        "maps in the index"
+    );
+    let smooth = index
+        .split("### Smoothness")
+        .nth(1)
+        .expect("a smoothness section");
+    assert!(
+        smooth.contains("| `layer1.1.conv2` |") && smooth.contains("0.25"),
+        "{smooth}"
     );
 }
 

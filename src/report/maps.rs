@@ -1,0 +1,229 @@
+//! Category maps: each tapped layer's channels at their layout positions, coloured by
+//! the class they prefer and paler the less selective they are (the look of TDANN's and
+//! All-TNN's category maps, for any 2D layout and any data set). One row per run, one
+//! panel per layer; baselines are drawn on the 2D grid they are measured on.
+
+use std::path::Path;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::layouts::{DrawResult, Drawing, LayoutPlotError, paler, render};
+use super::plot::FAMILY;
+use crate::results::TopographyRecord;
+
+const PANEL: u32 = 240;
+const LABEL: u32 = 200;
+const HEADER: u32 = 40;
+const LEGEND: u32 = 50;
+
+/// Matplotlib's tab10: ten classes told apart at a glance.
+const CLASS_COLOURS: [(u8, u8, u8); 10] = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+];
+
+/// One channel on a map.
+struct Dot {
+    x: f64,
+    y: f64,
+    class: usize,
+    selectivity: f64,
+}
+
+/// One layer's panel.
+struct Panel {
+    layer: String,
+    /// In the unit square, aspect kept.
+    dots: Vec<Dot>,
+}
+
+/// One row: a run's label and its layers.
+pub struct MapRow {
+    pub label: String,
+    panels: Vec<Panel>,
+}
+
+impl MapRow {
+    /// The row of a run's topography record; `None` when it has no 2D positions with
+    /// preferences (records written before preferences were measured, 1D and 3D layouts).
+    pub fn of(label: &str, record: &TopographyRecord) -> Option<MapRow> {
+        let panels: Vec<Panel> = record
+            .layers
+            .iter()
+            .filter_map(|l| {
+                let p = l.positions.as_ref()?;
+                if p.dim != 2 || l.preferences.len() * 2 != p.coords.len() {
+                    return None;
+                }
+                let (xs, ys): (Vec<f64>, Vec<f64>) =
+                    p.coords.chunks_exact(2).map(|c| (c[0], c[1])).unzip();
+                let lo = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+                let hi = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let (x0, y0) = (lo(&xs), lo(&ys));
+                let (wx, wy) = (hi(&xs) - x0, hi(&ys) - y0);
+                let span = wx.max(wy).max(1e-12);
+                // Centred in the unit square, aspect kept (a 2 x 4 sheet is a band).
+                let (cx, cy) = ((1.0 - wx / span) / 2.0, (1.0 - wy / span) / 2.0);
+                let dots = xs
+                    .iter()
+                    .zip(&ys)
+                    .zip(&l.preferences)
+                    .map(|((x, y), q)| Dot {
+                        x: cx + (x - x0) / span,
+                        y: cy + (y - y0) / span,
+                        class: q.class,
+                        selectivity: q.selectivity,
+                    })
+                    .collect();
+                Some(Panel {
+                    layer: l.layer.clone(),
+                    dots,
+                })
+            })
+            .collect();
+        (!panels.is_empty()).then(|| MapRow {
+            label: label.to_owned(),
+            panels,
+        })
+    }
+}
+
+struct MapFigure<'a> {
+    title: &'a str,
+    rows: &'a [MapRow],
+    classes: usize,
+}
+
+/// Colour of a channel preferring `class` with this selectivity (0 is nearly white).
+fn dot_colour(class: usize, selectivity: f64) -> RGBColor {
+    let (r, g, b) = CLASS_COLOURS[class % CLASS_COLOURS.len()];
+    paler(
+        RGBColor(r, g, b),
+        0.85 * (1.0 - selectivity.clamp(0.0, 1.0)),
+    )
+}
+
+/// Draws `rows` to `path` (PNG or SVG by extension); `classes` sizes the legend.
+pub fn draw_maps(
+    path: &Path,
+    title: &str,
+    rows: &[MapRow],
+    classes: usize,
+) -> Result<(), LayoutPlotError> {
+    let columns = rows.iter().map(|r| r.panels.len()).max().unwrap_or(1) as u32;
+    let size = (
+        LABEL + columns * PANEL,
+        HEADER + rows.len() as u32 * PANEL + LEGEND,
+    );
+    render(
+        path,
+        size,
+        &MapFigure {
+            title,
+            rows,
+            classes,
+        },
+    )
+}
+
+impl Drawing for MapFigure<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
+        let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+        root.fill(&WHITE).map_err(e)?;
+        let (_, h) = root.dim_in_pixel();
+        let (header, rest) = root.split_vertically(HEADER);
+        header
+            .draw_text(self.title, &(FAMILY, 24).into_font().color(&BLACK), (10, 8))
+            .map_err(e)?;
+        let (body, legend) = rest.split_vertically(h - HEADER - LEGEND);
+        let columns = self.rows.iter().map(|r| r.panels.len()).max().unwrap_or(1);
+        for (row, band) in self
+            .rows
+            .iter()
+            .zip(body.split_evenly((self.rows.len(), 1)))
+        {
+            let (label, panels) = band.split_horizontally(LABEL);
+            label
+                .draw_text(
+                    &row.label,
+                    &(FAMILY, 17).into_font().color(&BLACK),
+                    (8, PANEL as i32 / 2 - 8),
+                )
+                .map_err(e)?;
+            for (panel, area) in row.panels.iter().zip(panels.split_evenly((1, columns))) {
+                draw_panel(&area, panel)?;
+            }
+        }
+        for k in 0..self.classes {
+            let x = 10 + k as i32 * 90;
+            legend
+                .draw(&Circle::new(
+                    (x + 8, LEGEND as i32 / 2),
+                    7,
+                    dot_colour(k, 1.0).filled(),
+                ))
+                .map_err(e)?;
+            legend
+                .draw_text(
+                    &format!("class {k}"),
+                    &(FAMILY, 15).into_font().color(&BLACK),
+                    (x + 20, LEGEND as i32 / 2 - 8),
+                )
+                .map_err(e)?;
+        }
+        Ok(())
+    }
+}
+
+fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) -> DrawResult {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    area.draw_text(
+        &panel.layer,
+        &(FAMILY, 14).into_font().color(&BLACK),
+        (6, 4),
+    )
+    .map_err(e)?;
+    let side = PANEL as f64 * 0.72;
+    let (ox, oy) = (PANEL as f64 * 0.14, PANEL as f64 * 0.18);
+    let n = panel.dots.len().max(1) as f64;
+    let radius = (side * 0.42 / n.sqrt()).clamp(2.0, 12.0).round() as i32;
+    // A faint frame around the layer's square, so neighbouring panels stay apart.
+    let pad = radius as f64 + 4.0;
+    let corner = |x: f64, y: f64| (x.round() as i32, y.round() as i32);
+    area.draw(&Rectangle::new(
+        [
+            corner(ox - pad, oy - pad),
+            corner(ox + side + pad, oy + side + pad),
+        ],
+        RGBColor(215, 215, 215).stroke_width(1),
+    ))
+    .map_err(e)?;
+    for d in &panel.dots {
+        let centre = (
+            (ox + d.x * side).round() as i32,
+            (oy + (1.0 - d.y) * side).round() as i32,
+        );
+        area.draw(&Circle::new(
+            centre,
+            radius,
+            dot_colour(d.class, d.selectivity).filled(),
+        ))
+        .map_err(e)?;
+        area.draw(&Circle::new(
+            centre,
+            radius,
+            RGBColor(120, 120, 120).stroke_width(1),
+        ))
+        .map_err(e)?;
+    }
+    Ok(())
+}
