@@ -273,34 +273,62 @@ fn smooth_weights_cost_less_than_shuffled_ones_and_bad_factors_are_refused() {
     );
 }
 
-fn tiny_methods_yaml(dir: &std::path::Path, topoloss: &str) -> PathBuf {
-    let yaml = dir.join("methods.yaml");
+/// A tiny experiment (`tests/fixtures/tiny.yaml` extended by `body`) run by `topo run`
+/// on a Fashion-MNIST fixture in a fresh folder.
+struct TinyRun {
+    _dir: tempfile::TempDir,
+    out: std::process::Output,
+    results: PathBuf,
+}
+
+fn run_tiny(name: &str, body: &str) -> TinyRun {
+    let dir = tempfile::tempdir().unwrap();
+    super::fixtures::write_fashion_mnist(&dir.path().join("data"), 30, 5, false).unwrap();
+    let yaml = dir.path().join(format!("{name}.yaml"));
+    let tiny = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny.yaml");
     std::fs::write(
         &yaml,
-        format!(
-            "extends: {}\nname: methods\n\
-             topographies:\n  tdann: {{ layout: grid, dimension: 2, loss: {{ kind: tdann, neighbourhood: 6 }} }}\n  \
-             topoloss: {{ layout: grid, dimension: 2, loss: {topoloss} }}\n\
-             grid: {{ topography: [tdann, topoloss] }}\n\
-             pruning: {{ methods: [l2], proportions: [0, 0.5] }}\n",
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures/tiny.yaml")
-                .display()
-        ),
+        format!("extends: {}\nname: {name}\n{body}", tiny.display()),
     )
     .unwrap();
-    yaml
+    let results = dir.path().join("results");
+    let out = super::common::topo_command(dir.path(), &yaml, "run", &results, &["--no-report"])
+        .output()
+        .unwrap();
+    TinyRun {
+        _dir: dir,
+        out,
+        results,
+    }
+}
+
+fn run_methods(topoloss: &str) -> TinyRun {
+    run_tiny(
+        "methods",
+        &format!(
+            "topographies:\n  tdann: {{ layout: grid, dimension: 2, loss: {{ kind: tdann, neighbourhood: 6 }} }}\n  \
+             topoloss: {{ layout: grid, dimension: 2, loss: {topoloss} }}\n\
+             grid: {{ topography: [tdann, topoloss] }}\n\
+             pruning: {{ methods: [l2], proportions: [0, 0.5] }}\n"
+        ),
+    )
+}
+
+fn run_weighted(weights: &str) -> TinyRun {
+    run_tiny(
+        "late",
+        &format!(
+            "topographies:\n  late: {{ layout: grid, dimension: 2, layer_weights: {weights} }}\n\
+             grid: {{ topography: [late], lambda: [2] }}\n\
+             pruning: {{ methods: [l2], proportions: [0] }}\n"
+        ),
+    )
 }
 
 #[test]
 fn each_method_trains_from_yaml_and_records_its_loss_per_layer() {
-    let tmp = tempfile::tempdir().unwrap();
-    super::fixtures::write_fashion_mnist(&tmp.path().join("data"), 30, 5, false).unwrap();
-    let yaml = tiny_methods_yaml(tmp.path(), "{ kind: topoloss, factor: 2 }");
-    let results = tmp.path().join("results");
-    let out = super::common::topo_command(tmp.path(), &yaml, "run", &results, &["--no-report"])
-        .output()
-        .unwrap();
+    let tiny = run_methods("{ kind: topoloss, factor: 2 }");
+    let (out, results) = (&tiny.out, &tiny.results);
     assert!(
         out.status.success(),
         "{}",
@@ -335,13 +363,8 @@ fn each_method_trains_from_yaml_and_records_its_loss_per_layer() {
 
 #[test]
 fn a_topoloss_factor_too_large_for_a_layer_is_refused_before_anything_runs() {
-    let tmp = tempfile::tempdir().unwrap();
-    super::fixtures::write_fashion_mnist(&tmp.path().join("data"), 30, 5, false).unwrap();
-    let yaml = tiny_methods_yaml(tmp.path(), "{ kind: topoloss, factor: 3 }");
-    let results = tmp.path().join("results");
-    let out = super::common::topo_command(tmp.path(), &yaml, "run", &results, &["--no-report"])
-        .output()
-        .unwrap();
+    let tiny = run_methods("{ kind: topoloss, factor: 3 }");
+    let (out, results) = (&tiny.out, &tiny.results);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -356,33 +379,10 @@ fn a_topoloss_factor_too_large_for_a_layer_is_refused_before_anything_runs() {
     );
 }
 
-fn tiny_weights_yaml(dir: &std::path::Path, weights: &str) -> PathBuf {
-    let yaml = dir.join("late.yaml");
-    std::fs::write(
-        &yaml,
-        format!(
-            "extends: {}\nname: late\n\
-             topographies:\n  late: {{ layout: grid, dimension: 2, layer_weights: {weights} }}\n\
-             grid: {{ topography: [late], lambda: [2] }}\n\
-             pruning: {{ methods: [l2], proportions: [0] }}\n",
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures/tiny.yaml")
-                .display()
-        ),
-    )
-    .unwrap();
-    yaml
-}
-
 #[test]
 fn layer_weights_train_only_the_layers_named_and_scale_with_lambda() {
-    let tmp = tempfile::tempdir().unwrap();
-    super::fixtures::write_fashion_mnist(&tmp.path().join("data"), 30, 5, false).unwrap();
-    let yaml = tiny_weights_yaml(tmp.path(), "{ layer3.1.conv2: 0.5, layer4.1.conv2: 1 }");
-    let results = tmp.path().join("results");
-    let out = super::common::topo_command(tmp.path(), &yaml, "run", &results, &["--no-report"])
-        .output()
-        .unwrap();
+    let tiny = run_weighted("{ layer3.1.conv2: 0.5, layer4.1.conv2: 1 }");
+    let (out, results) = (&tiny.out, &tiny.results);
     assert!(
         out.status.success(),
         "{}",
@@ -418,13 +418,8 @@ fn layer_weights_train_only_the_layers_named_and_scale_with_lambda() {
 
 #[test]
 fn a_layer_weight_on_a_conv_that_is_not_tapped_is_refused_with_the_taps_named() {
-    let tmp = tempfile::tempdir().unwrap();
-    super::fixtures::write_fashion_mnist(&tmp.path().join("data"), 30, 5, false).unwrap();
-    let yaml = tiny_weights_yaml(tmp.path(), "{ layer4.1.cnv2: 1 }");
-    let results = tmp.path().join("results");
-    let out = super::common::topo_command(tmp.path(), &yaml, "run", &results, &["--no-report"])
-        .output()
-        .unwrap();
+    let tiny = run_weighted("{ layer4.1.cnv2: 1 }");
+    let out = &tiny.out;
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -432,10 +427,8 @@ fn a_layer_weight_on_a_conv_that_is_not_tapped_is_refused_with_the_taps_named() 
             && err.contains("did you mean `layer4.1.conv2`?"),
         "{err}"
     );
-    let yaml = tiny_weights_yaml(tmp.path(), "{ conv1: -1 }");
-    let out = super::common::topo_command(tmp.path(), &yaml, "run", &results, &["--no-report"])
-        .output()
-        .unwrap();
+    let again = run_weighted("{ conv1: -1 }");
+    let out = &again.out;
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("late.yaml:") && err.contains("positive finite"),
