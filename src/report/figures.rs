@@ -18,6 +18,7 @@ use super::smoothness::{SmoothnessRow, smoothness};
 use super::table::TableRow;
 use super::{ReportError, file_stem, layouts};
 use crate::config::{FigureKind, StdKind};
+use crate::results::{ResultsError, TopographyRecord, read_json};
 
 /// Channels drawn in figure 2 (ResNet-18's first layer has 64).
 const LAYOUT_CHANNELS: usize = 64;
@@ -56,6 +57,8 @@ pub struct Drawn {
     pub effects: Vec<EffectRow>,
     /// Each topography's smoothness, layer by layer.
     pub smoothness: Vec<SmoothnessRow>,
+    /// Every finished run's own category maps (PNG), in run order.
+    pub run_maps: Vec<PathBuf>,
 }
 
 /// The run groups the figures draw from.
@@ -148,6 +151,7 @@ pub fn draw_figures(dir: &Path, inputs: &FigureInputs) -> Result<Drawn, ReportEr
     let mut headline = None;
     let mut effects = Vec::new();
     let mut smooth = Vec::new();
+    let mut run_maps = Vec::new();
     let mut push = |kind, title: String, stem: PathBuf| -> Result<(), ReportError> {
         entries.push(FigureEntry {
             kind,
@@ -202,6 +206,9 @@ pub fn draw_figures(dir: &Path, inputs: &FigureInputs) -> Result<Drawn, ReportEr
             }
             FigureKind::Topography => {
                 smooth = smoothness(&inputs.panels, &series, &files)?;
+                let (maps, unreadable) = every_runs_maps(&dir.join("maps"), inputs.done)?;
+                run_maps = maps;
+                problems.extend(unreadable);
                 for (p, figure) in topography_figures(&inputs.panels, &series, &files, inputs.std)?
                 {
                     let stem = dir.join(format!("topography_{}", panel_stem(&inputs.panels[p])));
@@ -222,6 +229,7 @@ pub fn draw_figures(dir: &Path, inputs: &FigureInputs) -> Result<Drawn, ReportEr
         headline,
         effects,
         smoothness: smooth,
+        run_maps,
     })
 }
 
@@ -261,6 +269,49 @@ fn category_maps(
         draw_maps(&stem.with_extension(ext), &title, &rows, classes)?;
     }
     Ok(Some((title, stem)))
+}
+
+/// One map figure per finished run with 2D maps, `dir/<run id>.png`.
+fn every_runs_maps(
+    dir: &Path,
+    done: &[DoneRun],
+) -> Result<(Vec<PathBuf>, Vec<Unreadable>), ReportError> {
+    let (mut written, mut problems) = (Vec::new(), Vec::new());
+    for run in done {
+        let path = run.dir.topography();
+        let record: TopographyRecord = match read_json(&path) {
+            Ok(r) => r,
+            Err(ResultsError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                continue;
+            }
+            Err(e) => {
+                problems.push(Unreadable::from_error(path, &e));
+                continue;
+            }
+        };
+        let id = run.dir.id();
+        let a = &run.summary.axes;
+        let label = match a.lambda {
+            Some(l) => format!("{}, λ = {l}, seed {}", a.topography, a.seed),
+            None => format!("{}, seed {}", a.topography, a.seed),
+        };
+        let Some(row) = MapRow::of(&label, &record) else {
+            continue;
+        };
+        let classes = record
+            .layers
+            .iter()
+            .flat_map(|l| &l.preferences)
+            .map(|q| q.class + 1)
+            .max()
+            .unwrap_or(1);
+        let png = dir.join(format!("{id}.png"));
+        draw_maps(&png, &format!("Category maps: {id}"), &[row], classes)?;
+        written.push(png);
+    }
+    Ok((written, problems))
 }
 
 fn panel_stem(panel: &PanelKey) -> String {

@@ -1,7 +1,7 @@
 //! `report/index.md`: every table and figure, the lambda behind each cell, and the runs
 //! that are missing, failed or unreadable.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::effect::{EffectRow, effects_markdown};
 use super::figures::FigureEntry;
@@ -28,6 +28,8 @@ pub struct IndexInputs<'a> {
     pub effects: &'a [EffectRow],
     /// Each topography's smoothness, layer by layer.
     pub smoothness: &'a [SmoothnessRow],
+    /// Every finished run's category maps (PNG).
+    pub run_maps: &'a [PathBuf],
     pub roc_auc: &'a [RocAucCell],
     pub failed: &'a [FailedRun],
     pub pending: &'a [PendingRun],
@@ -110,6 +112,20 @@ pub fn index_markdown(i: &IndexInputs) -> String {
     }
     if !i.smoothness.is_empty() {
         out.push_str(&smoothness_markdown(i.smoothness));
+    }
+    if !i.run_maps.is_empty() {
+        out.push_str(
+            "### Category maps of every run
+
+",
+        );
+        for png in i.run_maps {
+            let name = png
+                .file_stem()
+                .map_or(String::new(), |s| s.to_string_lossy().into_owned());
+            out.push_str(&format!("- [{name}]({})\n", relative(i.report_dir, png)));
+        }
+        out.push('\n');
     }
     let missing: Vec<String> = i
         .tables

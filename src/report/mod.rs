@@ -152,6 +152,7 @@ pub fn report(dir: &Path) -> Result<ReportOutcome, ReportError> {
     let mut headline = None;
     let mut effects = Vec::new();
     let mut smoothness = Vec::new();
+    let mut run_maps = Vec::new();
     if !cells.is_empty() {
         let default = [TableSpec {
             name: "results".to_string(),
@@ -229,6 +230,8 @@ pub fn report(dir: &Path) -> Result<ReportOutcome, ReportError> {
         headline = drawn.headline;
         effects = drawn.effects;
         smoothness = drawn.smoothness;
+        written.extend(drawn.run_maps.iter().cloned());
+        run_maps = drawn.run_maps;
     }
 
     let index_path = report_dir.join("index.md");
@@ -239,6 +242,7 @@ pub fn report(dir: &Path) -> Result<ReportOutcome, ReportError> {
         headline: headline.as_deref(),
         effects: &effects,
         smoothness: &smoothness,
+        run_maps: &run_maps,
         roc_auc: &roc_auc,
         counts: &counts,
         tables: &tables,

@@ -415,6 +415,23 @@ fn figures_are_written_as_png_and_svg() {
         index.contains("figures/maps_cifar10_resnet18.png"),
         "maps in the index"
     );
+    // And one map per finished run, each listed.
+    let per_run: Vec<_> = std::fs::read_dir(figures.join("maps"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let done = std::fs::read_dir(exp.runs_dir())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().join("topography.json").exists())
+        .count();
+    assert!(done > 0);
+    assert_eq!(per_run.len(), done, "{per_run:?}");
+    for name in &per_run {
+        assert!(
+            index.contains(&format!("figures/maps/{name}")),
+            "{name} listed"
+        );
+    }
     let smooth = index
         .split("### Smoothness")
         .nth(1)
