@@ -55,3 +55,12 @@ pub fn metrics_without_timings(run: &Path) -> Vec<Value> {
         .map(|l| without_timings(serde_json::from_str(l).unwrap()))
         .collect()
 }
+
+/// The largest absolute difference between two equally long slices.
+pub fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}

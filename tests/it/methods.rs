@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor, Var};
 use serde::Deserialize;
+
+use super::common::max_abs_diff;
 use topo::topography::{
     Norm, Positions, StepInputs, Tdann, TopoLoss, TopographicMethod, positions, sheet_size,
 };
@@ -37,14 +39,6 @@ struct TopoLossCase {
 fn golden() -> Golden {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/methods/golden.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max)
 }
 
 /// The loss of a one-layer method and its gradient with respect to `x`.

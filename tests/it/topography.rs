@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor, Var};
 use serde::Deserialize;
+
+use super::common::max_abs_diff;
 use topo::topography::{
     ChannelSimilarity, DEFAULT_EPS, LayerReduction, Layout, LossPath, Norm, Positions,
     TopographicLoss, distance_matrix, layer_topography, positions, read_positions,
@@ -63,14 +65,6 @@ fn fixture(name: &str) -> PathBuf {
 fn golden() -> Golden {
     let text = std::fs::read_to_string(fixture("golden.json")).unwrap();
     serde_json::from_str(&text).unwrap()
-}
-
-fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max)
 }
 
 #[test]
