@@ -19,10 +19,11 @@ plan file *args:
 validate file:
     cargo run --quiet -- validate {{file}}
 
-# The whole test suite: fmt, clippy, the schema check, every test (installs cargo-nextest once if missing)
+# The whole test suite: fmt, clippy, the schema check, every test (installs cargo-nextest, TensorBoard and Chromium once if missing)
 test:
     #!/usr/bin/env bash
     set -euo pipefail
+    bash scripts/test_deps.sh
     if ! cargo nextest --version >/dev/null 2>&1; then
         echo "cargo-nextest is missing: installing it once with 'cargo install --locked cargo-nextest' (a few minutes)"
         cargo install --locked --quiet cargo-nextest

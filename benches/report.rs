@@ -88,6 +88,7 @@ fn write_run(exp: &ExperimentDir, i: usize, a: &RunAxes, topography_yaml: &str) 
                 roc_auc: None,
                 seconds: 1.0,
                 images_per_second: 1000.0,
+                wall_time: None,
             };
             metrics.push_str(&serde_json::to_string(&rec)?);
             metrics.push('\n');

@@ -170,7 +170,7 @@ def records(path):
     out = []
     for line in path.read_text().splitlines():
         r = json.loads(line)
-        r.pop("seconds", None); r.pop("images_per_second", None)
+        r.pop("seconds", None); r.pop("images_per_second", None); r.pop("wall_time", None)
         out.append(r)
     return out
 ids = sorted(p.name for p in a.iterdir())

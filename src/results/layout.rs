@@ -141,6 +141,10 @@ impl RunDir {
     pub fn state(&self) -> PathBuf {
         self.checkpoints().join("state.json")
     }
+    /// The run's TensorBoard event file.
+    pub fn events(&self) -> PathBuf {
+        self.path.join(super::tensorboard::FILE_NAME)
+    }
     pub fn lock(&self) -> PathBuf {
         self.path.join("lock")
     }

@@ -7,6 +7,7 @@ mod io;
 mod layout;
 pub mod lock;
 mod records;
+pub mod tensorboard;
 
 pub use atomic::{create_new_atomic, write_atomic, write_atomic_with};
 pub use error::ResultsError;

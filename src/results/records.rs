@@ -53,6 +53,10 @@ pub struct EpochRecord {
     pub roc_auc: Option<f64>,
     pub seconds: f64,
     pub images_per_second: f64,
+    /// When the epoch ended (seconds since the Unix epoch), for the event file's time
+    /// axis; absent in records written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_time: Option<f64>,
 }
 
 /// How a run ended.

@@ -30,7 +30,7 @@ use crate::data::{Batch, Dataset, load as load_data};
 use crate::kernels::Kernels;
 use crate::nn::{TopoModel, build_with, seeded_var_builder};
 use crate::plan::RunConfig;
-use crate::results::{EpochRecord, RunDir, SplitKind, read_jsonl, write_jsonl};
+use crate::results::{EpochRecord, RunDir, SplitKind, read_jsonl, tensorboard, write_jsonl};
 use crate::topography::{LayerLosses, StepInputs};
 use crate::train::checkpoint::{
     LoopState, load_last, load_weights, save_best, save_last, write_state,
@@ -131,6 +131,7 @@ pub fn train(run: &RunConfig, env: &TrainEnv) -> Result<Trained, EngineError> {
             epoch,
             val_accuracy,
         )?;
+        tensorboard::append(&env.dir.events(), &records[records.len() - 2..])?;
     }
     Ok(Trained {
         data,
@@ -153,7 +154,10 @@ fn resume(
     sgd: &mut Sgd,
 ) -> Result<(LoopState, Vec<EpochRecord>), EngineError> {
     write_state(&env.dir, run.seed, env.kernels.on(&env.device))?;
+    let config = crate::config::to_yaml(run)
+        .map_err(|e| EngineError::Other(format!("cannot write the run's configuration: {e}")))?;
     if !env.dir.last_checkpoint().exists() {
+        tensorboard::rewrite(&env.dir.events(), &config, &[])?;
         return Ok((LoopState::START, Vec::new()));
     }
     let resumed = load_last(&env.dir, varmap, &env.device)?;
@@ -165,6 +169,8 @@ fn resume(
         records = read_jsonl::<EpochRecord>(&env.dir.metrics())?;
         records.retain(|r| r.epoch <= state.epoch && r.split != SplitKind::Test);
     }
+    // The event file follows the records kept: epochs redone are not shown twice.
+    tensorboard::rewrite(&env.dir.events(), &config, &records)?;
     if env.verbose {
         crate::log::log(&format!(
             "  resuming after epoch {} (best so far: epoch {})",
@@ -391,6 +397,7 @@ pub fn test_best(
     );
     trained.records.push(test.clone());
     write_jsonl(&env.dir.metrics(), &trained.records)?;
+    tensorboard::append(&env.dir.events(), std::slice::from_ref(&test))?;
     Ok(test)
 }
 
@@ -421,5 +428,6 @@ fn record(
         roc_auc: totals.binary.and_then(|b| b.roc_auc()),
         seconds,
         images_per_second: totals.examples as f64 / seconds.max(1e-9),
+        wall_time: Some(tensorboard::now()),
     }
 }

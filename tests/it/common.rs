@@ -35,7 +35,7 @@ pub fn topo_command(
 }
 
 /// The fields of a metrics record that depend on the machine's speed.
-pub const TIMINGS: [&str; 2] = ["seconds", "images_per_second"];
+pub const TIMINGS: [&str; 3] = ["seconds", "images_per_second", "wall_time"];
 
 /// A record with its timings removed.
 pub fn without_timings(mut record: Value) -> Value {
@@ -63,4 +63,22 @@ pub fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
         .zip(b)
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f64::max)
+}
+
+/// What TensorBoard's own reader (its event multiplexer, as `tensorboard --logdir`
+/// loads it) finds under `logdir`: `{"runs": {run: {"scalars": {tag: [[step, value]]},
+/// "text": {tag: text}}}}`. Needs the `tensorboard` package (`just test` installs it).
+pub fn read_tensorboard(logdir: &Path) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/tensorboard_read.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(logdir)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "TensorBoard's reader failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }

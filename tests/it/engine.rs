@@ -20,7 +20,7 @@ use topo::config::{ModelKind, ModelSpec, PruneMethod};
 use topo::nn::{build, seeded_var_builder};
 use topo::results::RunDir;
 
-use super::common::metrics_without_timings;
+use super::common::{metrics_without_timings, read_tensorboard};
 use topo::train::checkpoint::{LoopState, load_last, load_weights, read_loop_state, save_last};
 use topo::train::optim::{Sgd, SgdConfig, trainable_vars};
 use topo::train::prune::prune_varmap;
@@ -446,6 +446,28 @@ fn a_run_killed_mid_training_resumes_to_the_same_bits() {
             "{f}"
         );
     }
+    // The killed run's event file shows each epoch once, with the uninterrupted values.
+    let scalars = |which: &str| {
+        let events = read_tensorboard(&e.results(which).join(&e.name));
+        let runs = events["runs"].as_object().unwrap().clone();
+        assert_eq!(runs.len(), 1, "{which}: {runs:?}");
+        let mut scalars = runs.into_iter().next().unwrap().1["scalars"].clone();
+        let map = scalars.as_object_mut().unwrap();
+        map.retain(|tag, _| !tag.ends_with("/images_per_second"));
+        scalars
+    };
+    let (sa, sb) = (scalars("straight"), scalars("killed"));
+    assert_eq!(sa, sb, "event files differ after the resume");
+    assert_eq!(
+        sb["train/loss"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p[0].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [1, 2, 3],
+        "{sb}"
+    );
 }
 
 #[test]

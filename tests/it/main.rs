@@ -16,5 +16,6 @@ mod preflight;
 mod report;
 mod scale;
 mod tasks;
+mod tensorboard;
 mod topography;
 mod winograd;

@@ -71,6 +71,7 @@ fn epoch(epoch: u32, split: SplitKind, loss: f64, accuracy: f64) -> EpochRecord 
         roc_auc: None,
         seconds: 1.0,
         images_per_second: 100.0,
+        wall_time: None,
     }
 }
 
