@@ -1,8 +1,33 @@
 //! Log lines on stderr, prefixed by the run they belong to when several runs train at
 //! once (`--jobs N`), so that every part of `topo` (loaders, training, locks, the
-//! runner) prints through one place and workers' lines stay apart.
+//! runner) prints through one place and workers' lines stay apart. On a terminal the
+//! progress bars (the plan's, then the epoch's) live in one [`bars`] set, and lines are
+//! printed above them.
 
 use std::cell::RefCell;
+use std::io::IsTerminal;
+use std::sync::LazyLock;
+
+use indicatif::{MultiProgress, ProgressDrawTarget};
+
+/// Every progress bar of the process, drawn on stderr when it is a terminal.
+static BARS: LazyLock<MultiProgress> = LazyLock::new(|| {
+    if std::io::stderr().is_terminal() {
+        MultiProgress::new()
+    } else {
+        MultiProgress::with_draw_target(ProgressDrawTarget::hidden())
+    }
+});
+
+/// The set progress bars join, in the order they are shown (top first).
+pub fn bars() -> &'static MultiProgress {
+    &BARS
+}
+
+/// Whether progress bars are drawn (stderr is a terminal).
+pub fn bars_visible() -> bool {
+    !BARS.is_hidden()
+}
 
 thread_local! {
     static PREFIX: RefCell<Option<String>> = const { RefCell::new(None) };
@@ -34,7 +59,9 @@ pub fn prefixed(line: &str) -> String {
 /// Prints one log line on stderr, prefixed in a parallel worker. One `eprintln!` per
 /// line keeps lines of different workers whole.
 pub fn log(line: &str) {
-    eprintln!("{}", prefixed(line));
+    let line = prefixed(line);
+    // The bars are cleared for the line and drawn again below it.
+    BARS.suspend(|| eprintln!("{line}"));
 }
 
 #[cfg(test)]

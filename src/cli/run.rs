@@ -66,6 +66,9 @@ pub struct RunArgs {
     /// Try runs that failed before again (they resume from their last checkpoint).
     #[arg(long)]
     pub retry_failed: bool,
+    /// Start no other run once one fails (runs already training, with `--jobs`, finish).
+    #[arg(long)]
+    pub fail_fast: bool,
     /// Skip writing the report (tables, figures) once the runs are done.
     #[arg(long)]
     pub no_report: bool,
@@ -159,6 +162,7 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         config_dir: loaded.dir.clone(),
         cache_dir,
         retry_failed: args.retry_failed,
+        fail_fast: args.fail_fast,
     };
     let workers = Workers::new(
         args.jobs as usize,
@@ -176,6 +180,12 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         report.skipped_locked,
         report.failed.len()
     );
+    if report.not_started > 0 {
+        eprintln!(
+            "--fail-fast: {} run(s) not started; `topo run` again resumes the plan",
+            report.not_started
+        );
+    }
     if !args.no_report {
         // The report is a view of the results: failing to draw it loses nothing.
         match crate::report::report(dir.path()) {

@@ -4,11 +4,13 @@
 //! the run's fault: it stops the plan with the path named, and the run stays resumable.
 
 pub mod preflight;
+pub mod progress;
 pub mod slurm;
 pub mod workers;
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use candle_core::Device;
@@ -24,7 +26,8 @@ use crate::results::{
 use crate::train::EngineError;
 use crate::train::checkpoint::read_loop_state;
 use crate::train::stages::{measure_topography, prune, prune_finished, pruning_incomplete};
-use crate::train::{TrainEnv, test_best, train};
+use crate::train::{EpochHook, TrainEnv, test_best, train};
+use progress::{PlanProgress, RunEnd};
 use workers::run_parallel;
 
 /// How to run a plan.
@@ -40,6 +43,8 @@ pub struct RunOptions {
     pub cache_dir: PathBuf,
     /// Try runs that failed before again.
     pub retry_failed: bool,
+    /// Start no other run once one fails (runs already training finish).
+    pub fail_fast: bool,
 }
 
 /// How many runs at once, and when another worker's lock counts as abandoned.
@@ -83,6 +88,8 @@ pub struct RunReport {
     pub skipped_locked: usize,
     /// Run id and reason.
     pub failed: Vec<(String, String)>,
+    /// Runs left unstarted after a failure (`fail_fast`).
+    pub not_started: usize,
 }
 
 /// Runs every run of `runs` not yet done, one at a time.
@@ -101,21 +108,68 @@ pub fn run_plan_with(
     let total = runs.len();
     let indexed: Vec<(usize, &RunConfig)> = runs.iter().copied().enumerate().collect();
     let parallel = workers.jobs > 1;
+    let left: Vec<Option<u64>> = runs.iter().map(|r| epochs_left(r, options)).collect();
+    let pending: Vec<u64> = left.iter().flatten().copied().collect();
+    let failed_before = runs
+        .iter()
+        .filter(|r| options.experiment_dir.run(&r.id).state_on_disk() == RunState::Failed)
+        .count();
+    let failed_before = if options.retry_failed {
+        0
+    } else {
+        failed_before
+    };
+    let progress = Arc::new(PlanProgress::new(
+        total - pending.len() - failed_before,
+        failed_before,
+        &pending,
+    ));
+    let stop = AtomicBool::new(false);
     if parallel {
         crate::log::log(&format!(
             "{} runs, {} at once, {} thread(s) each",
             total, workers.jobs, workers.threads
         ));
     }
-    run_parallel(
+    let result = run_parallel(
         &indexed,
         workers.jobs,
         workers.threads,
         |(i, run)| -> Result<(), EngineError> {
+            if stop.load(Ordering::SeqCst) {
+                let mut r = report
+                    .lock()
+                    .map_err(|_| EngineError::Other("a worker panicked".into()))?;
+                r.not_started += 1;
+                return Ok(());
+            }
             if parallel {
                 set_log_prefix(Some(run.id.clone()));
             }
-            let outcome = attempt(run, *i, total, options, workers, parallel);
+            let trained = Arc::new(AtomicU64::new(0));
+            let hook = {
+                let (progress, trained) = (Arc::clone(&progress), Arc::clone(&trained));
+                EpochHook::new(move |_| {
+                    trained.fetch_add(1, Ordering::SeqCst);
+                    progress.epoch_done();
+                })
+            };
+            let outcome = attempt(run, *i, total, options, workers, parallel, hook);
+            if let (Ok(outcome), Some(left)) = (&outcome, left[*i]) {
+                let end = match outcome {
+                    Outcome::Trained | Outcome::Done => RunEnd::Done,
+                    Outcome::Locked => RunEnd::Elsewhere,
+                    Outcome::Failed(_) => RunEnd::Failed,
+                };
+                progress.run_ended(end, left.saturating_sub(trained.load(Ordering::SeqCst)));
+            }
+            if options.fail_fast
+                && let Ok(Outcome::Failed(_)) = &outcome
+                && left[*i].is_some()
+                && !stop.swap(true, Ordering::SeqCst)
+            {
+                log("  --fail-fast: no other run will start (runs in training finish)");
+            }
             set_log_prefix(None);
             let outcome = outcome?;
             let mut r = report
@@ -129,7 +183,9 @@ pub fn run_plan_with(
             }
             Ok(())
         },
-    )?;
+    );
+    progress.finish();
+    result?;
     let mut report = report
         .into_inner()
         .map_err(|_| EngineError::Other("a worker panicked".into()))?;
@@ -143,6 +199,21 @@ impl From<workers::WorkerError> for EngineError {
     fn from(e: workers::WorkerError) -> Self {
         EngineError::Other(e.to_string())
     }
+}
+
+/// Epochs still to train of a run that is pending, `None` for one that is not (done,
+/// or failed and not retried).
+fn epochs_left(run: &RunConfig, options: &RunOptions) -> Option<u64> {
+    let dir = options.experiment_dir.run(&run.id);
+    if !dir.state_on_disk().is_pending(options.retry_failed) {
+        return None;
+    }
+    // An unreadable checkpoint counts as none: the estimate is all that depends on it.
+    let done = match read_loop_state(&dir) {
+        Ok(Some(state)) => state.epoch,
+        Ok(None) | Err(_) => 0,
+    };
+    Some(u64::from(run.training.epochs.saturating_sub(done)))
 }
 
 /// What became of one run.
@@ -165,6 +236,7 @@ fn attempt(
     options: &RunOptions,
     workers: &Workers,
     parallel: bool,
+    on_epoch: EpochHook,
 ) -> Result<Outcome, EngineError> {
     let dir = options.experiment_dir.run(&run.id);
     match dir.state_on_disk() {
@@ -174,9 +246,9 @@ fn attempt(
                 Ok(s) => s.failure.map(|f| f.reason).unwrap_or_default(),
                 Err(e) => format!("(its summary does not read: {e})"),
             };
-            return Ok(Outcome::Failed(format!(
-                "failed earlier (--retry-failed to try again): {reason}"
-            )));
+            let reason = format!("failed earlier (--retry-failed to try again): {reason}");
+            log(&format!("[{}/{total}] {}: {reason}", i + 1, run.id));
+            return Ok(Outcome::Failed(reason));
         }
         _ => {}
     }
@@ -210,7 +282,7 @@ fn attempt(
             state.epoch, state.best_epoch
         ));
     }
-    let outcome = run_one(run, &dir, options, !parallel);
+    let outcome = run_one(run, &dir, options, !parallel, on_epoch);
     match outcome {
         Ok(summary) => {
             lock.release()?;
@@ -247,7 +319,7 @@ fn prune_added_points(
     options: &RunOptions,
     workers: &Workers,
 ) -> Result<Outcome, EngineError> {
-    let env = env_for(dir, options, false);
+    let env = env_for(dir, options, false, None);
     if !pruning_incomplete(run, &env)? {
         return Ok(Outcome::Done);
     }
@@ -272,8 +344,14 @@ fn prune_added_points(
     }
 }
 
-fn env_for(dir: &RunDir, options: &RunOptions, verbose: bool) -> TrainEnv {
+fn env_for(
+    dir: &RunDir,
+    options: &RunOptions,
+    verbose: bool,
+    on_epoch: Option<EpochHook>,
+) -> TrainEnv {
     TrainEnv {
+        on_epoch,
         dir: dir.clone(),
         device: options.device.clone(),
         kernels: options.kernels,
@@ -290,6 +368,7 @@ fn run_one(
     dir: &RunDir,
     options: &RunOptions,
     verbose: bool,
+    on_epoch: EpochHook,
 ) -> Result<Summary, EngineError> {
     let started = Instant::now();
     std::fs::create_dir_all(dir.path()).map_err(|source| crate::results::ResultsError::Write {
@@ -308,7 +387,7 @@ fn run_one(
             }
         })?;
     }
-    let env = env_for(dir, options, verbose);
+    let env = env_for(dir, options, verbose, Some(on_epoch));
     let result = (|| -> Result<Summary, EngineError> {
         let mut trained = train(run, &env)?;
         let test = test_best(&mut trained, &env, run)?;

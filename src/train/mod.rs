@@ -25,6 +25,7 @@ use rand::seq::SliceRandom;
 
 pub use evaluate::{Totals, correct, evaluate, example_logits};
 use progress::EpochBar;
+pub use progress::EpochHook;
 
 use crate::data::{Batch, Dataset, load as load_data};
 use crate::kernels::Kernels;
@@ -50,6 +51,8 @@ pub struct TrainEnv {
     pub config_dir: PathBuf,
     /// Print one line per epoch.
     pub verbose: bool,
+    /// Told when each epoch is committed (the plan's progress).
+    pub on_epoch: Option<EpochHook>,
 }
 
 /// A trained run in memory: what the later stages (test, metrics, pruning) need.
@@ -132,6 +135,9 @@ pub fn train(run: &RunConfig, env: &TrainEnv) -> Result<Trained, EngineError> {
             val_accuracy,
         )?;
         tensorboard::append(&env.dir.events(), &records[records.len() - 2..])?;
+        if let Some(hook) = &env.on_epoch {
+            hook.call(epoch);
+        }
     }
     Ok(Trained {
         data,

@@ -1,9 +1,30 @@
 //! The progress bar of an epoch: loss, accuracy, throughput, ETA. Hidden when stderr is
 //! not a terminal (logs, CI, Slurm), where one line per epoch is printed instead.
 
-use std::io::IsTerminal;
+use std::fmt;
+use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Told when an epoch is committed (its number): the plan's progress line counts them.
+#[derive(Clone)]
+pub struct EpochHook(Arc<dyn Fn(u32) + Send + Sync>);
+
+impl EpochHook {
+    pub fn new(f: impl Fn(u32) + Send + Sync + 'static) -> EpochHook {
+        EpochHook(Arc::new(f))
+    }
+
+    pub fn call(&self, epoch: u32) {
+        (self.0)(epoch);
+    }
+}
+
+impl fmt::Debug for EpochHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EpochHook")
+    }
+}
 
 /// A bar over the batches of one epoch.
 pub struct EpochBar {
@@ -12,17 +33,18 @@ pub struct EpochBar {
 
 impl EpochBar {
     pub fn new(prefix: String, batches: usize, examples_per_batch: usize) -> EpochBar {
-        let bar = ProgressBar::new((batches * examples_per_batch) as u64);
-        if std::io::stderr().is_terminal() && !crate::log::in_parallel_worker() {
+        let len = (batches * examples_per_batch) as u64;
+        let bar = if crate::log::bars_visible() && !crate::log::in_parallel_worker() {
             let style = ProgressStyle::with_template(
                 "{prefix} [{bar:25}] {pos}/{len} img {msg} {per_sec} ETA {eta}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");
-            bar.set_style(style);
+            // Below the plan's line, which joined the set first.
+            crate::log::bars().add(ProgressBar::new(len).with_style(style))
         } else {
-            bar.set_draw_target(ProgressDrawTarget::hidden());
-        }
+            ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden())
+        };
         bar.set_prefix(prefix);
         EpochBar { bar }
     }
@@ -35,5 +57,6 @@ impl EpochBar {
 
     pub fn finish(self) {
         self.bar.finish_and_clear();
+        crate::log::bars().remove(&self.bar);
     }
 }

@@ -471,6 +471,36 @@ fn a_run_killed_mid_training_resumes_to_the_same_bits() {
 }
 
 #[test]
+fn fail_fast_starts_no_run_after_the_first_failure() {
+    let e = Experiment::new(&Spec {
+        name: "fast",
+        topographies: "grid2d, base",
+        lambda: "1.0e+39",
+        epochs: 1,
+        pruning: "",
+    });
+    let out = e.topo("run", "results", &["--no-report", "--fail-fast"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("[1/2] fm_r_grid2d"), "{err}");
+    assert!(err.contains("  failed: fm_r_grid2d"), "{err}");
+    assert!(!err.contains("[2/2]"), "{err}");
+    assert!(
+        err.contains(": 0 trained, 0 already done, 0 running elsewhere, 1 failed"),
+        "{err}"
+    );
+    assert!(err.contains("--fail-fast: 1 run(s) not started"), "{err}");
+    assert_eq!(e.runs("results").len(), 1);
+    // Without the flag the rest of the plan runs.
+    let rest = e.topo("run", "results", &["--no-report"]);
+    let err = stderr(&rest);
+    assert!(
+        err.contains(": 1 trained, 0 already done, 0 running elsewhere, 1 failed"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_non_finite_loss_fails_its_run_only_and_retry_failed_tries_again() {
     // lambda 1e39 overflows f32: the weighted topographic loss is infinite at once.
     let e = Experiment::new(&Spec {
@@ -501,6 +531,14 @@ fn a_non_finite_loss_fails_its_run_only_and_retry_failed_tries_again() {
         "{err}"
     );
     check_complete(base, 2, false, false);
+    // The failure is told when it happens, before the summary, with the plan's counts.
+    let told = err.find("  failed: ").unwrap();
+    assert!(told < err.find(": 1 trained,").unwrap(), "{err}");
+    assert!(
+        err.contains("plan: 1 done, 0 failed, 1 pending; ETA "),
+        "{err}"
+    );
+    assert!(err.contains("plan: 1 done, 1 failed, 0 pending\n"), "{err}");
     let summary = json(&grid.join("summary.json"));
     assert_eq!(summary["status"], "failed", "{summary}");
     assert_eq!(summary["failure"]["epoch"], 1, "{summary}");

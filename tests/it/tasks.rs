@@ -43,6 +43,7 @@ training:
         config_dir: dir.to_path_buf(),
         cache_dir: dir.join("cache"),
         retry_failed: false,
+        fail_fast: false,
     };
     let runs: Vec<_> = plan.runs.iter().collect();
     let report = run_plan(&runs, &options).unwrap();
