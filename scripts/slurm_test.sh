@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# A real one-node Slurm on localhost, and `topo slurm --submit` tested on it:
-#  1. a job array of 6 tiny runs: every run finishes, each exactly once, with the same
-#     metrics as a local `topo run` of the same file;
+# A real one-node Slurm on localhost (MaxArraySize 4), and `topo slurm --submit` on it:
+#  1. 6 tiny runs, more than MaxArraySize: split into arrays of 4 and 2, throttled to 2
+#     tasks at once, the second after the first; every run finishes, each exactly once,
+#     with the same metrics as a local `topo run` of the same file;
 #  2. a longer run cancelled mid-run with `scancel`, resubmitted: it resumes from its
-#     checkpoint (its log says "resuming after epoch N") and ends with every epoch once.
+#     checkpoint (its log says "resuming after epoch N") and ends with every epoch once;
+#  3. a run that fails (an infinite loss): its task exits non-zero, Slurm records FAILED.
 # Needs root (installs slurmctld, slurmd, slurm-client and munge with apt if missing).
 # Everything it starts is stopped by pid on exit, failure included.
 # Usage: scripts/slurm_test.sh [path/to/topo]   (default: target/release/topo if newer
@@ -89,6 +91,7 @@ AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/filetxt
 JobCompLoc=$tmp/log/jobcomp.txt
 MailProg=/bin/true
+MaxArraySize=4
 MpiDefault=none
 ReturnToService=2
 StateSaveLocation=$tmp/state
@@ -121,7 +124,7 @@ datasets:
   fm: { root: $repo/data/fashion-mnist-subset, limit: 200 }
 grid: { seed: [0, 1, 2] }
 training: { epochs: 1, batch_size: 50 }
-slurm: { cpus: 1, time: "00:10:00" }
+slurm: { cpus: 1, time: "00:10:00", max_parallel: 2 }
 EOF
 cat >"$work/long.yaml" <<EOF
 extends: tiny.yaml
@@ -141,26 +144,49 @@ wait_job() { # job id, timeout in seconds
     done
 }
 
-# 1. Six runs as a job array.
+# 1. Six runs, split into arrays of at most MaxArraySize (4) tasks.
 ids=$("$topo" plan tiny.yaml --format json | python3 -c 'import json,sys; print("\n".join(r["id"] for r in json.load(sys.stdin)["runs"]))')
 [ "$(echo "$ids" | wc -l)" -eq 6 ] || fail "expected 6 runs, got: $ids"
 "$topo" slurm tiny.yaml --output array-preview.sh
-grep -q -- '--array=0-5$' array-preview.sh || fail "bad --array: $(grep array array-preview.sh)"
+grep -q -- '--array=0-3%2$' array-preview-1.sh || fail "bad first --array: $(grep array array-preview-1.sh)"
+grep -q -- '--array=0-1%2$' array-preview-2.sh || fail "bad second --array: $(grep array array-preview-2.sh)"
 t0=$(date +%s.%N)
-job=$("$topo" slurm tiny.yaml --submit)
-say "submitted the 6-run array as job $job"
-wait_job "$job" 300
+jobs=$("$topo" slurm tiny.yaml --submit)
+[ "$(echo "$jobs" | wc -l)" -eq 2 ] || fail "expected 2 arrays, got job ids: $jobs"
+say "submitted the 6 runs as arrays $(echo $jobs)"
+for job in $jobs; do wait_job "$job" 300; done
 t1=$(date +%s.%N)
 for id in $ids; do
     status=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["status"])' \
         "results/tiny/runs/$id/summary.json" 2>/dev/null || echo missing)
     [ "$status" = done ] || fail "$id: status $status"
-    started=$(cat slurm-"$job"_*.out | grep -c "\] $id (1 epochs)" || true)
+    started=$(for job in $jobs; do cat slurm-"$job"_*.out; done | grep -c "\] $id (1 epochs)" || true)
     [ "$started" -eq 1 ] || fail "$id started $started times"
 done
 completed=$(grep -c "JobState=COMPLETED" "$tmp/log/jobcomp.txt" || true)
 [ "$completed" -eq 6 ] || fail "jobcomp lists $completed completed tasks, not 6"
-say "every run done exactly once; array wall time $(echo "$t1 - $t0" | bc) s"
+say "jobcomp: $(head -1 "$tmp/log/jobcomp.txt")"
+# The throttle holds over both arrays: never more than 2 tasks at once, and the second
+# array's tasks start after the first's end.
+python3 - "$tmp/log/jobcomp.txt" $jobs <<'PY' || fail "more than 2 tasks ran at once, or the arrays overlapped"
+import re, sys
+from datetime import datetime
+first, second = sys.argv[2], sys.argv[3]
+tasks = []
+for line in open(sys.argv[1]):
+    f = dict(re.findall(r"(\w+)=(\S+)", line))
+    t = lambda k: datetime.fromisoformat(f[k]).timestamp()
+    tasks.append((f.get("ArrayJobId", f["JobId"]), t("StartTime"), t("EndTime")))
+assert len(tasks) == 6, tasks
+for _, s, _ in tasks:
+    # One-second resolution: a task that starts as another ends overlaps neither.
+    assert sum(1 for _, s2, e2 in tasks if s2 <= s < e2) <= 2, tasks
+ends = [e for j, _, e in tasks if j == first]
+starts = [s for j, s, _ in tasks if j == second]
+assert len(ends) == 4 and len(starts) == 2, tasks
+assert min(starts) >= max(ends), tasks
+PY
+say "every run done exactly once, at most 2 tasks at once, array 2 after array 1; wall time $(echo "$t1 - $t0" | bc) s"
 # The same file run locally gives the same results as the array (timings aside).
 "$topo" run tiny.yaml --results local --no-report >local.log 2>&1 || fail "local run failed: $(tail -5 local.log)"
 python3 - results/tiny local/tiny <<'PY' || fail "the array's results differ from a local run's"
@@ -221,4 +247,19 @@ assert sum(r["split"] == "test" for r in records) == 1
 EOF
 t2=$(date +%s.%N)
 say "the resubmitted run resumed after epoch $cancelled_at and finished all 6 epochs"
-say "PASS: cluster start $(echo "$t_cluster - $t_start" | bc) s, 6-run array $(echo "$t1 - $t0" | bc) s, cancel+resume $(echo "$t2 - $t1" | bc) s, total $(echo "$t2 - $t_start" | bc) s"
+
+# 3. A run that fails: lambda 1e39 makes its loss infinite at the first step.
+cat >fail.yaml <<EOF
+extends: tiny.yaml
+name: fail
+grid: { topography: [grid2d], lambda: [1.0e+39], seed: [0] }
+EOF
+fail_id=$("$topo" plan fail.yaml --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)["runs"][0]["id"])')
+job=$("$topo" slurm fail.yaml --submit)
+wait_job "$job" 120
+state=$(grep "JobId=$job " "$tmp/log/jobcomp.txt" | grep -o "JobState=[A-Z_]*" || true)
+[ "$state" = JobState=FAILED ] || fail "the failing run's task ended as '$state', not FAILED: $(grep "JobId=$job " "$tmp/log/jobcomp.txt" || true)"
+grep -q '"status": "failed"' "results/fail/runs/$fail_id/summary.json" || fail "the failed run's summary does not say failed"
+grep -q "failed: $fail_id" slurm-"$job"_0.out || fail "the task's log does not tell the failure: $(cat slurm-"$job"_0.out)"
+say "the failing run's task exited non-zero: Slurm records $state"
+say "PASS: cluster start $(echo "$t_cluster - $t_start" | bc) s, 6 runs in 2 arrays $(echo "$t1 - $t0" | bc) s, cancel+resume $(echo "$t2 - $t1" | bc) s, total $(echo "$(date +%s.%N) - $t_start" | bc) s"

@@ -9,7 +9,9 @@ use anyhow::{Context, anyhow};
 use crate::config::SlurmSpec;
 use crate::plan::{plan, plan_status};
 use crate::results::{ExperimentDir, write_atomic};
-use crate::runner::slurm::{ArrayJob, parse_job_id, script};
+use crate::runner::slurm::{
+    ArrayJob, DEFAULT_MAX_ARRAY_SIZE, parse_job_id, parse_max_array_size, script,
+};
 
 use super::validate::load_experiment;
 use super::{CliError, ExperimentArgs};
@@ -107,20 +109,35 @@ pub fn run(args: &SlurmArgs) -> Result<(), CliError> {
         file: absolute(&args.experiment.file)?,
         run_args,
         workdir,
+        part: None,
     };
-    let text = script(&job);
+    let max_array_size = max_array_size();
+    let jobs = job.split(max_array_size);
+    if jobs.len() > 1 {
+        eprintln!(
+            "{} runs, more than the cluster's MaxArraySize of {max_array_size}: {} arrays",
+            jobs.iter().map(|j| j.run_ids.len()).sum::<usize>(),
+            jobs.len()
+        );
+    }
     if !args.submit {
         match &args.output {
             Some(path) => {
-                write_atomic(path, text.as_bytes()).map_err(|e| CliError::Failed(e.into()))?;
-                eprintln!(
-                    "{}: a job array of {} task(s); submit it with `sbatch {}`",
-                    path.display(),
-                    job.run_ids.len(),
-                    path.display()
-                );
+                for (job, path) in jobs.iter().zip(script_paths(path, jobs.len())) {
+                    write_atomic(&path, script(job).as_bytes())
+                        .map_err(|e| CliError::Failed(e.into()))?;
+                    eprintln!(
+                        "{}: a job array of {} task(s); submit it with `sbatch {}`",
+                        path.display(),
+                        job.run_ids.len(),
+                        path.display()
+                    );
+                }
             }
-            None => print!("{text}"),
+            None => {
+                let texts: Vec<String> = jobs.iter().map(script).collect();
+                print!("{}", texts.join("\n"));
+            }
         }
         return Ok(());
     }
@@ -128,10 +145,36 @@ pub fn run(args: &SlurmArgs) -> Result<(), CliError> {
         Some(p) => p.clone(),
         None => dir.path().join("slurm").join("array.sh"),
     };
-    write_atomic(&path, text.as_bytes()).map_err(|e| CliError::Failed(e.into()))?;
-    let out = Command::new("sbatch")
-        .arg("--parsable")
-        .arg(&path)
+    let mut previous: Option<String> = None;
+    for (job, path) in jobs.iter().zip(script_paths(&path, jobs.len())) {
+        write_atomic(&path, script(job).as_bytes()).map_err(|e| CliError::Failed(e.into()))?;
+        // Each array throttles only its own tasks: with a cap, the next array waits
+        // for the previous one, so the cap holds over the whole plan.
+        let after = previous.filter(|_| job.resources.max_parallel.is_some());
+        let id = submit(&path, after.as_deref())?;
+        eprintln!(
+            "submitted {} ({} task(s)) as job {id}{}",
+            path.display(),
+            job.run_ids.len(),
+            after
+                .map(|a| format!(", after job {a}"))
+                .unwrap_or_default()
+        );
+        println!("{id}");
+        previous = Some(id);
+    }
+    Ok(())
+}
+
+/// `sbatch --parsable [--dependency=afterany:ID] PATH`; the job id.
+fn submit(path: &Path, after: Option<&str>) -> Result<String, CliError> {
+    let mut sbatch = Command::new("sbatch");
+    sbatch.arg("--parsable");
+    if let Some(id) = after {
+        sbatch.arg(format!("--dependency=afterany:{id}"));
+    }
+    let out = sbatch
+        .arg(path)
         .output()
         .map_err(|e| anyhow!("cannot run sbatch (is Slurm installed and on PATH?): {e}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -143,13 +186,42 @@ pub fn run(args: &SlurmArgs) -> Result<(), CliError> {
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    let id = parse_job_id(&stdout)
-        .ok_or_else(|| anyhow!("sbatch said `{}`: no job id in it", stdout.trim()))?;
-    eprintln!(
-        "submitted {} ({} task(s)) as job {id}",
-        path.display(),
-        job.run_ids.len()
-    );
-    println!("{id}");
-    Ok(())
+    Ok(parse_job_id(&stdout)
+        .ok_or_else(|| anyhow!("sbatch said `{}`: no job id in it", stdout.trim()))?)
+}
+
+/// The cluster's `MaxArraySize` (`scontrol show config`), or Slurm's default when
+/// `scontrol` is not there to ask.
+fn max_array_size() -> usize {
+    let out = Command::new("scontrol").args(["show", "config"]).output();
+    match out {
+        Ok(out) if out.status.success() => {
+            parse_max_array_size(&String::from_utf8_lossy(&out.stdout))
+                .unwrap_or(DEFAULT_MAX_ARRAY_SIZE)
+        }
+        _ => {
+            eprintln!(
+                "note: `scontrol show config` did not answer: assuming MaxArraySize {DEFAULT_MAX_ARRAY_SIZE}"
+            );
+            DEFAULT_MAX_ARRAY_SIZE
+        }
+    }
+}
+
+/// `path` for one script; `<stem>-1.<ext>`, `<stem>-2.<ext>`... for several.
+fn script_paths(path: &Path, count: usize) -> Vec<PathBuf> {
+    if count == 1 {
+        return vec![path.to_path_buf()];
+    }
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "array".into());
+    let ext = path
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    (1..=count)
+        .map(|i| path.with_file_name(format!("{stem}-{i}{ext}")))
+        .collect()
 }

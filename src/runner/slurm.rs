@@ -3,6 +3,11 @@
 //!
 //! `--requeue` is safe because a task resumes its run from the last checkpoint; a task
 //! whose run is already done (or held by a live worker) finds nothing to do and exits.
+//! A task exits with `topo run`'s status, non-zero when its run fails, so Slurm records
+//! the task as FAILED.
+//!
+//! A cluster caps array indices below `MaxArraySize`: a larger plan is split into several
+//! arrays ([`ArrayJob::split`]), submitted one after the other.
 
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -26,6 +31,54 @@ pub struct ArrayJob {
     pub run_args: Vec<String>,
     /// Folder the tasks start in and where `slurm-%A_%a.out` logs go.
     pub workdir: PathBuf,
+    /// Which of several arrays this is, when the plan was split.
+    pub part: Option<Part>,
+}
+
+/// Array `index` (1-based) of `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part {
+    pub index: usize,
+    pub count: usize,
+}
+
+/// Slurm's default `MaxArraySize`, used when the cluster's cannot be read.
+pub const DEFAULT_MAX_ARRAY_SIZE: usize = 1001;
+
+/// `MaxArraySize` from `scontrol show config`'s output (`MaxArraySize = 1001`).
+pub fn parse_max_array_size(config: &str) -> Option<usize> {
+    config.lines().find_map(|line| {
+        let (key, value) = line.split_once('=')?;
+        (key.trim() == "MaxArraySize")
+            .then(|| value.trim().parse().ok())
+            .flatten()
+            .filter(|n| *n > 0)
+    })
+}
+
+impl ArrayJob {
+    /// The job as arrays of at most `max_array_size` tasks (indices `0..max_array_size`),
+    /// runs in plan order; one array, unchanged, when it fits.
+    pub fn split(self, max_array_size: usize) -> Vec<ArrayJob> {
+        let size = max_array_size.max(1);
+        if self.run_ids.len() <= size {
+            return vec![self];
+        }
+        let chunks: Vec<Vec<String>> = self.run_ids.chunks(size).map(<[_]>::to_vec).collect();
+        let count = chunks.len();
+        chunks
+            .into_iter()
+            .enumerate()
+            .map(|(i, run_ids)| ArrayJob {
+                run_ids,
+                part: Some(Part {
+                    index: i + 1,
+                    count,
+                }),
+                ..self.clone()
+            })
+            .collect()
+    }
 }
 
 /// Quotes `s` for a POSIX shell when it needs it.
@@ -63,6 +116,11 @@ pub fn script(job: &ArrayJob) -> String {
         job.run_ids.len(),
         job.name
     ));
+    if let Some(Part { index, count }) = job.part {
+        line(format!(
+            "# Array {index} of {count}: the plan is larger than the cluster's MaxArraySize."
+        ));
+    }
     line(format!("#SBATCH --job-name={}", shell_quote(&job.name)));
     line(format!(
         "#SBATCH --array={}",
@@ -137,7 +195,34 @@ mod tests {
             file: "/x/tiny.yaml".into(),
             run_args: vec![],
             workdir: "/x".into(),
+            part: None,
         }
+    }
+
+    #[test]
+    fn a_plan_larger_than_max_array_size_is_split_in_plan_order() {
+        let parts = job().split(2);
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0].run_ids, ["a-1", "b-2"]);
+        assert_eq!(parts[1].run_ids, ["c-3"]);
+        assert_eq!(parts[1].part, Some(Part { index: 2, count: 2 }));
+        let text = script(&parts[1]);
+        assert!(text.contains("#SBATCH --array=0-0\n"), "{text}");
+        assert!(text.contains("# Array 2 of 2"), "{text}");
+        // One that fits stays whole.
+        assert_eq!(job().split(3), vec![job()]);
+        assert_eq!(job().split(0).len(), 3);
+    }
+
+    #[test]
+    fn max_array_size_is_read_from_scontrol() {
+        let config = "Configuration data as of 2026-12-05T10:00:00\n\
+                      MailProg                = /bin/true\n\
+                      MaxArraySize            = 4\n\
+                      MaxJobCount             = 10000\n";
+        assert_eq!(parse_max_array_size(config), Some(4));
+        assert_eq!(parse_max_array_size("MaxJobCount = 3\n"), None);
+        assert_eq!(parse_max_array_size("MaxArraySize = none\n"), None);
     }
 
     #[test]
