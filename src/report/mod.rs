@@ -14,6 +14,7 @@ mod effect;
 mod error;
 mod figures;
 mod headline;
+mod html;
 mod identity;
 mod index;
 pub mod layouts;
@@ -252,6 +253,10 @@ pub fn report(dir: &Path) -> Result<ReportOutcome, ReportError> {
         unreadable: &unreadable,
     });
     write_atomic(&index_path, text.as_bytes())?;
+    let title = format!("Report: {}", info.name.as_deref().unwrap_or("experiment"));
+    let html_path = report_dir.join("index.html");
+    write_atomic(&html_path, html::index_html(&title, &text).as_bytes())?;
+    written.push(html_path);
     written.push(index_path.clone());
     Ok(ReportOutcome {
         report_dir,
