@@ -1,5 +1,6 @@
 //! The command line: `topo validate | plan | run | report | positions | schema | slurm | splits`.
 
+mod estimate;
 mod exit;
 mod plan;
 mod positions;

@@ -27,6 +27,11 @@ pub struct PlanArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
+    /// Also print what the pending runs will cost: FLOPs per example, this machine's
+    /// throughput (recorded by finished runs, else measured in a few steps and cached)
+    /// and core-hours, in total and per axis.
+    #[arg(long)]
+    pub estimate: bool,
 }
 
 #[derive(Serialize)]
@@ -52,6 +57,11 @@ struct JsonPlan<'a> {
 }
 
 pub fn run(args: &PlanArgs) -> Result<(), CliError> {
+    if args.estimate && matches!(args.format, PlanFormat::Json) {
+        return Err(CliError::Usage(
+            "--estimate prints text: drop --format json".into(),
+        ));
+    }
     let loaded = load_experiment(&args.experiment)?;
     let plan = plan(&loaded.experiment).map_err(|e| CliError::Failed(e.into()))?;
     let dir = ExperimentDir::new(&args.experiment.results, &plan.experiment);
@@ -128,6 +138,17 @@ pub fn run(args: &PlanArgs) -> Result<(), CliError> {
                 c.failed
             );
         }
+    }
+    if args.estimate {
+        let runs: Vec<_> = plan.runs.iter().collect();
+        let cache = args
+            .experiment
+            .results
+            .join(".cache")
+            .join("throughput.json");
+        let estimate = crate::runner::estimate::estimate(&runs, &dir, &cache, false)
+            .map_err(|e| CliError::Failed(e.into()))?;
+        super::estimate::print(&estimate);
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ pub mod fashion_mnist;
 pub mod frontend;
 pub mod image;
 pub mod logmel;
+pub mod nominal;
 pub mod resample;
 pub mod speech_commands;
 pub mod subset;

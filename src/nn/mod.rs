@@ -16,6 +16,7 @@
 
 mod densenet;
 mod error;
+pub mod flops;
 mod init;
 mod layers;
 mod norm;

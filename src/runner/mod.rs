@@ -3,6 +3,7 @@
 //! run folder's lock. A failure to write results (disk full, read-only folder) is not
 //! the run's fault: it stops the plan with the path named, and the run stays resumable.
 
+pub mod estimate;
 pub mod preflight;
 pub mod progress;
 pub mod slurm;

@@ -81,6 +81,17 @@ pub fn build_model(
     device: &Device,
     kernels: Kernels,
 ) -> Result<(VarMap, Box<dyn TopoModel>), EngineError> {
+    build_model_for(run, data.in_channels, data.num_classes, device, kernels)
+}
+
+/// [`build_model`] for inputs of `in_channels` and `num_classes` classes, without data.
+pub fn build_model_for(
+    run: &RunConfig,
+    in_channels: usize,
+    num_classes: usize,
+    device: &Device,
+    kernels: Kernels,
+) -> Result<(VarMap, Box<dyn TopoModel>), EngineError> {
     let varmap = VarMap::new();
     let vb = seeded_var_builder(
         &varmap,
@@ -88,7 +99,7 @@ pub fn build_model(
         DType::F32,
         device,
     );
-    let model = build_with(&run.model, data.in_channels, data.num_classes, vb, kernels)?;
+    let model = build_with(&run.model, in_channels, num_classes, vb, kernels)?;
     Ok((varmap, model))
 }
 

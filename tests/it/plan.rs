@@ -284,3 +284,89 @@ fn every_subcommand_has_help() {
         );
     }
 }
+
+#[test]
+fn plan_estimate_measures_once_then_uses_the_cache_then_the_runs_done() {
+    use super::common::{tiny_yaml, topo_command};
+    let dir = tempfile::tempdir().unwrap();
+    super::fixtures::write_fashion_mnist(&dir.path().join("data"), 30, 5, false).unwrap();
+    let yaml = dir.path().join("cost.yaml");
+    std::fs::write(
+        &yaml,
+        format!(
+            "extends: {}\nname: cost\ngrid: {{ seed: [0, 1] }}\n",
+            tiny_yaml()
+        ),
+    )
+    .unwrap();
+    let results = dir.path().join("results");
+    let estimate = || {
+        let out = topo_command(dir.path(), &yaml, "plan", &results, &["--estimate"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let first = estimate();
+    let row = first
+        .lines()
+        .find(|l| l.trim_start().starts_with("fm "))
+        .unwrap_or_else(|| panic!("{first}"));
+    // 300 training images of 1x28x28 (the fixture's), 4 pending runs of 2 epochs.
+    assert!(
+        row.contains("1x28x28") && row.contains("here, just now"),
+        "{row}"
+    );
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    let gflops: f64 = cols[3].parse().unwrap();
+    assert!(gflops > 0.001 && gflops < 1.0, "{row}");
+    assert_eq!(cols[cols.len() - 3], "4", "{row}");
+    assert_eq!(cols[cols.len() - 2], "8", "{row}");
+    assert!(
+        first.contains("Total: ") && first.contains("core-hours"),
+        "{first}"
+    );
+    assert!(first.contains("per topography: base "), "{first}");
+    assert!(first.contains("per seed: 0 "), "{first}");
+    assert!(estimate().contains("here (cached)"));
+
+    let out = topo_command(
+        dir.path(),
+        &yaml,
+        "run",
+        &results,
+        &["--no-report", "--only"],
+    )
+    .arg(first_run_id(&dir, &yaml, &results))
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = estimate();
+    assert!(after.contains("by 1 run(s) done"), "{after}");
+    let row = after
+        .lines()
+        .find(|l| l.trim_start().starts_with("fm "))
+        .unwrap();
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cols[cols.len() - 3], "3", "{row}");
+}
+
+fn first_run_id(
+    dir: &tempfile::TempDir,
+    yaml: &std::path::Path,
+    results: &std::path::Path,
+) -> String {
+    let out = super::common::topo_command(dir.path(), yaml, "plan", results, &["--format", "json"])
+        .output()
+        .unwrap();
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    plan["runs"][0]["id"].as_str().unwrap().to_string()
+}

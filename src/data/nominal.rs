@@ -1,0 +1,72 @@
+//! What a data set looks like without reading it: the full set's split sizes, one
+//! example's shape and the classes, for cost estimates made before the data is here.
+
+use crate::config::{DatasetKind, DatasetSpec};
+
+/// A data set's nominal size and shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Nominal {
+    pub train: usize,
+    pub validation: usize,
+    pub test: usize,
+    /// One training example: channels, height, width (audio: 1, mel bands, frames).
+    pub input: [usize; 3],
+    pub classes: usize,
+}
+
+impl Nominal {
+    /// The full data set of `kind`, split as the loaders split it.
+    pub fn of_kind(kind: DatasetKind) -> Nominal {
+        match kind {
+            // A tenth of the 60,000 training images is held out for validation.
+            DatasetKind::FashionMnist => Nominal {
+                train: 54_000,
+                validation: 6_000,
+                test: 10_000,
+                input: [1, 28, 28],
+                classes: 10,
+            },
+            // 5,000 training images are held out.
+            DatasetKind::Cifar10 | DatasetKind::Cifar100 => Nominal {
+                train: 45_000,
+                validation: 5_000,
+                test: 10_000,
+                input: [3, 32, 32],
+                classes: if kind == DatasetKind::Cifar10 {
+                    10
+                } else {
+                    100
+                },
+            },
+            // Version 2's lists; 1 s clips, 64 mel bands, 101 frames.
+            DatasetKind::SpeechCommands => Nominal {
+                train: 84_843,
+                validation: 9_981,
+                test: 11_005,
+                input: [1, 64, 101],
+                classes: 35,
+            },
+            // 35,690 clips of the three development sets, 80/10/10; trained on 1 s crops.
+            DatasetKind::BirdDcase => Nominal {
+                train: 28_552,
+                validation: 3_569,
+                test: 3_569,
+                input: [1, 64, 101],
+                classes: 2,
+            },
+        }
+    }
+
+    /// The set `spec` asks for: its kind's, each split cut to its `limit`.
+    pub fn of(spec: &DatasetSpec) -> Nominal {
+        let full = Nominal::of_kind(spec.kind);
+        let limits = spec.limits();
+        let cut = |n: usize, limit: Option<usize>| limit.map_or(n, |l| l.min(n));
+        Nominal {
+            train: cut(full.train, limits.train),
+            validation: cut(full.validation, limits.validation),
+            test: cut(full.test, limits.test),
+            ..full
+        }
+    }
+}
