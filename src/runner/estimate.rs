@@ -292,8 +292,9 @@ fn median(xs: &mut [f64]) -> Option<f64> {
     xs.get(xs.len() / 2).copied().filter(|x| *x > 0.0)
 }
 
-/// Epochs still to train of a pending run; `None` when it is not pending.
-fn epochs_left(run: &RunConfig, dir: &ExperimentDir, retry_failed: bool) -> Option<u64> {
+/// Epochs still to train of a pending run; `None` when it is not pending (done, or
+/// failed and not retried).
+pub fn epochs_left(run: &RunConfig, dir: &ExperimentDir, retry_failed: bool) -> Option<u64> {
     let d = dir.run(&run.id);
     if !d.state_on_disk().is_pending(retry_failed) {
         return None;

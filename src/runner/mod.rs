@@ -109,7 +109,10 @@ pub fn run_plan_with(
     let total = runs.len();
     let indexed: Vec<(usize, &RunConfig)> = runs.iter().copied().enumerate().collect();
     let parallel = workers.jobs > 1;
-    let left: Vec<Option<u64>> = runs.iter().map(|r| epochs_left(r, options)).collect();
+    let left: Vec<Option<u64>> = runs
+        .iter()
+        .map(|r| estimate::epochs_left(r, &options.experiment_dir, options.retry_failed))
+        .collect();
     let pending: Vec<u64> = left.iter().flatten().copied().collect();
     let failed_before = runs
         .iter()
@@ -200,21 +203,6 @@ impl From<workers::WorkerError> for EngineError {
     fn from(e: workers::WorkerError) -> Self {
         EngineError::Other(e.to_string())
     }
-}
-
-/// Epochs still to train of a run that is pending, `None` for one that is not (done,
-/// or failed and not retried).
-fn epochs_left(run: &RunConfig, options: &RunOptions) -> Option<u64> {
-    let dir = options.experiment_dir.run(&run.id);
-    if !dir.state_on_disk().is_pending(options.retry_failed) {
-        return None;
-    }
-    // An unreadable checkpoint counts as none: the estimate is all that depends on it.
-    let done = match read_loop_state(&dir) {
-        Ok(Some(state)) => state.epoch,
-        Ok(None) | Err(_) => 0,
-    };
-    Some(u64::from(run.training.epochs.saturating_sub(done)))
 }
 
 /// What became of one run.

@@ -9,30 +9,17 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use super::common::{tiny_yaml, topo_command};
+use super::common::TinyExperiment;
 
 #[test]
 fn the_html_report_renders_in_chromium_with_every_table_and_figure() {
-    let dir = tempfile::tempdir().unwrap();
-    super::fixtures::write_fashion_mnist(&dir.path().join("data"), 30, 5, false).unwrap();
-    let yaml = dir.path().join("html.yaml");
     // lambda 1e39 overflows: that run fails and the report lists it.
-    std::fs::write(
-        &yaml,
-        format!(
-            "extends: {}\nname: html\ngrid: {{ lambda: [1, 1.0e+39] }}\n\
-             pruning: {{ methods: [l2], proportions: [0, 0.5] }}\n",
-            tiny_yaml()
-        ),
-    )
-    .unwrap();
-    let results = dir.path().join("results");
-    let out = topo_command(dir.path(), &yaml, "run", &results, &[])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "one run fails: {err}");
-    let report = results.join("html").join("report");
+    let tiny = TinyExperiment::new(
+        "html",
+        "grid: { lambda: [1, 1.0e+39] }\npruning: { methods: [l2], proportions: [0, 0.5] }\n",
+    );
+    tiny.expect("run", &[], 1);
+    let report = tiny.results.join("html").join("report");
     let page = report.join("index.html");
     let html = std::fs::read_to_string(&page).unwrap();
     let markdown = std::fs::read_to_string(report.join("index.md")).unwrap();

@@ -82,3 +82,43 @@ pub fn read_tensorboard(logdir: &Path) -> Value {
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// A temporary folder with the Fashion-MNIST fixture in `data/`, an experiment file
+/// extending the tiny one (`name:` plus `body`), and `results/`.
+pub struct TinyExperiment {
+    pub dir: tempfile::TempDir,
+    pub yaml: std::path::PathBuf,
+    pub results: std::path::PathBuf,
+}
+
+impl TinyExperiment {
+    pub fn new(name: &str, body: &str) -> TinyExperiment {
+        let dir = tempfile::tempdir().unwrap();
+        super::fixtures::write_fashion_mnist(&dir.path().join("data"), 30, 5, false).unwrap();
+        let yaml = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(
+            &yaml,
+            format!("extends: {}\nname: {name}\n{body}", tiny_yaml()),
+        )
+        .unwrap();
+        let results = dir.path().join("results");
+        TinyExperiment { dir, yaml, results }
+    }
+
+    /// `topo <command> FILE --results results/ <extra>`.
+    pub fn command(&self, command: &str, extra: &[&str]) -> Command {
+        topo_command(self.dir.path(), &self.yaml, command, &self.results, extra)
+    }
+
+    /// The same, run to its end; panics with its stderr unless it exits `code`.
+    pub fn expect(&self, command: &str, extra: &[&str], code: i32) -> std::process::Output {
+        let out = self.command(command, extra).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "topo {command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+}

@@ -287,45 +287,24 @@ fn every_subcommand_has_help() {
 
 #[test]
 fn plan_estimate_measures_once_then_uses_the_cache_then_the_runs_done() {
-    use super::common::{tiny_yaml, topo_command};
-    let dir = tempfile::tempdir().unwrap();
-    super::fixtures::write_fashion_mnist(&dir.path().join("data"), 30, 5, false).unwrap();
-    let yaml = dir.path().join("cost.yaml");
-    std::fs::write(
-        &yaml,
-        format!(
-            "extends: {}\nname: cost\ngrid: {{ seed: [0, 1] }}\n",
-            tiny_yaml()
-        ),
-    )
-    .unwrap();
-    let results = dir.path().join("results");
-    let estimate = || {
-        let out = topo_command(dir.path(), &yaml, "plan", &results, &["--estimate"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+    let tiny = super::common::TinyExperiment::new("cost", "grid: { seed: [0, 1] }\n");
+    let estimate = || String::from_utf8(tiny.expect("plan", &["--estimate"], 0).stdout).unwrap();
+    // The fixture's row: its pending runs and epochs are the last columns but one.
+    let row = |text: &str| -> Vec<String> {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("fm "))
+            .unwrap_or_else(|| panic!("{text}"));
+        line.split_whitespace().map(String::from).collect()
     };
     let first = estimate();
-    let row = first
-        .lines()
-        .find(|l| l.trim_start().starts_with("fm "))
-        .unwrap_or_else(|| panic!("{first}"));
-    // 300 training images of 1x28x28 (the fixture's), 4 pending runs of 2 epochs.
-    assert!(
-        row.contains("1x28x28") && row.contains("here, just now"),
-        "{row}"
-    );
-    let cols: Vec<&str> = row.split_whitespace().collect();
+    let cols = row(&first);
+    // 1x28x28 images; 4 pending runs (base and grid2d, 2 seeds) of 2 epochs.
+    assert_eq!(cols[2], "1x28x28", "{cols:?}");
+    assert!(first.contains("here, just now"), "{first}");
     let gflops: f64 = cols[3].parse().unwrap();
-    assert!(gflops > 0.001 && gflops < 1.0, "{row}");
-    assert_eq!(cols[cols.len() - 3], "4", "{row}");
-    assert_eq!(cols[cols.len() - 2], "8", "{row}");
+    assert!(gflops > 0.001 && gflops < 1.0, "{cols:?}");
+    assert_eq!(cols[cols.len() - 3..cols.len() - 1], ["4", "8"], "{cols:?}");
     assert!(
         first.contains("Total: ") && first.contains("core-hours"),
         "{first}"
@@ -334,39 +313,12 @@ fn plan_estimate_measures_once_then_uses_the_cache_then_the_runs_done() {
     assert!(first.contains("per seed: 0 "), "{first}");
     assert!(estimate().contains("here (cached)"));
 
-    let out = topo_command(
-        dir.path(),
-        &yaml,
-        "run",
-        &results,
-        &["--no-report", "--only"],
-    )
-    .arg(first_run_id(&dir, &yaml, &results))
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let plan: serde_json::Value =
+        serde_json::from_slice(&tiny.expect("plan", &["--format", "json"], 0).stdout).unwrap();
+    let id = plan["runs"][0]["id"].as_str().unwrap();
+    tiny.expect("run", &["--no-report", "--only", id], 0);
     let after = estimate();
     assert!(after.contains("by 1 run(s) done"), "{after}");
-    let row = after
-        .lines()
-        .find(|l| l.trim_start().starts_with("fm "))
-        .unwrap();
-    let cols: Vec<&str> = row.split_whitespace().collect();
-    assert_eq!(cols[cols.len() - 3], "3", "{row}");
-}
-
-fn first_run_id(
-    dir: &tempfile::TempDir,
-    yaml: &std::path::Path,
-    results: &std::path::Path,
-) -> String {
-    let out = super::common::topo_command(dir.path(), yaml, "plan", results, &["--format", "json"])
-        .output()
-        .unwrap();
-    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    plan["runs"][0]["id"].as_str().unwrap().to_string()
+    let cols = row(&after);
+    assert_eq!(cols[cols.len() - 3..cols.len() - 1], ["3", "6"], "{cols:?}");
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::common::{read_tensorboard, tiny_yaml, topo_command};
+use super::common::{TinyExperiment, read_tensorboard};
 
 /// `metrics.jsonl`'s fields and the tag each becomes (`<split>/<tag>`).
 const FIELDS: [(&str, &str); 5] = [
@@ -86,20 +86,9 @@ fn check_run(run: &Path, events: &Value) {
 
 #[test]
 fn tensorboard_reads_every_run_its_scalars_and_its_config() {
-    let dir = tempfile::tempdir().unwrap();
-    super::fixtures::write_fashion_mnist(&dir.path().join("data"), 30, 5, false).unwrap();
-    let yaml = dir.path().join("tb.yaml");
-    std::fs::write(&yaml, format!("extends: {}\nname: tb\n", tiny_yaml())).unwrap();
-    let results = dir.path().join("results");
-    let out = topo_command(dir.path(), &yaml, "run", &results, &["--no-report"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let experiment = results.join("tb");
+    let tiny = TinyExperiment::new("tb", "");
+    tiny.expect("run", &["--no-report"], 0);
+    let experiment = tiny.results.join("tb");
     let events = read_tensorboard(&experiment);
     let mut runs: Vec<PathBuf> = std::fs::read_dir(experiment.join("runs"))
         .unwrap()
