@@ -453,7 +453,10 @@ fn an_empty_folder_says_so() {
         index.contains("No runs yet: `runs/` is empty or absent."),
         "{index}"
     );
-    assert_eq!(outcome.written, vec![outcome.index.clone()]);
+    // The page beside the index says the same.
+    let html = outcome.report_dir.join("index.html");
+    assert!(read(&html).contains("No runs yet: <code>runs/</code> is empty or absent."));
+    assert_eq!(outcome.written, vec![html, outcome.index.clone()]);
 }
 
 #[test]
