@@ -1,6 +1,6 @@
 //! `topo plan FILE --estimate`: the cost of the pending runs, printed for people.
 
-use crate::runner::estimate::{Estimate, Source};
+use crate::runner::estimate::{Estimate, Row, Source};
 use crate::runner::progress::human;
 
 /// The estimate as aligned text.
@@ -10,20 +10,15 @@ pub fn print(e: &Estimate) {
         "Cost of the pending runs on this machine ({} cores; FLOPs of convolutions and linear layers, backward = 2 x forward):",
         e.cores
     );
-    let dw = e
-        .rows
-        .iter()
-        .map(|r| r.dataset.len())
-        .max()
-        .unwrap_or(7)
-        .max(7);
-    let mw = e
-        .rows
-        .iter()
-        .map(|r| r.model.len())
-        .max()
-        .unwrap_or(5)
-        .max(5);
+    // Columns as wide as their longest name, and at least their heading.
+    let width = |name: fn(&Row) -> &str, heading: &str| {
+        e.rows
+            .iter()
+            .map(|r| name(r).len())
+            .fold(heading.len(), usize::max)
+    };
+    let dw = width(|r| &r.dataset, "dataset");
+    let mw = width(|r| &r.model, "model");
     println!(
         "  {:dw$}  {:mw$}  {:>12}  {:>13}  {:>16}  {:<20}  {:>7}  {:>6}  {:>10}",
         "dataset",

@@ -15,11 +15,12 @@ pub fn count_macs<R>(f: impl FnOnce() -> R) -> (R, u64) {
     (result, counted)
 }
 
-/// Adds `macs` when counting (a no-op otherwise: one thread-local read per layer).
-pub(crate) fn add_macs(macs: u64) {
+/// Adds what `macs` computes when counting; otherwise `macs` is not called, so a
+/// training step pays one thread-local read per layer.
+pub(crate) fn add_macs(macs: impl FnOnce() -> u64) {
     MACS.with(|m| {
         if let Some(n) = m.get() {
-            m.set(Some(n + macs));
+            m.set(Some(n + macs()));
         }
     });
 }
@@ -30,10 +31,10 @@ mod tests {
 
     #[test]
     fn only_work_inside_the_count_is_counted() {
-        add_macs(5);
+        add_macs(|| panic!("not counting: never evaluated"));
         let ((), n) = count_macs(|| {
-            add_macs(3);
-            add_macs(4);
+            add_macs(|| 3);
+            add_macs(|| 4);
         });
         assert_eq!(n, 7);
         let ((), none) = count_macs(|| {});

@@ -182,9 +182,12 @@ impl Conv {
             Kernels::Candle => self.conv.forward(&self.align_for_backward(xs)?)?,
             Kernels::Fast => self.fast_forward(xs)?,
         };
-        // Each output element is a dot product over in_channels x k x k.
-        let (_, in_channels, kh, kw) = self.conv.weight().dims4()?;
-        super::flops::add_macs((ys.elem_count() * in_channels * kh * kw) as u64);
+        super::flops::add_macs(|| {
+            // Each output element is a dot product over one filter: in_channels x k x k.
+            let weight = self.conv.weight();
+            let per_output = weight.elem_count() / weight.dim(0).unwrap_or(1).max(1);
+            (ys.elem_count() * per_output) as u64
+        });
         if let Some(slot) = self.tap {
             taps.0[slot] = Some(ys.clone());
         }
@@ -251,9 +254,12 @@ pub(crate) struct Dense {
 
 impl Dense {
     pub(crate) fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let (out_features, in_features) = self.linear.weight().dims2()?;
-        let rows = xs.elem_count() / in_features.max(1);
-        super::flops::add_macs((rows * out_features * in_features) as u64);
+        // Each output element is a dot product over in_features.
+        super::flops::add_macs(|| {
+            let weight = self.linear.weight();
+            let in_features = weight.dim(1).unwrap_or(1).max(1);
+            (xs.elem_count() / in_features * weight.elem_count()) as u64
+        });
         let fast = self.kernels.on(xs.device()) == Kernels::Fast
             && xs.dtype() == candle_core::DType::F32
             && xs.rank() == 2;

@@ -114,15 +114,14 @@ pub fn run_plan_with(
         .map(|r| estimate::epochs_left(r, &options.experiment_dir, options.retry_failed))
         .collect();
     let pending: Vec<u64> = left.iter().flatten().copied().collect();
+    // Not pending: done, or failed and not retried (a failed run is pending when retried).
     let failed_before = runs
         .iter()
-        .filter(|r| options.experiment_dir.run(&r.id).state_on_disk() == RunState::Failed)
+        .zip(&left)
+        .filter(|(r, l)| {
+            l.is_none() && options.experiment_dir.run(&r.id).state_on_disk() == RunState::Failed
+        })
         .count();
-    let failed_before = if options.retry_failed {
-        0
-    } else {
-        failed_before
-    };
     let progress = Arc::new(PlanProgress::new(
         total - pending.len() - failed_before,
         failed_before,
@@ -153,7 +152,7 @@ pub fn run_plan_with(
             let trained = Arc::new(AtomicU64::new(0));
             let hook = {
                 let (progress, trained) = (Arc::clone(&progress), Arc::clone(&trained));
-                EpochHook::new(move |_| {
+                EpochHook::new(move || {
                     trained.fetch_add(1, Ordering::SeqCst);
                     progress.epoch_done();
                 })

@@ -147,7 +147,7 @@ pub fn train(run: &RunConfig, env: &TrainEnv) -> Result<Trained, EngineError> {
         )?;
         tensorboard::append(&env.dir.events(), &records[records.len() - 2..])?;
         if let Some(hook) = &env.on_epoch {
-            hook.call(epoch);
+            hook.call();
         }
     }
     Ok(Trained {

@@ -6,17 +6,17 @@ use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// Told when an epoch is committed (its number): the plan's progress line counts them.
+/// Told when an epoch is committed: the plan's progress line counts them.
 #[derive(Clone)]
-pub struct EpochHook(Arc<dyn Fn(u32) + Send + Sync>);
+pub struct EpochHook(Arc<dyn Fn() + Send + Sync>);
 
 impl EpochHook {
-    pub fn new(f: impl Fn(u32) + Send + Sync + 'static) -> EpochHook {
+    pub fn new(f: impl Fn() + Send + Sync + 'static) -> EpochHook {
         EpochHook(Arc::new(f))
     }
 
-    pub fn call(&self, epoch: u32) {
-        (self.0)(epoch);
+    pub fn call(&self) {
+        (self.0)();
     }
 }
 
