@@ -4,7 +4,9 @@
 mod browser;
 mod common;
 mod config;
+mod cuda_source;
 mod data;
+mod device;
 mod engine;
 mod fixtures;
 mod golden;

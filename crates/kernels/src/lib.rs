@@ -5,8 +5,12 @@
 //! through Winograd's F(2x2, 3x3) or im2col + gemm, batch norm fused with ReLU) that replace candle's slower ones;
 //! the topographic loss of a layer as one op; topo's recycling allocator.
 //!
-//! All of topo's unsafe code is here, in `gemm.rs` and `alloc.rs`, each block allowed
-//! where it stands with the invariant it relies on written above it.
+//! With the `cuda` feature, the max pool and the SGD update also run as CUDA kernels of
+//! this crate (`cuda/*.cu`, compiled to PTX by `build.rs`), so a GPU step keeps its
+//! activations on the GPU.
+//!
+//! All of topo's unsafe code is here, in `gemm.rs`, `alloc.rs` and `cuda/launch.rs`,
+//! each block allowed where it stands with the invariant it relies on written above it.
 
 #![deny(unsafe_code)]
 
@@ -16,6 +20,8 @@ mod avg_pool;
 mod batch_norm;
 mod choice;
 mod conv2d;
+#[cfg(feature = "cuda")]
+mod cuda;
 pub(crate) mod gemm;
 pub(crate) mod lanes;
 mod linear;

@@ -3,6 +3,9 @@
 //! Padding behaves as `-inf`: a padded cell is never the maximum. The gradient of each
 //! output goes to the first maximum of its window in row-major order, as PyTorch does on
 //! ties; overlapping windows add their gradients.
+//!
+//! CPU and CUDA kernels (`cuda/max_pool.cu`, with the `cuda` feature) follow the same
+//! rules and add in the same order, so both devices give the same bits.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
@@ -110,11 +113,30 @@ fn contiguous<'a, T>(data: &'a [T], layout: &Layout) -> Result<&'a [T]> {
     }
 }
 
-/// The forward op; it keeps each window's argmax (plane-local, `u32`) for its backward,
-/// which would otherwise search every window again.
+/// Each window's argmax (plane-local, `u32`), kept by the forward for its backward, which
+/// would otherwise search every window again; it lives where the pooled tensor does.
+#[derive(Clone)]
+enum Argmax {
+    Cpu(Arc<Vec<u32>>),
+    #[cfg(feature = "cuda")]
+    Cuda(Arc<candle_core::cuda_backend::cudarc::driver::CudaSlice<u32>>),
+}
+
+/// The forward op; it keeps the argmax for its backward.
 struct MaxPoolForward {
     pool: Pool,
-    argmax: Mutex<Option<Arc<Vec<u32>>>>,
+    argmax: Mutex<Option<Argmax>>,
+}
+
+impl MaxPoolForward {
+    fn keep(&self, argmax: Argmax) -> Result<()> {
+        let mut slot = self
+            .argmax
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("max_pool2d: argmax lock poisoned".into()))?;
+        *slot = Some(argmax);
+        Ok(())
+    }
 }
 
 impl MaxPoolForward {
@@ -133,9 +155,7 @@ impl MaxPoolForward {
                     *dst = plane[i as usize];
                 }
             });
-        if let Ok(mut slot) = self.argmax.lock() {
-            *slot = Some(Arc::new(idx));
-        }
+        self.keep(Argmax::Cpu(Arc::new(idx)))?;
         Ok((out, Shape::from((b, c, oh, ow))))
     }
 }
@@ -151,6 +171,15 @@ impl CustomOp1 for MaxPoolForward {
             CpuStorage::F64(d) => self.run(d, layout).map(|(v, s)| (CpuStorage::F64(v), s)),
             other => bail!("max_pool2d: unsupported dtype {:?}", other.dtype()),
         }
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        storage: &candle_core::CudaStorage,
+        layout: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        cuda::forward(self, storage, layout)
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
@@ -173,7 +202,7 @@ impl CustomOp1 for MaxPoolForward {
 /// it.
 struct MaxPoolBackward {
     pool: Pool,
-    argmax: Arc<Vec<u32>>,
+    argmax: Argmax,
 }
 
 impl MaxPoolBackward {
@@ -189,12 +218,16 @@ impl MaxPoolBackward {
                 [b, c, oh, ow]
             )
         }
-        if self.argmax.len() != b * c * oh * ow || data.len() != b * c * h * w {
+        #[allow(irrefutable_let_patterns)]
+        let Argmax::Cpu(argmax) = &self.argmax else {
+            bail!("max_pool2d backward: the forward ran on another device")
+        };
+        if argmax.len() != b * c * oh * ow || data.len() != b * c * h * w {
             bail!("max_pool2d backward: input does not match the forward's")
         }
         let mut out = vec![T::default(); b * c * h * w];
         out.par_chunks_mut(h * w)
-            .zip(self.argmax.par_chunks(oh * ow))
+            .zip(argmax.par_chunks(oh * ow))
             .zip(grad.par_chunks(oh * ow))
             .for_each(|((o, idx), g)| {
                 for (&i, &gv) in idx.iter().zip(g) {
@@ -232,18 +265,24 @@ impl CustomOp2 for MaxPoolBackward {
             ),
         }
     }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        cuda::backward(self, s1, l1, s2, l2)
+    }
 }
 
 /// Max pooling over the last two dimensions of a `(B, C, H, W)` tensor, with square
 /// `kernel`, `stride` and zero-free (`-inf`) `padding`, like `torch.nn.MaxPool2d(kernel,
-/// stride, padding)`. Differentiable, f32 and f64. The op has CPU kernels only: on
-/// another device (CUDA) the input is pooled on the CPU and the result copied back, and
-/// the gradient follows the same way (the stem's one pool per forward pass).
+/// stride, padding)`. Differentiable, f32 and f64, on the CPU and (with the `cuda`
+/// feature) on CUDA, where forward and backward stay on the GPU.
 pub fn max_pool2d(xs: &Tensor, kernel: usize, stride: usize, padding: usize) -> Result<Tensor> {
-    if !xs.device().is_cpu() {
-        let cpu = xs.to_device(&candle_core::Device::Cpu)?;
-        return max_pool2d(&cpu, kernel, stride, padding)?.to_device(xs.device());
-    }
     if kernel == 0 || stride == 0 {
         bail!("max_pool2d: kernel ({kernel}) and stride ({stride}) must be positive")
     }
@@ -259,4 +298,142 @@ pub fn max_pool2d(xs: &Tensor, kernel: usize, stride: usize, padding: usize) -> 
         },
         argmax: Mutex::new(None),
     })
+}
+
+/// The CUDA side of both ops: geometry and buffers for the kernels of
+/// `cuda/max_pool.cu`.
+#[cfg(feature = "cuda")]
+mod cuda {
+    use candle_core::cuda_backend::cudarc::driver::{CudaSlice, ValidAsZeroBits};
+    use candle_core::cuda_backend::{CudaDevice, CudaStorageSlice};
+    use candle_core::{CudaStorage, Layout, Result, Shape, bail};
+    use std::sync::Arc;
+
+    use super::{Argmax, MaxPoolBackward, MaxPoolForward, Pool, dims4};
+    use crate::cuda::Float;
+    use crate::cuda::launch::{self, PoolGeometry};
+
+    fn geometry(pool: Pool, layout: &Layout) -> Result<PoolGeometry> {
+        let (b, c, h, w) = dims4(layout)?;
+        let (oh, ow) = (pool.out_len(h)?, pool.out_len(w)?);
+        let u = |v: usize| {
+            u32::try_from(v).map_err(|_| {
+                candle_core::Error::Msg(format!("max_pool2d (CUDA): {v} does not fit in 32 bits"))
+            })
+        };
+        Ok(PoolGeometry {
+            planes: u(b * c)?,
+            h: u(h)?,
+            w: u(w)?,
+            oh: u(oh)?,
+            ow: u(ow)?,
+            kernel: u(pool.kernel)?,
+            stride: u(pool.stride)?,
+            padding: u(pool.padding)?,
+        })
+    }
+
+    fn offsets(layout: &Layout, what: &str) -> Result<(usize, usize)> {
+        match layout.contiguous_offsets() {
+            Some(range) => Ok(range),
+            None => bail!("max_pool2d (CUDA): {what} must be contiguous"),
+        }
+    }
+
+    fn pool<T: Float + ValidAsZeroBits>(
+        dev: &CudaDevice,
+        x: &CudaSlice<T>,
+        layout: &Layout,
+        g: PoolGeometry,
+        argmax: &mut CudaSlice<u32>,
+    ) -> Result<CudaSlice<T>> {
+        let (start, end) = offsets(layout, "the input")?;
+        let mut y = dev.alloc_zeros::<T>(argmax.len())?;
+        launch::max_pool2d_fwd(dev, &x.slice(start..end), &mut y, argmax, g)?;
+        Ok(y)
+    }
+
+    pub(super) fn forward(
+        op: &MaxPoolForward,
+        storage: &CudaStorage,
+        layout: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        let g = geometry(op.pool, layout)?;
+        let dev = &storage.device;
+        let mut argmax = dev.alloc_zeros::<u32>(g.planes as usize * (g.oh * g.ow) as usize)?;
+        let slice = match &storage.slice {
+            CudaStorageSlice::F32(x) => {
+                CudaStorageSlice::F32(pool(dev, x, layout, g, &mut argmax)?)
+            }
+            CudaStorageSlice::F64(x) => {
+                CudaStorageSlice::F64(pool(dev, x, layout, g, &mut argmax)?)
+            }
+            _ => bail!("max_pool2d: unsupported dtype {:?}", storage.dtype()),
+        };
+        op.keep(Argmax::Cuda(Arc::new(argmax)))?;
+        let (b, c, _, _) = dims4(layout)?;
+        let shape = Shape::from((b, c, g.oh as usize, g.ow as usize));
+        Ok((
+            CudaStorage {
+                slice,
+                device: dev.clone(),
+            },
+            shape,
+        ))
+    }
+
+    fn unpool<T: Float + ValidAsZeroBits>(
+        dev: &CudaDevice,
+        grad: &CudaSlice<T>,
+        layout: &Layout,
+        argmax: &CudaSlice<u32>,
+        g: PoolGeometry,
+    ) -> Result<CudaSlice<T>> {
+        let (start, end) = offsets(layout, "the gradient")?;
+        let mut out = dev.alloc_zeros::<T>(g.planes as usize * (g.h * g.w) as usize)?;
+        launch::max_pool2d_bwd(dev, &grad.slice(start..end), argmax, &mut out, g)?;
+        Ok(out)
+    }
+
+    pub(super) fn backward(
+        op: &MaxPoolBackward,
+        input: &CudaStorage,
+        l1: &Layout,
+        grad: &CudaStorage,
+        l2: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        let g = geometry(op.pool, l1)?;
+        let (b, c, _, _) = dims4(l1)?;
+        if l2.shape().dims() != [b, c, g.oh as usize, g.ow as usize] {
+            bail!(
+                "max_pool2d backward: gradient shape {:?}, expected {:?}",
+                l2.shape().dims(),
+                [b, c, g.oh as usize, g.ow as usize]
+            )
+        }
+        let Argmax::Cuda(argmax) = &op.argmax else {
+            bail!("max_pool2d backward: the forward ran on another device")
+        };
+        let dev = &input.device;
+        let slice = match (&input.slice, &grad.slice) {
+            (CudaStorageSlice::F32(_), CudaStorageSlice::F32(gr)) => {
+                CudaStorageSlice::F32(unpool(dev, gr, l2, argmax, g)?)
+            }
+            (CudaStorageSlice::F64(_), CudaStorageSlice::F64(gr)) => {
+                CudaStorageSlice::F64(unpool(dev, gr, l2, argmax, g)?)
+            }
+            _ => bail!(
+                "max_pool2d backward: unsupported dtypes {:?} and {:?}",
+                input.dtype(),
+                grad.dtype()
+            ),
+        };
+        Ok((
+            CudaStorage {
+                slice,
+                device: dev.clone(),
+            },
+            l1.shape().clone(),
+        ))
+    }
 }

@@ -1,0 +1,172 @@
+//! Launching the kernels of `cuda/`: one typed function per kernel, so that a kernel's
+//! parameter list is written once, here, beside the unsafe call that relies on it.
+//!
+//! A launch is unsafe because the driver cannot check its arguments: it reads each one as
+//! the type the kernel declares, and the kernel writes as many elements as its `n` says.
+//! Every function below therefore (1) pushes exactly the kernel's parameters, in order,
+//! with the Rust type of the same size and meaning (`unsigned int` = `u32`, `float` =
+//! `f32`, `T*` = a device slice of `T`), and (2) checks that every buffer holds the
+//! elements the kernel touches for that `n` before launching. The kernels use grid-stride
+//! loops, so any grid is correct; its size only affects speed.
+
+#![allow(unsafe_code)]
+
+use candle_core::cuda_backend::cudarc::driver::{
+    CudaSlice, CudaView, CudaViewMut, LaunchConfig, PushKernelArg,
+};
+use candle_core::cuda_backend::{CudaDevice, WrapErr};
+use candle_core::{Result, bail};
+
+use super::{Float, MAX_POOL, Module, SGD};
+
+/// Threads per block.
+const BLOCK: u32 = 256;
+/// Blocks at most; larger sizes loop.
+const MAX_GRID: u32 = 1 << 16;
+
+fn config(n: u32) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (n.div_ceil(BLOCK).clamp(1, MAX_GRID), 1, 1),
+        block_dim: (BLOCK, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+fn function(
+    dev: &CudaDevice,
+    module: &Module,
+    kernel: &str,
+) -> Result<candle_core::cuda_backend::CudaFunc> {
+    dev.get_or_load_custom_func(kernel, module.name, module.ptx)
+}
+
+fn check_len(op: &str, what: &str, len: usize, needed: usize) -> Result<()> {
+    if len < needed {
+        bail!("{op}: the {what} holds {len} elements, the kernel touches {needed}")
+    }
+    Ok(())
+}
+
+/// The window geometry of a max pool, as the kernels take it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PoolGeometry {
+    pub planes: u32,
+    pub h: u32,
+    pub w: u32,
+    pub oh: u32,
+    pub ow: u32,
+    pub kernel: u32,
+    pub stride: u32,
+    pub padding: u32,
+}
+
+impl PoolGeometry {
+    fn outputs(&self, op: &str) -> Result<u32> {
+        super::count(self.planes as usize * (self.oh * self.ow) as usize, op)
+    }
+
+    fn inputs(&self, op: &str) -> Result<u32> {
+        super::count(self.planes as usize * (self.h * self.w) as usize, op)
+    }
+}
+
+/// `max_pool2d_fwd_<T>(x, y, argmax, n, h, w, oh, ow, kernel, stride, padding)`.
+pub(crate) fn max_pool2d_fwd<T: Float>(
+    dev: &CudaDevice,
+    x: &CudaView<'_, T>,
+    y: &mut CudaSlice<T>,
+    argmax: &mut CudaSlice<u32>,
+    g: PoolGeometry,
+) -> Result<()> {
+    let op = "max_pool2d (CUDA)";
+    let n = g.outputs(op)?;
+    check_len(op, "input", x.len(), g.inputs(op)? as usize)?;
+    check_len(op, "output", y.len(), n as usize)?;
+    check_len(op, "argmax", argmax.len(), n as usize)?;
+    let func = function(dev, &MAX_POOL, &format!("max_pool2d_fwd_{}", T::SUFFIX))?;
+    let mut args = func.builder();
+    args.arg(x);
+    args.arg(y);
+    args.arg(argmax);
+    for v in [n, g.h, g.w, g.oh, g.ow, g.kernel, g.stride, g.padding] {
+        args.arg(&v);
+    }
+    // SAFETY: the arguments are the kernel's parameters in order and type, and the buffers
+    // hold the `n` outputs and the planes' inputs it touches (checked above).
+    unsafe { args.launch(config(n)) }.w()?;
+    Ok(())
+}
+
+/// `max_pool2d_bwd_<T>(grad, argmax, out, n, h, w, oh, ow, kernel, stride, padding)`.
+pub(crate) fn max_pool2d_bwd<T: Float>(
+    dev: &CudaDevice,
+    grad: &CudaView<'_, T>,
+    argmax: &CudaSlice<u32>,
+    out: &mut CudaSlice<T>,
+    g: PoolGeometry,
+) -> Result<()> {
+    let op = "max_pool2d backward (CUDA)";
+    let n = g.inputs(op)?;
+    let outputs = g.outputs(op)? as usize;
+    check_len(op, "gradient", grad.len(), outputs)?;
+    check_len(op, "argmax", argmax.len(), outputs)?;
+    check_len(op, "input gradient", out.len(), n as usize)?;
+    let func = function(dev, &MAX_POOL, &format!("max_pool2d_bwd_{}", T::SUFFIX))?;
+    let mut args = func.builder();
+    args.arg(grad);
+    args.arg(argmax);
+    args.arg(out);
+    for v in [n, g.h, g.w, g.oh, g.ow, g.kernel, g.stride, g.padding] {
+        args.arg(&v);
+    }
+    // SAFETY: as in `max_pool2d_fwd`, for the backward's parameters and buffers.
+    unsafe { args.launch(config(n)) }.w()?;
+    Ok(())
+}
+
+/// `sgd_momentum_f32(buf, grad, p, n, momentum, weight_decay)`, in `buf`.
+pub(crate) fn sgd_momentum(
+    dev: &CudaDevice,
+    buf: &mut CudaViewMut<'_, f32>,
+    grad: &CudaView<'_, f32>,
+    p: &CudaView<'_, f32>,
+    momentum: f32,
+    weight_decay: f32,
+) -> Result<()> {
+    let op = "sgd (CUDA)";
+    let n = super::count(buf.len(), op)?;
+    check_len(op, "gradient", grad.len(), n as usize)?;
+    check_len(op, "parameter", p.len(), n as usize)?;
+    let func = function(dev, &SGD, "sgd_momentum_f32")?;
+    let mut args = func.builder();
+    args.arg(buf);
+    args.arg(grad);
+    args.arg(p);
+    args.arg(&n);
+    args.arg(&momentum);
+    args.arg(&weight_decay);
+    // SAFETY: the kernel's parameters in order and type; the three buffers hold `n`.
+    unsafe { args.launch(config(n)) }.w()?;
+    Ok(())
+}
+
+/// `sgd_descend_f32(p, buf, n, lr)`, in `p`.
+pub(crate) fn sgd_descend(
+    dev: &CudaDevice,
+    p: &mut CudaViewMut<'_, f32>,
+    buf: &CudaView<'_, f32>,
+    lr: f32,
+) -> Result<()> {
+    let op = "sgd (CUDA)";
+    let n = super::count(p.len(), op)?;
+    check_len(op, "momentum buffer", buf.len(), n as usize)?;
+    let func = function(dev, &SGD, "sgd_descend_f32")?;
+    let mut args = func.builder();
+    args.arg(p);
+    args.arg(buf);
+    args.arg(&n);
+    args.arg(&lr);
+    // SAFETY: the kernel's parameters in order and type; both buffers hold `n`.
+    unsafe { args.launch(config(n)) }.w()?;
+    Ok(())
+}
