@@ -71,6 +71,10 @@ bench-parts:
 cuda-check:
     bash scripts/cuda_check.sh
 
+# On a machine with an NVIDIA GPU: build with CUDA, the kernel tests on the GPU against the CPU, the quickstart on both, ResNet-18 against PyTorch on the GPU; one table and a verdict (`--device cpu`: the dry run)
+gpu-check *ARGS:
+    bash scripts/gpu_check.sh {{ARGS}}
+
 # The quickstart end to end: build, train (the report is written at the end), then print where it is
 quickstart:
     cargo run -- run experiments/quickstart.yaml

@@ -10,6 +10,10 @@ engine. One run times one configuration and prints ONE JSON line on stdout:
 
 `bench/compare.py` runs this script and the topo binary with the same arguments.
 Install torch first with `bash bench/setup.sh`.
+
+`--device cuda` runs on the first GPU (the PyPI wheel is the CUDA build): each step is timed between
+two `torch.cuda.synchronize()`, and the record adds "device" and "peak_device_mb" (the caching
+allocator's peak, `torch.cuda.max_memory_allocated`).
 """
 
 from __future__ import annotations
@@ -270,15 +274,15 @@ def grid2d_positions(n: int) -> torch.Tensor:
 class TopoTarget:
     """For one layer of C channels: the target similarity 1/(d+1) and the weight of each pair,
     1/(C(C-1)/2) on the upper triangle i < j and 0 elsewhere, so that the layer loss per sample
-    is sum(weight * (S - target)^2). Computed once."""
+    is sum(weight * (S - target)^2). Computed once, on the model's device."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, device: torch.device) -> None:
         positions = grid2d_positions(channels)
         distance = torch.cdist(positions, positions, p=2.0)
-        self.target = (1.0 / (distance + 1.0)).to(torch.float32)
+        self.target = (1.0 / (distance + 1.0)).to(torch.float32).to(device)
         pairs = channels * (channels - 1) / 2
         upper = torch.ones(channels, channels).triu(diagonal=1)
-        self.weight = upper / pairs if pairs > 0 else upper
+        self.weight = (upper / pairs if pairs > 0 else upper).to(device)
 
 
 def layer_loss(y: torch.Tensor, target: TopoTarget) -> torch.Tensor:
@@ -294,14 +298,14 @@ class TopoLoss:
     """Forward hooks on the tapped convs record their outputs (before batch norm); `loss()` sums
     the layer losses and takes the mean over the batch."""
 
-    def __init__(self, model: nn.Module, names: list[str]) -> None:
+    def __init__(self, model: nn.Module, names: list[str], device: torch.device) -> None:
         self.outputs: dict[str, torch.Tensor] = {}
         self.targets: dict[str, TopoTarget] = {}
         for name in names:
             conv = model.get_submodule(name)
             if not isinstance(conv, nn.Conv2d):
                 raise TypeError(f"{name} is a {type(conv).__name__}, not a Conv2d")
-            self.targets[name] = TopoTarget(conv.out_channels)
+            self.targets[name] = TopoTarget(conv.out_channels, device)
             conv.register_forward_hook(self._recorder(name))
 
     def _recorder(self, name: str):
@@ -333,6 +337,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--classes", type=positive, default=10)
     parser.add_argument("--size", type=positive, default=32)
     parser.add_argument("--channels", type=positive, default=3)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     return parser.parse_args(argv)
 
 
@@ -356,12 +361,20 @@ def main(argv: list[str]) -> int:
     random.seed(0)
     torch.manual_seed(0)
 
-    model = MODELS[args.model](args.classes, args.channels)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("--device cuda: torch sees no CUDA device", file=sys.stderr)
+        return 2
+    device = torch.device(args.device)
+    model = MODELS[args.model](args.classes, args.channels).to(device)
     topo = None
     if args.topo == "grid2d":
-        topo = TopoLoss(model, topographic_layers(args.model, model))
-    inputs = torch.randn(args.batch, args.channels, args.size, args.size)
-    labels = torch.randint(0, args.classes, (args.batch,))
+        topo = TopoLoss(model, topographic_layers(args.model, model), device)
+    inputs = torch.randn(args.batch, args.channels, args.size, args.size).to(device)
+    labels = torch.randint(0, args.classes, (args.batch,)).to(device)
+
+    def synchronize() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
 
     if args.mode == "train":
         model.train()
@@ -387,10 +400,12 @@ def main(argv: list[str]) -> int:
 
     for _ in range(args.warmup):
         step()
+    synchronize()
     times = []
     for _ in range(args.steps):
         start = time.perf_counter()
         step()
+        synchronize()
         times.append(time.perf_counter() - start)
 
     median = statistics.median(times)
@@ -406,7 +421,10 @@ def main(argv: list[str]) -> int:
         "step_ms": round(median * 1e3, 3),
         "img_per_s": round(args.batch / median, 3),
         "peak_rss_mb": round(peak_kib / 1024, 1),
+        "device": args.device,
     }
+    if device.type == "cuda":
+        record["peak_device_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
     print(json.dumps(record), flush=True)
     return 0
 

@@ -8,15 +8,18 @@
 //! `--steps` timed steps after `--warmup` untimed ones. Peak memory is the process's
 //! peak resident set (VmHWM), so run one configuration per process.
 //!
+//! On `--device cuda` (a build with `--features cuda`) each step ends with a device
+//! synchronisation, so its time is the GPU's; peak memory stays the host's.
+//!
 //! `cargo bench --bench train_step -- --model resnet18 --batch 32 --mode train --topo grid2d`
 
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use candle_nn::VarMap;
 use clap::{Parser, ValueEnum};
-use topo::cli::KernelsArg;
+use topo::cli::{DeviceChoice, KernelsArg};
 use topo::config::{ModelKind, ModelSpec};
 use topo::kernels::Kernels;
 use topo::nn::{self, TopoModel};
@@ -84,6 +87,8 @@ struct Args {
     channels: usize,
     #[arg(long, value_enum, default_value_t = KernelsArg::Fast)]
     kernels: KernelsArg,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+    device: DeviceChoice,
     /// Cargo passes `--bench` to bench targets; accepted and ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -104,7 +109,7 @@ fn main() -> anyhow::Result<()> {
         .build_global()
         .context("rayon pool")?;
 
-    let device = Device::Cpu;
+    let device = args.device.device()?;
     let kind = match args.model {
         Model::Resnet18 => ModelKind::Resnet18,
         Model::Vgg16Bn => ModelKind::Vgg16Bn,
@@ -117,7 +122,7 @@ fn main() -> anyhow::Result<()> {
     };
     let varmap = VarMap::new();
     let vb = nn::seeded_var_builder(&varmap, 0, DType::F32, &device);
-    let kernels = Kernels::from(args.kernels);
+    let kernels = Kernels::from(args.kernels).on(&device);
     let model = nn::build_with(&spec, args.channels, args.classes, vb, kernels)?;
     let loss = match args.topo {
         Topo::None => None,
@@ -168,6 +173,8 @@ fn main() -> anyhow::Result<()> {
                     out.logits.sum_all()?.to_scalar::<f32>()?;
                 }
             }
+            // A GPU queues its work: the step is done when the device says so.
+            device.synchronize()?;
             if step >= args.warmup {
                 times.push(t0.elapsed().as_secs_f64());
             }
@@ -184,6 +191,7 @@ fn main() -> anyhow::Result<()> {
         "framework": "topo",
         "version": format!("candle {}", topo::results::Versions::of_this_build().candle),
         "kernels": kernels,
+        "device": args.device.to_possible_value().map(|v| v.get_name().to_string()),
         "model": args.model.to_possible_value().map(|v| v.get_name().to_string()),
         "batch": args.batch,
         "mode": args.mode.to_possible_value().map(|v| v.get_name().to_string()),

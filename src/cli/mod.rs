@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub use exit::CliError;
-pub use run::KernelsArg;
+pub use run::{DeviceChoice, KernelsArg};
 
 /// Topographic convolutional networks: experiments from YAML to the paper's tables.
 #[derive(Debug, Parser)]

@@ -45,6 +45,21 @@ pub enum DeviceChoice {
     Cuda,
 }
 
+impl DeviceChoice {
+    /// The device, or why there is none (a build without the `cuda` feature, no GPU or
+    /// driver).
+    pub fn device(self) -> anyhow::Result<candle_core::Device> {
+        match self {
+            DeviceChoice::Cpu => Ok(candle_core::Device::Cpu),
+            DeviceChoice::Cuda if !cfg!(feature = "cuda") => Err(anyhow::anyhow!(
+                "--device cuda: this binary was built without CUDA (build with `--features cuda`)"
+            )),
+            DeviceChoice::Cuda => candle_core::Device::new_cuda(0)
+                .map_err(|e| anyhow::anyhow!("--device cuda: no usable NVIDIA GPU: {e}")),
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     #[command(flatten)]
@@ -121,14 +136,7 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
             .filter(|r| args.only.contains(&r.id))
             .collect()
     };
-    let device = match args.device {
-        DeviceChoice::Cpu => candle_core::Device::Cpu,
-        DeviceChoice::Cuda => candle_core::Device::new_cuda(0).map_err(|e| {
-            CliError::Failed(anyhow::anyhow!(
-                "no CUDA device (build with `--features cuda`): {e}"
-            ))
-        })?,
-    };
+    let device = args.device.device().map_err(CliError::Failed)?;
     let cache_dir = args.experiment.results.join(".cache");
     let pending: Vec<&RunConfig> = runs
         .iter()

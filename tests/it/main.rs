@@ -10,6 +10,7 @@ mod device;
 mod engine;
 mod fixtures;
 mod golden;
+mod gpu_check;
 mod kernels;
 mod layers;
 mod methods;

@@ -304,6 +304,7 @@ pub fn max_pool2d(xs: &Tensor, kernel: usize, stride: usize, padding: usize) -> 
 /// `cuda/max_pool.cu`.
 #[cfg(feature = "cuda")]
 mod cuda {
+    use candle_core::backend::BackendStorage;
     use candle_core::cuda_backend::cudarc::driver::{CudaSlice, ValidAsZeroBits};
     use candle_core::cuda_backend::{CudaDevice, CudaStorageSlice};
     use candle_core::{CudaStorage, Layout, Result, Shape, bail};

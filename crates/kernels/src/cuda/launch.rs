@@ -12,7 +12,7 @@
 #![allow(unsafe_code)]
 
 use candle_core::cuda_backend::cudarc::driver::{
-    CudaSlice, CudaView, CudaViewMut, LaunchConfig, PushKernelArg,
+    CudaFunction, CudaSlice, CudaView, CudaViewMut, LaunchConfig, PushKernelArg,
 };
 use candle_core::cuda_backend::{CudaDevice, WrapErr};
 use candle_core::{Result, bail};
@@ -32,12 +32,11 @@ fn config(n: u32) -> LaunchConfig {
     }
 }
 
-fn function(
-    dev: &CudaDevice,
-    module: &Module,
-    kernel: &str,
-) -> Result<candle_core::cuda_backend::CudaFunc> {
-    dev.get_or_load_custom_func(kernel, module.name, module.ptx)
+/// The kernel, its module loaded once per device by candle.
+fn function(dev: &CudaDevice, module: &Module, kernel: &str) -> Result<CudaFunction> {
+    Ok(dev
+        .get_or_load_custom_func(kernel, module.name, module.ptx)?
+        .into_cuda_function())
 }
 
 fn check_len(op: &str, what: &str, len: usize, needed: usize) -> Result<()> {
@@ -84,12 +83,14 @@ pub(crate) fn max_pool2d_fwd<T: Float>(
     check_len(op, "output", y.len(), n as usize)?;
     check_len(op, "argmax", argmax.len(), n as usize)?;
     let func = function(dev, &MAX_POOL, &format!("max_pool2d_fwd_{}", T::SUFFIX))?;
-    let mut args = func.builder();
+    let dims = [n, g.h, g.w, g.oh, g.ow, g.kernel, g.stride, g.padding];
+    let stream = dev.cuda_stream();
+    let mut args = stream.launch_builder(&func);
     args.arg(x);
     args.arg(y);
     args.arg(argmax);
-    for v in [n, g.h, g.w, g.oh, g.ow, g.kernel, g.stride, g.padding] {
-        args.arg(&v);
+    for v in &dims {
+        args.arg(v);
     }
     // SAFETY: the arguments are the kernel's parameters in order and type, and the buffers
     // hold the `n` outputs and the planes' inputs it touches (checked above).
@@ -112,12 +113,14 @@ pub(crate) fn max_pool2d_bwd<T: Float>(
     check_len(op, "argmax", argmax.len(), outputs)?;
     check_len(op, "input gradient", out.len(), n as usize)?;
     let func = function(dev, &MAX_POOL, &format!("max_pool2d_bwd_{}", T::SUFFIX))?;
-    let mut args = func.builder();
+    let dims = [n, g.h, g.w, g.oh, g.ow, g.kernel, g.stride, g.padding];
+    let stream = dev.cuda_stream();
+    let mut args = stream.launch_builder(&func);
     args.arg(grad);
     args.arg(argmax);
     args.arg(out);
-    for v in [n, g.h, g.w, g.oh, g.ow, g.kernel, g.stride, g.padding] {
-        args.arg(&v);
+    for v in &dims {
+        args.arg(v);
     }
     // SAFETY: as in `max_pool2d_fwd`, for the backward's parameters and buffers.
     unsafe { args.launch(config(n)) }.w()?;
@@ -138,7 +141,8 @@ pub(crate) fn sgd_momentum(
     check_len(op, "gradient", grad.len(), n as usize)?;
     check_len(op, "parameter", p.len(), n as usize)?;
     let func = function(dev, &SGD, "sgd_momentum_f32")?;
-    let mut args = func.builder();
+    let stream = dev.cuda_stream();
+    let mut args = stream.launch_builder(&func);
     args.arg(buf);
     args.arg(grad);
     args.arg(p);
@@ -161,7 +165,8 @@ pub(crate) fn sgd_descend(
     let n = super::count(p.len(), op)?;
     check_len(op, "momentum buffer", buf.len(), n as usize)?;
     let func = function(dev, &SGD, "sgd_descend_f32")?;
-    let mut args = func.builder();
+    let stream = dev.cuda_stream();
+    let mut args = stream.launch_builder(&func);
     args.arg(p);
     args.arg(buf);
     args.arg(&n);

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Sourced by scripts/cuda_check.sh and scripts/gpu_check.sh: a CUDA toolkit for building
+# `--features cuda`, exported as CUDA_HOME, PATH, CUDARC_CUDA_VERSION and CUDA_COMPUTE_CAP.
+#
+# A toolkit the user already has (CUDA_HOME pointing at one with bin/nvcc, e.g. after
+# `module load cuda`) is used as it is. Otherwise NVIDIA's PyPI wheels of CUDA 13 are
+# installed once into a venv of their own under ~/.cache, so nothing system-wide changes:
+# nvcc with its C runtime headers, NVVM, the runtime headers and CCCL (enough for `cargo
+# check`), and with TOPO_CUDA_LINK=1 also the libraries the binary links and loads
+# (cuBLAS, cuRAND, NVRTC), with unversioned links for the linker in LIBRARY_PATH and the
+# libraries in LD_LIBRARY_PATH.
+#
+# Inputs: TOPO_CUDA_MINOR, the CUDA 13 minor version of the wheels (default 4: 13.4 is the
+# newest CUDA that cudarc 0.19, candle 0.11's driver bindings, knows; a driver older than
+# the toolkit cannot load its PTX, so scripts/gpu_check.sh passes the driver's);
+# CUDA_COMPUTE_CAP (default 80, Ampere: the oldest architecture with every kernel candle
+# ships, used where there is no GPU to ask); TOPO_CUDA_LINK.
+
+cuda_env_fail() {
+    echo "cuda: $*" >&2
+    return 1
+}
+
+cuda_env_setup() {
+    if [[ -n "${CUDA_HOME:-}" && -x "$CUDA_HOME/bin/nvcc" ]]; then
+        echo "cuda: using the toolkit in CUDA_HOME=$CUDA_HOME" >&2
+    else
+        local minor="${TOPO_CUDA_MINOR:-4}"
+        local venv="${TOPO_CUDA_VENV:-$HOME/.cache/topo-cuda-13.$minor}"
+        local wheels=(
+            "nvidia-cuda-nvcc==13.$minor.*" "nvidia-cuda-crt==13.$minor.*"
+            "nvidia-nvvm==13.$minor.*" "nvidia-cuda-runtime==13.$minor.*"
+            "nvidia-cuda-cccl<13.$((minor + 1))"
+        )
+        if [[ "${TOPO_CUDA_LINK:-0}" == 1 ]]; then
+            wheels+=("nvidia-cuda-nvrtc==13.$minor.*" "nvidia-cublas>=13,<14" "nvidia-curand>=10.4,<11")
+        fi
+        if [[ ! -x "$venv/bin/python" ]]; then
+            python3 -m venv "$venv" || cuda_env_fail "cannot create the venv $venv" || return 1
+        fi
+        # pip is quick when everything is there already.
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "${wheels[@]}" \
+            || cuda_env_fail "cannot install the CUDA 13.$minor wheels into $venv" || return 1
+        local site
+        site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+        # The wheels unpack into one tree (nvidia/cu13/{bin,include,lib,nvvm}): the
+        # toolkit root nvcc and cudarc look for.
+        local nvcc
+        nvcc="$(find "$site/nvidia" -path '*/bin/nvcc' | head -n1)"
+        [[ -n "$nvcc" ]] || cuda_env_fail "no nvcc in the wheels under $site/nvidia" || return 1
+        CUDA_HOME="$(dirname "$(dirname "$nvcc")")"
+        chmod +x "$CUDA_HOME"/bin/* "$CUDA_HOME"/nvvm/bin/* 2>/dev/null || true
+        export CUDARC_CUDA_VERSION="${CUDARC_CUDA_VERSION:-130${minor}0}"
+        if [[ "${TOPO_CUDA_LINK:-0}" == 1 ]]; then
+            cuda_env_link_dir "$CUDA_HOME/lib" "$venv/link" || return 1
+        fi
+    fi
+    export CUDA_HOME CUDA_PATH="$CUDA_HOME" CUDA_ROOT="$CUDA_HOME"
+    export PATH="$CUDA_HOME/bin:$PATH"
+    export CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP:-80}"
+    echo "cuda: nvcc $(nvcc --version | sed -n 's/.*release \([0-9.]*\).*/\1/p'), compute capability $CUDA_COMPUTE_CAP" >&2
+}
+
+# Unversioned links (libcublas.so -> libcublas.so.13) for the linker's -l flags, and the
+# driver's libcuda, which the wheels do not ship.
+cuda_env_link_dir() {
+    local lib="$1" link="$2"
+    mkdir -p "$link"
+    local name found
+    for name in cublas cublasLt curand nvrtc cudart; do
+        found="$(find "$lib" -maxdepth 1 -name "lib$name.so.*" | sort | head -n1)"
+        [[ -n "$found" ]] || cuda_env_fail "no lib$name.so.* in $lib" || return 1
+        ln -sf "$found" "$link/lib$name.so"
+    done
+    found="$(ldconfig -p 2>/dev/null | sed -n 's/.*libcuda\.so\.1 .*=> \(.*\)/\1/p' | head -n1)"
+    [[ -n "$found" ]] || cuda_env_fail "no libcuda.so.1 (the NVIDIA driver's library) in ldconfig's cache" || return 1
+    ln -sf "$found" "$link/libcuda.so"
+    export LIBRARY_PATH="$link${LIBRARY_PATH:+:$LIBRARY_PATH}"
+    export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+}
+
+cuda_env_setup

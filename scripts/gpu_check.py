@@ -1,0 +1,317 @@
+#!/usr/bin/env python3
+"""`just gpu-check`: topo's GPU path proved in one run, on a machine with an NVIDIA GPU.
+
+Run it through `just gpu-check` (scripts/gpu_check.sh), which refuses at once where there is no
+GPU and sets up the CUDA compiler from NVIDIA's PyPI wheels. The steps, each logged under
+OUT/logs/:
+
+  build       cargo build --features cuda of the topo binary and the train-step benchmark
+  kernels     the device tests (tests/it/device.rs) with TOPO_TEST_DEVICE=cuda: every op of a
+              training step of the three models on the GPU against the CPU, within 1e-4
+  quickstart  experiments/quickstart.yaml trained on the CPU and on the GPU; test accuracies
+              and per-epoch training losses compared (float rounding only)
+  timing      ResNet-18 train steps at batch 128 and 256, without and with the topographic loss,
+              in topo and in PyTorch on the same GPU (bench/pytorch_reference.py --device cuda)
+
+It prints one table and a verdict line, and writes OUT/report.md (the same table, with the
+machine), OUT/timings.jsonl (the raw records) and OUT/quickstart/ (both experiments' results).
+It exits 0 when the build, the kernel tests and the quickstart comparison pass and every timing
+ran; the speed ratios are figures, not a pass mark.
+
+`--device cpu` is the dry run: the same steps on a machine without a GPU, the CPU standing in for
+it (the device side runs the ops a GPU runs: candle's own, `--kernels candle`). `--quick` trains
+the quickstart for 3 epochs on 1,000 examples and times batch 8 and 16 for two steps, for CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+import compare  # noqa: E402  (bench/compare.py: running and parsing one benchmark configuration)
+
+QUICKSTART = ROOT / "experiments" / "quickstart.yaml"
+# What float rounding explains between two implementations of the same training (measured on
+# the CPU: the quickstart on candle's own ops against the fast kernels, the same functions
+# summed in other orders). The first epoch's training loss agreed to 1.5e-8 (the same model on
+# the same batches, its learning rate still warming up from 0); SGD then amplifies the
+# rounding, and after four epochs the test accuracies differed by up to 1.4 points (of 1,000
+# examples) and the training losses by up to 2.4%. The bounds are about twice those.
+FIRST_EPOCH_RELATIVE = 1e-3
+LOSS_RELATIVE = 0.05
+ACCURACY_POINTS = 3.0
+# --quick trains the quickstart shorter, on fewer examples.
+QUICK_QUICKSTART = ["--set", "training.epochs=3", "--set", "datasets.fmnist.limit=1000"]
+
+
+@dataclass
+class Step:
+    name: str
+    ok: bool
+    summary: str
+    seconds: float
+
+
+@dataclass
+class Check:
+    args: argparse.Namespace
+    out: Path
+    features: list[str]
+    steps: list[Step] = field(default_factory=list)
+    timings: list[compare.Row] = field(default_factory=list)
+
+    @property
+    def cuda(self) -> bool:
+        return self.args.device == "cuda"
+
+    def log(self, name: str) -> Path:
+        path = self.out / "logs" / f"{name}.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def run(self, name: str, command: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """Runs a command, its output appended to the step's log."""
+        with self.log(name).open("a", encoding="utf-8") as log:
+            log.write(f"$ {' '.join(command)}\n")
+            log.flush()
+            done = subprocess.run(
+                command, cwd=ROOT, env={**os.environ, **(env or {})}, text=True,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False,
+            )  # fmt: skip
+            log.write(done.stdout)
+        return done
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda", help="cuda (default), or cpu for the dry run")
+    parser.add_argument("--out", type=Path, help="folder for the results (default results/gpu-check/<UTC time>)")
+    parser.add_argument("--quick", action="store_true", help="the quickstart for 3 epochs on 1,000 examples, timing at batch 8 and 16 for two steps (the dry run in CI)")
+    parser.add_argument("--steps", type=int, help="timed steps per configuration (default 10; 2 with --quick)")
+    parser.add_argument("--warmup", type=int, help="untimed steps first (default 3; 1 with --quick)")
+    args = parser.parse_args(argv)
+    args.steps = args.steps if args.steps is not None else (2 if args.quick else 10)
+    args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
+    if args.steps < 1 or args.warmup < 0:
+        parser.error("--steps must be >= 1 and --warmup >= 0")
+    return args
+
+
+# ---------------------------------------------------------------------------------------------
+# Steps
+# ---------------------------------------------------------------------------------------------
+
+
+def build(check: Check) -> dict[str, str] | None:
+    """Builds the topo binary and the train-step benchmark; their paths, or None."""
+    start = time.monotonic()
+    command = ["cargo", "build", "--bin", "topo", "--bench", "train_step", "--message-format=json-render-diagnostics"]
+    done = check.run("build", command + check.features)
+    binaries = {}
+    for line in done.stdout.splitlines():
+        try:
+            message = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if message.get("reason") == "compiler-artifact" and message.get("executable"):
+            binaries[message["target"]["name"]] = message["executable"]
+    ok = done.returncode == 0 and {"topo", "train_step"} <= binaries.keys()
+    what = "cargo build " + " ".join(check.features) if check.features else "cargo build (CPU)"
+    summary = f"{what}: ok" if ok else f"{what}: failed (exit {done.returncode}; see {check.log('build')})"
+    check.steps.append(Step("build", ok, summary, time.monotonic() - start))
+    return binaries if ok else None
+
+
+def kernels(check: Check) -> None:
+    """The device tests on the device, against the CPU."""
+    start = time.monotonic()
+    command = ["cargo", "test", "--test", "it", *check.features, "device::", "--", "--test-threads=1"]
+    done = check.run("kernels", command, {"TOPO_TEST_DEVICE": check.args.device})
+    counts = re.findall(r"test result: \w+\. (\d+) passed; (\d+) failed", done.stdout)
+    passed, failed = (int(counts[-1][0]), int(counts[-1][1])) if counts else (0, 0)
+    ok = done.returncode == 0 and passed > 0 and failed == 0
+    if ok:
+        summary = f"{passed} passed: every op of a training step within 1e-4 of the CPU's"
+    elif counts:
+        failures = re.findall(r"^test (device::\S+) \.\.\. FAILED", done.stdout, re.MULTILINE)
+        summary = f"{passed} passed, {failed} failed ({', '.join(failures)}; see {check.log('kernels')})"
+    else:
+        summary = f"did not run (exit {done.returncode}; see {check.log('kernels')})"
+    check.steps.append(Step(f"kernel tests on {check.args.device}", ok, summary, time.monotonic() - start))
+
+
+def read_runs(results: Path) -> dict[str, dict]:
+    """Each finished run's summary and training losses, by run id."""
+    runs = {}
+    for summary_path in sorted((results / "quickstart" / "runs").glob("*/summary.json")):
+        summary = json.loads(summary_path.read_text())
+        losses = []
+        for line in (summary_path.parent / "metrics.jsonl").read_text().splitlines():
+            record = json.loads(line)
+            if record.get("split") == "train":
+                losses.append(record["loss"])
+        runs[summary["run_id"]] = {"summary": summary, "losses": losses}
+    return runs
+
+
+def quickstart(check: Check, topo: str) -> None:
+    """The quickstart on the CPU and on the device; accuracies and losses compared."""
+    start = time.monotonic()
+    side = "cuda" if check.cuda else "cpu-candle"
+    device_args = ["--device", "cuda"] if check.cuda else ["--kernels", "candle"]
+    failures = []
+    shorter = QUICK_QUICKSTART if check.args.quick else []
+    for name, extra in (("cpu", []), (side, device_args)):
+        results = check.out / "quickstart" / name
+        done = check.run("quickstart", [topo, "run", str(QUICKSTART), "--results", str(results), "--no-report", *shorter, *extra])
+        if done.returncode != 0:
+            failures.append(f"the {name} run failed (exit {done.returncode})")
+    if failures:
+        summary = "; ".join(failures) + f"; see {check.log('quickstart')}"
+        check.steps.append(Step(f"quickstart cpu vs {side}", False, summary, time.monotonic() - start))
+        return
+    reference, other = read_runs(check.out / "quickstart" / "cpu"), read_runs(check.out / "quickstart" / side)
+    if not reference or reference.keys() != other.keys():
+        summary = f"different runs: {sorted(reference)} against {sorted(other)}"
+        check.steps.append(Step(f"quickstart cpu vs {side}", False, summary, time.monotonic() - start))
+        return
+    parts, worst_points, worst_first, worst_loss = [], 0.0, 0.0, 0.0
+    for run_id in sorted(reference):
+        a, b = reference[run_id]["summary"], other[run_id]["summary"]
+        topography = a["axes"]["topography"]
+        parts.append(f"{topography} {100 * a['test_accuracy']:.1f} vs {100 * b['test_accuracy']:.1f}")
+        worst_points = max(worst_points, 100 * abs(a["test_accuracy"] - b["test_accuracy"]))
+        pairs = list(zip(reference[run_id]["losses"], other[run_id]["losses"], strict=True))
+        diffs = [abs(x - y) / max(abs(x), 1e-12) for x, y in pairs]
+        worst_first = max(worst_first, diffs[0] if diffs else float("inf"))
+        worst_loss = max(worst_loss, *diffs)
+    ok = worst_points <= ACCURACY_POINTS and worst_first <= FIRST_EPOCH_RELATIVE and worst_loss <= LOSS_RELATIVE
+    summary = (
+        f"test accuracy {', '.join(parts)} (|diff| {worst_points:.1f} <= {ACCURACY_POINTS:.0f} points); "
+        f"training loss: first epoch {worst_first:.1e} (<= {FIRST_EPOCH_RELATIVE:.0e}), "
+        f"all epochs {100 * worst_loss:.1f}% (<= {100 * LOSS_RELATIVE:.0f}%)"
+    )
+    check.steps.append(Step(f"quickstart cpu vs {side}", ok, summary, time.monotonic() - start))
+
+
+def timing(check: Check, bench: str) -> None:
+    """ResNet-18 train steps in PyTorch and topo, side by side on the device."""
+    start = time.monotonic()
+    setup = check.run("timing", ["bash", str(ROOT / "bench" / "setup.sh")])
+    if setup.returncode != 0:
+        check.steps.append(Step("timing", False, f"PyTorch could not be installed (see {check.log('timing')})", time.monotonic() - start))
+        return
+    batches = (8, 16) if check.args.quick else (128, 256)
+    common = [
+        "--steps", str(check.args.steps), "--warmup", str(check.args.warmup),
+        "--threads", str(os.cpu_count() or 1), "--classes", "10", "--size", "32", "--channels", "3",
+        "--device", check.args.device,
+    ]  # fmt: skip
+    records = check.out / "timings.jsonl"
+    records.unlink(missing_ok=True)
+    for batch in batches:
+        for topo in ("none", "grid2d"):
+            config = compare.Config("resnet18", "train", batch, topo)
+            row = compare.Row(config)
+            print(f"  timing {config.label()} ...", file=sys.stderr, flush=True)
+            row.pytorch = compare.run_one([sys.executable, str(ROOT / "bench" / "pytorch_reference.py"), *config.args(), *common], "pytorch", config, 3600.0)
+            row.topo = compare.run_one([bench, *config.args(), *common], "topo", config, 3600.0)
+            with records.open("a", encoding="utf-8") as out:
+                for outcome in (row.pytorch, row.topo):
+                    out.write(json.dumps(outcome.record if outcome.record else {"error": outcome.error, "config": config.label()}) + "\n")
+            check.timings.append(row)
+    failed = [r.config.label() for r in check.timings if r.pytorch.record is None or r.topo.record is None]
+    ok = not failed
+    summary = f"{len(check.timings)} configurations timed" if ok else f"failed: {', '.join(failed)} (see {records})"
+    check.steps.append(Step("timing", ok, summary, time.monotonic() - start))
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------------
+
+
+def machine(check: Check) -> str:
+    if check.cuda:
+        query = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,compute_cap,driver_version,memory.total", "--format=csv,noheader"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        gpu = query.stdout.strip().splitlines()[0] if query.returncode == 0 and query.stdout.strip() else "unknown GPU"
+        return f"GPU {gpu}"
+    return f"dry run on the CPU ({compare.cpu_model()}, {os.cpu_count()} cores): the device side is the CPU running the GPU's ops"
+
+
+def table(check: Check) -> list[str]:
+    rows = [("step", "result", "seconds")]
+    rows += [(s.name, ("ok: " if s.ok else "FAILED: ") + s.summary, f"{s.seconds:.0f}") for s in check.steps]
+    for row in check.timings:
+        label = f"ResNet-18 train b{row.config.batch}" + (" + topographic loss" if row.config.topo == "grid2d" else "")
+        if row.pytorch.record and row.topo.record:
+            p, t = row.pytorch.record["img_per_s"], row.topo.record["img_per_s"]
+            result = f"PyTorch {p:.1f} img/s, topo {t:.1f} img/s: topo/PyTorch {t / p:.2f}"
+        else:
+            result = f"PyTorch: {row.pytorch.error or 'ok'}; topo: {row.topo.error or 'ok'}"
+        rows.append((label, result, ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+    return [line(rows[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [line(r) for r in rows[1:]]
+
+
+def verdict(check: Check) -> tuple[bool, str]:
+    failed = [s.name for s in check.steps if not s.ok]
+    ratios = [
+        r.topo.record["img_per_s"] / r.pytorch.record["img_per_s"]
+        for r in check.timings
+        if r.topo.record and r.pytorch.record and r.pytorch.record["img_per_s"] > 0
+    ]
+    speed = f"; ResNet-18 train topo/PyTorch {min(ratios):.2f}-{max(ratios):.2f}" if ratios else ""
+    where = "the GPU" if check.cuda else "the dry run"
+    if failed:
+        return False, f"gpu-check: FAIL on {where}: {', '.join(failed)}{speed}; results in {check.out}"
+    return True, f"gpu-check: PASS on {where}: built, kernels match the CPU, quickstart within float rounding{speed}; results in {check.out}"
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    out = (args.out or ROOT / "results" / "gpu-check" / stamp).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    check = Check(args, out, ["--features", "cuda"] if args.device == "cuda" else [])
+    print(f"gpu-check: {machine(check)}; logs in {out / 'logs'}", file=sys.stderr, flush=True)
+    print("gpu-check: build ...", file=sys.stderr, flush=True)
+    binaries = build(check)
+    if binaries is not None:
+        print("gpu-check: kernel tests ...", file=sys.stderr, flush=True)
+        kernels(check)
+        print("gpu-check: quickstart ...", file=sys.stderr, flush=True)
+        quickstart(check, binaries["topo"])
+        print("gpu-check: timing ...", file=sys.stderr, flush=True)
+        timing(check, binaries["train_step"])
+    lines = table(check)
+    ok, final = verdict(check)
+    header = f"# gpu-check, {stamp}\n\n{machine(check)}; topo {git_commit()}, {platform.platform()}\n"
+    compare.write_atomic(out / "report.md", header + "\n" + "\n".join(lines) + "\n\n" + final + "\n")
+    print("\n".join(lines))
+    print(final)
+    return 0 if ok else 1
+
+
+def git_commit() -> str:
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False)
+    return done.stdout.strip() if done.returncode == 0 else "(no git)"
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
