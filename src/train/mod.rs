@@ -19,7 +19,7 @@ pub use term::{TopographicTerm, build_term, check_term};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use rand::seq::SliceRandom;
 
@@ -323,27 +323,28 @@ fn step(
     let out = model.forward_t(&batch.inputs, true)?;
     let logits = example_logits(&out.logits, batch)?;
     let ce = candle_nn::loss::cross_entropy(&logits, &batch.labels)?;
-    let (total, topo) = match term {
+    let (total, topo_out) = match term {
         Some(term) => {
             let t = term.loss.forward(&StepInputs {
                 taps: &out.taps,
                 step: index,
             })?;
-            let total = (&ce + (&t.total * term.lambda.get())?)?;
-            let layers: Vec<f64> = t
-                .per_layer
-                .iter()
-                .map(|x| x.to_scalar::<f32>().map(f64::from))
-                .collect::<Result<_, _>>()?;
-            (
-                total,
-                Some((f64::from(t.total.to_scalar::<f32>()?), layers)),
-            )
+            ((&ce + (&t.total * term.lambda.get())?)?, Some(t))
         }
         None => (ce.clone(), None),
     };
-    let ce_value = f64::from(ce.to_scalar::<f32>()?);
-    let total_value = f64::from(total.to_scalar::<f32>()?);
+    // Every scalar the step reports, read in one copy: on a GPU each read waits for the
+    // device to finish what it was given.
+    let mut scalars = vec![ce.detach(), total.detach()];
+    if let Some(t) = &topo_out {
+        scalars.push(t.total.detach());
+        scalars.extend(t.per_layer.iter().map(Tensor::detach));
+    }
+    let values: Vec<f64> = Tensor::stack(&scalars, 0)?
+        .to_dtype(DType::F64)?
+        .to_vec1::<f64>()?;
+    let (ce_value, total_value) = (values[0], values[1]);
+    let topo = topo_out.map(|_| (values[2], values[3..].to_vec()));
     if !total_value.is_finite() {
         // Name the term that is not finite: the cross-entropy, the topographic loss
         // itself, or (a finite loss times a large lambda) the weighted term.
