@@ -137,9 +137,7 @@ impl MaxPoolForward {
         *slot = Some(argmax);
         Ok(())
     }
-}
 
-impl MaxPoolForward {
     fn run<T: Elem>(&self, data: &[T], layout: &Layout) -> Result<(Vec<T>, Shape)> {
         let (b, c, h, w) = dims4(layout)?;
         let data = contiguous(data, layout)?;
