@@ -6,15 +6,15 @@
 # `module load cuda`) is used as it is. Otherwise NVIDIA's PyPI wheels of CUDA 13 are
 # installed once into a venv of their own under ~/.cache, so nothing system-wide changes:
 # nvcc with its C runtime headers, NVVM, the runtime headers and CCCL (enough for `cargo
-# check`), and with TOPO_CUDA_LINK=1 also the libraries the binary links and loads
+# check`), and with CUDA_WHEELS_LINK=1 also the libraries the binary links and loads
 # (cuBLAS, cuRAND, NVRTC), with unversioned links for the linker in LIBRARY_PATH and the
 # libraries in LD_LIBRARY_PATH.
 #
-# Inputs: TOPO_CUDA_MINOR, the CUDA 13 minor version of the wheels (default 4: 13.4 is the
+# Inputs: CUDA_WHEELS_MINOR, the CUDA 13 minor version of the wheels (default 4: 13.4 is the
 # newest CUDA that cudarc 0.19, candle 0.11's driver bindings, knows; a driver older than
 # the toolkit cannot load its PTX, so scripts/gpu_check.sh passes the driver's);
 # CUDA_COMPUTE_CAP (default 80, Ampere: the oldest architecture with every kernel candle
-# ships, used where there is no GPU to ask); TOPO_CUDA_LINK.
+# ships, used where there is no GPU to ask); CUDA_WHEELS_LINK.
 
 cuda_env_fail() {
     echo "cuda: $*" >&2
@@ -25,14 +25,14 @@ cuda_env_setup() {
     if [[ -n "${CUDA_HOME:-}" && -x "$CUDA_HOME/bin/nvcc" ]]; then
         echo "cuda: using the toolkit in CUDA_HOME=$CUDA_HOME" >&2
     else
-        local minor="${TOPO_CUDA_MINOR:-4}"
-        local venv="${TOPO_CUDA_VENV:-$HOME/.cache/topo-cuda-13.$minor}"
+        local minor="${CUDA_WHEELS_MINOR:-4}"
+        local venv="${CUDA_WHEELS_VENV:-$HOME/.cache/topo-cuda-13.$minor}"
         local wheels=(
             "nvidia-cuda-nvcc==13.$minor.*" "nvidia-cuda-crt==13.$minor.*"
             "nvidia-nvvm==13.$minor.*" "nvidia-cuda-runtime==13.$minor.*"
             "nvidia-cuda-cccl<13.$((minor + 1))"
         )
-        if [[ "${TOPO_CUDA_LINK:-0}" == 1 ]]; then
+        if [[ "${CUDA_WHEELS_LINK:-0}" == 1 ]]; then
             wheels+=("nvidia-cuda-nvrtc==13.$minor.*" "nvidia-cublas>=13,<14" "nvidia-curand>=10.4,<11")
         fi
         if [[ ! -x "$venv/bin/python" ]]; then
@@ -51,7 +51,7 @@ cuda_env_setup() {
         CUDA_HOME="$(dirname "$(dirname "$nvcc")")"
         chmod +x "$CUDA_HOME"/bin/* "$CUDA_HOME"/nvvm/bin/* 2>/dev/null || true
         export CUDARC_CUDA_VERSION="${CUDARC_CUDA_VERSION:-130${minor}0}"
-        if [[ "${TOPO_CUDA_LINK:-0}" == 1 ]]; then
+        if [[ "${CUDA_WHEELS_LINK:-0}" == 1 ]]; then
             cuda_env_link_dir "$CUDA_HOME/lib" "$venv/link" || return 1
         fi
     fi

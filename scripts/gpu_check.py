@@ -6,7 +6,7 @@ GPU and sets up the CUDA compiler from NVIDIA's PyPI wheels. The steps, each log
 OUT/logs/:
 
   build       cargo build --features cuda of the topo binary and the train-step benchmark
-  kernels     the device tests (tests/it/device.rs) with TOPO_TEST_DEVICE=cuda: every op of a
+  kernels     the device tests (tests/it/device.rs) with TEST_DEVICE=cuda: every op of a
               training step of the three models on the GPU against the CPU, within 1e-4
   quickstart  experiments/quickstart.yaml trained on the CPU and on the GPU; test accuracies
               and per-epoch training losses compared (float rounding only)
@@ -137,7 +137,7 @@ def kernels(check: Check) -> None:
     """The device tests on the device, against the CPU."""
     start = time.monotonic()
     command = ["cargo", "test", "--test", "it", *check.features, "device::", "--", "--test-threads=1"]
-    done = check.run("kernels", command, {"TOPO_TEST_DEVICE": check.args.device})
+    done = check.run("kernels", command, {"TEST_DEVICE": check.args.device})
     counts = re.findall(r"test result: \w+\. (\d+) passed; (\d+) failed", done.stdout)
     passed, failed = (int(counts[-1][0]), int(counts[-1][1])) if counts else (0, 0)
     ok = done.returncode == 0 and passed > 0 and failed == 0

@@ -33,10 +33,10 @@ if [[ "$device" == cuda ]]; then
             exit 1
         fi
         if ((major == 13)); then
-            export TOPO_CUDA_MINOR="${TOPO_CUDA_MINOR:-$((minor < 4 ? minor : 4))}"
+            export CUDA_WHEELS_MINOR="${CUDA_WHEELS_MINOR:-$((minor < 4 ? minor : 4))}"
         fi
     fi
-    export TOPO_CUDA_LINK=1
+    export CUDA_WHEELS_LINK=1
     # shellcheck source=scripts/cuda_env.sh
     source scripts/cuda_env.sh
     export CARGO_TARGET_DIR="${CUDA_TARGET_DIR:-target/cuda}"

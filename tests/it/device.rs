@@ -1,5 +1,5 @@
 //! Training on a device against the CPU: every op of a training step of the three models
-//! on `TOPO_TEST_DEVICE` (`cuda` is the first GPU; unset or `cpu`, the CPU) against the
+//! on `TEST_DEVICE` (`cuda` is the first GPU; unset or `cpu`, the CPU) against the
 //! CPU's fast kernels, within 1e-4 of the largest magnitude.
 //!
 //! On a GPU these are the kernel tests `just gpu-check` runs. Without one, the device is
@@ -22,12 +22,12 @@ use super::kernels::{flat, rel_diff, values};
 const TOLERANCE: f32 = 1e-4;
 
 fn device() -> Device {
-    match std::env::var("TOPO_TEST_DEVICE").as_deref() {
+    match std::env::var("TEST_DEVICE").as_deref() {
         Err(_) | Ok("") | Ok("cpu") => Device::Cpu,
         Ok("cuda") => {
-            Device::new_cuda(0).unwrap_or_else(|e| panic!("TOPO_TEST_DEVICE=cuda: no GPU: {e}"))
+            Device::new_cuda(0).unwrap_or_else(|e| panic!("TEST_DEVICE=cuda: no GPU: {e}"))
         }
-        Ok(other) => panic!("TOPO_TEST_DEVICE={other}: expected cpu or cuda"),
+        Ok(other) => panic!("TEST_DEVICE={other}: expected cpu or cuda"),
     }
 }
 
