@@ -49,6 +49,24 @@ fn loss_path_on(device: &Device) -> LossPath {
     }
 }
 
+/// The paper's loss on the 2D grid for layers of `channels`, on `device`.
+fn grid_loss(channels: &[usize], device: &Device, dtype: DType, path: LossPath) -> TopographicLoss {
+    let layout: Vec<_> = channels
+        .iter()
+        .map(|&c| positions(Layout::Grid, 2, c).unwrap())
+        .collect();
+    TopographicLoss::from_positions(
+        &layout,
+        Norm::Euclidean,
+        LayerReduction::Sum,
+        DEFAULT_EPS,
+        device,
+        dtype,
+    )
+    .unwrap()
+    .with_path(path)
+}
+
 fn check(what: &str, actual: &[f32], expected: &[f32]) {
     let d = rel_diff(actual, expected);
     assert!(
@@ -152,21 +170,9 @@ fn topographic_loss_on_the_device_matches_the_cpu_kernel() {
         (3, 64, 2, 2),
         (2, 9, 3, 5),
     ];
-    let layout: Vec<_> = shapes
-        .iter()
-        .map(|&(_, c, _, _)| positions(Layout::Grid, 2, c).unwrap())
-        .collect();
+    let channels: Vec<usize> = shapes.iter().map(|&(_, c, _, _)| c).collect();
     let run = |device: &Device, path: LossPath| {
-        let loss = TopographicLoss::from_positions(
-            &layout,
-            Norm::Euclidean,
-            LayerReduction::Sum,
-            DEFAULT_EPS,
-            device,
-            DType::F32,
-        )
-        .unwrap()
-        .with_path(path);
+        let loss = grid_loss(&channels, device, DType::F32, path);
         let taps: Vec<Var> = shapes
             .iter()
             .enumerate()
@@ -216,21 +222,7 @@ fn step(
     let varmap = VarMap::new();
     let vb = nn::seeded_var_builder(&varmap, 5, dtype, device);
     let model = nn::build_with(&spec, 3, 10, vb, kernels).unwrap();
-    let layout: Vec<_> = model
-        .tap_channels()
-        .iter()
-        .map(|&c| positions(Layout::Grid, 2, c).unwrap())
-        .collect();
-    let loss = TopographicLoss::from_positions(
-        &layout,
-        Norm::Euclidean,
-        LayerReduction::Sum,
-        DEFAULT_EPS,
-        device,
-        dtype,
-    )
-    .unwrap()
-    .with_path(path);
+    let loss = grid_loss(model.tap_channels(), device, dtype, path);
     let batch = 8;
     let x = Tensor::from_vec(normal(batch * 3 * 32 * 32, 21), (batch, 3, 32, 32), device)
         .unwrap()
