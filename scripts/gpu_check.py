@@ -20,7 +20,7 @@ ran; the speed ratios are figures, not a pass mark.
 
 `--device cpu` is the dry run: the same steps on a machine without a GPU, the CPU standing in for
 it (the device side runs the ops a GPU runs: candle's own, `--kernels candle`). `--quick` trains
-the quickstart for 3 epochs on 1,000 examples and times batch 8 and 16 for two steps, for CI.
+the quickstart on 1,000 examples and times batch 8 and 16 for two steps, for CI.
 """
 
 from __future__ import annotations
@@ -44,15 +44,17 @@ import compare  # noqa: E402  (bench/compare.py: running and parsing one benchma
 QUICKSTART = ROOT / "experiments" / "quickstart.yaml"
 # What float rounding explains between two implementations of the same training (measured on
 # the CPU: the quickstart on candle's own ops against the fast kernels, the same functions
-# summed in other orders). The first epoch's training loss agreed to 1.5e-8 (the same model on
-# the same batches, its learning rate still warming up from 0); SGD then amplifies the
-# rounding, and after four epochs the test accuracies differed by up to 1.4 points (of 1,000
-# examples) and the training losses by up to 2.4%. The bounds are about twice those.
+# summed in other orders). The first epoch runs at a learning rate of 0 (the reference's
+# warm-up starts there), so its training loss is the forward pass over every batch: it agreed
+# to 3e-8. Training then amplifies the rounding: the test accuracies differed by up to 1.4
+# points (of 1,000 examples) and the training losses by up to 2.4% (4.9% on half the
+# examples, --quick). The bounds are about twice those.
 FIRST_EPOCH_RELATIVE = 1e-3
-LOSS_RELATIVE = 0.05
+LOSS_RELATIVE = 0.10
 ACCURACY_POINTS = 3.0
-# --quick trains the quickstart shorter, on fewer examples.
-QUICK_QUICKSTART = ["--set", "training.epochs=3", "--set", "datasets.fmnist.limit=1000"]
+# --quick trains the quickstart on half its examples. (Not on fewer epochs: the reference's
+# schedule warms up from 0 for a quarter of them, so below 4 epochs the rate stays 0.)
+QUICK_QUICKSTART = ["--set", "datasets.fmnist.limit=1000"]
 
 
 @dataclass
@@ -97,7 +99,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda", help="cuda (default), or cpu for the dry run")
     parser.add_argument("--out", type=Path, help="folder for the results (default results/gpu-check/<UTC time>)")
-    parser.add_argument("--quick", action="store_true", help="the quickstart for 3 epochs on 1,000 examples, timing at batch 8 and 16 for two steps (the dry run in CI)")
+    parser.add_argument("--quick", action="store_true", help="the quickstart on 1,000 examples, timing at batch 8 and 16 for two steps (the dry run in CI)")
     parser.add_argument("--steps", type=int, help="timed steps per configuration (default 10; 2 with --quick)")
     parser.add_argument("--warmup", type=int, help="untimed steps first (default 3; 1 with --quick)")
     args = parser.parse_args(argv)
