@@ -24,6 +24,11 @@ cuda_env_fail() {
 cuda_env_setup() {
     if [[ -n "${CUDA_HOME:-}" && -x "$CUDA_HOME/bin/nvcc" ]]; then
         echo "cuda: using the toolkit in CUDA_HOME=$CUDA_HOME" >&2
+        if [[ "${CUDA_WHEELS_LINK:-0}" == 1 ]]; then
+            # cudarc links from lib64 (and the driver stub in lib64/stubs); the binary then
+            # loads the toolkit's libraries from there.
+            export LD_LIBRARY_PATH="$CUDA_HOME/lib64:$CUDA_HOME/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+        fi
     else
         local minor="${CUDA_WHEELS_MINOR:-4}"
         local venv="${CUDA_WHEELS_VENV:-$HOME/.cache/topo-cuda-13.$minor}"

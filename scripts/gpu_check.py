@@ -31,6 +31,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -173,6 +174,8 @@ def quickstart(check: Check, topo: str) -> None:
     side = "cuda" if check.cuda else "cpu-candle"
     device_args = ["--device", "cuda"] if check.cuda else ["--kernels", "candle"]
     failures = []
+    # Results of an earlier check in the same folder would be taken as done: start afresh.
+    shutil.rmtree(check.out / "quickstart", ignore_errors=True)
     shorter = QUICK_QUICKSTART if check.args.quick else []
     for name, extra in (("cpu", []), (side, device_args)):
         results = check.out / "quickstart" / name
@@ -290,6 +293,7 @@ def main(argv: list[str]) -> int:
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
     out = (args.out or ROOT / "results" / "gpu-check" / stamp).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out / "logs", ignore_errors=True)
     check = Check(args, out, ["--features", "cuda"] if args.device == "cuda" else [])
     print(f"gpu-check: {machine(check)}; logs in {out / 'logs'}", file=sys.stderr, flush=True)
     print("gpu-check: build ...", file=sys.stderr, flush=True)

@@ -28,6 +28,10 @@ if [[ "$device" == cuda ]]; then
     driver_cuda="$(nvidia-smi | sed -n 's/.*CUDA Version: *\([0-9]*\)\.\([0-9]*\).*/\1 \2/p' | head -n1)"
     read -r major minor <<<"${driver_cuda:-0 0}"
     if [[ -z "${CUDA_HOME:-}" ]]; then
+        if ((CUDA_COMPUTE_CAP < 75)); then
+            echo "gpu-check: the GPU's compute capability ${cap// /} is older than CUDA 13 (the PyPI toolkit) supports (7.5): set CUDA_HOME to a CUDA 12 toolkit" >&2
+            exit 1
+        fi
         if ((major < 13)); then
             echo "gpu-check: the driver runs CUDA ${major}.${minor} at most and the PyPI toolkit is CUDA 13: update the driver (R580 or later) or set CUDA_HOME to a CUDA ${major} toolkit" >&2
             exit 1
