@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The kernel sources, each compiled to `<name>.ptx`.
-const SOURCES: &[&str] = &["max_pool", "sgd"];
+const SOURCES: &[&str] = &["max_pool", "sgd", "unfold"];
 
 /// The oldest architecture CUDA 13 compiles for (Turing); PTX for it runs on every later
 /// GPU. `CUDA_COMPUTE_CAP` (as candle's own kernels read it) picks another.

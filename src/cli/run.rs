@@ -19,11 +19,14 @@ use super::{CliError, ExperimentArgs};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum KernelsArg {
     /// This crate's CPU kernels (im2col + gemm convolution with its backward, fused
-    /// batch norm); on any other device, candle's own.
+    /// batch norm); on CUDA, `unfold`.
     #[default]
     Fast,
     /// candle's own ops everywhere, for comparison.
     Candle,
+    /// Convolutions as a column matrix times the weights, candle's other ops: what `fast`
+    /// becomes on a GPU (on the CPU, to test that path).
+    Unfold,
 }
 
 impl From<KernelsArg> for Kernels {
@@ -31,6 +34,7 @@ impl From<KernelsArg> for Kernels {
         match k {
             KernelsArg::Fast => Kernels::Fast,
             KernelsArg::Candle => Kernels::Candle,
+            KernelsArg::Unfold => Kernels::Unfold,
         }
     }
 }

@@ -180,7 +180,18 @@ impl Conv {
     pub(crate) fn forward(&self, xs: &Tensor, taps: &mut TapSink) -> Result<Tensor> {
         let ys = match self.kernels {
             Kernels::Candle => self.conv.forward(&self.align_for_backward(xs)?)?,
-            Kernels::Fast => self.fast_forward(xs)?,
+            Kernels::Fast => self.with_bias(kernels::conv2d(
+                xs,
+                self.conv.weight(),
+                self.conv.config().stride,
+                self.conv.config().padding,
+            )?)?,
+            Kernels::Unfold => self.with_bias(kernels::conv2d_unfold(
+                xs,
+                self.conv.weight(),
+                self.conv.config().stride,
+                self.conv.config().padding,
+            )?)?,
         };
         super::flops::add_macs(|| {
             // Each output element is a dot product over one filter: in_channels x k x k.
@@ -196,10 +207,8 @@ impl Conv {
 }
 
 impl Conv {
-    /// The im2col + gemm conv, whose backward needs no alignment.
-    fn fast_forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let config = self.conv.config();
-        let ys = kernels::conv2d(xs, self.conv.weight(), config.stride, config.padding)?;
+    /// This crate's convs (whose backward needs no alignment) leave the bias out.
+    fn with_bias(&self, ys: Tensor) -> Result<Tensor> {
         match self.conv.bias() {
             Some(bias) => ys.broadcast_add(&bias.reshape((1, bias.elem_count(), 1, 1))?),
             None => Ok(ys),

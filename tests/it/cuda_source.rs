@@ -292,3 +292,57 @@ fn sgd_kernels_match_the_cpu_update_bit_for_bit() {
     assert_eq!(bits32(&read_f32(Path::new(&file("p2")))), bits32(&cpu_p));
     assert_ne!(bits32(&cpu_p), bits32(&p0), "the step changed nothing");
 }
+
+/// (batch, channels, h, w, k, stride, padding): the models' convs (3x3 same, strided, 1x1,
+/// DenseNet's and the audio stems' 7x7) on non-square planes.
+const CONVS: [(usize, usize, usize, usize, usize, usize, usize); 5] = [
+    (2, 3, 6, 5, 3, 1, 1),
+    (2, 2, 9, 8, 3, 2, 1),
+    (3, 4, 4, 4, 1, 1, 0),
+    (1, 2, 11, 9, 7, 2, 3),
+    (2, 3, 5, 7, 1, 2, 0),
+];
+
+#[test]
+fn unfold_kernels_match_the_cpu_columns_and_their_adjoint_bit_for_bit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = harness(tmp.path());
+    let file = |name: &str| tmp.path().join(name).display().to_string();
+    for (case, &(b, c, h, w, k, s, p)) in CONVS.iter().enumerate() {
+        let x: Vec<f32> = (0..b * c * h * w)
+            .map(|i| 1.0 / (i as f32 + 2.0) - 0.2)
+            .collect();
+        let xs = Tensor::from_vec(x.clone(), (b, c, h, w), &Device::Cpu).unwrap();
+        let cols = kernels::unfold2d(&xs, k, s, p).unwrap();
+        // Column entries of many magnitudes, so that the order of the sums shows.
+        let g: Vec<f32> = (0..cols.elem_count())
+            .map(|i| (i as f32 * 0.61).sin() * 10f32.powi(i as i32 % 4))
+            .collect();
+        let gs = Tensor::from_vec(g.clone(), cols.shape(), &Device::Cpu).unwrap();
+        let folded = kernels::fold2d(&gs, (b, c, h, w), k, s, p).unwrap();
+        write_f32(Path::new(&file("x")), &x);
+        write_f32(Path::new(&file("g")), &g);
+        let dims: Vec<String> = [b, c, h, w, k, s, p]
+            .iter()
+            .map(|v| v.to_string())
+            .collect();
+        let mut un = vec!["unfold".into(), "f32".into(), file("x"), file("cols")];
+        un.extend(dims.clone());
+        run(&exe, &un);
+        let mut fo = vec!["fold".into(), "f32".into(), file("g"), file("dx")];
+        fo.extend(dims);
+        run(&exe, &fo);
+        let expected = cols.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(
+            bits32(&read_f32(Path::new(&file("cols")))),
+            bits32(&expected),
+            "unfold, case {case}"
+        );
+        let expected = folded.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(
+            bits32(&read_f32(Path::new(&file("dx")))),
+            bits32(&expected),
+            "fold, case {case}"
+        );
+    }
+}

@@ -3,9 +3,9 @@
 //! CPU's fast kernels, within 1e-4 of the largest magnitude.
 //!
 //! On a GPU these are the kernel tests `just gpu-check` runs. Without one, the device is
-//! the CPU running what a GPU runs (candle's convs, batch norms and linear layers, the
-//! Frobenius form of the topographic loss, this crate's max pool and SGD), so the
-//! comparison still checks the GPU's path through the code.
+//! the CPU running what a GPU runs (convs through their column matrix, candle's batch
+//! norms and linear layers, the Frobenius form of the topographic loss, this crate's max
+//! pool and SGD), so the comparison still checks the GPU's path through the code.
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
@@ -32,10 +32,10 @@ fn device() -> Device {
 }
 
 /// The kernels a model runs on `device`, as `topo run` picks them; on the CPU standing in
-/// for a GPU, the GPU's (candle's own ops).
+/// for a GPU, the GPU's (convs through their column matrix, candle's other ops).
 fn kernels_on(device: &Device) -> Kernels {
     match device {
-        Device::Cpu => Kernels::Candle,
+        Device::Cpu => Kernels::Unfold,
         other => Kernels::Fast.on(other),
     }
 }

@@ -825,3 +825,57 @@ fn topographic_loss_kernel_refuses_f64_taps_with_a_message() {
         "{err}"
     );
 }
+
+#[test]
+fn unfold_conv_matches_the_fast_conv_forward_and_backward() {
+    for (i, &(b, ci, h, w, co, k, s, p)) in CASES.iter().enumerate() {
+        let run = |conv: fn(&Tensor, &Tensor, usize, usize) -> candle_core::Result<Tensor>| {
+            let x = Var::from_tensor(&tensor(&[b, ci, h, w], i as u64)).unwrap();
+            let wt = Var::from_tensor(&tensor(&[co, ci, k, k], 100 + i as u64)).unwrap();
+            let y = conv(x.as_tensor(), wt.as_tensor(), s, p).unwrap();
+            let g = tensor(y.dims(), 200 + i as u64);
+            let grads = (&y * &g).unwrap().sum_all().unwrap().backward().unwrap();
+            (
+                flat(&y),
+                flat(grads.get(x.as_tensor()).unwrap()),
+                flat(grads.get(wt.as_tensor()).unwrap()),
+            )
+        };
+        let (y, dx, dw) = run(kernels::conv2d_unfold);
+        let (fy, fdx, fdw) = run(kernels::conv2d);
+        for (what, a, e) in [
+            ("output", &y, &fy),
+            ("input gradient", &dx, &fdx),
+            ("weight gradient", &dw, &fdw),
+        ] {
+            let d = rel_diff(a, e);
+            assert!(d < 1e-5, "case {i}: {what} differs by {d}");
+        }
+    }
+}
+
+#[test]
+fn unfold_then_fold_is_the_adjoint() {
+    // <unfold(x), c> = <x, fold(c)> for any x and c.
+    let (b, c, h, w, k, s, p) = (2, 3, 7, 6, 3, 2, 1);
+    let x = tensor(&[b, c, h, w], 1).to_dtype(DType::F64).unwrap();
+    let cols = kernels::unfold2d(&x, k, s, p).unwrap();
+    let g = tensor(cols.dims(), 2).to_dtype(DType::F64).unwrap();
+    let folded = kernels::fold2d(&g, (b, c, h, w), k, s, p).unwrap();
+    let lhs = (cols * &g)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap();
+    let rhs = (x * folded)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap();
+    assert!(
+        (lhs - rhs).abs() < 1e-12 * lhs.abs().max(1.0),
+        "{lhs} vs {rhs}"
+    );
+}

@@ -29,6 +29,7 @@ mod max_pool;
 pub mod sgd;
 pub(crate) mod storage;
 pub mod topographic_loss;
+mod unfold;
 mod winograd;
 
 pub use alloc::Recycler;
@@ -43,3 +44,4 @@ pub use choice::Kernels;
 pub use conv2d::{ConvAlgorithm, conv2d, conv2d_with};
 pub use linear::linear;
 pub use max_pool::max_pool2d;
+pub use unfold::{conv2d_unfold, fold2d, unfold2d};

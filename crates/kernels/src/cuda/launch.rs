@@ -17,7 +17,7 @@ use candle_core::cuda_backend::cudarc::driver::{
 use candle_core::cuda_backend::{CudaDevice, WrapErr};
 use candle_core::{Result, bail};
 
-use super::{Float, MAX_POOL, Module, SGD};
+use super::{Float, MAX_POOL, Module, SGD, UNFOLD};
 
 /// Threads per block.
 const BLOCK: u32 = 256;
@@ -172,6 +172,106 @@ pub(crate) fn sgd_descend(
     args.arg(&n);
     args.arg(&lr);
     // SAFETY: the kernel's parameters in order and type; both buffers hold `n`.
+    unsafe { args.launch(config(n)) }.w()?;
+    Ok(())
+}
+
+/// The geometry of a convolution's column matrix, as the unfold kernels take it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UnfoldGeometry {
+    pub batch: u32,
+    pub channels: u32,
+    pub h: u32,
+    pub w: u32,
+    pub oh: u32,
+    pub ow: u32,
+    pub k: u32,
+    pub stride: u32,
+    pub padding: u32,
+}
+
+impl UnfoldGeometry {
+    /// Entries of the column matrix, `C k k x B OH OW`.
+    pub(crate) fn columns(&self) -> Result<u32> {
+        let rows = self.channels as usize * (self.k * self.k) as usize;
+        super::count(
+            rows * self.batch as usize * (self.oh * self.ow) as usize,
+            "unfold (CUDA)",
+        )
+    }
+
+    /// Cells of the input, `B C H W`.
+    pub(crate) fn inputs(&self) -> Result<u32> {
+        let plane = (self.h * self.w) as usize;
+        super::count(
+            self.batch as usize * self.channels as usize * plane,
+            "fold (CUDA)",
+        )
+    }
+
+    fn scalars(&self, n: u32) -> [u32; 9] {
+        [
+            n,
+            self.batch,
+            self.h,
+            self.w,
+            self.oh,
+            self.ow,
+            self.k,
+            self.stride,
+            self.padding,
+        ]
+    }
+}
+
+/// `unfold_<T>(x, cols, n, batch, h, w, oh, ow, k, stride, padding)`.
+pub(crate) fn unfold<T: Float>(
+    dev: &CudaDevice,
+    x: &CudaView<'_, T>,
+    cols: &mut CudaSlice<T>,
+    g: UnfoldGeometry,
+) -> Result<()> {
+    let op = "unfold (CUDA)";
+    let n = g.columns()?;
+    check_len(op, "input", x.len(), g.inputs()? as usize)?;
+    check_len(op, "columns", cols.len(), n as usize)?;
+    let func = function(dev, &UNFOLD, &format!("unfold_{}", T::SUFFIX))?;
+    let scalars = g.scalars(n);
+    let stream = dev.cuda_stream();
+    let mut args = stream.launch_builder(&func);
+    args.arg(x);
+    args.arg(cols);
+    for v in &scalars {
+        args.arg(v);
+    }
+    // SAFETY: the kernel's parameters in order and type; the input holds the `B C H W`
+    // cells it reads and the columns the `n` entries it writes (checked above).
+    unsafe { args.launch(config(n)) }.w()?;
+    Ok(())
+}
+
+/// `fold_<T>(cols, x, n, batch, h, w, oh, ow, k, stride, padding)`.
+pub(crate) fn fold<T: Float>(
+    dev: &CudaDevice,
+    cols: &CudaView<'_, T>,
+    x: &mut CudaSlice<T>,
+    g: UnfoldGeometry,
+) -> Result<()> {
+    let op = "fold (CUDA)";
+    let n = g.inputs()?;
+    check_len(op, "columns", cols.len(), g.columns()? as usize)?;
+    check_len(op, "input gradient", x.len(), n as usize)?;
+    let func = function(dev, &UNFOLD, &format!("fold_{}", T::SUFFIX))?;
+    let scalars = g.scalars(n);
+    let stream = dev.cuda_stream();
+    let mut args = stream.launch_builder(&func);
+    args.arg(cols);
+    args.arg(x);
+    for v in &scalars {
+        args.arg(v);
+    }
+    // SAFETY: the kernel's parameters in order and type; the columns hold the entries it
+    // reads and the input gradient the `n` cells it writes (checked above).
     unsafe { args.launch(config(n)) }.w()?;
     Ok(())
 }

@@ -17,6 +17,11 @@ pub(crate) const MAX_POOL: Module = Module {
     ptx: include_str!(concat!(env!("OUT_DIR"), "/max_pool.ptx")),
 };
 
+pub(crate) const UNFOLD: Module = Module {
+    name: "topo-unfold",
+    ptx: include_str!(concat!(env!("OUT_DIR"), "/unfold.ptx")),
+};
+
 pub(crate) const SGD: Module = Module {
     name: "topo-sgd",
     ptx: include_str!(concat!(env!("OUT_DIR"), "/sgd.ptx")),
