@@ -205,7 +205,7 @@ def quickstart(check: Check, topo: str) -> None:
         worst_loss = max(worst_loss, *diffs)
     ok = worst_points <= ACCURACY_POINTS and worst_first <= FIRST_EPOCH_RELATIVE and worst_loss <= LOSS_RELATIVE
     summary = (
-        f"test accuracy {', '.join(parts)} (|diff| {worst_points:.1f} <= {ACCURACY_POINTS:.0f} points); "
+        f"test accuracy {', '.join(parts)} (difference {worst_points:.1f} <= {ACCURACY_POINTS:.0f} points); "
         f"training loss: first epoch {worst_first:.1e} (<= {FIRST_EPOCH_RELATIVE:.0e}), "
         f"all epochs {100 * worst_loss:.1f}% (<= {100 * LOSS_RELATIVE:.0f}%)"
     )

@@ -315,11 +315,7 @@ mod cuda {
     fn geometry(pool: Pool, layout: &Layout) -> Result<PoolGeometry> {
         let (b, c, h, w) = dims4(layout)?;
         let (oh, ow) = (pool.out_len(h)?, pool.out_len(w)?);
-        let u = |v: usize| {
-            u32::try_from(v).map_err(|_| {
-                candle_core::Error::Msg(format!("max_pool2d (CUDA): {v} does not fit in 32 bits"))
-            })
-        };
+        let u = |v: usize| crate::cuda::dim(v, OP);
         Ok(PoolGeometry {
             planes: u(b * c)?,
             h: u(h)?,
@@ -332,12 +328,7 @@ mod cuda {
         })
     }
 
-    fn offsets(layout: &Layout, what: &str) -> Result<(usize, usize)> {
-        match layout.contiguous_offsets() {
-            Some(range) => Ok(range),
-            None => bail!("max_pool2d (CUDA): {what} must be contiguous"),
-        }
-    }
+    const OP: &str = "max_pool2d (CUDA)";
 
     fn pool<T: Float + ValidAsZeroBits>(
         dev: &CudaDevice,
@@ -346,7 +337,7 @@ mod cuda {
         g: PoolGeometry,
         argmax: &mut CudaSlice<u32>,
     ) -> Result<CudaSlice<T>> {
-        let (start, end) = offsets(layout, "the input")?;
+        let (start, end) = crate::cuda::range(layout, OP, "input")?;
         let mut y = dev.alloc_zeros::<T>(argmax.len())?;
         launch::max_pool2d_fwd(dev, &x.slice(start..end), &mut y, argmax, g)?;
         Ok(y)
@@ -388,7 +379,7 @@ mod cuda {
         argmax: &CudaSlice<u32>,
         g: PoolGeometry,
     ) -> Result<CudaSlice<T>> {
-        let (start, end) = offsets(layout, "the gradient")?;
+        let (start, end) = crate::cuda::range(layout, OP, "gradient")?;
         let mut out = dev.alloc_zeros::<T>(g.planes as usize * (g.h * g.w) as usize)?;
         launch::max_pool2d_bwd(dev, &grad.slice(start..end), argmax, &mut out, g)?;
         Ok(out)

@@ -149,13 +149,6 @@ mod cuda {
     use candle_core::cuda_backend::cudarc::driver::{CudaView, CudaViewMut};
     use candle_core::{CudaStorage, Layout, Result, bail};
 
-    fn range(layout: &Layout, what: &str) -> Result<(usize, usize)> {
-        match layout.contiguous_offsets() {
-            Some(range) => Ok(range),
-            None => bail!("sgd: {what} must be contiguous"),
-        }
-    }
-
     pub(super) fn view<'a>(
         storage: &'a CudaStorage,
         layout: &Layout,
@@ -164,7 +157,7 @@ mod cuda {
         let CudaStorageSlice::F32(data) = &storage.slice else {
             bail!("sgd: {what} must be f32")
         };
-        let (start, end) = range(layout, what)?;
+        let (start, end) = crate::cuda::range(layout, "sgd", what)?;
         Ok(data.slice(start..end))
     }
 
@@ -176,7 +169,7 @@ mod cuda {
         let CudaStorageSlice::F32(data) = &mut storage.slice else {
             bail!("sgd: {what} must be f32")
         };
-        let (start, end) = range(layout, what)?;
+        let (start, end) = crate::cuda::range(layout, "sgd", what)?;
         Ok(data.slice_mut(start..end))
     }
 }

@@ -354,13 +354,7 @@ mod cuda {
     use crate::cuda::launch::{self, UnfoldGeometry};
 
     fn geometry(g: &Geometry) -> Result<UnfoldGeometry> {
-        let u = |v: usize| {
-            u32::try_from(v).map_err(|_| {
-                candle_core::Error::Msg(format!(
-                    "conv2d (unfold, CUDA): {v} does not fit in 32 bits"
-                ))
-            })
-        };
+        let u = |v: usize| crate::cuda::dim(v, OP);
         Ok(UnfoldGeometry {
             batch: u(g.batch)?,
             channels: u(g.channels)?,
@@ -374,12 +368,7 @@ mod cuda {
         })
     }
 
-    fn offsets(layout: &Layout, what: &str) -> Result<(usize, usize)> {
-        match layout.contiguous_offsets() {
-            Some(range) => Ok(range),
-            None => bail!("conv2d (unfold, CUDA): the {what} must be contiguous"),
-        }
-    }
+    const OP: &str = "conv2d (unfold, CUDA)";
 
     fn run<T: Float + ValidAsZeroBits>(
         dev: &CudaDevice,
@@ -388,7 +377,8 @@ mod cuda {
         g: UnfoldGeometry,
         folding: bool,
     ) -> Result<CudaSlice<T>> {
-        let (start, end) = offsets(layout, if folding { "columns" } else { "input" })?;
+        let (start, end) =
+            crate::cuda::range(layout, OP, if folding { "columns" } else { "input" })?;
         let len = if folding { g.inputs()? } else { g.columns()? };
         let mut dst = dev.alloc_zeros::<T>(len as usize)?;
         let src = src.slice(start..end);

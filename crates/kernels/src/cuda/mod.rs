@@ -40,6 +40,23 @@ impl Float for f64 {
     const SUFFIX: &'static str = "f64";
 }
 
+/// A size the kernels take as an `unsigned int`.
+pub(crate) fn dim(v: usize, op: &str) -> candle_core::Result<u32> {
+    u32::try_from(v)
+        .map_err(|_| candle_core::Error::Msg(format!("{op}: {v} does not fit in 32 bits")))
+}
+
+/// The element range of a contiguous layout; `what` names the tensor in the error.
+pub(crate) fn range(
+    layout: &candle_core::Layout,
+    op: &str,
+    what: &str,
+) -> candle_core::Result<(usize, usize)> {
+    layout
+        .contiguous_offsets()
+        .ok_or_else(|| candle_core::Error::Msg(format!("{op}: the {what} must be contiguous")))
+}
+
 /// Element counts the kernels index with 32-bit integers.
 pub(crate) fn count(n: usize, op: &str) -> candle_core::Result<u32> {
     u32::try_from(n).map_err(|_| {
