@@ -71,6 +71,15 @@ bench-parts:
 cuda-check:
     bash scripts/cuda_check.sh
 
+# Train on the first NVIDIA GPU, e.g. `just run-cuda experiments/table1.yaml`: CUDA for this GPU and driver (scripts/cuda_env.sh: NVIDIA's wheels, or CUDA_HOME), the build in target/cuda (gpu-check's), then `topo run FILE --device cuda`
+run-cuda file *args:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export CUDA_WHEELS_LINK=1
+    source scripts/cuda_env.sh
+    export CARGO_TARGET_DIR="${CUDA_TARGET_DIR:-target/cuda}"
+    cargo run --quiet --features cuda -- run {{file}} --device cuda {{args}}
+
 # On a machine with an NVIDIA GPU: build with CUDA, the kernel tests on the GPU against the CPU, the quickstart on both, ResNet-18 against PyTorch on the GPU; one table and a verdict (`--device cpu`: the dry run)
 gpu-check *ARGS:
     bash scripts/gpu_check.sh {{ARGS}}

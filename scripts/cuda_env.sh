@@ -10,18 +10,47 @@
 # (cuBLAS, cuRAND, NVRTC), with unversioned links for the linker in LIBRARY_PATH and the
 # libraries in LD_LIBRARY_PATH.
 #
-# Inputs: CUDA_WHEELS_MINOR, the CUDA 13 minor version of the wheels (default 4: 13.4 is the
-# newest CUDA that cudarc 0.19, candle 0.11's driver bindings, knows; a driver older than
-# the toolkit cannot load its PTX, so scripts/gpu_check.sh passes the driver's);
-# CUDA_COMPUTE_CAP (default 80, Ampere: the oldest architecture with every kernel candle
-# ships, used where there is no GPU to ask); CUDA_WHEELS_LINK.
+# Where nvidia-smi answers, the GPU decides: its compute capability (CUDA_COMPUTE_CAP) and
+# the driver's newest CUDA, which the wheels must not pass (a driver older than the toolkit
+# cannot load its PTX); a GPU older than CUDA 13 supports (7.5) or a driver older than CUDA
+# 13 is refused in one line unless CUDA_HOME names a toolkit for it.
+#
+# Inputs, all optional: CUDA_WHEELS_MINOR, the CUDA 13 minor version of the wheels (default:
+# the driver's, at most 4; 13.4 is the newest CUDA that cudarc 0.19, candle 0.11's driver
+# bindings, knows); CUDA_COMPUTE_CAP (default: the GPU's, else 80, Ampere: the oldest
+# architecture with every kernel candle ships); CUDA_WHEELS_LINK=1; CUDA_WHEELS_VENV.
 
 cuda_env_fail() {
     echo "cuda: $*" >&2
     return 1
 }
 
+# The GPU's compute capability and the driver's CUDA version, where nvidia-smi answers.
+cuda_env_detect() {
+    local cap cuda major minor
+    cap="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n1 | tr -d ' .')" || cap=""
+    [[ "$cap" =~ ^[0-9]+$ ]] || return 0
+    export CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP:-$cap}"
+    cuda="$(nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\([0-9]*\)\.\([0-9]*\).*/\1 \2/p' | head -n1)"
+    read -r major minor <<<"${cuda:-0 0}"
+    if [[ -n "${CUDA_HOME:-}" ]]; then
+        return 0
+    fi
+    if ((cap < 75)); then
+        cuda_env_fail "the GPU's compute capability is ${cap:0:-1}.${cap: -1}, older than CUDA 13 (the PyPI toolkit) supports (7.5): set CUDA_HOME to a CUDA 12 toolkit"
+        return 1
+    fi
+    if ((major < 13)); then
+        cuda_env_fail "the driver runs CUDA ${major}.${minor} at most and the PyPI toolkit is CUDA 13: update the driver (R580 or later) or set CUDA_HOME to a CUDA ${major} toolkit"
+        return 1
+    fi
+    if ((major == 13)); then
+        export CUDA_WHEELS_MINOR="${CUDA_WHEELS_MINOR:-$((minor < 4 ? minor : 4))}"
+    fi
+}
+
 cuda_env_setup() {
+    cuda_env_detect || return 1
     if [[ -n "${CUDA_HOME:-}" && -x "$CUDA_HOME/bin/nvcc" ]]; then
         echo "cuda: using the toolkit in CUDA_HOME=$CUDA_HOME" >&2
         if [[ "${CUDA_WHEELS_LINK:-0}" == 1 ]]; then
