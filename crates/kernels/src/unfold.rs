@@ -5,8 +5,8 @@
 //! candle 0.11 computes a conv's input gradient on CUDA with a direct transposed
 //! convolution, one thread per input cell looping over every output channel and tap; here it
 //! is cuBLAS's product `W^T dY` and a gather. The column matrix is made again in the backward
-//! (for the weight gradient `dY cols^T`) instead of kept, so memory stays what candle's conv
-//! needs. CPU and CUDA (`cuda/unfold.cu`) kernels add in the same order; the CPU ones serve
+//! (for the weight gradient `dY cols^T`) instead of kept from the forward, so a model's
+//! columns are never all alive at once. CPU and CUDA (`cuda/unfold.cu`) kernels add in the same order; the CPU ones serve
 //! the tests and the GPU check's dry run.
 //!
 //! Columns: `(C k k, B OH OW)`, row `(c k + ky) k + kx`, column `(b OH + oy) OW + ox`.
