@@ -180,18 +180,8 @@ impl Conv {
     pub(crate) fn forward(&self, xs: &Tensor, taps: &mut TapSink) -> Result<Tensor> {
         let ys = match self.kernels {
             Kernels::Candle => self.conv.forward(&self.align_for_backward(xs)?)?,
-            Kernels::Fast => self.with_bias(kernels::conv2d(
-                xs,
-                self.conv.weight(),
-                self.conv.config().stride,
-                self.conv.config().padding,
-            )?)?,
-            Kernels::Unfold => self.with_bias(kernels::conv2d_unfold(
-                xs,
-                self.conv.weight(),
-                self.conv.config().stride,
-                self.conv.config().padding,
-            )?)?,
+            Kernels::Fast => self.own_conv(xs, kernels::conv2d)?,
+            Kernels::Unfold => self.own_conv(xs, kernels::conv2d_unfold)?,
         };
         super::flops::add_macs(|| {
             // Each output element is a dot product over one filter: in_channels x k x k.
@@ -207,8 +197,15 @@ impl Conv {
 }
 
 impl Conv {
-    /// This crate's convs (whose backward needs no alignment) leave the bias out.
-    fn with_bias(&self, ys: Tensor) -> Result<Tensor> {
+    /// One of this crate's convs (whose backward needs no alignment), which leave the
+    /// bias out.
+    fn own_conv(
+        &self,
+        xs: &Tensor,
+        conv: fn(&Tensor, &Tensor, usize, usize) -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        let config = self.conv.config();
+        let ys = conv(xs, self.conv.weight(), config.stride, config.padding)?;
         match self.conv.bias() {
             Some(bias) => ys.broadcast_add(&bias.reshape((1, bias.elem_count(), 1, 1))?),
             None => Ok(ys),

@@ -5,7 +5,7 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::data::{Batch, Split};
 use crate::nn::TopoModel;
-use crate::topography::{LayerLosses, StepInputs};
+use crate::topography::{LayerLosses, StepInputs, TopoLossOutput};
 use crate::train::EngineError;
 
 /// Sums over a split, turned into means by [`Totals::finish`].
@@ -128,6 +128,36 @@ fn correct_predictions(predicted: &Tensor, labels: &Tensor) -> Result<usize, Eng
 /// every evaluation, unlike any training step's.
 const EVALUATION_STEP: u64 = u64::MAX;
 
+/// The scalars a step reports, read back from the device in one copy.
+pub(crate) struct StepScalars {
+    /// The tensors given first, in order.
+    pub leading: Vec<f64>,
+    /// The topographic loss, layers combined and each layer's.
+    pub topo: Option<(f64, Vec<f64>)>,
+}
+
+/// Reads `leading`, then the topographic loss and each layer's, in one copy: on a GPU each
+/// read waits for the device to finish what it was given, so one read per scalar stalls
+/// a step as often.
+pub(crate) fn read_scalars(
+    leading: &[&Tensor],
+    topo: Option<&TopoLossOutput>,
+) -> candle_core::Result<StepScalars> {
+    let mut scalars: Vec<Tensor> = leading.iter().map(|t| t.detach()).collect();
+    if let Some(t) = topo {
+        scalars.push(t.total.detach());
+        scalars.extend(t.per_layer.iter().map(Tensor::detach));
+    }
+    let values = Tensor::stack(&scalars, 0)?
+        .to_dtype(DType::F64)?
+        .to_vec1::<f64>()?;
+    let (leading, rest) = values.split_at(leading.len());
+    Ok(StepScalars {
+        leading: leading.to_vec(),
+        topo: topo.map(|_| (rest[0], rest[1..].to_vec())),
+    })
+}
+
 /// Evaluates `model` on all of `split` in batches of `batch_size`, in order.
 pub fn evaluate(
     model: &dyn TopoModel,
@@ -142,22 +172,16 @@ pub fn evaluate(
         let batch = split.batch(chunk, None, device)?;
         let out = model.forward_t(&batch.inputs, false)?;
         let logits = example_logits(&out.logits, &batch)?;
-        let ce = candle_nn::loss::cross_entropy(&logits, &batch.labels)?.to_scalar::<f32>()? as f64;
+        let ce = candle_nn::loss::cross_entropy(&logits, &batch.labels)?;
         let topo = match loss {
-            Some(l) => {
-                let t = l.forward(&StepInputs {
-                    taps: &out.taps,
-                    step: EVALUATION_STEP,
-                })?;
-                let layers = t
-                    .per_layer
-                    .iter()
-                    .map(|x| x.to_scalar::<f32>().map(f64::from))
-                    .collect::<Result<_, _>>()?;
-                Some((t.total.to_scalar::<f32>()? as f64, layers))
-            }
+            Some(l) => Some(l.forward(&StepInputs {
+                taps: &out.taps,
+                step: EVALUATION_STEP,
+            })?),
             None => None,
         };
+        let read = read_scalars(&[&ce], topo.as_ref())?;
+        let (ce, topo) = (read.leading[0], read.topo);
         let predicted = logits.argmax(1)?;
         totals.add(
             chunk.len(),

@@ -19,10 +19,11 @@ pub use term::{TopographicTerm, build_term, check_term};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use candle_nn::VarMap;
 use rand::seq::SliceRandom;
 
+use evaluate::read_scalars;
 pub use evaluate::{Totals, correct, evaluate, example_logits};
 use progress::EpochBar;
 pub use progress::EpochHook;
@@ -333,18 +334,8 @@ fn step(
         }
         None => (ce.clone(), None),
     };
-    // Every scalar the step reports, read in one copy: on a GPU each read waits for the
-    // device to finish what it was given.
-    let mut scalars = vec![ce.detach(), total.detach()];
-    if let Some(t) = &topo_out {
-        scalars.push(t.total.detach());
-        scalars.extend(t.per_layer.iter().map(Tensor::detach));
-    }
-    let values: Vec<f64> = Tensor::stack(&scalars, 0)?
-        .to_dtype(DType::F64)?
-        .to_vec1::<f64>()?;
-    let (ce_value, total_value) = (values[0], values[1]);
-    let topo = topo_out.map(|_| (values[2], values[3..].to_vec()));
+    let read = read_scalars(&[&ce, &total], topo_out.as_ref())?;
+    let (ce_value, total_value, topo) = (read.leading[0], read.leading[1], read.topo);
     if !total_value.is_finite() {
         // Name the term that is not finite: the cross-entropy, the topographic loss
         // itself, or (a finite loss times a large lambda) the weighted term.

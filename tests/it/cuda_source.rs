@@ -47,44 +47,57 @@ fn run(exe: &Path, args: &[String]) {
     );
 }
 
-fn write_f32(path: &Path, v: &[f32]) {
-    std::fs::write(
-        path,
-        v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>(),
-    )
-    .unwrap();
+/// A value of the harness's raw little-endian files.
+trait Raw: Copy {
+    const SIZE: usize;
+    fn put(self, out: &mut Vec<u8>);
+    fn get(bytes: &[u8]) -> Self;
+    fn bits(self) -> u64;
 }
 
-fn read_f32(path: &Path) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap();
-    bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+impl Raw for f32 {
+    const SIZE: usize = 4;
+    fn put(self, out: &mut Vec<u8>) {
+        out.extend(self.to_le_bytes());
+    }
+    fn get(bytes: &[u8]) -> Self {
+        f32::from_le_bytes(bytes.try_into().unwrap())
+    }
+    fn bits(self) -> u64 {
+        u64::from(self.to_bits())
+    }
+}
+
+impl Raw for f64 {
+    const SIZE: usize = 8;
+    fn put(self, out: &mut Vec<u8>) {
+        out.extend(self.to_le_bytes());
+    }
+    fn get(bytes: &[u8]) -> Self {
+        f64::from_le_bytes(bytes.try_into().unwrap())
+    }
+    fn bits(self) -> u64 {
+        self.to_bits()
+    }
+}
+
+fn write<T: Raw>(path: &Path, v: &[T]) {
+    let mut bytes = Vec::with_capacity(v.len() * T::SIZE);
+    v.iter().for_each(|x| x.put(&mut bytes));
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn read<T: Raw>(path: &Path) -> Vec<T> {
+    std::fs::read(path)
+        .unwrap()
+        .chunks_exact(T::SIZE)
+        .map(T::get)
         .collect()
 }
 
-fn write_f64(path: &Path, v: &[f64]) {
-    std::fs::write(
-        path,
-        v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>(),
-    )
-    .unwrap();
-}
-
-fn read_f64(path: &Path) -> Vec<f64> {
-    let bytes = std::fs::read(path).unwrap();
-    bytes
-        .chunks_exact(8)
-        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-        .collect()
-}
-
-fn bits32(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|x| x.to_bits()).collect()
-}
-
-fn bits64(v: &[f64]) -> Vec<u64> {
-    v.iter().map(|x| x.to_bits()).collect()
+/// The bit patterns, so that a NaN equals itself and -0 differs from 0.
+fn bits<T: Raw>(v: &[T]) -> Vec<u64> {
+    v.iter().map(|x| x.bits()).collect()
 }
 
 /// Values on a coarse grid, so that windows hold ties; a NaN and infinities where asked.
@@ -142,8 +155,8 @@ fn max_pool_kernels_match_the_cpu_kernel_bit_for_bit() {
                 .unwrap()
                 .to_vec1::<f32>()
                 .unwrap();
-            write_f32(&file("x"), &x);
-            write_f32(&file("g"), &g);
+            write(&file("x"), &x);
+            write(&file("g"), &g);
             let dims = [b * c, h, w, k, s, p].map(|v| v.to_string());
             let fwd = ["max_pool_fwd", "f32"]
                 .map(String::from)
@@ -154,8 +167,8 @@ fn max_pool_kernels_match_the_cpu_kernel_bit_for_bit() {
             run(&exe, &fwd);
             let expected = ys.flatten_all().unwrap().to_vec1::<f32>().unwrap();
             assert_eq!(
-                bits32(&read_f32(&file("y"))),
-                bits32(&expected),
+                bits(&read::<f32>(&file("y"))),
+                bits(&expected),
                 "forward, case {case} {:?}, specials {specials}",
                 POOLS[case]
             );
@@ -167,8 +180,8 @@ fn max_pool_kernels_match_the_cpu_kernel_bit_for_bit() {
                 .collect::<Vec<_>>();
             run(&exe, &bwd);
             assert_eq!(
-                bits32(&read_f32(&file("dx"))),
-                bits32(&dx),
+                bits(&read::<f32>(&file("dx"))),
+                bits(&dx),
                 "backward, case {case} {:?}, specials {specials}",
                 POOLS[case]
             );
@@ -198,8 +211,8 @@ fn max_pool_kernels_in_f64_match_the_cpu_kernel() {
         .backward()
         .unwrap();
     let dx = grads.get(xs.as_tensor()).unwrap().flatten_all().unwrap();
-    write_f64(Path::new(&file("x")), &x);
-    write_f64(Path::new(&file("g")), &g);
+    write(Path::new(&file("x")), &x);
+    write(Path::new(&file("g")), &g);
     let dims: Vec<String> = [b * c, h, w, k, s, p]
         .iter()
         .map(|v| v.to_string())
@@ -223,10 +236,10 @@ fn max_pool_kernels_in_f64_match_the_cpu_kernel() {
     bwd.extend(dims);
     run(&exe, &bwd);
     let expected = ys.flatten_all().unwrap().to_vec1::<f64>().unwrap();
-    assert_eq!(bits64(&read_f64(Path::new(&file("y")))), bits64(&expected));
+    assert_eq!(bits(&read::<f64>(Path::new(&file("y")))), bits(&expected));
     assert_eq!(
-        bits64(&read_f64(Path::new(&file("dx")))),
-        bits64(&dx.to_vec1::<f64>().unwrap())
+        bits(&read::<f64>(Path::new(&file("dx")))),
+        bits(&dx.to_vec1::<f64>().unwrap())
     );
 }
 
@@ -256,9 +269,9 @@ fn sgd_kernels_match_the_cpu_update_bit_for_bit() {
         f64::from(wd),
     )
     .unwrap();
-    write_f32(Path::new(&file("p")), &p0);
-    write_f32(Path::new(&file("g")), &g);
-    write_f32(Path::new(&file("buf")), &b0);
+    write(Path::new(&file("p")), &p0);
+    write(Path::new(&file("g")), &g);
+    write(Path::new(&file("buf")), &b0);
     run(
         &exe,
         &[
@@ -273,10 +286,7 @@ fn sgd_kernels_match_the_cpu_update_bit_for_bit() {
         ],
     );
     let cpu_buf = buf.to_vec1::<f32>().unwrap();
-    assert_eq!(
-        bits32(&read_f32(Path::new(&file("buf2")))),
-        bits32(&cpu_buf)
-    );
+    assert_eq!(bits(&read::<f32>(Path::new(&file("buf2")))), bits(&cpu_buf));
     run(
         &exe,
         &[
@@ -289,8 +299,8 @@ fn sgd_kernels_match_the_cpu_update_bit_for_bit() {
         ],
     );
     let cpu_p = p.as_tensor().to_vec1::<f32>().unwrap();
-    assert_eq!(bits32(&read_f32(Path::new(&file("p2")))), bits32(&cpu_p));
-    assert_ne!(bits32(&cpu_p), bits32(&p0), "the step changed nothing");
+    assert_eq!(bits(&read::<f32>(Path::new(&file("p2")))), bits(&cpu_p));
+    assert_ne!(bits(&cpu_p), bits(&p0), "the step changed nothing");
 }
 
 /// (batch, channels, h, w, k, stride, padding): the models' convs (3x3 same, strided, 1x1,
@@ -320,8 +330,8 @@ fn unfold_kernels_match_the_cpu_columns_and_their_adjoint_bit_for_bit() {
             .collect();
         let gs = Tensor::from_vec(g.clone(), cols.shape(), &Device::Cpu).unwrap();
         let folded = kernels::fold2d(&gs, (b, c, h, w), k, s, p).unwrap();
-        write_f32(Path::new(&file("x")), &x);
-        write_f32(Path::new(&file("g")), &g);
+        write(Path::new(&file("x")), &x);
+        write(Path::new(&file("g")), &g);
         let dims: Vec<String> = [b, c, h, w, k, s, p]
             .iter()
             .map(|v| v.to_string())
@@ -334,14 +344,14 @@ fn unfold_kernels_match_the_cpu_columns_and_their_adjoint_bit_for_bit() {
         run(&exe, &fo);
         let expected = cols.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert_eq!(
-            bits32(&read_f32(Path::new(&file("cols")))),
-            bits32(&expected),
+            bits(&read::<f32>(Path::new(&file("cols")))),
+            bits(&expected),
             "unfold, case {case}"
         );
         let expected = folded.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert_eq!(
-            bits32(&read_f32(Path::new(&file("dx")))),
-            bits32(&expected),
+            bits(&read::<f32>(Path::new(&file("dx")))),
+            bits(&expected),
             "fold, case {case}"
         );
     }

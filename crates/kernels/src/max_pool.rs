@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
+use crate::storage::contiguous;
+
 /// Window geometry shared by the forward and backward ops.
 #[derive(Debug, Clone, Copy)]
 struct Pool {
@@ -106,13 +108,6 @@ fn dims4(layout: &Layout) -> Result<(usize, usize, usize, usize)> {
     }
 }
 
-fn contiguous<'a, T>(data: &'a [T], layout: &Layout) -> Result<&'a [T]> {
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => bail!("max_pool2d: input must be contiguous"),
-    }
-}
-
 /// Each window's argmax (plane-local, `u32`), kept by the forward for its backward, which
 /// would otherwise search every window again; it lives where the pooled tensor does.
 #[derive(Clone)]
@@ -140,7 +135,7 @@ impl MaxPoolForward {
 
     fn run<T: Elem>(&self, data: &[T], layout: &Layout) -> Result<(Vec<T>, Shape)> {
         let (b, c, h, w) = dims4(layout)?;
-        let data = contiguous(data, layout)?;
+        let data = contiguous(data, layout, "max_pool2d", "input")?;
         let (oh, ow) = (self.pool.out_len(h)?, self.pool.out_len(w)?);
         let mut out = vec![T::default(); b * c * oh * ow];
         let mut idx = vec![0u32; b * c * oh * ow];
@@ -206,8 +201,8 @@ struct MaxPoolBackward {
 impl MaxPoolBackward {
     fn run<T: Elem>(&self, data: &[T], l1: &Layout, grad: &[T], l2: &Layout) -> Result<Vec<T>> {
         let (b, c, h, w) = dims4(l1)?;
-        let data = contiguous(data, l1)?;
-        let grad = contiguous(grad, l2)?;
+        let data = contiguous(data, l1, "max_pool2d backward", "input")?;
+        let grad = contiguous(grad, l2, "max_pool2d backward", "gradient")?;
         let (oh, ow) = (self.pool.out_len(h)?, self.pool.out_len(w)?);
         if l2.shape().dims() != [b, c, oh, ow] {
             bail!(
@@ -315,7 +310,7 @@ mod cuda {
     fn geometry(pool: Pool, layout: &Layout) -> Result<PoolGeometry> {
         let (b, c, h, w) = dims4(layout)?;
         let (oh, ow) = (pool.out_len(h)?, pool.out_len(w)?);
-        let u = |v: usize| crate::cuda::dim(v, OP);
+        let u = |v: usize| crate::cuda::count(v, OP);
         Ok(PoolGeometry {
             planes: u(b * c)?,
             h: u(h)?,

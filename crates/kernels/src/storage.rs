@@ -1,4 +1,4 @@
-//! The f32 slice a custom op reads from a CPU storage, shared by every fast kernel.
+//! The slices a custom op reads from a CPU storage, shared by every fast kernel.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, Layout, Result, bail};
@@ -14,6 +14,16 @@ pub(crate) fn f32_slice<'a>(
     let CpuStorage::F32(data) = storage else {
         bail!("{op}: {what} must be f32, got {:?}", storage.dtype())
     };
+    contiguous(data, layout, op, what)
+}
+
+/// The values `layout` selects in `data`, which must be contiguous.
+pub(crate) fn contiguous<'a, T>(
+    data: &'a [T],
+    layout: &Layout,
+    op: &str,
+    what: &str,
+) -> Result<&'a [T]> {
     match layout.contiguous_offsets() {
         Some((start, end)) => Ok(&data[start..end]),
         None => bail!("{op}: {what} must be contiguous"),

@@ -6,14 +6,16 @@
 //! convolution, one thread per input cell looping over every output channel and tap; here it
 //! is cuBLAS's product `W^T dY` and a gather. The column matrix is made again in the backward
 //! (for the weight gradient `dY cols^T`) instead of kept from the forward, so a model's
-//! columns are never all alive at once. CPU and CUDA (`cuda/unfold.cu`) kernels add in the same order; the CPU ones serve
-//! the tests and the GPU check's dry run.
+//! columns are never all alive at once. CPU and CUDA (`cuda/unfold.cu`) kernels add in the
+//! same order; the CPU ones serve the tests and the GPU check's dry run.
 //!
 //! Columns: `(C k k, B OH OW)`, row `(c k + ky) k + kx`, column `(b OH + oy) OW + ox`.
 
 use candle_core::backend::{BackendDevice, BackendStorage};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
+
+use crate::storage::contiguous;
 
 /// The geometry of one convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,13 +138,6 @@ impl Geometry {
     }
 }
 
-fn contiguous<'a, T>(data: &'a [T], layout: &Layout, what: &str) -> Result<&'a [T]> {
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => bail!("conv2d (unfold): the {what} must be contiguous"),
-    }
-}
-
 /// `x (B, C, H, W)` to its column matrix.
 struct Unfold(Geometry);
 
@@ -161,10 +156,10 @@ impl CustomOp1 for Unfold {
         }
         let cols = match storage {
             CpuStorage::F32(x) => {
-                CpuStorage::F32(self.0.unfold_cpu(contiguous(x, layout, "input")?))
+                CpuStorage::F32(self.0.unfold_cpu(contiguous(x, layout, "unfold", "input")?))
             }
             CpuStorage::F64(x) => {
-                CpuStorage::F64(self.0.unfold_cpu(contiguous(x, layout, "input")?))
+                CpuStorage::F64(self.0.unfold_cpu(contiguous(x, layout, "unfold", "input")?))
             }
             other => bail!("unfold: unsupported dtype {:?}", other.dtype()),
         };
@@ -200,10 +195,10 @@ impl CustomOp1 for Fold {
         }
         let x = match storage {
             CpuStorage::F32(c) => {
-                CpuStorage::F32(self.0.fold_cpu(contiguous(c, layout, "columns")?))
+                CpuStorage::F32(self.0.fold_cpu(contiguous(c, layout, "fold", "columns")?))
             }
             CpuStorage::F64(c) => {
-                CpuStorage::F64(self.0.fold_cpu(contiguous(c, layout, "columns")?))
+                CpuStorage::F64(self.0.fold_cpu(contiguous(c, layout, "fold", "columns")?))
             }
             other => bail!("fold: unsupported dtype {:?}", other.dtype()),
         };
@@ -354,7 +349,7 @@ mod cuda {
     use crate::cuda::launch::{self, UnfoldGeometry};
 
     fn geometry(g: &Geometry) -> Result<UnfoldGeometry> {
-        let u = |v: usize| crate::cuda::dim(v, OP);
+        let u = |v: usize| crate::cuda::count(v, OP);
         Ok(UnfoldGeometry {
             batch: u(g.batch)?,
             channels: u(g.channels)?,
@@ -370,22 +365,30 @@ mod cuda {
 
     const OP: &str = "conv2d (unfold, CUDA)";
 
+    /// Which way between an input and its column matrix.
+    #[derive(Clone, Copy)]
+    enum Pass {
+        Unfold,
+        Fold,
+    }
+
     fn run<T: Float + ValidAsZeroBits>(
         dev: &CudaDevice,
         src: &CudaSlice<T>,
         layout: &Layout,
         g: UnfoldGeometry,
-        folding: bool,
+        pass: Pass,
     ) -> Result<CudaSlice<T>> {
-        let (start, end) =
-            crate::cuda::range(layout, OP, if folding { "columns" } else { "input" })?;
-        let len = if folding { g.inputs()? } else { g.columns()? };
+        let (what, len) = match pass {
+            Pass::Unfold => ("input", g.columns()?),
+            Pass::Fold => ("columns", g.inputs()?),
+        };
+        let (start, end) = crate::cuda::range(layout, OP, what)?;
         let mut dst = dev.alloc_zeros::<T>(len as usize)?;
         let src = src.slice(start..end);
-        if folding {
-            launch::fold(dev, &src, &mut dst, g)?;
-        } else {
-            launch::unfold(dev, &src, &mut dst, g)?;
+        match pass {
+            Pass::Unfold => launch::unfold(dev, &src, &mut dst, g)?,
+            Pass::Fold => launch::fold(dev, &src, &mut dst, g)?,
         }
         Ok(dst)
     }
@@ -394,14 +397,14 @@ mod cuda {
         g: &Geometry,
         storage: &CudaStorage,
         layout: &Layout,
-        folding: bool,
+        pass: Pass,
         shape: Shape,
     ) -> Result<(CudaStorage, Shape)> {
         let ug = geometry(g)?;
         let dev = &storage.device;
         let slice = match &storage.slice {
-            CudaStorageSlice::F32(s) => CudaStorageSlice::F32(run(dev, s, layout, ug, folding)?),
-            CudaStorageSlice::F64(s) => CudaStorageSlice::F64(run(dev, s, layout, ug, folding)?),
+            CudaStorageSlice::F32(s) => CudaStorageSlice::F32(run(dev, s, layout, ug, pass)?),
+            CudaStorageSlice::F64(s) => CudaStorageSlice::F64(run(dev, s, layout, ug, pass)?),
             _ => bail!(
                 "conv2d (unfold, CUDA): unsupported dtype {:?}",
                 storage.dtype()
@@ -421,7 +424,7 @@ mod cuda {
         storage: &CudaStorage,
         layout: &Layout,
     ) -> Result<(CudaStorage, Shape)> {
-        apply(g, storage, layout, false, Shape::from(g.cols()))
+        apply(g, storage, layout, Pass::Unfold, Shape::from(g.cols()))
     }
 
     pub(super) fn fold(
@@ -430,6 +433,6 @@ mod cuda {
         layout: &Layout,
     ) -> Result<(CudaStorage, Shape)> {
         let shape = Shape::from((g.batch, g.channels, g.h, g.w));
-        apply(g, storage, layout, true, shape)
+        apply(g, storage, layout, Pass::Fold, shape)
     }
 }

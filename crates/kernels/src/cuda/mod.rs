@@ -40,12 +40,6 @@ impl Float for f64 {
     const SUFFIX: &'static str = "f64";
 }
 
-/// A size the kernels take as an `unsigned int`.
-pub(crate) fn dim(v: usize, op: &str) -> candle_core::Result<u32> {
-    u32::try_from(v)
-        .map_err(|_| candle_core::Error::Msg(format!("{op}: {v} does not fit in 32 bits")))
-}
-
 /// The element range of a contiguous layout; `what` names the tensor in the error.
 pub(crate) fn range(
     layout: &candle_core::Layout,
@@ -57,11 +51,11 @@ pub(crate) fn range(
         .ok_or_else(|| candle_core::Error::Msg(format!("{op}: the {what} must be contiguous")))
 }
 
-/// Element counts the kernels index with 32-bit integers.
+/// A size or element count, as the kernels take it (`unsigned int`).
 pub(crate) fn count(n: usize, op: &str) -> candle_core::Result<u32> {
     u32::try_from(n).map_err(|_| {
         candle_core::Error::Msg(format!(
-            "{op}: {n} elements are more than the CUDA kernel indexes (2^32 - 1)"
+            "{op}: {n} is more than the CUDA kernels index (2^32 - 1)"
         ))
     })
 }
