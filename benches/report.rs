@@ -143,9 +143,11 @@ fn write_run(exp: &ExperimentDir, i: usize, a: &RunAxes, topography_yaml: &str) 
         test_accuracy: Some(test),
         test_roc_auc: None,
         failure: None,
-        parameters: 11_000_000,
+        parameters: Some(11_000_000),
         seconds: 100.0,
-        versions: Versions::of_this_build(),
+        identity: None,
+        provenance: None,
+        versions: Some(Versions::of_this_build()),
     };
     write(&run.summary(), &serde_json::to_string_pretty(&summary)?)
 }

@@ -64,9 +64,44 @@ pub fn log(line: &str) {
     BARS.suspend(|| eprintln!("{line}"));
 }
 
+/// An error with its causes, `outer: inner: innermost`: how every error is shown where
+/// it is kept or printed as text, since each message leaves its cause to the chain.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let said = cause.to_string();
+        // A transparent wrapper says what its source says: once is enough.
+        if !text.ends_with(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        next = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot write results/x.json")]
+    struct Write(#[source] std::io::Error);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error(transparent)]
+    struct Wrapper(#[from] Write);
+
+    #[test]
+    fn a_chain_says_each_cause_once() {
+        let io = std::io::Error::from_raw_os_error(28);
+        let said = io.to_string();
+        let e = Wrapper(Write(io));
+        assert_eq!(chain(&e), format!("cannot write results/x.json: {said}"));
+        assert_eq!(chain(&e).matches(&said).count(), 1);
+    }
+
     use super::*;
 
     #[test]

@@ -1,11 +1,15 @@
 //! `topo plan FILE`: one line per run and the totals.
 
+use std::time::SystemTime;
+
+use candle_core::Device;
 use clap::ValueEnum;
 use serde::Serialize;
 
 use crate::config::Lambda;
-use crate::plan::{StatusCounts, plan, plan_status};
-use crate::results::{ExperimentDir, RunState};
+use crate::kernels::Kernels;
+use crate::plan::{StatusCounts, other_builds, plan, plan_status};
+use crate::results::{ExperimentDir, Provenance, RunState};
 use crate::train::checkpoint::read_loop_state;
 
 use super::validate::load_experiment;
@@ -45,6 +49,9 @@ struct JsonRun<'a> {
     status: RunState,
     /// Epochs committed in the run's last checkpoint; `null` before the first.
     epochs_done: Option<u32>,
+    /// A done run produced by another build: how it differs (commit, kernels, ISA).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    other_build: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -66,6 +73,12 @@ pub fn run(args: &PlanArgs) -> Result<(), CliError> {
     let plan = plan(&loaded.experiment).map_err(|e| CliError::Failed(e.into()))?;
     let dir = ExperimentDir::new(&args.experiment.results, &plan.experiment);
     let status = plan_status(&plan, &dir);
+    let here = Provenance::here(
+        Kernels::Fast.on(&Device::Cpu),
+        "cpu".into(),
+        SystemTime::now(),
+    );
+    let other = other_builds(&plan, &dir, &status.states, &here);
     let epochs_done: Vec<Option<u32>> = plan
         .runs
         .iter()
@@ -79,15 +92,17 @@ pub fn run(args: &PlanArgs) -> Result<(), CliError> {
                 .iter()
                 .zip(&status.states)
                 .zip(&epochs_done)
-                .map(|((r, s), e)| JsonRun {
+                .zip(&other)
+                .map(|(((r, s), e), o)| JsonRun {
                     id: &r.id,
-                    dataset: &r.axes.dataset,
-                    model: &r.axes.model,
-                    topography: &r.axes.topography,
+                    dataset: &r.names.dataset,
+                    model: &r.names.model,
+                    topography: &r.names.topography,
                     lambda: r.objective.lambda(),
                     seed: r.seed,
                     status: *s,
                     epochs_done: *e,
+                    other_build: o.as_deref(),
                 })
                 .collect();
             let doc = JsonPlan {
@@ -107,7 +122,8 @@ pub fn run(args: &PlanArgs) -> Result<(), CliError> {
                 "{:width$}  {:<14} {:<12} {:<12} {:>8} {:>4}  status",
                 "id", "dataset", "model", "topography", "lambda", "seed"
             );
-            for ((r, s), e) in plan.runs.iter().zip(&status.states).zip(&epochs_done) {
+            let runs = plan.runs.iter().zip(&status.states).zip(&epochs_done);
+            for (((r, s), e), o) in runs.zip(&other) {
                 let lambda = r
                     .objective
                     .lambda()
@@ -115,14 +131,15 @@ pub fn run(args: &PlanArgs) -> Result<(), CliError> {
                 println!(
                     "{:width$}  {:<14} {:<12} {:<12} {:>8} {:>4}  {}",
                     r.id,
-                    r.axes.dataset,
-                    r.axes.model,
-                    r.axes.topography,
+                    r.names.dataset,
+                    r.names.model,
+                    r.names.topography,
                     lambda,
                     r.seed,
-                    match (s, e) {
-                        (RunState::Partial, Some(e)) =>
+                    match (s, e, o) {
+                        (RunState::Partial, Some(e), _) =>
                             format!("partial, {e}/{} epochs", r.training.epochs),
+                        (RunState::Done, _, Some(o)) => format!("done (other build: {o})"),
                         _ => state_name(*s).to_string(),
                     }
                 );
@@ -137,6 +154,13 @@ pub fn run(args: &PlanArgs) -> Result<(), CliError> {
                 c.done,
                 c.failed
             );
+            let others = other.iter().flatten().count();
+            if others > 0 {
+                println!(
+                    "{others} done run{} came from another build (kept; delete a run's folder to train it again)",
+                    if others == 1 { "" } else { "s" }
+                );
+            }
         }
     }
     if args.estimate {
@@ -162,7 +186,7 @@ fn epochs_done(dir: &ExperimentDir, id: &str, state: RunState) -> Option<u32> {
     match read_loop_state(&dir.run(id)) {
         Ok(loop_state) => loop_state.map(|l| l.epoch),
         Err(e) => {
-            eprintln!("warning: {id}: {e}");
+            eprintln!("warning: {id}: {}", crate::log::chain(&e));
             None
         }
     }

@@ -162,7 +162,7 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     if !problems.is_empty() {
         return Err(CliError::Preflight(problems));
     }
-    let resolved = crate::config::to_yaml(&loaded.experiment).map_err(|e| {
+    let resolved = crate::config::to_yaml(&loaded.experiment.experiment).map_err(|e| {
         CliError::Failed(anyhow::anyhow!("cannot write the resolved experiment: {e}"))
     })?;
     write_atomic(&dir.resolved_yaml(), resolved.as_bytes())

@@ -104,7 +104,7 @@ pub fn run(args: &SlurmArgs) -> Result<(), CliError> {
     let job = ArrayJob {
         name: plan.experiment.clone(),
         run_ids,
-        resources: resources(&loaded.experiment.slurm, args),
+        resources: resources(&loaded.experiment.experiment.slurm, args),
         topo,
         file: absolute(&args.experiment.file)?,
         run_args,

@@ -37,10 +37,10 @@ pub fn run(args: &SplitsArgs) -> Result<(), CliError> {
     let file = args.experiment.file.display();
     let spec = loaded
         .experiment
-        .datasets
-        .get(&args.dataset)
+        .defined_dataset(&args.dataset)
         .ok_or_else(|| {
             let names: Vec<&str> = loaded
+                .experiment
                 .experiment
                 .datasets
                 .keys()
@@ -51,8 +51,7 @@ pub fn run(args: &SplitsArgs) -> Result<(), CliError> {
                 args.dataset,
                 names.join(", ")
             ))
-        })?
-        .resolved();
+        })?;
     let audio = || {
         CliError::Usage(format!(
             "`{}` is {}, whose examples are audio files named in its own lists, not positions \

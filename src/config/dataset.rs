@@ -89,16 +89,6 @@ pub enum AudioNormalisation {
 }
 
 impl DatasetSpec {
-    /// The spec with its defaults applied, as a run records it: an audio data set names
-    /// its normalisation, so a change of default changes the ids of the runs it affects.
-    pub fn resolved(&self) -> DatasetSpec {
-        let mut spec = self.clone();
-        if spec.kind.is_audio() {
-            spec.normalisation.get_or_insert_default();
-        }
-        spec
-    }
-
     /// The folder to read, `root` or the kind's default.
     pub fn root_or_default(&self) -> PathBuf {
         self.root

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::diagnostic::{Diagnostic, Diagnostics, Origin};
 use super::layers::{Layers, Override};
+use super::resolve::{Resolved, resolve};
 use super::source::SourceFile;
 use super::yaml;
 use super::{Experiment, check, semantic};
@@ -39,10 +40,10 @@ impl LoadOptions {
     }
 }
 
-/// A checked experiment and where it came from.
+/// A checked, resolved experiment and where it came from.
 #[derive(Debug, Clone)]
 pub struct Loaded {
-    pub experiment: Experiment,
+    pub experiment: Resolved,
     /// The files read, base first.
     pub files: Vec<PathBuf>,
     /// Folder of the file named on the command line: custom layouts are relative to it.
@@ -108,21 +109,38 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Loaded, Diagnostics> {
     }
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     semantic::check(&merged, &layers, &dir, &mut diags);
-    if !diags.is_empty() || !schema_ok {
+    if !schema_ok {
         return Err(diags.finish());
     }
-    match serde_json::from_value::<Experiment>(merged.clone()) {
-        Ok(experiment) => Ok(Loaded {
-            experiment,
-            files: layers.files.iter().map(|f| f.path.clone()).collect(),
-            dir,
-        }),
+    let experiment = match serde_json::from_value::<Experiment>(merged.clone()) {
+        Ok(experiment) => experiment,
+        // The checks of meaning have located what stops it (a lambda that is not one).
+        Err(_) if !diags.is_empty() => return Err(diags.finish()),
         Err(e) => {
             diags.push(Diagnostic::new(
                 Origin::file_start(path),
                 "",
                 format!("cannot read the experiment: {e}"),
             ));
+            return Err(diags.finish());
+        }
+    };
+    match resolve(experiment) {
+        Ok(experiment) if diags.is_empty() => Ok(Loaded {
+            experiment,
+            files: layers.files.iter().map(|f| f.path.clone()).collect(),
+            dir,
+        }),
+        Ok(_) => Err(diags.finish()),
+        Err(unresolved) => {
+            // The checks of meaning may have said it already (an undefined name, with
+            // a suggestion): one message per key.
+            let said: HashSet<String> = diags.0.iter().map(|d| d.key_path.clone()).collect();
+            for p in unresolved.problems {
+                if !said.contains(&p.path) {
+                    diags.push(layers.diagnostic(&p.path, p.message, false));
+                }
+            }
             Err(diags.finish())
         }
     }

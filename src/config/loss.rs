@@ -131,11 +131,6 @@ impl LossMethod {
             LossMethod::Topoloss { .. } => "topoloss",
         }
     }
-
-    /// Whether it reads the tapped activations (else the tapped convs' weights).
-    pub fn reads_activations(&self) -> bool {
-        !matches!(self, LossMethod::Topoloss { .. })
-    }
 }
 
 /// Why a loss spec does not resolve; the message is shown to the user.
@@ -151,7 +146,7 @@ pub enum LossProblem {
 
 impl LossSpec {
     /// Checks the parameters and returns the run's form.
-    pub fn resolve(&self) -> Result<LossMethod, LossProblem> {
+    pub(super) fn method(&self) -> Result<LossMethod, LossProblem> {
         let form = match self {
             LossSpec::Name(LossName::Poli2023) => LossForm::Poli2023,
             LossSpec::Name(LossName::Tdann) => LossForm::Tdann {
@@ -195,7 +190,7 @@ mod tests {
 
     #[test]
     fn names_and_forms_resolve_with_defaults_and_checks() {
-        let yaml = |s: &str| serde_json::from_str::<LossSpec>(s).unwrap().resolve();
+        let yaml = |s: &str| serde_json::from_str::<LossSpec>(s).unwrap().method();
         assert_eq!(yaml("\"poli2023\""), Ok(LossMethod::Poli2023));
         assert_eq!(
             yaml("\"tdann\""),

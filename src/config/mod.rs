@@ -15,8 +15,10 @@ mod load;
 mod locate;
 mod loss;
 mod model;
+mod objective;
 mod pruning;
 mod report;
+mod resolve;
 mod schema;
 mod semantic;
 mod slurm;
@@ -34,8 +36,10 @@ pub use layer_weights::{LayerWeightProblem, LayerWeights};
 pub use load::{ENV_PREFIX, LoadOptions, Loaded, load};
 pub use loss::{Factor, LossForm, LossMethod, LossName, LossProblem, LossSpec};
 pub use model::{ModelKind, ModelSpec};
+pub use objective::{Objective, ObjectiveError};
 pub use pruning::{ProportionRange, Proportions, PruneMethod, PruningSpec};
 pub use report::{FigureKind, PaperTable, ReportSpec, StdKind, TableSpec};
+pub use resolve::{Named, ResolveProblem, Resolved, Unresolved, resolve, topography};
 pub use schema::{
     EXPERIMENT_SCHEMA_FILE, SchemaCheck, check_schemas, experiment_schema, experiment_schema_text,
 };

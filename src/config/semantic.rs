@@ -144,28 +144,10 @@ fn check_topographies(merged: &Value, layers: &Layers, dir: &Path, diags: &mut D
     };
     for (name, raw) in map {
         let base = child_path("topographies", name);
-        // Malformed entries are the schema's to report.
+        // Malformed entries are the schema's to report, unresolvable ones resolution's.
         let Ok(spec) = serde_json::from_value::<TopographySpec>(raw.clone()) else {
             continue;
         };
-        if let Err(problem) = spec.resolve() {
-            use super::TopographyProblem as P;
-            let field = match problem {
-                // Out-of-range dimensions are the schema's to report.
-                P::Dimension(_) => None,
-                P::MissingLayout | P::MissingDimension(_) => Some(base.clone()),
-                P::BaselineField(f) => Some(child_path(&base, f)),
-                P::SphereInOneDimension | P::CustomDimension => {
-                    Some(child_path(&base, "dimension"))
-                }
-                P::Loss(_) => Some(child_path(&base, "loss")),
-                P::LayerWeights(_) => Some(child_path(&base, "layer_weights")),
-                P::TopolossNeedsGrid => Some(child_path(&base, "layout")),
-            };
-            if let Some(field) = field {
-                diags.push(layers.diagnostic(&field, problem.to_string(), false));
-            }
-        }
         if let (TopographyKind::Topographic, Some(LayoutSource::File(f))) =
             (spec.kind, &spec.layout)
         {

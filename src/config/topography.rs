@@ -198,7 +198,7 @@ pub enum TopographyProblem {
 
 impl TopographySpec {
     /// Checks the spec and returns the engine's form.
-    pub fn resolve(&self) -> Result<Topography, TopographyProblem> {
+    pub(super) fn to_topography(&self) -> Result<Topography, TopographyProblem> {
         match self.kind {
             TopographyKind::None => {
                 if self.layout.is_some() {
@@ -217,7 +217,7 @@ impl TopographySpec {
             }
             TopographyKind::Topographic => {
                 let loss = match &self.loss {
-                    Some(l) => l.resolve().map_err(TopographyProblem::Loss)?,
+                    Some(l) => l.method().map_err(TopographyProblem::Loss)?,
                     None => LossMethod::Poli2023,
                 };
                 let placement = self.placement()?;

@@ -21,7 +21,7 @@ pub enum DataError {
         /// Where to obtain the data set.
         source_hint: &'static str,
     },
-    #[error("{path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         path: PathBuf,
         #[source]
@@ -37,7 +37,7 @@ pub enum DataError {
     /// A file whose content is not what its name promises.
     #[error("{path}: {what}")]
     Format { path: PathBuf, what: String },
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Wav {
         path: PathBuf,
         #[source]
@@ -64,7 +64,7 @@ pub enum DataError {
     /// `batch` was given an index past the end of the split.
     #[error("example index {index} out of range for a split of {len}")]
     Index { index: usize, len: usize },
-    #[error("building a batch tensor: {0}")]
+    #[error("building a batch tensor")]
     Tensor(#[from] candle_core::Error),
     /// Several files of one data set failed (every bad clip, not only the first).
     #[error("{} files could not be read:\n  {}", .0.len(), .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n  "))]

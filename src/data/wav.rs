@@ -6,7 +6,7 @@ use std::io::Read;
 /// Why bytes are not a readable WAV file.
 #[derive(Debug, thiserror::Error)]
 pub enum WavError {
-    #[error("reading: {0}")]
+    #[error("reading")]
     Io(#[from] std::io::Error),
     #[error("not a WAV file (expected `RIFF....WAVE` at the start)")]
     NotWav,

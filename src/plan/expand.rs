@@ -1,13 +1,11 @@
 //! Expanding the grid: the cross product of its axes, lambda collapsed for the
 //! baseline, exclusion rules applied.
 
-use std::collections::BTreeMap;
+use crate::config::{ExcludeRule, Objective, Resolved, Topography};
+use crate::results::{AxisNames, RunAxes};
 
-use crate::config::{ExcludeRule, Experiment, ModelKind, ModelSpec, Topography, TopographySpec};
-use crate::results::RunAxes;
-
+use super::RunConfig;
 use super::id::IdentityParts;
-use super::{Objective, RunConfig};
 
 /// The runs of an experiment, in grid order (data set, model, topography, lambda, seed).
 #[derive(Debug, Clone)]
@@ -16,75 +14,41 @@ pub struct Plan {
     pub runs: Vec<RunConfig>,
 }
 
-/// A grid that names something undefined (validation reports these first).
+/// A run's identity could not be serialised, so it has no id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PlanError {
-    #[error("grid names an undefined {what} `{name}`")]
-    Undefined { what: &'static str, name: String },
-    #[error("topography `{name}`: {message}")]
-    Topography { name: String, message: String },
-    /// A run's identity could not be serialised, so it has no id.
-    #[error("run identity of `{dataset}` / `{model}` / `{topography}`: {message}")]
-    Identity {
-        dataset: String,
-        model: String,
-        topography: String,
-        /// serde_json's message (its error is neither `Clone` nor `Eq`).
-        message: String,
-    },
+#[error("run identity of `{dataset}` / `{model}` / `{topography}`: {message}")]
+pub struct PlanError {
+    dataset: String,
+    model: String,
+    topography: String,
+    /// serde_json's message (its error is neither `Clone` nor `Eq`).
+    message: String,
 }
 
-/// Expands `experiment` into its runs. Pure: no disk, no device.
-pub fn plan(experiment: &Experiment) -> Result<Plan, PlanError> {
+/// Expands a resolved experiment into its runs. Pure: no disk, no device.
+pub fn plan(resolved: &Resolved) -> Result<Plan, PlanError> {
+    let experiment = &resolved.experiment;
     let grid = &experiment.grid;
-    let mut topographies: BTreeMap<&str, Topography> = BTreeMap::new();
-    for name in &grid.topography {
-        let spec: &TopographySpec =
-            experiment
-                .topographies
-                .get(name)
-                .ok_or_else(|| PlanError::Undefined {
-                    what: "topography",
-                    name: name.clone(),
-                })?;
-        let resolved = spec.resolve().map_err(|e| PlanError::Topography {
-            name: name.clone(),
-            message: e.to_string(),
-        })?;
-        topographies.insert(name, resolved);
-    }
     let mut runs = Vec::new();
-    for dataset_name in &grid.dataset {
-        let dataset =
-            experiment
-                .datasets
-                .get(dataset_name)
-                .ok_or_else(|| PlanError::Undefined {
-                    what: "data set",
-                    name: dataset_name.clone(),
-                })?;
-        let dataset = &dataset.resolved();
-        let mut training = experiment.training.clone();
-        if let Some(epochs) = dataset.epochs {
-            training.epochs = epochs;
-        }
-        for model_name in &grid.model {
-            let model = resolve_model(experiment, model_name)?;
-            for topography_name in &grid.topography {
-                let Some(topography) = topographies.get(topography_name.as_str()) else {
-                    continue;
-                };
+    for dataset in &resolved.datasets {
+        let training = resolved.training_for(&dataset.value);
+        for model in &resolved.models {
+            for topography in &resolved.topographies {
                 let identity =
-                    IdentityParts::new(dataset, &model, topography, &training).map_err(|e| {
-                        PlanError::Identity {
-                            dataset: dataset_name.clone(),
-                            model: model_name.clone(),
-                            topography: topography_name.clone(),
+                    IdentityParts::new(&dataset.value, &model.value, &topography.value, &training)
+                        .map_err(|e| PlanError {
+                            dataset: dataset.name.clone(),
+                            model: model.name.clone(),
+                            topography: topography.name.clone(),
                             message: e.to_string(),
-                        }
-                    })?;
+                        })?;
+                let names = AxisNames {
+                    dataset: dataset.name.clone(),
+                    model: model.name.clone(),
+                    topography: topography.name.clone(),
+                };
                 // The baseline's lambda collapses; a placement takes every lambda.
-                let objectives: Vec<Objective> = match topography {
+                let objectives: Vec<Objective> = match &topography.value {
                     Topography::Baseline => vec![Objective::Baseline],
                     Topography::Placed(placement, loss, weights) => grid
                         .lambda
@@ -100,28 +64,23 @@ pub fn plan(experiment: &Experiment) -> Result<Plan, PlanError> {
                 for objective in objectives {
                     let lambda = objective.lambda();
                     for &seed in &grid.seed {
-                        let axes = RunAxes {
-                            dataset: dataset_name.clone(),
-                            model: model_name.clone(),
-                            topography: topography_name.clone(),
-                            lambda,
-                            seed,
-                        };
-                        if grid.exclude.iter().any(|rule| excludes(rule, &axes)) {
-                            continue;
-                        }
-                        let hash = identity.hash(lambda, seed);
-                        runs.push(RunConfig {
-                            id: format!("{}-{hash}", slug(&axes)),
+                        let run = RunConfig {
+                            id: String::new(),
                             experiment: experiment.name.clone(),
-                            axes,
-                            dataset: dataset.clone(),
-                            model: model.clone(),
+                            names: names.clone(),
+                            dataset: dataset.value.clone(),
+                            model: model.value.clone(),
                             objective: objective.clone(),
                             seed,
                             training: training.clone(),
                             pruning: experiment.pruning.clone(),
-                        });
+                        };
+                        let axes = run.axes();
+                        if grid.exclude.iter().any(|rule| excludes(rule, &axes)) {
+                            continue;
+                        }
+                        let id = format!("{}-{}", slug(&axes), identity.hash(lambda, seed));
+                        runs.push(RunConfig { id, ..run });
                     }
                 }
             }
@@ -131,18 +90,6 @@ pub fn plan(experiment: &Experiment) -> Result<Plan, PlanError> {
         experiment: experiment.name.clone(),
         runs,
     })
-}
-
-fn resolve_model(experiment: &Experiment, name: &str) -> Result<ModelSpec, PlanError> {
-    if let Some(spec) = experiment.models.get(name) {
-        return Ok(spec.clone());
-    }
-    ModelKind::from_name(name)
-        .map(ModelSpec::of_kind)
-        .ok_or_else(|| PlanError::Undefined {
-            what: "model",
-            name: name.to_string(),
-        })
 }
 
 /// A rule excludes a run when every field it sets matches.

@@ -2,11 +2,9 @@
 
 mod expand;
 mod id;
-mod objective;
 mod run;
 mod status;
 
 pub use expand::{Plan, PlanError, plan};
-pub use objective::{Objective, ObjectiveError};
 pub use run::RunConfig;
-pub use status::{PlanStatus, StatusCounts, plan_status};
+pub use status::{PlanStatus, StatusCounts, other_builds, plan_status};

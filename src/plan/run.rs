@@ -2,19 +2,19 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Objective;
-use crate::config::{DatasetSpec, ModelSpec, PruningSpec, TrainingSpec};
-use crate::results::RunAxes;
+use crate::config::{DatasetSpec, ModelSpec, Objective, PruningSpec, TrainingSpec};
+use crate::results::{AxisNames, RunAxes, RunIdentity};
 
-/// A run, resolved: no names left to look up, no defaults left to apply.
+/// A run, resolved: no names left to look up, no defaults left to apply, each fact once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunConfig {
     /// `<slug>-<hash>`; also the run's folder name.
     pub id: String,
     /// The experiment the run belongs to.
     pub experiment: String,
-    /// The run's place in the grid, by the names used in the YAML.
-    pub axes: RunAxes,
+    /// The names of its data set, model and topography in the YAML.
+    #[serde(rename = "axes")]
+    pub names: AxisNames,
     pub dataset: DatasetSpec,
     pub model: ModelSpec,
     /// Written as the `topography` and `lambda` keys.
@@ -26,4 +26,27 @@ pub struct RunConfig {
     /// Pruning applied after training (not part of the run's identity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pruning: Option<PruningSpec>,
+}
+
+impl RunConfig {
+    /// Its place in the grid: names, lambda and seed.
+    pub fn axes(&self) -> RunAxes {
+        RunAxes {
+            dataset: self.names.dataset.clone(),
+            model: self.names.model.clone(),
+            topography: self.names.topography.clone(),
+            lambda: self.objective.lambda(),
+            seed: self.seed,
+        }
+    }
+
+    /// What it is, as its summary records it.
+    pub fn identity(&self) -> RunIdentity {
+        RunIdentity {
+            dataset: self.dataset.clone(),
+            model: self.model.clone(),
+            topography: self.objective.topography(),
+            training: self.training.clone(),
+        }
+    }
 }

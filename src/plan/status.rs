@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::results::{ExperimentDir, RunState};
+use crate::results::{ExperimentDir, Provenance, RunState, Summary, read_json};
 
 use super::Plan;
 
@@ -39,4 +39,27 @@ pub fn plan_status(plan: &Plan, dir: &ExperimentDir) -> PlanStatus {
         }
     }
     PlanStatus { states, counts }
+}
+
+/// For each done run of `plan` whose summary says another build produced it (another
+/// commit, kernels or instruction set than `current`), how it differs. Such a run is
+/// not trained again: this only says that its numbers may not be this build's. A run
+/// whose summary predates provenance, or does not read, is not marked.
+pub fn other_builds(
+    plan: &Plan,
+    dir: &ExperimentDir,
+    states: &[RunState],
+    current: &Provenance,
+) -> Vec<Option<String>> {
+    plan.runs
+        .iter()
+        .zip(states)
+        .map(|(run, state)| {
+            if *state != RunState::Done {
+                return None;
+            }
+            let summary: Summary = read_json(&dir.run(&run.id).summary()).ok()?;
+            summary.provenance?.differs_from(current)
+        })
+        .collect()
 }

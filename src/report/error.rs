@@ -11,13 +11,13 @@ pub enum ReportError {
         "{path}: no such experiment folder (expected results/<experiment>/ with a runs/ folder)"
     )]
     NotFound { path: PathBuf },
-    #[error("cannot list the runs in {path}: {source}")]
+    #[error("cannot list the runs in {path}")]
     List {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("aggregating {what} failed: {source}")]
+    #[error("aggregating {what} failed")]
     Aggregate {
         what: &'static str,
         #[source]

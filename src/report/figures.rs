@@ -46,9 +46,12 @@ pub struct FigureInputs<'a> {
     pub std: StdKind,
 }
 
-/// What the figures wrote, and what they found.
-pub struct Drawn {
-    pub entries: Vec<FigureEntry>,
+/// The report's numbers that come from the runs' records (the tables of figure 3's
+/// headline, pruning effects and smoothness) and the records the figures draw: computed
+/// whichever figures are asked for, so the tables never depend on them.
+pub struct Computed {
+    groups: Groups,
+    files: Vec<RunFiles>,
     /// Records that could not be read (not fatal).
     pub problems: Vec<Unreadable>,
     /// Figure 3's headline beside this experiment's numbers, when it has that cell.
@@ -57,6 +60,13 @@ pub struct Drawn {
     pub effects: Vec<EffectRow>,
     /// Each topography's smoothness, layer by layer.
     pub smoothness: Vec<SmoothnessRow>,
+}
+
+/// What the figures wrote, and what they found.
+pub struct Drawn {
+    pub entries: Vec<FigureEntry>,
+    /// Records that could not be read (not fatal).
+    pub problems: Vec<Unreadable>,
     /// Every finished run's own category maps (PNG), in run order.
     pub run_maps: Vec<PathBuf>,
 }
@@ -136,30 +146,58 @@ fn series(inputs: &FigureInputs) -> Groups {
     }
 }
 
-/// Draws the figures asked for under `dir`; unreadable records are returned, not fatal.
-pub fn draw_figures(dir: &Path, inputs: &FigureInputs) -> Result<Drawn, ReportError> {
-    let wants = |k| inputs.kinds.contains(&k);
+/// Reads the records the tables and figures need and computes the tables' rows.
+pub fn compute(inputs: &FigureInputs) -> Result<Computed, ReportError> {
     let wanted = Wanted {
-        pruning: wants(FigureKind::Pruning),
-        metrics: wants(FigureKind::Training),
-        topography: wants(FigureKind::Topography),
+        pruning: true,
+        // Per-epoch records feed the training curves alone.
+        metrics: inputs.kinds.contains(&FigureKind::Training),
+        topography: true,
     };
     let groups = series(inputs);
-    let series = groups.chosen;
     let (files, mut problems) = load_runs(inputs.done, &groups.runs, wanted);
+    let pruning_only = Wanted {
+        pruning: true,
+        metrics: false,
+        topography: false,
+    };
+    let (other_files, other_problems) = load_runs(inputs.done, &groups.other_runs, pruning_only);
+    problems.extend(other_problems);
+    let series = &groups.chosen;
+    let headline = figure3_headline(&inputs.panels, series, &files, inputs.names, inputs.std)?;
+    let effects = pruning_effects(
+        &inputs.panels,
+        (series, &files),
+        (&groups.others, &other_files),
+    )?;
+    let smoothness = smoothness(&inputs.panels, series, &files)?;
+    Ok(Computed {
+        groups,
+        files,
+        problems,
+        headline,
+        effects,
+        smoothness,
+    })
+}
+
+/// Draws the figures asked for under `dir`; unreadable records are returned, not fatal.
+pub fn draw_figures(
+    dir: &Path,
+    inputs: &FigureInputs,
+    computed: &Computed,
+) -> Result<Drawn, ReportError> {
+    let (series, files) = (&computed.groups.chosen, &computed.files);
     let mut entries = Vec::new();
-    let mut headline = None;
-    let mut effects = Vec::new();
-    let mut smooth = Vec::new();
+    let mut problems = Vec::new();
     let mut run_maps = Vec::new();
-    let mut push = |kind, title: String, stem: PathBuf| -> Result<(), ReportError> {
+    let mut push = |kind, title: String, stem: PathBuf| {
         entries.push(FigureEntry {
             kind,
             title,
             png: stem.with_extension("png"),
             svg: stem.with_extension("svg"),
         });
-        Ok(())
     };
     for &kind in inputs.kinds {
         match kind {
@@ -171,53 +209,35 @@ pub fn draw_figures(dir: &Path, inputs: &FigureInputs) -> Result<Drawn, ReportEr
                     kind,
                     format!("Channel layouts ({LAYOUT_CHANNELS} channels)"),
                     dir.join("layouts"),
-                )?;
+                );
             }
             FigureKind::Pruning => {
-                headline =
-                    figure3_headline(&inputs.panels, &series, &files, inputs.names, inputs.std)?;
-                let pruning_only = Wanted {
-                    pruning: true,
-                    metrics: false,
-                    topography: false,
-                };
-                let (other_files, other_problems) =
-                    load_runs(inputs.done, &groups.other_runs, pruning_only);
-                problems.extend(other_problems);
-                effects = pruning_effects(
-                    &inputs.panels,
-                    (&series, &files),
-                    (&groups.others, &other_files),
-                )?;
-                for (method, figure) in
-                    pruning_figures(&inputs.panels, &series, &files, inputs.std)?
+                for (method, figure) in pruning_figures(&inputs.panels, series, files, inputs.std)?
                 {
                     let stem = dir.join(format!("pruning_{}", method_name(method)));
                     write_figure(&figure, &stem)?;
-                    push(kind, figure.title.clone(), stem)?;
+                    push(kind, figure.title.clone(), stem);
                 }
             }
             FigureKind::Training => {
-                for (p, figure) in training_figures(&inputs.panels, &series, &files, inputs.std)? {
+                for (p, figure) in training_figures(&inputs.panels, series, files, inputs.std)? {
                     let stem = dir.join(format!("training_{}", panel_stem(&inputs.panels[p])));
                     write_figure(&figure, &stem)?;
-                    push(kind, figure.title.clone(), stem)?;
+                    push(kind, figure.title.clone(), stem);
                 }
             }
             FigureKind::Topography => {
-                smooth = smoothness(&inputs.panels, &series, &files)?;
                 let (maps, unreadable) = every_runs_maps(&dir.join("maps"), inputs.done)?;
                 run_maps = maps;
                 problems.extend(unreadable);
-                for (p, figure) in topography_figures(&inputs.panels, &series, &files, inputs.std)?
-                {
+                for (p, figure) in topography_figures(&inputs.panels, series, files, inputs.std)? {
                     let stem = dir.join(format!("topography_{}", panel_stem(&inputs.panels[p])));
                     write_figure(&figure, &stem)?;
-                    push(kind, figure.title.clone(), stem)?;
+                    push(kind, figure.title.clone(), stem);
                     if let Some((title, stem)) =
-                        category_maps(dir, &inputs.panels[p], p, &series, &files)?
+                        category_maps(dir, &inputs.panels[p], p, series, files)?
                     {
-                        push(kind, title, stem)?;
+                        push(kind, title, stem);
                     }
                 }
             }
@@ -226,9 +246,6 @@ pub fn draw_figures(dir: &Path, inputs: &FigureInputs) -> Result<Drawn, ReportEr
     Ok(Drawn {
         entries,
         problems,
-        headline,
-        effects,
-        smoothness: smooth,
         run_maps,
     })
 }

@@ -88,6 +88,16 @@ pub fn index_markdown(i: &IndexInputs) -> String {
     if !i.roc_auc.is_empty() {
         out.push_str(&roc_auc_markdown(i.roc_auc));
     }
+    // Tables computed from the runs' records: here whichever figures are drawn.
+    if let Some(rows) = i.headline {
+        out.push_str(&headline_markdown(rows));
+    }
+    if !i.effects.is_empty() {
+        out.push_str(&effects_markdown(i.effects));
+    }
+    if !i.smoothness.is_empty() {
+        out.push_str(&smoothness_markdown(i.smoothness));
+    }
     if !i.figures.is_empty() {
         out.push_str("## Figures\n\nCurves are the cells of the tables: each topography at its chosen λ, and the baseline.\n\n");
     }
@@ -103,15 +113,6 @@ pub fn index_markdown(i: &IndexInputs) -> String {
             "![{}]({png})\n\n[PNG]({png}) · [SVG]({svg})\n\n",
             f.title
         ));
-    }
-    if let Some(rows) = i.headline {
-        out.push_str(&headline_markdown(rows));
-    }
-    if !i.effects.is_empty() {
-        out.push_str(&effects_markdown(i.effects));
-    }
-    if !i.smoothness.is_empty() {
-        out.push_str(&smoothness_markdown(i.smoothness));
     }
     if !i.run_maps.is_empty() {
         out.push_str(

@@ -21,7 +21,7 @@ pub enum LayoutPlotError {
     Format { path: PathBuf },
     #[error("{path}: cannot draw: {message}")]
     Draw { path: PathBuf, message: String },
-    #[error("{path}: cannot write: {source}")]
+    #[error("{path}: cannot write")]
     Io {
         path: PathBuf,
         #[source]

@@ -18,6 +18,7 @@ mod html;
 mod identity;
 mod index;
 pub mod layouts;
+mod legacy;
 mod load;
 mod maps;
 mod paper;
@@ -96,7 +97,7 @@ fn read_experiment(exp: &ExperimentDir, unreadable: &mut Vec<Unreadable>) -> Exp
         Err(e) => {
             unreadable.push(Unreadable {
                 path,
-                message: e.to_string(),
+                message: crate::log::chain(&e),
             });
             return ExperimentInfo::default();
         }
@@ -221,16 +222,19 @@ pub fn report(dir: &Path) -> Result<ReportOutcome, ReportError> {
             names: &kinds,
             std: spec.std,
         };
-        let drawn = figures::draw_figures(&report_dir.join("figures"), &inputs)?;
+        // Compute, then draw: which tables the index holds never depends on the figures.
+        let computed = figures::compute(&inputs)?;
+        let drawn = figures::draw_figures(&report_dir.join("figures"), &inputs, &computed)?;
+        unreadable.extend(computed.problems);
         unreadable.extend(drawn.problems);
         for f in &drawn.entries {
             written.push(f.png.clone());
             written.push(f.svg.clone());
         }
         figures = drawn.entries;
-        headline = drawn.headline;
-        effects = drawn.effects;
-        smoothness = drawn.smoothness;
+        headline = computed.headline;
+        effects = computed.effects;
+        smoothness = computed.smoothness;
         written.extend(drawn.run_maps.iter().cloned());
         run_maps = drawn.run_maps;
     }

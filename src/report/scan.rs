@@ -8,8 +8,8 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::ReportError;
-use super::identity::{ExperimentInfo, RunIdentity};
-use crate::config::from_yaml;
+use super::identity::{ExperimentInfo, RunKinds};
+use super::legacy;
 use crate::results::{ExperimentDir, ResultsError, RunAxes, RunDir, RunStatus, Summary, read_json};
 
 /// A finished run with both accuracies.
@@ -17,7 +17,7 @@ use crate::results::{ExperimentDir, ResultsError, RunAxes, RunDir, RunStatus, Su
 pub struct DoneRun {
     pub dir: RunDir,
     pub summary: Summary,
-    pub identity: RunIdentity,
+    pub identity: RunKinds,
     /// Validation accuracy of the best epoch, in [0, 1].
     pub validation: f64,
     /// Test accuracy of the best checkpoint, in [0, 1].
@@ -53,7 +53,7 @@ impl Unreadable {
     pub fn from_error(path: PathBuf, e: &ResultsError) -> Unreadable {
         Unreadable {
             path,
-            message: e.to_string(),
+            message: crate::log::chain(e),
         }
     }
 }
@@ -77,7 +77,8 @@ enum Read {
     Unreadable(Unreadable),
 }
 
-/// Reads `summary.json` (and, for a finished run, `run.yaml`) of every run folder.
+/// Reads `summary.json` of every run folder (and `run.yaml` of a finished run whose
+/// summary predates its identity).
 pub fn scan_runs(exp: &ExperimentDir, info: &ExperimentInfo) -> Result<Scan, ReportError> {
     let runs = exp.existing_runs().map_err(|source| ReportError::List {
         path: exp.runs_dir(),
@@ -134,9 +135,11 @@ fn read_run(run: &RunDir, info: &ExperimentInfo) -> Read {
         let message = "status is done but the validation or test accuracy is missing".to_string();
         return Read::Unreadable(Unreadable { path, message });
     };
-    let (identity, problem) = read_identity(run);
-    let axes = &summary.axes;
-    let identity = identity.or_experiment(info, &axes.dataset, &axes.model, &axes.topography);
+    let (identity, problem) = match &summary.identity {
+        Some(identity) => (RunKinds::of(identity), None),
+        None => legacy::read_kinds(run),
+    };
+    let identity = identity.or_experiment(info, &summary.axes);
     Read::Done(
         Box::new(DoneRun {
             dir: run.clone(),
@@ -147,40 +150,4 @@ fn read_run(run: &RunDir, info: &ExperimentInfo) -> Read {
         }),
         problem,
     )
-}
-
-/// `run.yaml` may be absent (older runs) or in a format this report predates: either
-/// way the run still counts, only without what the file would have said.
-fn read_identity(run: &RunDir) -> (RunIdentity, Option<Unreadable>) {
-    let path = run.run_yaml();
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == ErrorKind::NotFound => return (RunIdentity::default(), None),
-        Err(e) => {
-            return (
-                RunIdentity::default(),
-                Some(Unreadable {
-                    path,
-                    message: e.to_string(),
-                }),
-            );
-        }
-    };
-    match from_yaml::<serde_json::Value>(&text) {
-        Ok(doc) => {
-            let (identity, problems) = RunIdentity::from_run_yaml(&doc);
-            let problem = (!problems.is_empty()).then(|| Unreadable {
-                path,
-                message: format!("read in part: {}", problems.join("; ")),
-            });
-            (identity, problem)
-        }
-        Err(e) => (
-            RunIdentity::default(),
-            Some(Unreadable {
-                path,
-                message: e.to_string(),
-            }),
-        ),
-    }
 }

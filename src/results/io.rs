@@ -16,6 +16,13 @@ fn read_text(path: &Path) -> Result<String, ResultsError> {
     })
 }
 
+fn serialise_error(path: &Path, message: impl ToString) -> ResultsError {
+    ResultsError::Serialise {
+        path: path.to_path_buf(),
+        message: message.to_string(),
+    }
+}
+
 fn parse_error(path: &Path, line: usize, message: impl ToString) -> ResultsError {
     ResultsError::Parse {
         path: path.to_path_buf(),
@@ -26,7 +33,7 @@ fn parse_error(path: &Path, line: usize, message: impl ToString) -> ResultsError
 
 /// Writes one JSON document, pretty-printed.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), ResultsError> {
-    let mut text = serde_json::to_string_pretty(value).map_err(|e| parse_error(path, 0, e))?;
+    let mut text = serde_json::to_string_pretty(value).map_err(|e| serialise_error(path, e))?;
     text.push('\n');
     write_atomic(path, text.as_bytes())
 }
@@ -42,7 +49,7 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, ResultsError> {
 pub fn write_jsonl<T: Serialize>(path: &Path, records: &[T]) -> Result<(), ResultsError> {
     let mut text = String::new();
     for r in records {
-        text.push_str(&serde_json::to_string(r).map_err(|e| parse_error(path, 0, e))?);
+        text.push_str(&serde_json::to_string(r).map_err(|e| serialise_error(path, e))?);
         text.push('\n');
     }
     write_atomic(path, text.as_bytes())
@@ -62,9 +69,11 @@ pub fn read_jsonl<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, ResultsErr
 pub fn write_pruning_csv(path: &Path, rows: &[PruningRow]) -> Result<(), ResultsError> {
     let mut writer = csv::Writer::from_writer(Vec::new());
     for row in rows {
-        writer.serialize(row).map_err(|e| parse_error(path, 0, e))?;
+        writer
+            .serialize(row)
+            .map_err(|e| serialise_error(path, e))?;
     }
-    let bytes = writer.into_inner().map_err(|e| parse_error(path, 0, e))?;
+    let bytes = writer.into_inner().map_err(|e| serialise_error(path, e))?;
     write_atomic(path, &bytes)
 }
 

@@ -16,8 +16,8 @@ use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
-use crate::results::ResultsError;
 use crate::results::atomic::folder_of;
+use crate::results::{ResultsError, host};
 
 /// How long a lock of another host may go without a heartbeat before it is stale.
 pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(600);
@@ -57,12 +57,6 @@ pub enum LockOutcome {
     Acquired(Lock),
     /// Someone else holds it: `host:pid`.
     Held(String),
-}
-
-fn host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
 }
 
 /// Whether process `pid` of this host runs: signal 0 is delivered (or refused for want

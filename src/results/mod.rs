@@ -6,6 +6,7 @@ mod error;
 mod io;
 mod layout;
 pub mod lock;
+mod provenance;
 mod records;
 pub mod tensorboard;
 
@@ -13,7 +14,9 @@ pub use atomic::{create_new_atomic, write_atomic, write_atomic_with};
 pub use error::ResultsError;
 pub use io::{read_json, read_jsonl, read_pruning_csv, write_json, write_jsonl, write_pruning_csv};
 pub use layout::{ExperimentDir, RunDir, RunState};
+pub use provenance::{GitState, Isa, Provenance, host, rfc3339};
 pub use records::{
-    ChannelPositions, ChannelPreference, EpochRecord, Failure, LayerTopography, NeighbourShare,
-    PruningRow, RunAxes, RunStatus, SimilarityBin, SplitKind, Summary, TopographyRecord, Versions,
+    AxisNames, ChannelPositions, ChannelPreference, EpochRecord, Failure, LayerTopography,
+    NeighbourShare, PruningRow, RunAxes, RunIdentity, RunStatus, SimilarityBin, SplitKind, Summary,
+    TopographyRecord, Versions,
 };

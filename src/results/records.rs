@@ -4,7 +4,32 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Lambda, PruneMethod};
+use crate::config::{
+    DatasetSpec, Lambda, ModelSpec, Objective, ObjectiveError, PruneMethod, Topography,
+    TrainingSpec,
+};
+
+use super::Provenance;
+
+/// The names a run's data set, model and topography have in the experiment's YAML.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AxisNames {
+    pub dataset: String,
+    pub model: String,
+    pub topography: String,
+}
+
+/// What a run is, typed and resolved: everything that determines its result besides its
+/// lambda and seed, which its [`RunAxes`] hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunIdentity {
+    pub dataset: DatasetSpec,
+    pub model: ModelSpec,
+    /// With its loss, layout and layer weights; `kind: none` for the baseline.
+    pub topography: Topography,
+    /// The recipe, with the data set's epochs applied.
+    pub training: TrainingSpec,
+}
 
 /// Where a run sits in its experiment's grid, by the names used in the YAML.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -114,11 +139,38 @@ pub struct Summary {
     pub test_roc_auc: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
-    /// Trainable parameters.
-    pub parameters: usize,
-    /// Wall time spent training and evaluating, over all sessions of the run.
+    /// Trainable parameters; absent for a run that failed before its model was built
+    /// (summaries of earlier versions wrote 0 there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<usize>,
+    /// Wall time of the session that finished the run (training, evaluation, pruning).
     pub seconds: f64,
-    pub versions: Versions,
+    /// What the run is; absent in summaries written before it was recorded here (their
+    /// `run.yaml` says it: see [`super::legacy`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<RunIdentity>,
+    /// Which build, machine and command produced it; absent in summaries written before
+    /// it was recorded, which kept the versions alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
+    /// Only in summaries written before `provenance`, which holds the versions now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versions: Option<Versions>,
+}
+
+impl Summary {
+    /// The versions that produced the run, wherever the summary keeps them.
+    pub fn versions(&self) -> Option<Versions> {
+        match (&self.provenance, &self.versions) {
+            (Some(p), _) => Some(p.versions()),
+            (None, v) => v.clone(),
+        }
+    }
+
+    /// What the run minimised, from its topography and lambda.
+    pub fn objective(identity: &RunIdentity, axes: &RunAxes) -> Result<Objective, ObjectiveError> {
+        Objective::new(&identity.topography, axes.lambda)
+    }
 }
 
 /// One row of `pruning.csv`.

@@ -85,7 +85,7 @@ pub fn estimate(
     };
     let mut groups: Vec<(String, String, Vec<&RunConfig>)> = Vec::new();
     for run in runs {
-        let (d, m) = (&run.axes.dataset, &run.axes.model);
+        let (d, m) = (&run.names.dataset, &run.names.model);
         match groups.iter_mut().find(|(gd, gm, _)| gd == d && gm == m) {
             Some(g) => g.2.push(run),
             None => groups.push((d.clone(), m.clone(), vec![run])),
@@ -158,13 +158,15 @@ pub fn estimate(
         (name, values)
     };
     let per_axis = vec![
-        axis("dataset", |r| r.axes.dataset.clone()),
-        axis("model", |r| r.axes.model.clone()),
-        axis("topography", |r| r.axes.topography.clone()),
+        axis("dataset", |r| r.names.dataset.clone()),
+        axis("model", |r| r.names.model.clone()),
+        axis("topography", |r| r.names.topography.clone()),
         axis("lambda", |r| {
-            r.axes.lambda.map_or("none".into(), |l| l.to_string())
+            r.objective
+                .lambda()
+                .map_or("none".into(), |l| l.to_string())
         }),
-        axis("seed", |r| r.axes.seed.to_string()),
+        axis("seed", |r| r.seed.to_string()),
     ];
     Ok(Estimate {
         core_hours: rows.iter().map(|r| r.core_hours).sum(),

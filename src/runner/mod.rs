@@ -12,17 +12,17 @@ pub mod workers;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use candle_core::Device;
 
 use crate::kernels::Kernels;
-use crate::log::{log, set_log_prefix};
+use crate::log::{chain, log, set_log_prefix};
 use crate::plan::RunConfig;
 use crate::results::lock::{Lock, LockOutcome, LockPolicy};
 use crate::results::{
-    EpochRecord, ExperimentDir, Failure, ResultsError, RunDir, RunState, RunStatus, Summary,
-    Versions, read_json, write_atomic, write_json,
+    EpochRecord, ExperimentDir, Failure, Provenance, ResultsError, RunDir, RunState, RunStatus,
+    Summary, read_json, write_atomic, write_json,
 };
 use crate::train::EngineError;
 use crate::train::checkpoint::read_loop_state;
@@ -232,7 +232,7 @@ fn attempt(
         RunState::Failed if !options.retry_failed => {
             let reason = match read_json::<Summary>(&dir.summary()) {
                 Ok(s) => s.failure.map(|f| f.reason).unwrap_or_default(),
-                Err(e) => format!("(its summary does not read: {e})"),
+                Err(e) => format!("(its summary does not read: {})", chain(&e)),
             };
             let reason = format!("failed earlier (--retry-failed to try again): {reason}");
             log(&format!("[{}/{total}] {}: {reason}", i + 1, run.id));
@@ -285,14 +285,14 @@ fn attempt(
         Err(e) if is_write_failure(&e) => {
             // Releasing may fail the same way; the first error is the one to report.
             if let Err(r) = lock.release() {
-                log(&format!("  warning: {r}"));
+                log(&format!("  warning: {}", chain(&r)));
             }
             Err(e)
         }
         Err(e) => {
             lock.release()?;
-            log(&format!("  failed: {e:#}"));
-            Ok(Outcome::Failed(e.to_string()))
+            log(&format!("  failed: {}", chain(&e)));
+            Ok(Outcome::Failed(chain(&e)))
         }
     }
 }
@@ -326,8 +326,8 @@ fn prune_added_points(
         Ok(()) => Ok(Outcome::Done),
         Err(e) if is_write_failure(&e) => Err(e),
         Err(e) => {
-            log(&format!("  pruning failed: {e:#}"));
-            Ok(Outcome::Failed(e.to_string()))
+            log(&format!("  pruning failed: {}", chain(&e)));
+            Ok(Outcome::Failed(chain(&e)))
         }
     }
 }
@@ -358,7 +358,7 @@ fn run_one(
     verbose: bool,
     on_epoch: EpochHook,
 ) -> Result<Summary, EngineError> {
-    let started = Instant::now();
+    let started = Started::now();
     std::fs::create_dir_all(dir.path()).map_err(|source| crate::results::ResultsError::Write {
         path: dir.path().to_path_buf(),
         source,
@@ -388,7 +388,8 @@ fn run_one(
             Some(&trained),
             Some(&test),
             None,
-            started,
+            &started,
+            options,
         ))
     })();
     let summary = match result {
@@ -408,9 +409,10 @@ fn run_one(
                 None,
                 Some(Failure {
                     epoch,
-                    reason: e.to_string(),
+                    reason: chain(&e),
                 }),
-                started,
+                &started,
+                options,
             );
             write_json(&dir.summary(), &failed)?;
             return Err(e);
@@ -420,6 +422,23 @@ fn run_one(
     Ok(summary)
 }
 
+/// When a run's session began, by the wall clock (for its record) and the monotonic one
+/// (for its duration).
+struct Started {
+    wall: SystemTime,
+    at: Instant,
+}
+
+impl Started {
+    fn now() -> Started {
+        Started {
+            wall: SystemTime::now(),
+            at: Instant::now(),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn summary(
     run: &RunConfig,
     status: RunStatus,
@@ -427,12 +446,14 @@ fn summary(
     trained: Option<&crate::train::Trained>,
     test: Option<&EpochRecord>,
     failure: Option<Failure>,
-    started: Instant,
+    started: &Started,
+    options: &RunOptions,
 ) -> Summary {
+    let kernels = options.kernels.on(&options.device);
     Summary {
         run_id: run.id.clone(),
         status,
-        axes: run.axes.clone(),
+        axes: run.axes(),
         epochs: run.training.epochs,
         epochs_completed,
         best_epoch: trained.map(|t| t.state.best_epoch),
@@ -440,8 +461,23 @@ fn summary(
         test_accuracy: test.map(|t| t.accuracy),
         test_roc_auc: test.and_then(|t| t.roc_auc),
         failure,
-        parameters: trained.map(|t| t.parameters).unwrap_or(0),
-        seconds: started.elapsed().as_secs_f64(),
-        versions: Versions::of_this_build(),
+        parameters: trained.map(|t| t.parameters),
+        seconds: started.at.elapsed().as_secs_f64(),
+        identity: Some(run.identity()),
+        provenance: Some(Provenance::here(
+            kernels,
+            device_name(&options.device),
+            started.wall,
+        )),
+        versions: None,
+    }
+}
+
+/// `cpu`, or `cuda:N`.
+fn device_name(device: &Device) -> String {
+    match device.location() {
+        candle_core::DeviceLocation::Cpu => "cpu".into(),
+        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
     }
 }

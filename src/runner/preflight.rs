@@ -17,6 +17,7 @@ use candle_nn::VarBuilder;
 use crate::config::{DatasetSpec, LayerWeights, LossMethod, ModelSpec, Placement};
 use crate::data::{self, DataError, Dataset};
 use crate::kernels::Kernels;
+use crate::log::chain;
 use crate::nn::build_with;
 use crate::plan::RunConfig;
 use crate::results::{ExperimentDir, write_atomic};
@@ -144,14 +145,14 @@ fn check_kernels(runs: &[&RunConfig], dir: &ExperimentDir, kernels: Kernels) -> 
                     recorded.name()
                 ))),
                 Ok(_) => None,
-                Err(e) => Some(Problem(e.to_string())),
+                Err(e) => Some(Problem(chain(&e))),
             }
         })
         .collect()
 }
 
 fn each(e: DataError) -> impl Iterator<Item = Problem> {
-    e.into_each().into_iter().map(|e| Problem(e.to_string()))
+    e.into_each().into_iter().map(|e| Problem(chain(&e)))
 }
 
 /// The distinct values of `items`, in first-seen order.
@@ -176,7 +177,7 @@ fn check_writable(dir: &Path) -> Result<(), Problem> {
     std::fs::create_dir_all(dir).map_err(|e| fail("created", &e))?;
     // One name per process: workers sharing the folder must not remove each other's.
     let probe = dir.join(format!(".preflight-{}", std::process::id()));
-    write_atomic(&probe, b"topo can write here\n").map_err(|e| fail("written", &e))?;
+    write_atomic(&probe, b"topo can write here\n").map_err(|e| fail("written", &chain(&e)))?;
     std::fs::remove_file(&probe).map_err(|e| fail("written", &e))
 }
 
@@ -197,7 +198,7 @@ fn check_layouts(runs: &[&RunConfig], config_dir: &Path) -> Vec<Problem> {
             }
             let names = format!(
                 "topography `{}` on model `{}`",
-                r.axes.topography, r.axes.model
+                r.names.topography, r.names.model
             );
             Some(((&r.model, p, loss, weights), names))
         })

@@ -46,7 +46,7 @@ pub enum LossPath {
 pub enum LossError {
     #[error("target {layer}: expected a square (C, C) matrix, found shape {shape:?}")]
     NotSquare { layer: usize, shape: Vec<usize> },
-    #[error("target {layer}: {source}")]
+    #[error("target {layer}")]
     Tensor {
         layer: usize,
         #[source]

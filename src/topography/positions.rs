@@ -21,7 +21,7 @@ pub enum PositionsError {
     Dimension(usize),
     #[error("a sphere needs dimension 2 (a circle) or 3, not 1")]
     SphereInOneDimension,
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read")]
     Io {
         path: String,
         #[source]

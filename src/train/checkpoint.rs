@@ -106,8 +106,12 @@ fn weights(varmap: &VarMap) -> Result<HashMap<String, Tensor>, EngineError> {
 pub fn save_best(dir: &RunDir, varmap: &VarMap) -> Result<(), EngineError> {
     let tensors = weights(varmap)?;
     write_atomic_with(&dir.best_checkpoint(), |tmp| {
-        candle_core::safetensors::save(&tensors, tmp)
-            .map_err(|e| std::io::Error::other(e.to_string()))
+        candle_core::safetensors::save(&tensors, tmp).map_err(|e| match e {
+            // The disk's own error, not candle's wrapping of it.
+            candle_core::Error::Io(io)
+            | candle_core::Error::SafeTensor(safetensors::SafeTensorError::IoError(io)) => io,
+            other => std::io::Error::other(other.to_string()),
+        })
     })?;
     Ok(())
 }
@@ -125,8 +129,10 @@ pub fn save_last(
     }
     let header = state.to_header()?;
     write_atomic_with(&dir.last_checkpoint(), |tmp| {
-        safetensors::serialize_to_file(&tensors, Some(header.clone()), tmp)
-            .map_err(|e| std::io::Error::other(e.to_string()))
+        safetensors::serialize_to_file(&tensors, Some(header.clone()), tmp).map_err(|e| match e {
+            safetensors::SafeTensorError::IoError(io) => io,
+            other => std::io::Error::other(other.to_string()),
+        })
     })?;
     Ok(())
 }

@@ -26,7 +26,7 @@ pub enum EngineError {
     Positions(#[from] crate::topography::PositionsError),
     #[error(transparent)]
     Metrics(#[from] crate::topography::MetricsError),
-    #[error("tensor computation failed: {0}")]
+    #[error("tensor computation failed")]
     Tensor(#[from] candle_core::Error),
     #[error(
         "epoch {epoch}: the {what} loss is {value} (not finite); lower the learning rate or lambda"

@@ -264,7 +264,7 @@ impl Session<'_> {
         let mut augment = stream(run.seed, epoch, Purpose::Augment);
 
         let mut bar = EpochBar::new(
-            format!("{} {epoch}/{}", run.axes.topography, run.training.epochs),
+            format!("{} {epoch}/{}", run.names.topography, run.training.epochs),
             order.len().div_ceil(batch_size),
             batch_size,
         );

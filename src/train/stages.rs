@@ -35,7 +35,7 @@ pub fn measure_topography(
     let (positions, norm, layout) = match (run.objective.placement(), run.objective.loss()) {
         (Some(placement), Some(loss)) => {
             let (p, n) = layer_positions(placement, loss, channels, &env.config_dir)?;
-            (p, n, run.axes.topography.clone())
+            (p, n, run.names.topography.clone())
         }
         _ => (
             reference_positions(channels)?,

@@ -6,9 +6,10 @@ use std::path::Path;
 use candle_core::{DType, Var};
 use candle_nn::VarMap;
 
+use crate::config::Objective;
 use crate::config::{Lambda, LayerWeights, LossMethod, Placement, did_you_mean};
 use crate::nn::TopoModel;
-use crate::plan::{Objective, RunConfig};
+use crate::plan::RunConfig;
 use crate::topography::{
     LayerLosses, Norm, Positions, Tdann, TopoLoss, TopographicLoss, TopographicMethod, sheet_for,
 };

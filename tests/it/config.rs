@@ -120,10 +120,16 @@ fn precedence_base_then_child_then_env_then_set() {
         "child.yaml",
         "extends: base.yaml\nname: child\ntraining:\n  epochs: 5\n  optimizer: { lr: 0.5 }\n",
     );
-    let plain = load(&base, &LoadOptions::default()).unwrap().experiment;
+    let plain = load(&base, &LoadOptions::default())
+        .unwrap()
+        .experiment
+        .experiment;
     assert_eq!(plain.training.epochs, 7);
 
-    let loaded = load(&child, &LoadOptions::default()).unwrap().experiment;
+    let loaded = load(&child, &LoadOptions::default())
+        .unwrap()
+        .experiment
+        .experiment;
     assert_eq!(loaded.name, "child");
     assert_eq!(loaded.training.epochs, 5, "the child overrides the base");
     assert_eq!(loaded.training.batch_size, 32, "mappings merge key by key");
@@ -145,6 +151,7 @@ fn precedence_base_then_child_then_env_then_set() {
         },
     )
     .unwrap()
+    .experiment
     .experiment;
     assert_eq!(
         with_env.training.epochs, 3,
@@ -156,7 +163,10 @@ fn precedence_base_then_child_then_env_then_set() {
         "training.epochs=2".to_string(),
         "grid.seed=[1, 2]".to_string(),
     ];
-    let with_set = load(&child, &LoadOptions { sets, env }).unwrap().experiment;
+    let with_set = load(&child, &LoadOptions { sets, env })
+        .unwrap()
+        .experiment
+        .experiment;
     assert_eq!(
         with_set.training.epochs, 2,
         "--set overrides the environment"

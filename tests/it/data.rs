@@ -442,10 +442,11 @@ fn speech_commands_bad_inputs() {
     let root = dir.path().join("sc");
     let cache = dir.path().join("cache");
     let load_err = || {
-        load(&spec(DatasetKind::SpeechCommands, &root, None), &cache)
-            .err()
-            .unwrap()
-            .to_string()
+        topo::log::chain(
+            &load(&spec(DatasetKind::SpeechCommands, &root, None), &cache)
+                .err()
+                .unwrap(),
+        )
     };
     assert!(load_err().starts_with(&format!(
         "SpeechCommands: {} is missing the folder;",

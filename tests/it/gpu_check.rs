@@ -5,19 +5,21 @@ use std::process::Command;
 #[test]
 fn gpu_check_without_a_gpu_refuses_in_one_line() {
     let root = env!("CARGO_MANIFEST_DIR");
-    // What this checks only happens on a machine without a GPU, as CI's; on one with a
-    // GPU, `just gpu-check` itself is the test.
-    let has_gpu = Command::new("nvidia-smi")
-        .arg("-L")
-        .output()
-        .is_ok_and(|o| o.status.success() && !o.stdout.is_empty());
-    if has_gpu {
-        eprintln!("this machine has a GPU: `just gpu-check` would run, not refuse");
-        return;
-    }
+    // An `nvidia-smi` that lists no GPU stands first on the PATH, so the refusal is
+    // checked on a machine with a GPU too.
+    let fake = tempfile::tempdir().unwrap();
+    let smi = fake.path().join("nvidia-smi");
+    std::fs::write(&smi, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&smi, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        fake.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let out = Command::new("bash")
         .arg(format!("{root}/scripts/gpu_check.sh"))
         .current_dir(root)
+        .env("PATH", path)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");

@@ -17,6 +17,7 @@ mod methods;
 mod models;
 mod plan;
 mod preflight;
+mod record;
 mod report;
 mod scale;
 mod tasks;

@@ -46,8 +46,8 @@ fn the_papers_experiments_have_the_papers_run_counts() {
     let cpu = plan_file(&repo("experiments/fmnist_pruning.yaml"));
     assert_eq!(cpu.runs.len(), 5 + 2 * 2 * 5);
     let parity = cpu.runs.iter().filter(|r| {
-        r.axes.topography == "base"
-            || (r.axes.topography == "grid2d" && r.axes.lambda == Some(Lambda::known(1.0)))
+        r.axes().topography == "base"
+            || (r.axes().topography == "grid2d" && r.axes().lambda == Some(Lambda::known(1.0)))
     });
     assert_eq!(parity.count(), 10);
 }
@@ -77,19 +77,19 @@ fn lambda_collapses_for_the_baseline_and_epochs_follow_the_data_set() {
     let base: Vec<_> = p
         .runs
         .iter()
-        .filter(|r| r.axes.topography == "base")
+        .filter(|r| r.axes().topography == "base")
         .collect();
     assert!(base.iter().all(|r| r.objective.lambda().is_none()));
     assert!(
         p.runs
             .iter()
-            .filter(|r| r.axes.dataset == "a")
+            .filter(|r| r.axes().dataset == "a")
             .all(|r| r.training.epochs == 3)
     );
     assert!(
         p.runs
             .iter()
-            .filter(|r| r.axes.dataset == "b")
+            .filter(|r| r.axes().dataset == "b")
             .all(|r| r.training.epochs == 9)
     );
     let ids: std::collections::HashSet<_> = p.runs.iter().map(|r| r.id.clone()).collect();
@@ -112,12 +112,12 @@ fn exclude_rules_drop_matching_runs_only() {
     assert!(
         !p.runs
             .iter()
-            .any(|r| r.axes.dataset == "b" && r.axes.topography == "grid2d")
+            .any(|r| r.axes().dataset == "b" && r.axes().topography == "grid2d")
     );
     assert!(
         !p.runs
             .iter()
-            .any(|r| r.axes.lambda.map(Lambda::get) == Some(1.0) && r.seed == 1)
+            .any(|r| r.axes().lambda.map(Lambda::get) == Some(1.0) && r.seed == 1)
     );
 }
 
@@ -161,13 +161,13 @@ pruning: { proportions: [0, 0.5] }
     let b_before: Vec<_> = before
         .runs
         .iter()
-        .filter(|r| r.axes.dataset == "b")
+        .filter(|r| r.axes().dataset == "b")
         .map(|r| &r.id)
         .collect();
     let b_after: Vec<_> = changed
         .runs
         .iter()
-        .filter(|r| r.axes.dataset == "b")
+        .filter(|r| r.axes().dataset == "b")
         .map(|r| &r.id)
         .collect();
     assert!(b_before.iter().zip(&b_after).all(|(x, y)| x != y));
@@ -223,9 +223,11 @@ fn cli_plan_json_counts_the_runs_and_reads_their_status() {
         test_accuracy: Some(0.5),
         test_roc_auc: None,
         failure: None,
-        parameters: 1,
+        parameters: Some(1),
         seconds: 1.0,
-        versions: topo::results::Versions { topo: "0".into(), candle: "0".into() },
+        identity: None,
+        provenance: None,
+        versions: Some(topo::results::Versions { topo: "0".into(), candle: "0".into() }),
     };
     topo::results::write_json(&run_dir.join("summary.json"), &summary).unwrap();
     let out = plan_json();

@@ -52,9 +52,12 @@ fn summary(a: &RunAxes, status: RunStatus, accuracies: Option<(f64, f64)>) -> Su
         test_accuracy: accuracies.map(|a| a.1),
         test_roc_auc: None,
         failure: None,
-        parameters: 1000,
+        parameters: Some(1000),
         seconds: 1.0,
-        versions: Versions::of_this_build(),
+        // As versions before the typed identity wrote them: the report falls back.
+        identity: None,
+        provenance: None,
+        versions: Some(Versions::of_this_build()),
     }
 }
 
@@ -543,4 +546,56 @@ fn roc_auc_is_reported_for_the_cells_whose_runs_recorded_it() {
         index.contains("| cifar10 | resnet18 | base | none | 90.00 ± 10.00 | 3 |"),
         "{index}"
     );
+}
+
+/// The index without its figures' section: what the tables say.
+fn index_tables(index: &str) -> String {
+    let mut kept = Vec::new();
+    let mut in_figures = false;
+    for line in index.lines() {
+        if line.starts_with("## ") {
+            in_figures = line == "## Figures";
+        }
+        if !in_figures {
+            kept.push(line);
+        }
+    }
+    kept.join("\n")
+}
+
+#[test]
+fn the_tables_do_not_depend_on_which_figures_are_drawn() {
+    let experiment = |figures: &str| {
+        format!(
+            "name: golden\n\
+datasets:\n  cifar10: {{ kind: cifar10 }}\n\
+topographies:\n  grid2d: {{ layout: grid, dimension: 2 }}\n  base: {{ kind: none }}\n\
+grid:\n  dataset: [cifar10]\n  model: [resnet18, vgg16_bn]\n  topography: [grid2d, base]\n  lambda: [0.001, 0.1]\n  seed: [0, 1, 2]\n\
+report:\n  figures: {figures}\n"
+        )
+    };
+    let report_of = |figures: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let exp = golden(dir.path(), true);
+        write_atomic(&exp.resolved_yaml(), experiment(figures).as_bytes()).unwrap();
+        report(exp.path()).unwrap();
+        let tables: Vec<(String, String)> =
+            ["results.md", "results.tex", "results.csv", "lambdas.csv"]
+                .iter()
+                .map(|f| (f.to_string(), read(exp.report_dir().join("tables").join(f))))
+                .collect();
+        let here = dir.path().display().to_string();
+        let index = read(exp.report_dir().join("index.md")).replace(&here, "DIR");
+        (tables, index_tables(&index), index)
+    };
+    let (all_tables, all_index, full) = report_of("[layouts, pruning, training, topography]");
+    let (none_tables, none_index, bare) = report_of("[]");
+    assert!(full.contains("## Figures"), "{full}");
+    assert!(!bare.contains("## Figures"), "{bare}");
+    // The pruning effect and smoothness tables stand without their figures.
+    for section in ["Pruning", "### Smoothness"] {
+        assert!(bare.contains(section), "{section} missing:\n{bare}");
+    }
+    assert_eq!(all_tables, none_tables);
+    assert_eq!(all_index, none_index);
 }

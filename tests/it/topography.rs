@@ -452,7 +452,7 @@ fn csv_file_reader_names_the_path() {
         )
     );
     let missing = dir.path().join("missing.csv");
-    let err = read_positions_csv(&missing).unwrap_err().to_string();
+    let err = topo::log::chain(&read_positions_csv(&missing).unwrap_err());
     assert!(
         err.starts_with(&format!("{}: cannot read: ", missing.display())),
         "{err}"

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// The kernels behind the models' convs (and any other layer with a fast form).
 ///
-/// Both compute the same function; they differ in float summation order (results agree
+/// All three compute the same function; they differ in float summation order (results agree
 /// to about 1e-6 relative, not bit for bit), so a run resumes with the kernels it began
 /// with to stay bit-identical.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

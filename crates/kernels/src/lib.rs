@@ -5,9 +5,9 @@
 //! through Winograd's F(2x2, 3x3) or im2col + gemm, batch norm fused with ReLU) that replace candle's slower ones;
 //! the topographic loss of a layer as one op; topo's recycling allocator.
 //!
-//! With the `cuda` feature, the max pool and the SGD update also run as CUDA kernels of
-//! this crate (`cuda/*.cu`, compiled to PTX by `build.rs`), so a GPU step keeps its
-//! activations on the GPU.
+//! With the `cuda` feature, the max pool, the SGD update and the convolutions' unfold and
+//! fold also run as CUDA kernels of this crate (`cuda/*.cu`, compiled to PTX by
+//! `build.rs`), so a GPU step keeps its activations on the GPU.
 //!
 //! All of topo's unsafe code is here, in `gemm.rs`, `alloc.rs` and `cuda/launch.rs`,
 //! each block allowed where it stands with the invariant it relies on written above it.

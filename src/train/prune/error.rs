@@ -18,7 +18,7 @@ pub enum PruneError {
     },
     #[error("the model's parameters are unavailable: a thread panicked while holding them")]
     Poisoned,
-    #[error("tensor operation failed while pruning `{name}`: {source}")]
+    #[error("tensor operation failed while pruning `{name}`")]
     Tensor {
         name: String,
         #[source]

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Lambda, LayerWeights, LossMethod, Placement, Topography};
+use super::{Lambda, LayerWeights, LossMethod, Placement, Topography};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(into = "ObjectiveForm", try_from = "ObjectiveForm")]
