@@ -8,9 +8,10 @@ use std::time::Instant;
 
 use topo::config::{Lambda, PAPER_LAMBDAS, PruneMethod};
 use topo::results::{
-    EpochRecord, ExperimentDir, LayerTopography, PruningRow, RunAxes, RunStatus, SimilarityBin,
-    SplitKind, Summary, TopographyRecord, Versions,
+    EpochRecord, ExperimentDir, LayerRecord, PruningRow, RunAxes, RunStatus, SplitKind, Summary,
+    TopographyRecord, Versions,
 };
+use topo::topography::DistanceBin;
 
 const RUNS: usize = 10_000;
 const DATASETS: [&str; 4] = ["cifar10", "cifar100", "speech_commands", "bird_dcase"];
@@ -108,12 +109,12 @@ fn write_run(exp: &ExperimentDir, i: usize, a: &RunAxes, topography_yaml: &str) 
     }
     std::fs::write(run.pruning(), csv.into_inner()?)?;
     let layers = (0..5)
-        .map(|l| LayerTopography {
+        .map(|l| LayerRecord {
             layer: format!("layer{l}"),
             channels: 64,
             score: Some(noise(i, l)),
             bins: (0..20)
-                .map(|b| SimilarityBin {
+                .map(|b| DistanceBin {
                     distance: b as f64 * 0.05,
                     similarity: Some(0.6 - 0.02 * b as f64 + 0.05 * noise(i, b)),
                     pairs: 100,

@@ -16,7 +16,8 @@
 //! - [`topography`]: positions, distances, the loss and metrics.
 //! - [`kernels`]: the fast CPU ops and the allocator, the crate `topo-kernels` of this
 //!   workspace (`crates/kernels`): the only unsafe code; this crate forbids it.
-//! - [`log`]: log lines, prefixed by their run when several train at once.
+//! - [`log`]: log lines, prefixed by their run when several train at once; errors as text.
+//! - [`sync`]: the one policy for a poisoned lock.
 
 #![forbid(unsafe_code)]
 
@@ -30,5 +31,6 @@ pub mod plan;
 pub mod report;
 pub mod results;
 pub mod runner;
+pub mod sync;
 pub mod topography;
 pub mod train;

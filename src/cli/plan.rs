@@ -8,11 +8,11 @@ use serde::Serialize;
 
 use crate::config::Lambda;
 use crate::kernels::Kernels;
-use crate::plan::{StatusCounts, other_builds, plan, plan_status};
-use crate::results::{ExperimentDir, Provenance, RunState};
+use crate::plan::{StatusCounts, other_builds, plan_status};
+use crate::results::{ExperimentDir, Provenance, RunState, cache_dir};
 use crate::train::checkpoint::read_loop_state;
 
-use super::validate::load_experiment;
+use super::validate::{Planned, load_plan};
 use super::{CliError, ExperimentArgs};
 
 #[derive(Debug, Clone, Copy, Default, ValueEnum)]
@@ -69,9 +69,7 @@ pub fn run(args: &PlanArgs) -> Result<(), CliError> {
             "--estimate prints text: drop --format json".into(),
         ));
     }
-    let loaded = load_experiment(&args.experiment)?;
-    let plan = plan(&loaded.experiment).map_err(|e| CliError::Failed(e.into()))?;
-    let dir = ExperimentDir::new(&args.experiment.results, &plan.experiment);
+    let Planned { plan, dir, .. } = load_plan(&args.experiment)?;
     let status = plan_status(&plan, &dir);
     let here = Provenance::here(
         Kernels::Fast.on(&Device::Cpu),
@@ -165,11 +163,7 @@ pub fn run(args: &PlanArgs) -> Result<(), CliError> {
     }
     if args.estimate {
         let runs: Vec<_> = plan.runs.iter().collect();
-        let cache = args
-            .experiment
-            .results
-            .join(".cache")
-            .join("throughput.json");
+        let cache = cache_dir(&args.experiment.results).join("throughput.json");
         let estimate = crate::runner::estimate::estimate(&runs, &dir, &cache, false)
             .map_err(|e| CliError::Failed(e.into()))?;
         super::estimate::print(&estimate);

@@ -5,14 +5,14 @@ use std::time::Duration;
 use clap::ValueEnum;
 
 use crate::kernels::Kernels;
-use crate::plan::{RunConfig, plan};
+use crate::plan::RunConfig;
 use crate::results::lock::LockPolicy;
-use crate::results::{ExperimentDir, write_atomic};
+use crate::results::{cache_dir, write_atomic};
 use crate::runner::preflight::{PreflightEnv, ResultsCheck, preflight};
 use crate::runner::workers::Shard;
 use crate::runner::{RunOptions, Workers, run_plan_with};
 
-use super::validate::load_experiment;
+use super::validate::{Planned, load_plan};
 use super::{CliError, ExperimentArgs};
 
 /// The `--kernels` choice (the library's [`Kernels`] knows nothing of the command line).
@@ -106,9 +106,7 @@ pub struct RunArgs {
 }
 
 pub fn run(args: &RunArgs) -> Result<(), CliError> {
-    let loaded = load_experiment(&args.experiment)?;
-    let plan = plan(&loaded.experiment).map_err(|e| CliError::Failed(e.into()))?;
-    let dir = ExperimentDir::new(&args.experiment.results, &plan.experiment);
+    let Planned { loaded, plan, dir } = load_plan(&args.experiment)?;
     let runs: Vec<&RunConfig> = if args.only.is_empty() {
         let all: Vec<_> = plan.runs.iter().collect();
         match args.shard {
@@ -141,7 +139,7 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
             .collect()
     };
     let device = args.device.device().map_err(CliError::Failed)?;
-    let cache_dir = args.experiment.results.join(".cache");
+    let cache_dir = cache_dir(&args.experiment.results);
     let pending: Vec<&RunConfig> = runs
         .iter()
         .copied()

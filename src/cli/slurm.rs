@@ -7,13 +7,13 @@ use std::process::Command;
 use anyhow::{Context, anyhow};
 
 use crate::config::SlurmSpec;
-use crate::plan::{plan, plan_status};
-use crate::results::{ExperimentDir, write_atomic};
+use crate::plan::plan_status;
+use crate::results::write_atomic;
 use crate::runner::slurm::{
     ArrayJob, DEFAULT_MAX_ARRAY_SIZE, parse_job_id, parse_max_array_size, script,
 };
 
-use super::validate::load_experiment;
+use super::validate::{Planned, load_plan};
 use super::{CliError, ExperimentArgs};
 
 #[derive(Debug, clap::Args)]
@@ -71,9 +71,7 @@ fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
 }
 
 pub fn run(args: &SlurmArgs) -> Result<(), CliError> {
-    let loaded = load_experiment(&args.experiment)?;
-    let plan = plan(&loaded.experiment).map_err(|e| CliError::Failed(e.into()))?;
-    let dir = ExperimentDir::new(&args.experiment.results, &plan.experiment);
+    let Planned { loaded, plan, dir } = load_plan(&args.experiment)?;
     let status = plan_status(&plan, &dir);
     let run_ids: Vec<String> = plan
         .runs

@@ -64,7 +64,7 @@ pub fn run(args: &SplitsArgs) -> Result<(), CliError> {
     if spec.kind.is_audio() {
         return Err(audio());
     }
-    let cache_dir = args.experiment.results.join(".cache");
+    let cache_dir = crate::results::cache_dir(&args.experiment.results);
     let dataset = data::load(&spec, &cache_dir).map_err(|e| CliError::Failed(e.into()))?;
     let (Some(train), Some(validation), Some(test)) = (
         dataset.train.source_indices(),

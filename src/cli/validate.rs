@@ -2,6 +2,7 @@
 
 use crate::config::{LoadOptions, load};
 use crate::plan::plan;
+use crate::results::cache_dir;
 use crate::runner::preflight::{PreflightEnv, preflight};
 
 use super::{CliError, ExperimentArgs};
@@ -17,15 +18,14 @@ pub struct ValidateArgs {
 }
 
 pub fn run(args: &ValidateArgs) -> Result<(), CliError> {
-    let loaded = load_experiment(&args.experiment)?;
-    let plan = plan(&loaded.experiment).map_err(|e| CliError::Failed(e.into()))?;
+    let Planned { loaded, plan, .. } = load_plan(&args.experiment)?;
     if args.data {
         let all: Vec<_> = plan.runs.iter().collect();
         let problems = preflight(
             &all,
             &PreflightEnv {
                 config_dir: loaded.dir.clone(),
-                cache_dir: args.experiment.results.join(".cache"),
+                cache_dir: cache_dir(&args.experiment.results),
                 results: None,
             },
         );
@@ -45,6 +45,21 @@ pub fn run(args: &ValidateArgs) -> Result<(), CliError> {
 }
 
 /// Loads an experiment with the process environment and `--set` flags.
+/// What the commands that act on a plan start from: the loaded experiment, its runs and
+/// its results folder.
+pub struct Planned {
+    pub loaded: crate::config::Loaded,
+    pub plan: crate::plan::Plan,
+    pub dir: crate::results::ExperimentDir,
+}
+
+pub fn load_plan(args: &ExperimentArgs) -> Result<Planned, CliError> {
+    let loaded = load_experiment(args)?;
+    let plan = plan(&loaded.experiment).map_err(|e| CliError::Failed(e.into()))?;
+    let dir = crate::results::ExperimentDir::new(&args.results, &plan.experiment);
+    Ok(Planned { loaded, plan, dir })
+}
+
 pub fn load_experiment(args: &ExperimentArgs) -> Result<crate::config::Loaded, CliError> {
     load(
         &args.file,

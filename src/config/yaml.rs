@@ -92,7 +92,7 @@ fn too_deep(max_depth: usize) -> String {
 
 /// How a plain scalar reads (YAML 1.2 core schema): null, a boolean, an integer, a float,
 /// else a string. `Err` holds a float JSON cannot represent.
-fn resolve_plain(text: &str) -> Result<Value, f64> {
+fn plain_scalar(text: &str) -> Result<Value, f64> {
     match text {
         "" | "~" | "null" | "Null" | "NULL" => return Ok(Value::Null),
         "true" | "True" | "TRUE" => return Ok(Value::Bool(true)),
@@ -318,7 +318,7 @@ impl Walker {
             Place::Key => {
                 let key = match (&tag, style) {
                     (Some(tag), _) => Err(tag_problem(tag)),
-                    (None, TScalarStyle::Plain) if resolve_plain(&text) == Ok(Value::Null) => {
+                    (None, TScalarStyle::Plain) if plain_scalar(&text) == Ok(Value::Null) => {
                         Err("keys must be plain names, found null".to_string())
                     }
                     (None, _) => Ok(text),
@@ -348,7 +348,7 @@ impl Walker {
                 self.problem(&path, tag_problem(&tag));
                 Value::Null
             }
-            (None, TScalarStyle::Plain) => match resolve_plain(&text) {
+            (None, TScalarStyle::Plain) => match plain_scalar(&text) {
                 Ok(v) => v,
                 Err(f) => {
                     self.problem(&path, format!("`{f}` is not a finite number"));

@@ -11,6 +11,10 @@ pub enum ModelError {
         name: String,
         valid: Vec<String>,
     },
+    /// A tap the model's definition never built (a name in `conv_names` that no layer
+    /// of the architecture has): a bug of `topo`, not of the experiment.
+    #[error("{model}: the tapped conv `{name}` was never built")]
+    UnbuiltTap { model: &'static str, name: String },
     #[error("{model}: conv `{name}` is tapped twice")]
     DuplicateTap { model: &'static str, name: String },
     #[error("{model}: width must be a positive finite number, got {width}")]

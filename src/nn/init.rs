@@ -18,6 +18,8 @@ use candle_nn::{Init, VarBuilder, VarMap};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::sync::lock;
+
 /// A `VarBuilder` that fills `varmap` with weights drawn from a generator seeded by `seed`.
 pub fn seeded_var_builder(
     varmap: &VarMap,
@@ -37,13 +39,9 @@ struct SeededInit {
     rng: Mutex<ChaCha8Rng>,
 }
 
-fn poisoned<T>(_: T) -> candle_core::Error {
-    candle_core::Error::Msg("seeded init: a thread panicked while holding the lock".into())
-}
-
 impl SimpleBackend for SeededInit {
     fn get(&self, s: Shape, name: &str, h: Init, dtype: DType, dev: &Device) -> Result<Tensor> {
-        let mut data = self.varmap.data().lock().map_err(poisoned)?;
+        let mut data = lock(self.varmap.data());
         if let Some(var) = data.get(name) {
             if var.shape() != &s {
                 bail!(
@@ -55,7 +53,7 @@ impl SimpleBackend for SeededInit {
             return Ok(var.as_tensor().clone());
         }
         let values = {
-            let mut rng = self.rng.lock().map_err(poisoned)?;
+            let mut rng = lock(&self.rng);
             sample(h, &s, &mut rng)
         };
         let tensor = Tensor::from_vec(values, s, dev)?.to_dtype(dtype)?;
@@ -69,11 +67,7 @@ impl SimpleBackend for SeededInit {
     }
 
     fn contains_tensor(&self, name: &str) -> bool {
-        self.varmap
-            .data()
-            .lock()
-            .map(|d| d.contains_key(name))
-            .unwrap_or(false)
+        lock(self.varmap.data()).contains_key(name)
     }
 }
 

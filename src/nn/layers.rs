@@ -59,18 +59,16 @@ pub(crate) fn torch_default_uniform(fan_in: usize) -> Init {
 pub(crate) struct TapPlan {
     /// Prefix of the model's own `VarBuilder`, stripped from var paths to get conv names.
     root: String,
-    names: Vec<String>,
-    channels: Vec<usize>,
+    /// Each tap's name, and its output channels once its conv is built.
+    taps: Vec<(String, Option<usize>)>,
     kernels: Kernels,
 }
 
 impl TapPlan {
     pub(crate) fn new(root: String, names: Vec<String>, kernels: Kernels) -> TapPlan {
-        let channels = vec![0; names.len()];
         TapPlan {
             root,
-            names,
-            channels,
+            taps: names.into_iter().map(|n| (n, None)).collect(),
             kernels,
         }
     }
@@ -87,8 +85,8 @@ impl TapPlan {
     }
 
     fn slot(&mut self, name: &str, out_channels: usize) -> Option<usize> {
-        let slot = self.names.iter().position(|n| n == name)?;
-        self.channels[slot] = out_channels;
+        let slot = self.taps.iter().position(|(n, _)| n == name)?;
+        self.taps[slot].1 = Some(out_channels);
         Some(slot)
     }
 
@@ -96,8 +94,15 @@ impl TapPlan {
         self.kernels
     }
 
-    pub(crate) fn into_parts(self) -> (Vec<String>, Vec<usize>) {
-        (self.names, self.channels)
+    /// The taps, each with its channels; `Err` names one whose conv was never built.
+    pub(crate) fn into_taps(self) -> std::result::Result<Vec<super::Tap>, String> {
+        self.taps
+            .into_iter()
+            .map(|(name, channels)| match channels {
+                Some(channels) => Ok(super::Tap { name, channels }),
+                None => Err(name),
+            })
+            .collect()
     }
 }
 
@@ -320,10 +325,7 @@ impl Dropout {
     }
 
     pub(crate) fn reseed(&self, seed: u64) {
-        let mut rng = match self.rng.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut rng = crate::sync::lock(&self.rng);
         *rng = ChaCha8Rng::seed_from_u64(seed);
     }
 }
@@ -335,10 +337,7 @@ impl ModuleT for Dropout {
         }
         let keep = 1.0 - self.p;
         let mask: Vec<f32> = {
-            let mut rng = self
-                .rng
-                .lock()
-                .map_err(|_| candle_core::Error::Msg("dropout: poisoned lock".into()))?;
+            let mut rng = crate::sync::lock(&self.rng);
             (0..xs.elem_count())
                 .map(|_| {
                     if rng.random::<f64>() < keep {

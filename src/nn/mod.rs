@@ -33,11 +33,18 @@ use crate::kernels::Kernels;
 pub use error::ModelError;
 pub use init::seeded_var_builder;
 
+/// A tapped conv: its name (`layer1.1.conv2`) and output channels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tap {
+    pub name: String,
+    pub channels: usize,
+}
+
 /// What a forward pass returns.
 pub struct ModelOutput {
     /// `(batch, classes)`.
     pub logits: Tensor,
-    /// Outputs of the tapped convs, `(batch, channels, h, w)`, in [`TopoModel::tap_names`] order.
+    /// Outputs of the tapped convs, `(batch, channels, h, w)`, in [`TopoModel::taps`] order.
     pub taps: Vec<Tensor>,
 }
 
@@ -45,10 +52,16 @@ pub struct ModelOutput {
 pub trait TopoModel: Send + Sync {
     /// Forward pass; `train` selects batch statistics (updating the running ones) and dropout.
     fn forward_t(&self, xs: &Tensor, train: bool) -> candle_core::Result<ModelOutput>;
+    /// The tapped convs, in the order of [`ModelOutput::taps`].
+    fn taps(&self) -> &[Tap];
     /// Names of the tapped convs, e.g. `layer1.1.conv2`.
-    fn tap_names(&self) -> &[String];
+    fn tap_names(&self) -> Vec<String> {
+        self.taps().iter().map(|t| t.name.clone()).collect()
+    }
     /// Output channels of each tapped conv.
-    fn tap_channels(&self) -> &[usize];
+    fn tap_channels(&self) -> Vec<usize> {
+        self.taps().iter().map(|t| t.channels).collect()
+    }
     /// Reseeds the model's own randomness (dropout masks), e.g. once per epoch from the
     /// run's seed so a resumed run draws the same masks. Models without any do nothing.
     fn reseed(&self, _seed: u64) {}
@@ -89,8 +102,8 @@ pub fn conv_names(kind: ModelKind) -> Vec<String> {
     }
 }
 
-/// Checks a tap list against the model's convs.
-fn resolve_taps(kind: ModelKind, taps: Option<&[String]>) -> Result<Vec<String>, ModelError> {
+/// The model's taps: its own list checked against its convs, else the reference's.
+fn checked_taps(kind: ModelKind, taps: Option<&[String]>) -> Result<Vec<String>, ModelError> {
     let Some(taps) = taps else {
         return Ok(default_taps(kind));
     };
@@ -121,13 +134,12 @@ enum Net {
 
 struct Model {
     net: Net,
-    tap_names: Vec<String>,
-    tap_channels: Vec<usize>,
+    taps: Vec<Tap>,
 }
 
 impl TopoModel for Model {
     fn forward_t(&self, xs: &Tensor, train: bool) -> candle_core::Result<ModelOutput> {
-        let mut taps = TapSink::new(self.tap_names.len());
+        let mut taps = TapSink::new(self.taps.len());
         let logits = match &self.net {
             Net::Resnet18(m) => m.forward(xs, train, &mut taps)?,
             Net::Vgg16Bn(m) => m.forward(xs, train, &mut taps)?,
@@ -139,12 +151,8 @@ impl TopoModel for Model {
         })
     }
 
-    fn tap_names(&self) -> &[String] {
-        &self.tap_names
-    }
-
-    fn tap_channels(&self) -> &[usize] {
-        &self.tap_channels
+    fn taps(&self) -> &[Tap] {
+        &self.taps
     }
 
     fn reseed(&self, seed: u64) {
@@ -193,7 +201,7 @@ pub fn build_with(
             what: "number of classes",
         });
     }
-    let names = resolve_taps(kind, spec.taps.as_deref())?;
+    let names = checked_taps(kind, spec.taps.as_deref())?;
     let mut plan = TapPlan::new(vb.prefix(), names, kernels.on(vb.device()));
     let w = spec.width;
     let net = match kind {
@@ -207,10 +215,9 @@ pub fn build_with(
         }
     }
     .map_err(ModelError::tensor(kind))?;
-    let (tap_names, tap_channels) = plan.into_parts();
-    Ok(Box::new(Model {
-        net,
-        tap_names,
-        tap_channels,
-    }))
+    let taps = plan.into_taps().map_err(|name| ModelError::UnbuiltTap {
+        model: kind.name(),
+        name,
+    })?;
+    Ok(Box::new(Model { net, taps }))
 }

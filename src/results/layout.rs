@@ -2,6 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
+/// `<results>/.cache/`: what experiments share under one results root (decoded audio
+/// features, measured throughput), kept out of every experiment's own folder.
+pub fn cache_dir(results_root: &Path) -> PathBuf {
+    results_root.join(".cache")
+}
+
 /// `results/<experiment>/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExperimentDir {

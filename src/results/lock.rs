@@ -90,11 +90,12 @@ pub fn owner_id() -> String {
     format!("{}:{}", host(), std::process::id())
 }
 
-/// Why a lock with `owner` written in it, last refreshed `age` ago, is stale, or `None`
-/// if it is held. Pure: `here` is this host, `alive` says whether a pid of this host runs.
+/// Why a lock with `owner` written in it, last refreshed `age` ago (`None`: its time
+/// cannot be read), is stale, or `None` if it is held. Pure: `here` is this host, `alive`
+/// says whether a pid of this host runs.
 pub fn staleness(
     owner: &str,
-    age: Duration,
+    age: Option<Duration>,
     here: &str,
     alive: impl Fn(u32) -> bool,
     policy: LockPolicy,
@@ -105,9 +106,11 @@ pub fn staleness(
             Ok(_) => Some("process gone".into()),
             Err(_) => Some("unreadable owner".into()),
         },
-        Some(_) if age > policy.stale_after => Some(format!(
+        // Another host's lock without a readable time can never be seen refreshed.
+        Some(_) if age.is_none() => Some("its heartbeat's time cannot be read".into()),
+        Some(_) if age.is_some_and(|a| a > policy.stale_after) => Some(format!(
             "no heartbeat for {} s, more than the {} s timeout",
-            age.as_secs(),
+            age.unwrap_or_default().as_secs(),
             policy.stale_after.as_secs()
         )),
         Some(_) => None,
@@ -115,12 +118,15 @@ pub fn staleness(
     }
 }
 
-fn age(path: &Path) -> Duration {
-    std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| SystemTime::now().duration_since(t).ok())
-        .unwrap_or(Duration::ZERO)
+/// How long ago the file was last written; `None` when that cannot be read. A time in
+/// the future (another host's clock ahead of ours) counts as just now.
+fn age(path: &Path) -> Option<Duration> {
+    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
+    Some(
+        SystemTime::now()
+            .duration_since(modified)
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 impl Lock {
@@ -267,7 +273,8 @@ fn remove_if_still(path: &Path, owner: &str, policy: LockPolicy) -> Result<bool,
     if !link_new(&guard, &me)? {
         let left = std::fs::read_to_string(&guard).unwrap_or_default();
         let gone = staleness(&left, age(&guard), &host(), alive, policy).is_some();
-        if !(gone || age(&guard) > RECOVER_STALE_AFTER) || !link_after_removing(&guard, &me)? {
+        let old = age(&guard).is_none_or(|a| a > RECOVER_STALE_AFTER);
+        if !(gone || old) || !link_after_removing(&guard, &me)? {
             return Ok(false);
         }
     }
@@ -329,17 +336,17 @@ mod tests {
     #[test]
     fn a_lock_of_this_host_is_stale_only_when_its_process_is_gone() {
         let alive = |p: u32| p == 7;
-        assert_eq!(staleness("h:7", 99 * MIN, "h", alive, policy()), None);
+        assert_eq!(staleness("h:7", Some(99 * MIN), "h", alive, policy()), None);
         assert_eq!(
-            staleness("h:8", Duration::ZERO, "h", alive, policy()).as_deref(),
+            staleness("h:8", Some(Duration::ZERO), "h", alive, policy()).as_deref(),
             Some("process gone")
         );
         assert_eq!(
-            staleness("h:x", Duration::ZERO, "h", alive, policy()).as_deref(),
+            staleness("h:x", Some(Duration::ZERO), "h", alive, policy()).as_deref(),
             Some("unreadable owner")
         );
         assert_eq!(
-            staleness("garbage", Duration::ZERO, "h", alive, policy()).as_deref(),
+            staleness("garbage", Some(Duration::ZERO), "h", alive, policy()).as_deref(),
             Some("unreadable owner")
         );
     }
@@ -347,10 +354,18 @@ mod tests {
     #[test]
     fn a_lock_of_another_host_is_stale_after_the_timeout_without_heartbeat() {
         let never = |_: u32| false;
-        assert_eq!(staleness("other:7", 9 * MIN, "h", never, policy()), None);
         assert_eq!(
-            staleness("other:7", 11 * MIN, "h", never, policy()).as_deref(),
+            staleness("other:7", Some(9 * MIN), "h", never, policy()),
+            None
+        );
+        assert_eq!(
+            staleness("other:7", Some(11 * MIN), "h", never, policy()).as_deref(),
             Some("no heartbeat for 660 s, more than the 600 s timeout")
+        );
+        // A time that cannot be read is never refreshed: such a lock does not last forever.
+        assert_eq!(
+            staleness("other:7", None, "h", never, policy()).as_deref(),
+            Some("its heartbeat's time cannot be read")
         );
     }
 
@@ -373,7 +388,11 @@ mod tests {
             .set_modified(old)
             .unwrap();
         std::thread::sleep(Duration::from_millis(250));
-        assert!(age(&path) < Duration::from_secs(60), "{:?}", age(&path));
+        assert!(
+            age(&path).unwrap() < Duration::from_secs(60),
+            "{:?}",
+            age(&path)
+        );
         // Held by a live process of this host: not ours to take.
         match Lock::acquire_with(&path, policy).unwrap() {
             LockOutcome::Held(owner) => assert_eq!(owner, owner_id()),

@@ -13,10 +13,9 @@ pub mod tensorboard;
 pub use atomic::{create_new_atomic, write_atomic, write_atomic_with};
 pub use error::ResultsError;
 pub use io::{read_json, read_jsonl, read_pruning_csv, write_json, write_jsonl, write_pruning_csv};
-pub use layout::{ExperimentDir, RunDir, RunState};
+pub use layout::{ExperimentDir, RunDir, RunState, cache_dir};
 pub use provenance::{GitState, Isa, Provenance, host, rfc3339};
 pub use records::{
-    AxisNames, ChannelPositions, ChannelPreference, EpochRecord, Failure, LayerTopography,
-    NeighbourShare, PruningRow, RunAxes, RunIdentity, RunStatus, SimilarityBin, SplitKind, Summary,
-    TopographyRecord, Versions,
+    AxisNames, ChannelPositions, EpochRecord, Failure, LayerRecord, PruningRow, RunAxes,
+    RunIdentity, RunStatus, SplitKind, Summary, TopographyRecord, Versions,
 };

@@ -10,6 +10,7 @@ use crate::config::{
 };
 
 use super::Provenance;
+use crate::topography::{DistanceBin, NeighbourAgreement, Preference};
 
 /// The names a run's data set, model and topography have in the experiment's YAML.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +50,17 @@ pub enum SplitKind {
     Train,
     Validation,
     Test,
+}
+
+impl SplitKind {
+    /// As messages name it: `training`, `validation`, `test`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SplitKind::Train => "training",
+            SplitKind::Validation => "validation",
+            SplitKind::Test => "test",
+        }
+    }
 }
 
 /// One line of `metrics.jsonl`: one epoch on one split.
@@ -185,19 +197,10 @@ pub struct PruningRow {
     pub accuracy: f64,
 }
 
-/// Mean channel similarity of the pairs whose distance falls in one bin.
+/// How topographic one tapped layer is, as `topography.json` keeps it: the measures of
+/// [`crate::topography`] with the layer's name and positions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SimilarityBin {
-    /// Centre of the distance bin.
-    pub distance: f64,
-    /// `None` for a bin no pair falls in.
-    pub similarity: Option<f64>,
-    pub pairs: usize,
-}
-
-/// How topographic one tapped layer is.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LayerTopography {
+pub struct LayerRecord {
     pub layer: String,
     pub channels: usize,
     /// Correlation of pairwise similarity with `1/(d+1)` over all pairs; `None` where
@@ -207,33 +210,16 @@ pub struct LayerTopography {
     /// absent in records written before it was measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slope: Option<f64>,
-    pub bins: Vec<SimilarityBin>,
+    pub bins: Vec<DistanceBin>,
     /// Each channel's position (`dim` coordinates per channel, row-major), for maps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub positions: Option<ChannelPositions>,
     /// Each channel's preferred class and selectivity on the metric batch.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub preferences: Vec<ChannelPreference>,
+    pub preferences: Vec<Preference>,
     /// Share of nearest-neighbour pairs preferring the same class, against chance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub neighbours: Option<NeighbourShare>,
-}
-
-/// A channel's preferred class (argmax of its mean response per class) and how much it
-/// stands out, `(max - mean) / (max - min)` over the classes.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct ChannelPreference {
-    pub class: usize,
-    pub selectivity: f64,
-}
-
-/// Share of (channel, nearest channel) pairs preferring the same class, and the same
-/// share with the preferences shuffled over the positions (mean over `shuffles`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct NeighbourShare {
-    pub same: f64,
-    pub shuffled: f64,
-    pub shuffles: usize,
+    pub neighbours: Option<NeighbourAgreement>,
 }
 
 /// Channel positions as a record keeps them.
@@ -246,8 +232,8 @@ pub struct ChannelPositions {
 /// `topography.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TopographyRecord {
-    /// The layout the distances came from (the baseline is measured with the layout of
-    /// the experiment's first topography, so its score is comparable).
+    /// The layout the distances came from: the run's topography, or for the baseline
+    /// the 2D grid every method is also measured on (one yardstick for all).
     pub layout: String,
-    pub layers: Vec<LayerTopography>,
+    pub layers: Vec<LayerRecord>,
 }

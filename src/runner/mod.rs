@@ -21,12 +21,12 @@ use crate::log::{chain, log, set_log_prefix};
 use crate::plan::RunConfig;
 use crate::results::lock::{Lock, LockOutcome, LockPolicy};
 use crate::results::{
-    EpochRecord, ExperimentDir, Failure, Provenance, ResultsError, RunDir, RunState, RunStatus,
-    Summary, read_json, write_atomic, write_json,
+    EpochRecord, ExperimentDir, Failure, Provenance, RunDir, RunState, RunStatus, Summary,
+    read_json, write_atomic, write_json,
 };
-use crate::train::EngineError;
 use crate::train::checkpoint::read_loop_state;
 use crate::train::stages::{measure_topography, prune, prune_finished, pruning_incomplete};
+use crate::train::{EngineError, Fault};
 use crate::train::{EpochHook, TrainEnv, test_best, train};
 use progress::{PlanProgress, RunEnd};
 use workers::run_parallel;
@@ -140,9 +140,7 @@ pub fn run_plan_with(
         workers.threads,
         |(i, run)| -> Result<(), EngineError> {
             if stop.load(Ordering::SeqCst) {
-                let mut r = report
-                    .lock()
-                    .map_err(|_| EngineError::Other("a worker panicked".into()))?;
+                let mut r = crate::sync::lock(&report);
                 r.not_started += 1;
                 return Ok(());
             }
@@ -175,9 +173,7 @@ pub fn run_plan_with(
             }
             set_log_prefix(None);
             let outcome = outcome?;
-            let mut r = report
-                .lock()
-                .map_err(|_| EngineError::Other("a worker panicked".into()))?;
+            let mut r = crate::sync::lock(&report);
             match outcome {
                 Outcome::Trained => r.trained += 1,
                 Outcome::Done => r.skipped_done += 1,
@@ -191,7 +187,7 @@ pub fn run_plan_with(
     result?;
     let mut report = report
         .into_inner()
-        .map_err(|_| EngineError::Other("a worker panicked".into()))?;
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     // Plan order, whatever order the workers finished in.
     let order = |id: &str| runs.iter().position(|r| r.id == id);
     report.failed.sort_by_key(|(id, _)| order(id));
@@ -200,7 +196,7 @@ pub fn run_plan_with(
 
 impl From<workers::WorkerError> for EngineError {
     fn from(e: workers::WorkerError) -> Self {
-        EngineError::Other(e.to_string())
+        EngineError::Workers(crate::log::chain(&e))
     }
 }
 
@@ -212,9 +208,9 @@ enum Outcome {
     Failed(String),
 }
 
-/// Whether `e` is the results folder failing us rather than the run failing.
+/// Whether `e` is the machine failing us rather than the run failing.
 fn is_write_failure(e: &EngineError) -> bool {
-    matches!(e, EngineError::Results(ResultsError::Write { .. }))
+    e.fault() == Fault::Machine
 }
 
 fn attempt(
@@ -363,8 +359,10 @@ fn run_one(
         path: dir.path().to_path_buf(),
         source,
     })?;
-    let yaml = crate::config::to_yaml(run)
-        .map_err(|e| EngineError::Other(format!("cannot write run.yaml: {e}")))?;
+    let yaml = crate::config::to_yaml(run).map_err(|e| EngineError::Serialise {
+        what: "run.yaml",
+        message: e.to_string(),
+    })?;
     write_atomic(&dir.run_yaml(), yaml.as_bytes())?;
     if dir.summary().exists() {
         // A failed run being retried: its summary no longer holds.

@@ -220,8 +220,8 @@ fn check_layouts(runs: &[&RunConfig], config_dir: &Path) -> Vec<Problem> {
                     placement,
                     loss,
                     weights,
-                    m.tap_names(),
-                    m.tap_channels(),
+                    &m.tap_names(),
+                    &m.tap_channels(),
                     config_dir,
                 )
                 .map_err(|e| format!("{names}: {e}"))

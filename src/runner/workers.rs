@@ -14,6 +14,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Mutex;
 
+use crate::sync::lock;
+
 /// `--shard I/N`: the runs whose position in plan order, modulo N, is I-1.
 ///
 /// Plan order is the grid's expansion order, fixed by the experiment file, so every
@@ -128,8 +130,8 @@ where
     let next = Mutex::new(0usize);
     let first_error: Mutex<Option<E>> = Mutex::new(None);
     let take = || -> Option<&T> {
-        let stopped = first_error.lock().map(|e| e.is_some()).unwrap_or(true);
-        let mut i = next.lock().ok()?;
+        let stopped = lock(&first_error).is_some();
+        let mut i = lock(&next);
         if stopped || *i >= items.len() {
             return None;
         }
@@ -137,9 +139,8 @@ where
         items.get(*i - 1)
     };
     let fail = |e: E| {
-        if let Ok(mut slot) = first_error.lock()
-            && slot.is_none()
-        {
+        let mut slot = lock(&first_error);
+        if slot.is_none() {
             *slot = Some(e);
         }
     };
@@ -160,10 +161,12 @@ where
             });
         }
     });
-    match first_error.into_inner() {
-        Ok(Some(e)) => Err(e),
-        Ok(None) => Ok(()),
-        Err(_) => Err(WorkerError::Poisoned.into()),
+    match first_error
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }
 
@@ -172,8 +175,6 @@ where
 pub enum WorkerError {
     #[error("cannot start a worker's thread pool: {0}")]
     Pool(String),
-    #[error("a worker panicked")]
-    Poisoned,
 }
 
 #[cfg(test)]

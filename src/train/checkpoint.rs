@@ -41,8 +41,10 @@ impl LoopState {
     /// A committed state has a best epoch, so its accuracy is finite and writes as JSON
     /// (serde_json writes the shortest text that reads back to the same bits).
     fn to_header(self) -> Result<HashMap<String, String>, EngineError> {
-        let text = serde_json::to_string(&self)
-            .map_err(|e| EngineError::Other(format!("loop state: {e}")))?;
+        let text = serde_json::to_string(&self).map_err(|e| EngineError::Serialise {
+            what: "the loop state",
+            message: e.to_string(),
+        })?;
         Ok(HashMap::from([(LOOP_STATE.to_string(), text)]))
     }
 
@@ -92,10 +94,7 @@ pub fn write_state(dir: &RunDir, seed: u64, kernels: Kernels) -> Result<(), Engi
 }
 
 fn weights(varmap: &VarMap) -> Result<HashMap<String, Tensor>, EngineError> {
-    let data = varmap
-        .data()
-        .lock()
-        .map_err(|_| EngineError::Other("weights lock poisoned".into()))?;
+    let data = crate::sync::lock(varmap.data());
     Ok(data
         .iter()
         .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
@@ -240,10 +239,7 @@ pub fn load_weights(path: &Path, varmap: &VarMap, device: &Device) -> Result<(),
 }
 
 fn set_vars(varmap: &VarMap, tensors: &HashMap<String, Tensor>) -> Result<(), String> {
-    let data = varmap
-        .data()
-        .lock()
-        .map_err(|_| "weights lock poisoned".to_string())?;
+    let data = crate::sync::lock(varmap.data());
     for (name, var) in data.iter() {
         let t = tensors
             .get(name)

@@ -38,8 +38,42 @@ pub enum EngineError {
     },
     #[error("checkpoint {path}: {message}")]
     Checkpoint { path: PathBuf, message: String },
-    #[error("the {split} split is empty")]
-    EmptySplit { split: &'static str },
-    #[error("{0}")]
-    Other(String),
+    #[error("the {} split is empty", split.name())]
+    EmptySplit { split: crate::results::SplitKind },
+    /// A value of the run that cannot be turned into text (a float JSON cannot hold).
+    #[error("cannot serialise {what}: {message}")]
+    Serialise { what: &'static str, message: String },
+    /// A `layer_weights` entry naming no tapped conv of the model.
+    #[error(
+        "layer_weights: `{layer}` is not a tapped conv of this model{hint}; its tapped convs: {taps}"
+    )]
+    UnknownLayerWeight {
+        layer: String,
+        /// ` (did you mean `x`?)`, or empty.
+        hint: String,
+        taps: String,
+    },
+    /// The worker pool failed: its threads could not start, or a worker panicked.
+    #[error("the worker pool failed: {0}")]
+    Workers(String),
+}
+
+/// Whose fault a failure is: the run's (its data, its numbers, its configuration), which
+/// fails that run and lets the others go on, or the machine's (a results folder that
+/// cannot be written, a broken worker pool), which stops the plan and leaves the run
+/// resumable, since any other run would meet it too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Run,
+    Machine,
+}
+
+impl EngineError {
+    pub fn fault(&self) -> Fault {
+        match self {
+            EngineError::Results(crate::results::ResultsError::Write { .. })
+            | EngineError::Workers(_) => Fault::Machine,
+            _ => Fault::Run,
+        }
+    }
 }

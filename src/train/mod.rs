@@ -13,7 +13,7 @@ pub mod seeds;
 pub mod stages;
 mod term;
 
-pub use error::EngineError;
+pub use error::{EngineError, Fault};
 pub use term::{TopographicTerm, build_term, check_term};
 
 use std::path::PathBuf;
@@ -109,11 +109,13 @@ pub fn train(run: &RunConfig, env: &TrainEnv) -> Result<Trained, EngineError> {
     let started = Instant::now();
     let data = load_data(&run.dataset, &env.cache_dir)?;
     if data.train.is_empty() {
-        return Err(EngineError::EmptySplit { split: "training" });
+        return Err(EngineError::EmptySplit {
+            split: SplitKind::Train,
+        });
     }
     if data.validation.is_empty() {
         return Err(EngineError::EmptySplit {
-            split: "validation",
+            split: SplitKind::Validation,
         });
     }
     let (varmap, model) = build_model(run, &data, &env.device, env.kernels)?;
@@ -172,8 +174,10 @@ fn resume(
     sgd: &mut Sgd,
 ) -> Result<(LoopState, Vec<EpochRecord>), EngineError> {
     write_state(&env.dir, run.seed, env.kernels.on(&env.device))?;
-    let config = crate::config::to_yaml(run)
-        .map_err(|e| EngineError::Other(format!("cannot write the run's configuration: {e}")))?;
+    let config = crate::config::to_yaml(run).map_err(|e| EngineError::Serialise {
+        what: "the run's configuration",
+        message: e.to_string(),
+    })?;
     if !env.dir.last_checkpoint().exists() {
         tensorboard::rewrite(&env.dir.events(), &config, &[])?;
         return Ok((LoopState::START, Vec::new()));
@@ -231,7 +235,7 @@ impl Session<'_> {
             &self.env.device,
         )?;
         let val_seconds = t1.elapsed().as_secs_f64();
-        let taps = self.model.tap_names();
+        let taps = &self.model.tap_names();
         Ok([
             record(
                 run,
@@ -402,7 +406,7 @@ pub fn test_best(
         &totals,
         None,
         t0.elapsed().as_secs_f64(),
-        trained.model.tap_names(),
+        &trained.model.tap_names(),
     );
     trained.records.push(test.clone());
     write_jsonl(&env.dir.metrics(), &trained.records)?;

@@ -3,10 +3,7 @@
 use candle_nn::VarMap;
 
 use crate::plan::RunConfig;
-use crate::results::{
-    ChannelPositions, ChannelPreference, LayerTopography, NeighbourShare, SimilarityBin,
-    TopographyRecord, write_json,
-};
+use crate::results::{ChannelPositions, LayerRecord, TopographyRecord, write_json};
 use crate::topography::{
     ChannelSimilarity, ClassResponses, MetricsError, Norm, distance_matrix, neighbour_agreement,
 };
@@ -31,7 +28,7 @@ pub fn measure_topography(
     run: &RunConfig,
     env: &TrainEnv,
 ) -> Result<TopographyRecord, EngineError> {
-    let channels = trained.model.tap_channels();
+    let channels = &trained.model.tap_channels();
     let (positions, norm, layout) = match (run.objective.placement(), run.objective.loss()) {
         (Some(placement), Some(loss)) => {
             let (p, n) = layer_positions(placement, loss, channels, &env.config_dir)?;
@@ -90,7 +87,7 @@ pub fn measure_topography(
             Err(e) => return Err(e.into()),
         };
         let neighbours = neighbour_agreement(&preferences, &distances, SHUFFLES, shuffle_seed);
-        layers.push(LayerTopography {
+        layers.push(LayerRecord {
             layer: name.clone(),
             channels: t.channels,
             score: t.score,
@@ -99,27 +96,9 @@ pub fn measure_topography(
                 dim: p.dim(),
                 coords: p.coords().to_vec(),
             }),
-            preferences: preferences
-                .iter()
-                .map(|q| ChannelPreference {
-                    class: q.class,
-                    selectivity: q.selectivity,
-                })
-                .collect(),
-            neighbours: neighbours.map(|n| NeighbourShare {
-                same: n.same,
-                shuffled: n.shuffled,
-                shuffles: n.shuffles,
-            }),
-            bins: t
-                .bins
-                .iter()
-                .map(|b| SimilarityBin {
-                    distance: b.distance,
-                    similarity: b.similarity,
-                    pairs: b.pairs,
-                })
-                .collect(),
+            preferences,
+            neighbours,
+            bins: t.bins,
         });
     }
     let record = TopographyRecord { layout, layers };
@@ -129,7 +108,7 @@ pub fn measure_topography(
 
 /// Runs the pruning stage of `run` (only the points `pruning.csv` lacks).
 pub fn prune(trained: &Trained, run: &RunConfig, env: &TrainEnv) -> Result<(), EngineError> {
-    prune_data(&trained.data, trained.model.tap_names(), run, env)
+    prune_data(&trained.data, &trained.model.tap_names(), run, env)
 }
 
 /// Whether `pruning.csv` lacks a point of `run`'s pruning spec (a done run whose
@@ -159,7 +138,7 @@ pub fn pruning_incomplete(run: &RunConfig, env: &TrainEnv) -> Result<bool, Engin
 pub fn prune_finished(run: &RunConfig, env: &TrainEnv) -> Result<(), EngineError> {
     let data = crate::data::load(&run.dataset, &env.cache_dir)?;
     let (_, model) = build_model(run, &data, &env.device, env.kernels)?;
-    prune_data(&data, model.tap_names(), run, env)
+    prune_data(&data, &model.tap_names(), run, env)
 }
 
 fn prune_data(

@@ -41,7 +41,7 @@ pub fn build_term(
         return Ok(None);
     };
     let (positions, norm) =
-        layer_positions(placement, *loss, model.tap_channels(), &env.config_dir)?;
+        layer_positions(placement, *loss, &model.tap_channels(), &env.config_dir)?;
     let spec = &run.training.topographic;
     let method: Box<dyn TopographicMethod> = match *loss {
         LossMethod::Poli2023 => Box::new(TopographicLoss::from_positions(
@@ -72,7 +72,7 @@ pub fn build_term(
             Box::new(TopoLoss::new(&weights, factor.get())?)
         }
     };
-    let weights = (!layer_weights.is_uniform()).then(|| layer_weights.of(model.tap_names()));
+    let weights = (!layer_weights.is_uniform()).then(|| layer_weights.of(&model.tap_names()));
     Ok(Some(TopographicTerm {
         loss: LayerLosses::new(method, spec.reduction, weights)?,
         lambda: *lambda,
@@ -97,10 +97,7 @@ fn tdann(
 
 /// The weight of every tapped conv, in tap order: `{tap}.weight` in the var map.
 fn tap_weights(model: &dyn TopoModel, varmap: &VarMap) -> Result<Vec<Var>, EngineError> {
-    let vars = varmap
-        .data()
-        .lock()
-        .map_err(|_| EngineError::Other("the model's variables are poisoned".into()))?;
+    let vars = crate::sync::lock(varmap.data());
     model
         .tap_names()
         .iter()
@@ -125,13 +122,13 @@ pub fn check_term(
 ) -> Result<(), EngineError> {
     for layer in weights.layers() {
         if !names.iter().any(|n| n == layer) {
-            return Err(EngineError::Other(format!(
-                "layer_weights: `{layer}` is not a tapped conv of this model{}; its tapped convs: {}",
-                did_you_mean(layer, names.iter().map(String::as_str))
+            return Err(EngineError::UnknownLayerWeight {
+                layer: layer.to_string(),
+                hint: did_you_mean(layer, names.iter().map(String::as_str))
                     .map(|s| format!(" (did you mean `{s}`?)"))
                     .unwrap_or_default(),
-                names.join(", ")
-            )));
+                taps: names.join(", "),
+            });
         }
     }
     let (positions, norm) = layer_positions(placement, loss, channels, config_dir)?;

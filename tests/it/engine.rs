@@ -669,7 +669,7 @@ fn pruning_every_tapped_channel_leaves_chance() {
         &Device::Cpu,
     )
     .unwrap();
-    let count = prune_varmap(&varmap, net.tap_names(), 1.0, PruneMethod::L2, 0).unwrap();
+    let count = prune_varmap(&varmap, &net.tap_names(), 1.0, PruneMethod::L2, 0).unwrap();
     assert_eq!(
         (count.pruned, count.total),
         (TAPPED_CHANNELS, TAPPED_CHANNELS)

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 /// Top to bottom: a module may use any module after it, none before it.
-const LAYERS: [&str; 12] = [
+const LAYERS: [&str; 13] = [
     "cli",
     "runner",
     "report",
@@ -17,6 +17,7 @@ const LAYERS: [&str; 12] = [
     "topography",
     "kernels",
     "log",
+    "sync",
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -189,7 +189,7 @@ fn vgg16_bn_taps_every_conv() {
     let expected: Vec<Vec<usize>> = sides
         .iter()
         .zip(model.tap_channels())
-        .map(|(&s, &c)| vec![2, c, s, s])
+        .map(|(&s, c)| vec![2, c, s, s])
         .collect();
     assert_eq!(shapes(&out.taps), expected);
 

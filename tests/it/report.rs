@@ -12,10 +12,11 @@ use std::path::Path;
 use topo::config::{Lambda, PruneMethod};
 use topo::report::report;
 use topo::results::{
-    ChannelPositions, ChannelPreference, EpochRecord, ExperimentDir, Failure, LayerTopography,
-    NeighbourShare, PruningRow, RunAxes, RunStatus, SimilarityBin, SplitKind, Summary,
-    TopographyRecord, Versions, write_atomic, write_json, write_jsonl, write_pruning_csv,
+    ChannelPositions, EpochRecord, ExperimentDir, Failure, LayerRecord, PruningRow, RunAxes,
+    RunStatus, SplitKind, Summary, TopographyRecord, Versions, write_atomic, write_json,
+    write_jsonl, write_pruning_csv,
 };
+use topo::topography::{DistanceBin, NeighbourAgreement, Preference};
 
 const GRID2D_YAML: &str = "dataset: { kind: cifar10 }\nmodel: { kind: MODEL }\n\
                            topography: { kind: builtin, layout: grid, dimension: 2, norm: euclidean }\n";
@@ -109,13 +110,13 @@ fn done_run(exp: &ExperimentDir, a: &RunAxes, validation: f64, test: f64, with_y
         .collect();
     write_pruning_csv(&run.pruning(), &pruning).unwrap();
     let bins = (0..5)
-        .map(|b| SimilarityBin {
+        .map(|b| DistanceBin {
             distance: b as f64 * 0.25,
             similarity: Some(0.5 - 0.1 * b as f64 + shift),
             pairs: 10,
         })
         .collect();
-    let layer = LayerTopography {
+    let layer = LayerRecord {
         layer: "layer1.1.conv2".into(),
         channels: 64,
         score: Some(0.4),
@@ -131,7 +132,7 @@ fn done_run(exp: &ExperimentDir, a: &RunAxes, validation: f64, test: f64, with_y
                 .to_vec(),
         }),
         preferences: (0..64)
-            .map(|c| ChannelPreference {
+            .map(|c| Preference {
                 class: if a.lambda.is_some() {
                     (c % 8) / 2
                 } else {
@@ -140,7 +141,7 @@ fn done_run(exp: &ExperimentDir, a: &RunAxes, validation: f64, test: f64, with_y
                 selectivity: 0.2 + 0.01 * c as f64,
             })
             .collect(),
-        neighbours: Some(NeighbourShare {
+        neighbours: Some(NeighbourAgreement {
             same: 0.6 + shift,
             shuffled: 0.25,
             shuffles: 100,

@@ -14,12 +14,7 @@ pub fn is_running_statistic(name: &str) -> bool {
 
 /// The variables to optimise, sorted by name, without batch-norm running statistics.
 pub fn trainable_vars(varmap: &VarMap) -> Vec<(String, Var)> {
-    // A poisoned lock only means another thread panicked while holding it; the map itself
-    // is still whole, so read it anyway rather than fail.
-    let data = match varmap.data().lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
-    };
+    let data = crate::sync::lock(varmap.data());
     let mut vars: Vec<(String, Var)> = data
         .iter()
         .filter(|(name, _)| !is_running_statistic(name))

@@ -16,8 +16,6 @@ pub enum PruneError {
         shape: Vec<usize>,
         channels: usize,
     },
-    #[error("the model's parameters are unavailable: a thread panicked while holding them")]
-    Poisoned,
     #[error("tensor operation failed while pruning `{name}`")]
     Tensor {
         name: String,

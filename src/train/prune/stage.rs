@@ -188,7 +188,10 @@ mod tests {
             |vm| {
                 evals += 1;
                 if evals == 2 {
-                    Err(PruneError::Poisoned)
+                    Err(PruneError::Tensor {
+                        name: "c".into(),
+                        source: candle_core::Error::Msg("stop".into()),
+                    })
                 } else {
                     weight_left(vm)
                 }

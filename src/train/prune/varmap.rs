@@ -28,7 +28,7 @@ pub fn prune_varmap(
     seed: u64,
 ) -> Result<PruneCount> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let vars = varmap.data().lock().map_err(|_| PruneError::Poisoned)?;
+    let vars = crate::sync::lock(varmap.data());
     let mut count = PruneCount {
         pruned: 0,
         total: 0,
