@@ -63,7 +63,8 @@ compare() { # the killed experiment's folder, against the uninterrupted one
 python3 - reference/kill "$1" <<'EOF' || fail "results differ or do not parse"
 import csv, json, os, sys
 ref, got = sys.argv[1], sys.argv[2]
-TIMINGS = {"seconds", "images_per_second", "wall_time"}
+# Timings, and what differs between sessions by nature (the command, its start and end).
+TIMINGS = {"seconds", "images_per_second", "wall_time", "command", "started", "ended"}
 
 def strip(v):
     if isinstance(v, dict):
