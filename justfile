@@ -95,6 +95,10 @@ quickstart:
 slurm-test:
     scripts/slurm_test.sh
 
+# The GPU check as one folder for a GPU node without Rust or network: CUDA release build for compute capability 9.0, binaries, quickstart and runner, at most 60 MiB (`--cpu`: the same layout from the CPU build, for the dry run `DIR/run --device cpu`)
+gpu-bundle *ARGS:
+    bash scripts/gpu_bundle.sh {{ARGS}}
+
 # SIGKILL `topo run` 20 times across a tiny experiment; the results must equal an uninterrupted run's
 kill-test:
     scripts/kill_test.sh

@@ -221,7 +221,7 @@ def train_run(recipe: Recipe, topography: str, lam: float | None, seed: int, dat
     start = time.monotonic()
     torch.manual_seed(seed)
     model = ResNet18(classes=10, channels=1, width=recipe.width)
-    topo = TopoLoss(model, topographic_layers("resnet18", model)) if topography == "grid2d" else None
+    topo = TopoLoss(model, topographic_layers("resnet18", model), torch.device("cpu")) if topography == "grid2d" else None
     opt = torch.optim.SGD(
         model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
     )

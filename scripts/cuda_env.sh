@@ -18,7 +18,9 @@
 # Inputs, all optional: CUDA_WHEELS_MINOR, the CUDA 13 minor version of the wheels (default:
 # the driver's, at most 4; 13.4 is the newest CUDA that cudarc 0.19, candle 0.11's driver
 # bindings, knows); CUDA_COMPUTE_CAP (default: the GPU's, else 80, Ampere: the oldest
-# architecture with every kernel candle ships); CUDA_WHEELS_LINK=1; CUDA_WHEELS_VENV.
+# architecture with every kernel candle ships); CUDA_WHEELS_LINK=1; CUDA_WHEELS_VENV;
+# CUDA_STUB_DIR, a stub libcuda to link against where no driver is installed
+# (scripts/cuda_stub.py, for just gpu-bundle).
 
 cuda_env_fail() {
     echo "cuda: $*" >&2
@@ -107,6 +109,10 @@ cuda_env_link_dir() {
         ln -sf "$found" "$link/lib$name.so"
     done
     found="$(ldconfig -p 2>/dev/null | sed -n 's/.*libcuda\.so\.1 .*=> \(.*\)/\1/p' | head -n1)"
+    # Building for another machine (just gpu-bundle) links against a stub of the driver.
+    if [[ -z "$found" && -n "${CUDA_STUB_DIR:-}" ]]; then
+        found="$CUDA_STUB_DIR/libcuda.so.1"
+    fi
     [[ -n "$found" ]] || cuda_env_fail "no libcuda.so.1 (the NVIDIA driver's library) in ldconfig's cache" || return 1
     ln -sf "$found" "$link/libcuda.so"
     export LIBRARY_PATH="$link${LIBRARY_PATH:+:$LIBRARY_PATH}"

@@ -19,6 +19,14 @@ machine), OUT/timings.jsonl (the raw records) and OUT/quickstart/ (both experime
 It exits 0 when the build, the kernel tests and the quickstart comparison pass and every timing
 ran; the speed ratios are figures, not a pass mark.
 
+`--prebuilt DIR` skips the build: the binaries are DIR/topo, DIR/train_step and DIR/it (the test
+binary), or the same gzipped, as `just gpu-bundle` lays them out beside this script for a GPU node without Rust or
+network (see that bundle's `run`). Then each step has a time limit (`--limits`), a step that
+fails or runs out of time is reported as such while the others go on, the CUDA libraries are
+looked for where such a node has them (CUDA_HOME/lib64, or the nvidia-* wheels beside PyTorch),
+PyTorch is the one installed there, and OUT holds at most 8 files (the quickstart's results
+stay in a scratch folder; OUT/quickstart.json keeps what was compared).
+
 `--device cpu` is the dry run: the same steps on a machine without a GPU, the CPU standing in for
 it (the device side runs the ops a GPU runs: `--kernels unfold`). `--quick` trains
 the quickstart on 1,000 examples and times batch 8 and 16 for two steps, for CI.
@@ -28,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import gzip
 import json
 import os
 import platform
@@ -35,15 +44,21 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
+HERE = Path(__file__).resolve().parent
+# In the repository this script sits in scripts/ and the benchmark in bench/; in a bundle both
+# sit in runner/, beside each other.
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE if (HERE / "compare.py").exists() else ROOT / "bench"))
 import compare  # noqa: E402  (bench/compare.py: running and parsing one benchmark configuration)
 
-QUICKSTART = ROOT / "experiments" / "quickstart.yaml"
+# Seconds each step of a prebuilt check may take, 8 minutes in all: a GPU node is held for
+# minutes, not hours.
+DEFAULT_LIMITS = {"kernels": 120.0, "quickstart": 210.0, "timing": 150.0}
 # What float rounding explains between two implementations of the same training (measured on
 # the CPU: the quickstart on candle's own ops, and on the GPU's kernels (`--kernels unfold`),
 # against the fast kernels: the same functions summed in other orders). The first epoch runs
@@ -73,6 +88,12 @@ class Check:
     args: argparse.Namespace
     out: Path
     features: list[str]
+    # Where experiments/, data/ and the benchmark live: the repository, or the bundle.
+    root: Path = ROOT
+    # Extra environment of every command (the CUDA libraries' folders of a prebuilt check).
+    env: dict[str, str] = field(default_factory=dict)
+    # Where the quickstart's results go (OUT/quickstart, or a scratch folder when prebuilt).
+    scratch: Path | None = None
     steps: list[Step] = field(default_factory=list)
     timings: list[compare.Row] = field(default_factory=list)
 
@@ -85,17 +106,32 @@ class Check:
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
-    def run(self, name: str, command: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        """Runs a command, its output appended to the step's log."""
+    def limit(self, step: str) -> float | None:
+        """The step's time limit in seconds; None without one (a workstation's gpu-check)."""
+        return self.args.limits.get(step)
+
+    def run(self, name: str, command: list[str], env: dict[str, str] | None = None, timeout: float | None = None) -> subprocess.CompletedProcess:
+        """Runs a command, its output appended to the step's log; past `timeout` seconds it is
+        killed and its exit code is 124, as timeout(1) says it."""
         with self.log(name).open("a", encoding="utf-8") as log:
             log.write(f"$ {' '.join(command)}\n")
             log.flush()
-            done = subprocess.run(
-                command, cwd=ROOT, env={**os.environ, **(env or {})}, text=True,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False,
-            )  # fmt: skip
+            try:
+                done = subprocess.run(
+                    command, cwd=self.root, env={**os.environ, **self.env, **(env or {})}, text=True,
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False, timeout=timeout,
+                )  # fmt: skip
+            except subprocess.TimeoutExpired as e:
+                text = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+                log.write(text + f"\n[timed out after {timeout:.0f} s]\n")
+                return subprocess.CompletedProcess(command, 124, text, None)
             log.write(done.stdout)
         return done
+
+    def left(self, step: str, start: float) -> float | None:
+        """What is left of a step's time limit, at least a second."""
+        limit = self.limit(step)
+        return None if limit is None else max(1.0, limit - (time.monotonic() - start))
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -105,7 +141,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="the quickstart on 1,000 examples, timing at batch 8 and 16 for two steps (the dry run in CI)")
     parser.add_argument("--steps", type=int, help="timed steps per configuration (default 10; 2 with --quick)")
     parser.add_argument("--warmup", type=int, help="untimed steps first (default 3; 1 with --quick)")
+    parser.add_argument("--prebuilt", type=Path, help="no build: the binaries topo, train_step and it (the test binary) in this folder (a bundle's bin/)")
+    parser.add_argument("--root", type=Path, help="the folder holding experiments/ and data/ (default: the repository, or the bundle of --prebuilt)")
+    parser.add_argument(
+        "--limits", type=parse_limits,
+        help="seconds per step, e.g. kernels=120,quickstart=210,timing=150 (the default with --prebuilt; none without)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.limits is None:
+        args.limits = dict(DEFAULT_LIMITS) if args.prebuilt else {}
     args.steps = args.steps if args.steps is not None else (2 if args.quick else 10)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
     if args.steps < 1 or args.warmup < 0:
@@ -113,9 +157,83 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def parse_limits(text: str) -> dict[str, float]:
+    limits = {}
+    for part in filter(None, text.split(",")):
+        name, _, seconds = part.partition("=")
+        if name not in DEFAULT_LIMITS or not seconds:
+            raise argparse.ArgumentTypeError(f"`{part}`: expected STEP=SECONDS with STEP one of {', '.join(DEFAULT_LIMITS)}")
+        limits[name] = float(seconds)
+    return limits
+
+
 # ---------------------------------------------------------------------------------------------
 # Steps
 # ---------------------------------------------------------------------------------------------
+
+
+def prebuilt(check: Check, folder: Path) -> dict[str, str] | None:
+    """The bundle's binaries, after finding the libraries they load; None when one is missing."""
+    start = time.monotonic()
+    binaries = {name: folder / name for name in ("topo", "train_step", "it")}
+    # A bundle ships them gzipped (a fourth of the size): unpacked into the scratch folder.
+    for name, path in binaries.items():
+        packed = path.with_name(path.name + ".gz")
+        if not path.exists() and packed.exists() and check.scratch is not None:
+            unpacked = check.scratch / "bin" / name
+            unpacked.parent.mkdir(parents=True, exist_ok=True)
+            with gzip.open(packed, "rb") as src, unpacked.open("wb") as dst:
+                shutil.copyfileobj(src, dst)
+            unpacked.chmod(0o755)
+            binaries[name] = unpacked
+    missing = [str(p) for p in binaries.values() if not os.access(p, os.X_OK)]
+    if missing:
+        check.steps.append(Step("binaries", False, f"missing: {', '.join(missing)}", time.monotonic() - start))
+        return None
+    notes = []
+    if check.cuda:
+        dirs, found = cuda_library_dirs()
+        if dirs:
+            check.env["LD_LIBRARY_PATH"] = ":".join([*dirs, *filter(None, [os.environ.get("LD_LIBRARY_PATH")])])
+        notes.append("CUDA libraries from " + (", ".join(sorted(set(found.values()))) or "the loader's default paths"))
+    # What the loader cannot find is said before anything runs.
+    unresolved = []
+    for name, path in binaries.items():
+        done = subprocess.run(["ldd", str(path)], capture_output=True, text=True, check=False, env={**os.environ, **check.env})
+        unresolved += [f"{name}: {line.split()[0]}" for line in done.stdout.splitlines() if "not found" in line]
+    ok = not unresolved
+    summary = "; ".join(notes + ([f"not found: {', '.join(unresolved)}"] if unresolved else [f"{len(binaries)} binaries load"]))
+    check.steps.append(Step("binaries", ok, summary, time.monotonic() - start))
+    return {name: str(path) for name, path in binaries.items()} if ok else None
+
+
+def cuda_library_dirs() -> tuple[list[str], dict[str, str]]:
+    """Folders holding the CUDA libraries the binaries load (cuBLAS, cuRAND, NVRTC, the runtime):
+    CUDA_HOME's lib64, else the nvidia-* wheels of this Python's site-packages (PyTorch's), and
+    the driver's libcuda; with the folder each library was found in."""
+    wanted = ("libcublas.so", "libcublasLt.so", "libcurand.so", "libnvrtc.so", "libcudart.so")
+    candidates = []
+    if os.environ.get("CUDA_HOME"):
+        candidates += [Path(os.environ["CUDA_HOME"]) / "lib64", Path(os.environ["CUDA_HOME"]) / "lib"]
+    import site
+    import sysconfig
+
+    roots = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"], *site.getsitepackages()}
+    for root in sorted(roots):
+        candidates += sorted(Path(root).glob("nvidia/*/lib"))
+    dirs, found = [], {}
+    for folder in candidates:
+        hits = [w for w in wanted if w not in found and any(folder.glob(w + ".*"))]
+        for w in hits:
+            found[w] = str(folder)
+        if hits:
+            dirs.append(str(folder))
+    ldconfig = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, check=False).stdout
+    for line in ldconfig.splitlines():
+        if "libcuda.so.1 " in line and "=>" in line:
+            found["libcuda.so"] = str(Path(line.split("=>")[1].strip()).parent)
+            break
+    return dirs, found
 
 
 def build(check: Check) -> dict[str, str] | None:
@@ -138,11 +256,14 @@ def build(check: Check) -> dict[str, str] | None:
     return binaries if ok else None
 
 
-def kernels(check: Check) -> None:
+def kernels(check: Check, tests: str | None) -> None:
     """The device tests on the device, against the CPU."""
     start = time.monotonic()
-    command = ["cargo", "test", "--test", "it", *check.features, "device::", "--", "--test-threads=1"]
-    done = check.run("kernels", command, {"TEST_DEVICE": check.args.device})
+    if tests is None:
+        command = ["cargo", "test", "--test", "it", *check.features, "device::", "--", "--test-threads=1"]
+    else:
+        command = [tests, "device::", "--test-threads=1"]
+    done = check.run("kernels", command, {"TEST_DEVICE": check.args.device}, check.limit("kernels"))
     counts = re.findall(r"test result: \w+\. (\d+) passed; (\d+) failed", done.stdout)
     passed, failed = (int(counts[-1][0]), int(counts[-1][1])) if counts else (0, 0)
     ok = done.returncode == 0 and passed > 0 and failed == 0
@@ -151,6 +272,8 @@ def kernels(check: Check) -> None:
     elif counts:
         failures = re.findall(r"^test (device::\S+) \.\.\. FAILED", done.stdout, re.MULTILINE)
         summary = f"{passed} passed, {failed} failed ({', '.join(failures)}; see {check.log('kernels')})"
+    elif done.returncode == 124:
+        summary = f"timed out after {check.limit('kernels'):.0f} s (see {check.log('kernels')})"
     else:
         summary = f"did not run (exit {done.returncode}; see {check.log('kernels')})"
     check.steps.append(Step(f"kernel tests on {check.args.device}", ok, summary, time.monotonic() - start))
@@ -176,19 +299,26 @@ def quickstart(check: Check, topo: str) -> None:
     side = "cuda" if check.cuda else "cpu-unfold"
     device_args = ["--device", "cuda"] if check.cuda else ["--kernels", "unfold"]
     failures = []
+    where = (check.scratch or check.out) / "quickstart"
     # Results of an earlier check in the same folder would be taken as done: start afresh.
-    shutil.rmtree(check.out / "quickstart", ignore_errors=True)
+    shutil.rmtree(where, ignore_errors=True)
     shorter = QUICK_QUICKSTART if check.args.quick else []
+    quickstart_yaml = check.root / "experiments" / "quickstart.yaml"
     for name, extra in (("cpu", []), (side, device_args)):
-        results = check.out / "quickstart" / name
-        done = check.run("quickstart", [topo, "run", str(QUICKSTART), "--results", str(results), "--no-report", *shorter, *extra])
-        if done.returncode != 0:
+        results = where / name
+        command = [topo, "run", str(quickstart_yaml), "--results", str(results), "--no-report", *shorter, *extra]
+        done = check.run("quickstart", command, timeout=check.left("quickstart", start))
+        if done.returncode == 124:
+            failures.append(f"the {name} run timed out ({check.limit('quickstart'):.0f} s for the step)")
+        elif done.returncode != 0:
             failures.append(f"the {name} run failed (exit {done.returncode})")
     if failures:
         summary = "; ".join(failures) + f"; see {check.log('quickstart')}"
         check.steps.append(Step(f"quickstart cpu vs {side}", False, summary, time.monotonic() - start))
         return
-    reference, other = read_runs(check.out / "quickstart" / "cpu"), read_runs(check.out / "quickstart" / side)
+    reference, other = read_runs(where / "cpu"), read_runs(where / side)
+    if check.scratch is not None:
+        compare.write_atomic(check.out / "quickstart.json", json.dumps({"cpu": reference, side: other}, indent=1) + "\n")
     if not reference or reference.keys() != other.keys():
         summary = f"different runs: {sorted(reference)} against {sorted(other)}"
         check.steps.append(Step(f"quickstart cpu vs {side}", False, summary, time.monotonic() - start))
@@ -215,9 +345,15 @@ def quickstart(check: Check, topo: str) -> None:
 def timing(check: Check, bench: str) -> None:
     """ResNet-18 train steps in PyTorch and topo, side by side on the device."""
     start = time.monotonic()
-    setup = check.run("timing", ["bash", str(ROOT / "bench" / "setup.sh")])
+    if check.args.prebuilt:
+        # A GPU node has no network: the PyTorch installed there is the one to time.
+        setup = check.run("timing", [sys.executable, "-c", "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"])
+        what = "PyTorch is not importable here"
+    else:
+        setup = check.run("timing", ["bash", str(ROOT / "bench" / "setup.sh")])
+        what = "PyTorch could not be installed"
     if setup.returncode != 0:
-        check.steps.append(Step("timing", False, f"PyTorch could not be installed (see {check.log('timing')})", time.monotonic() - start))
+        check.steps.append(Step("timing", False, f"{what} (see {check.log('timing')})", time.monotonic() - start))
         return
     batches = (8, 16) if check.args.quick else (128, 256)
     common = [
@@ -232,11 +368,13 @@ def timing(check: Check, bench: str) -> None:
             config = compare.Config("resnet18", "train", batch, topo)
             row = compare.Row(config)
             print(f"  timing {config.label()} ...", file=sys.stderr, flush=True)
-            row.pytorch = compare.run_one([sys.executable, str(ROOT / "bench" / "pytorch_reference.py"), *config.args(), *common], "pytorch", config, 3600.0)
-            row.topo = compare.run_one([bench, *config.args(), *common], "topo", config, 3600.0)
+            reference = Path(compare.__file__).resolve().parent / "pytorch_reference.py"
+            left = lambda: check.left("timing", start) or 3600.0  # noqa: E731
+            row.pytorch = compare.run_one([sys.executable, str(reference), *config.args(), *common], "pytorch", config, left())
+            row.topo = compare.run_one([bench, *config.args(), *common], "topo", config, left())
             if check.cuda:
                 # candle's own convs beside them: what the column-matrix convs bought.
-                row.plain = compare.run_one([bench, *config.args(), *common, "--kernels", "candle"], "topo", config, 3600.0)
+                row.plain = compare.run_one([bench, *config.args(), *common, "--kernels", "candle"], "topo", config, left())
             with records.open("a", encoding="utf-8") as out:
                 for outcome in (row.pytorch, row.topo, row.plain):
                     if outcome.record is None and outcome.error is None:
@@ -296,7 +434,8 @@ def verdict(check: Check) -> tuple[bool, str]:
     where = "the GPU" if check.cuda else "the dry run"
     if failed:
         return False, f"gpu-check: FAIL on {where}: {', '.join(failed)}{speed}; results in {check.out}"
-    return True, f"gpu-check: PASS on {where}: built, kernels match the CPU, quickstart within float rounding{speed}; results in {check.out}"
+    made = "the bundle's binaries load" if check.args.prebuilt else "built"
+    return True, f"gpu-check: PASS on {where}: {made}, kernels match the CPU, quickstart within float rounding{speed}; results in {check.out}"
 
 
 def main(argv: list[str]) -> int:
@@ -306,26 +445,43 @@ def main(argv: list[str]) -> int:
     out.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(out / "logs", ignore_errors=True)
     check = Check(args, out, ["--features", "cuda"] if args.device == "cuda" else [])
+    if args.prebuilt:
+        check.root = (args.root or args.prebuilt.resolve().parent).resolve()
+        check.scratch = Path(tempfile.mkdtemp(prefix="topo-gpu-check-"))
+    elif args.root:
+        check.root = args.root.resolve()
     print(f"gpu-check: {machine(check)}; logs in {out / 'logs'}", file=sys.stderr, flush=True)
-    print("gpu-check: build ...", file=sys.stderr, flush=True)
-    binaries = build(check)
+    if args.prebuilt:
+        print("gpu-check: binaries ...", file=sys.stderr, flush=True)
+        binaries = prebuilt(check, args.prebuilt.resolve())
+    else:
+        print("gpu-check: build ...", file=sys.stderr, flush=True)
+        binaries = build(check)
     if binaries is not None:
         print("gpu-check: kernel tests ...", file=sys.stderr, flush=True)
-        kernels(check)
+        kernels(check, binaries.get("it"))
         print("gpu-check: quickstart ...", file=sys.stderr, flush=True)
         quickstart(check, binaries["topo"])
         print("gpu-check: timing ...", file=sys.stderr, flush=True)
         timing(check, binaries["train_step"])
     lines = table(check)
     ok, final = verdict(check)
-    header = f"# gpu-check, {stamp}\n\n{machine(check)}; topo {git_commit()}, {platform.platform()}\n"
+    header = f"# gpu-check, {stamp}\n\n{machine(check)}; topo {git_commit(check)}, {platform.platform()}\n"
     compare.write_atomic(out / "report.md", header + "\n" + "\n".join(lines) + "\n\n" + final + "\n")
     print("\n".join(lines))
     print(final)
+    if check.scratch is not None:
+        shutil.rmtree(check.scratch, ignore_errors=True)
     return 0 if ok else 1
 
 
-def git_commit() -> str:
+def git_commit(check: Check) -> str:
+    """The commit checked: the bundle's MANIFEST says it where there is no git."""
+    manifest = check.root / "MANIFEST"
+    if check.args.prebuilt and manifest.exists():
+        for line in manifest.read_text().splitlines():
+            if line.startswith("commit: "):
+                return line.removeprefix("commit: ")
     done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False)
     return done.stdout.strip() if done.returncode == 0 else "(no git)"
 

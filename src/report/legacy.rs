@@ -106,6 +106,20 @@ mod tests {
     use crate::config::{DatasetKind, ModelKind, Placement};
     use crate::topography::{Layout, Norm};
 
+    /// The paper's loss on a built-in layout, every layer weighted alike.
+    fn builtin(layout: Layout, dimension: u8) -> Topography {
+        let placement = Placement::Builtin {
+            layout,
+            dimension,
+            norm: Norm::Euclidean,
+        };
+        Topography::Placed(
+            placement,
+            crate::config::LossMethod::Poli2023,
+            Default::default(),
+        )
+    }
+
     fn parse(text: &str) -> RunKinds {
         parse_with_problems(text).0
     }
@@ -122,16 +136,7 @@ mod tests {
         );
         assert_eq!(id.dataset, Some(DatasetKind::Cifar100));
         assert_eq!(id.model, Some(ModelKind::Vgg16Bn));
-        let sphere = Topography::Placed(
-            Placement::Builtin {
-                layout: Layout::Sphere,
-                dimension: 3,
-                norm: Norm::Euclidean,
-            },
-            crate::config::LossMethod::Poli2023,
-            Default::default(),
-        );
-        assert_eq!(id.topography, Some(sphere));
+        assert_eq!(id.topography, Some(builtin(Layout::Sphere, 3)));
     }
 
     #[test]
@@ -144,16 +149,7 @@ mod tests {
         assert!(problems[0].starts_with("`model.kind`: "), "{problems:?}");
         assert_eq!(id.dataset, None);
         assert_eq!(id.model, None);
-        let grid = Topography::Placed(
-            Placement::Builtin {
-                layout: Layout::Grid,
-                dimension: 2,
-                norm: Norm::Euclidean,
-            },
-            crate::config::LossMethod::Poli2023,
-            Default::default(),
-        );
-        assert_eq!(id.topography, Some(grid));
+        assert_eq!(id.topography, Some(builtin(Layout::Grid, 2)));
         assert_eq!(parse_with_problems("[1, 2]"), (RunKinds::default(), vec![]));
         let (_, problems) = parse_with_problems("topography: { kind: torus }");
         assert!(problems[0].starts_with("`topography`: "), "{problems:?}");
