@@ -20,7 +20,7 @@ It exits 0 when the build, the kernel tests and the quickstart comparison pass a
 ran; the speed ratios are figures, not a pass mark.
 
 `--prebuilt DIR` skips the build: the binaries are DIR/topo, DIR/train_step and DIR/it (the test
-binary), or the same gzipped, as `just gpu-bundle` lays them out beside this script for a GPU node without Rust or
+binary), or the same xz-compressed, as `just gpu-bundle` lays them out beside this script for a GPU node without Rust or
 network (see that bundle's `run`). Then each step has a time limit (`--limits`), a step that
 fails or runs out of time is reported as such while the others go on, the CUDA libraries are
 looked for where such a node has them (CUDA_HOME/lib64, or the nvidia-* wheels beside PyTorch),
@@ -36,8 +36,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import gzip
 import json
+import lzma
 import os
 import platform
 import re
@@ -176,13 +176,13 @@ def prebuilt(check: Check, folder: Path) -> dict[str, str] | None:
     """The bundle's binaries, after finding the libraries they load; None when one is missing."""
     start = time.monotonic()
     binaries = {name: folder / name for name in ("topo", "train_step", "it")}
-    # A bundle ships them gzipped (a fourth of the size): unpacked into the scratch folder.
+    # A bundle ships them xz-compressed (a seventh of the size): unpacked into the scratch folder.
     for name, path in binaries.items():
-        packed = path.with_name(path.name + ".gz")
+        packed = path.with_name(path.name + ".xz")
         if not path.exists() and packed.exists() and check.scratch is not None:
             unpacked = check.scratch / "bin" / name
             unpacked.parent.mkdir(parents=True, exist_ok=True)
-            with gzip.open(packed, "rb") as src, unpacked.open("wb") as dst:
+            with lzma.open(packed, "rb") as src, unpacked.open("wb") as dst:
                 shutil.copyfileobj(src, dst)
             unpacked.chmod(0o755)
             binaries[name] = unpacked
@@ -394,6 +394,8 @@ def timing(check: Check, bench: str) -> None:
 
 def machine(check: Check) -> str:
     if check.cuda:
+        if shutil.which("nvidia-smi") is None:
+            return "no nvidia-smi here: no NVIDIA driver, so no GPU to check"
         query = subprocess.run(
             ["nvidia-smi", "--query-gpu=name,compute_cap,driver_version,memory.total", "--format=csv,noheader"],
             capture_output=True, text=True, check=False,
