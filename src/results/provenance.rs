@@ -104,13 +104,6 @@ impl Provenance {
         }
     }
 
-    pub fn versions(&self) -> Versions {
-        Versions {
-            topo: self.topo.clone(),
-            candle: self.candle.clone(),
-        }
-    }
-
     /// How this run's build differs from `other`'s in what can change its numbers (the
     /// commit, the kernels, the instruction set); `None` where nothing does. A record
     /// without a commit cannot be told apart by it.

@@ -4,10 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{
-    DatasetSpec, Lambda, ModelSpec, Objective, ObjectiveError, PruneMethod, Topography,
-    TrainingSpec,
-};
+use crate::config::{DatasetSpec, Lambda, ModelSpec, PruneMethod, Topography, TrainingSpec};
 
 use super::Provenance;
 use crate::topography::{DistanceBin, NeighbourAgreement, Preference};
@@ -168,21 +165,6 @@ pub struct Summary {
     /// Only in summaries written before `provenance`, which holds the versions now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub versions: Option<Versions>,
-}
-
-impl Summary {
-    /// The versions that produced the run, wherever the summary keeps them.
-    pub fn versions(&self) -> Option<Versions> {
-        match (&self.provenance, &self.versions) {
-            (Some(p), _) => Some(p.versions()),
-            (None, v) => v.clone(),
-        }
-    }
-
-    /// What the run minimised, from its topography and lambda.
-    pub fn objective(identity: &RunIdentity, axes: &RunAxes) -> Result<Objective, ObjectiveError> {
-        Objective::new(&identity.topography, axes.lambda)
-    }
 }
 
 /// One row of `pruning.csv`.
