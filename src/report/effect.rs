@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use super::ReportError;
 use super::curves::{PanelKey, Series};
 use super::load::RunFiles;
+use super::page::{Align, Block, Grid};
 use super::stats::{MeanStd, Samples, mean_std_by_group};
 use crate::config::{PruneMethod, StdKind};
 
@@ -168,32 +169,45 @@ fn effect_rows(
     Ok(rows)
 }
 
-/// The effects as a Markdown section of the index.
-pub fn effects_markdown(rows: &[EffectRow]) -> String {
-    let mut out = format!(
-        "### Pruning effect\n\nEach topography against the baseline: test accuracy in points, unpruned and as the mean over {:.0}-{:.0}% of the channels of every topographic layer pruned, mean over seeds minus the baseline's, ± its standard error (sample standard deviations of the two groups); t is the effect over its standard error. Every λ tried is listed; ✓ marks the one chosen on validation, which the tables and figures show.\n\n| Panel | Pruning | Topography | Chosen | Seeds (baseline) | Unpruned | Effect | t |\n|:---|:---|:---|:---:|---:|---:|---:|---:|\n",
-        100.0 * WINDOW.0,
-        100.0 * WINDOW.1
-    );
+/// The effects as a section of the index.
+pub fn effects_blocks(rows: &[EffectRow]) -> Vec<Block> {
+    use Align::{Centre, Left, Right};
+    let mut grid = Grid::with(&[
+        ("Panel", Left),
+        ("Pruning", Left),
+        ("Topography", Left),
+        ("Chosen", Centre),
+        ("Seeds (baseline)", Right),
+        ("Unpruned", Right),
+        ("Effect", Right),
+        ("t", Right),
+    ]);
     for r in rows {
         let effect = match r.standard_error {
             Some(se) => format!("{:+.2} ± {se:.2}", r.effect),
             None => format!("{:+.2}", r.effect),
         };
         let t = r.t().map_or("n/a".to_string(), |t| format!("{t:+.1}"));
-        out.push_str(&format!(
-            "| {} | {} | {} | {} | {} ({}) | {:+.2} | {effect} | {t} |\n",
-            r.panel,
-            super::curves::method_name(r.method),
-            r.label,
-            if r.chosen { "✓" } else { "" },
-            r.seeds,
-            r.baseline_seeds,
-            r.unpruned,
-        ));
+        grid.rows.push(vec![
+            r.panel.clone(),
+            super::curves::method_name(r.method).to_string(),
+            r.label.clone(),
+            if r.chosen { "✓" } else { "" }.to_string(),
+            format!("{} ({})", r.seeds, r.baseline_seeds),
+            format!("{:+.2}", r.unpruned),
+            effect,
+            t,
+        ]);
     }
-    out.push('\n');
-    out
+    vec![
+        Block::heading(3, "Pruning effect"),
+        Block::paragraph(format!(
+            "Each topography against the baseline: test accuracy in points, unpruned and as the mean over {:.0}-{:.0}% of the channels of every topographic layer pruned, mean over seeds minus the baseline's, ± its standard error (sample standard deviations of the two groups); t is the effect over its standard error. Every λ tried is listed; ✓ marks the one chosen on validation, which the tables and figures show.",
+            100.0 * WINDOW.0,
+            100.0 * WINDOW.1
+        )),
+        Block::Table(grid),
+    ]
 }
 
 #[cfg(test)]
@@ -263,7 +277,7 @@ mod tests {
         let se = r.standard_error.unwrap();
         assert!((se - 200f64.sqrt()).abs() < 1e-9, "{se}");
         assert!((r.t().unwrap() - 30.0 / 200f64.sqrt()).abs() < 1e-9);
-        let md = effects_markdown(&rows);
+        let md = super::super::page::markdown(&effects_blocks(&rows));
         assert!(
             md.contains("| d / m | l2 | grid | ✓ | 2 (2) | -10.00 | +30.00 ± 14.14 | +2.1 |"),
             "{md}"
@@ -302,7 +316,7 @@ mod tests {
         let rows = pruning_effects(&panels, (&s, &f), (&[], &[])).unwrap();
         assert_eq!(rows[0].standard_error, None);
         assert_eq!(rows[0].t(), None);
-        assert!(effects_markdown(&rows).contains("| +10.00 | n/a |"));
+        assert!(super::super::page::markdown(&effects_blocks(&rows)).contains("| +10.00 | n/a |"));
         let alone = pruning_effects(&panels, (&s[1..], &f), (&[], &[])).unwrap();
         assert!(alone.is_empty());
     }

@@ -6,6 +6,7 @@ use super::ReportError;
 use super::curves::{PanelKey, Series};
 use super::identity::Kinds;
 use super::load::RunFiles;
+use super::page::{Block, Grid};
 use super::paper::PaperRow;
 use super::stats::{MeanStd, Samples, mean_std_by_group};
 use crate::config::{DatasetKind, Lambda, ModelKind, PruneMethod, StdKind};
@@ -83,10 +84,12 @@ pub fn figure3_headline(
     Ok((!rows.is_empty()).then_some(rows))
 }
 
-/// The comparison as a Markdown section of the index.
-pub fn headline_markdown(rows: &[HeadlineRow]) -> String {
-    let mut out = String::from(
-        "### Figure 3's headline\n\nResNet-18 on CIFAR-10, channels of every topographic layer pruned by lowest L2 norm, test accuracy in %: this experiment (mean ± std over its seeds) beside the paper's.\n\n| | Pruned | This experiment | Seeds | Paper |\n|:---|---:|---:|---:|---:|\n",
+/// The comparison as a section of the index.
+pub fn headline_blocks(rows: &[HeadlineRow]) -> Vec<Block> {
+    let mut grid = Grid::numeric(
+        ["", "Pruned", "This experiment", "Seeds", "Paper"]
+            .map(String::from)
+            .to_vec(),
     );
     for r in rows {
         let ours = match r.ours {
@@ -98,13 +101,19 @@ pub fn headline_markdown(rows: &[HeadlineRow]) -> String {
             PaperRow::Base => "base".to_string(),
             row => format!("{} (λ = {LAMBDA})", row.label()),
         };
-        out.push_str(&format!(
-            "| {label} | {:.0}% | {ours} | {} | {:.2} |\n",
-            100.0 * r.proportion,
-            r.seeds,
-            r.paper
-        ));
+        grid.rows.push(vec![
+            label,
+            format!("{:.0}%", 100.0 * r.proportion),
+            ours,
+            r.seeds.to_string(),
+            format!("{:.2}", r.paper),
+        ]);
     }
-    out.push('\n');
-    out
+    vec![
+        Block::heading(3, "Figure 3's headline"),
+        Block::paragraph(
+            "ResNet-18 on CIFAR-10, channels of every topographic layer pruned by lowest L2 norm, test accuracy in %: this experiment (mean ± std over its seeds) beside the paper's.",
+        ),
+        Block::Table(grid),
+    ]
 }

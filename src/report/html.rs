@@ -1,7 +1,9 @@
 //! `report/index.html`: the index as one self-contained page (no script, no network; the
-//! figures are the PNG files beside it). It is rendered from `index.md` itself, so the two
-//! never say different things: this is a renderer of the Markdown subset the report
-//! writes (headings, paragraphs, pipe tables, lists, images, links, inline code).
+//! figures are the PNG files beside it), rendered from the same blocks as `index.md`
+//! ([`super::page`]), so the two never say different things. Inline text (`code`,
+//! [links](url), images) is turned into HTML here.
+
+use super::page::{Align, Block, Grid};
 
 /// The page's look, inline: a page must not fetch anything.
 const STYLE: &str = "\
@@ -18,171 +20,76 @@ img{max-width:100%;height:auto;border:1px solid #eee}\
 .maps{display:grid;grid-template-columns:repeat(auto-fill,minmax(30rem,1fr));gap:1rem;padding:0;list-style:none}\
 .maps figure{margin:0}.maps figcaption{font-size:.8rem;word-break:break-all}";
 
-/// The page for the Markdown `markdown`, titled `title`.
-pub fn index_html(title: &str, markdown: &str) -> String {
+/// The page of `blocks`, titled `title`.
+pub fn index_html(title: &str, blocks: &[Block]) -> String {
     let mut out = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
         escape(title)
     );
-    let lines: Vec<&str> = markdown.lines().collect();
-    let mut i = 0;
-    while i < lines.len() {
-        let line = lines[i];
-        if line.trim().is_empty() {
-            i += 1;
-        } else if let Some((level, text)) = heading(line) {
-            out.push_str(&format!("<h{level}>{}</h{level}>\n", inline(text)));
-            i += 1;
-        } else if line.starts_with('|') {
-            let end = block_end(&lines, i, |l| l.starts_with('|'));
-            out.push_str(&table(&lines[i..end]));
-            i = end;
-        } else if line.starts_with("- ") {
-            let end = block_end(&lines, i, |l| l.starts_with("- "));
-            out.push_str(&list(&lines[i..end]));
-            i = end;
-        } else {
-            let end = block_end(&lines, i, |l| {
-                !l.trim().is_empty() && heading(l).is_none() && !l.starts_with('|')
-            });
-            let text: Vec<&str> = lines[i..end].iter().map(|l| l.trim()).collect();
-            out.push_str(&format!("<p>{}</p>\n", inline(&text.join(" "))));
-            i = end;
+    for block in blocks {
+        match block {
+            Block::Heading { level, text } => {
+                let level = (*level).clamp(1, 6);
+                out.push_str(&format!("<h{level}>{}</h{level}>\n", inline(text)));
+            }
+            Block::Paragraph(text) => out.push_str(&format!("<p>{}</p>\n", inline(text))),
+            Block::Table(grid) => out.push_str(&table(grid)),
+            Block::List(items) => {
+                out.push_str("<ul>\n");
+                for item in items {
+                    out.push_str(&format!("<li>{}</li>\n", inline(item)));
+                }
+                out.push_str("</ul>\n");
+            }
+            Block::Gallery(images) => {
+                out.push_str("<ul class=\"maps\">\n");
+                for (label, url) in images {
+                    out.push_str(&format!(
+                        "<li><figure><a href=\"{u}\"><img src=\"{u}\" alt=\"{l}\"></a>\
+                         <figcaption>{l}</figcaption></figure></li>\n",
+                        u = escape(url),
+                        l = escape(label)
+                    ));
+                }
+                out.push_str("</ul>\n");
+            }
+            Block::Figure { title, png, svg } => {
+                out.push_str(&format!(
+                    "<figure><img src=\"{p}\" alt=\"{t}\"><figcaption>{t}</figcaption></figure>\n\
+                     <p><a href=\"{p}\">PNG</a> · <a href=\"{s}\">SVG</a></p>\n",
+                    p = escape(png),
+                    s = escape(svg),
+                    t = escape(title)
+                ));
+            }
         }
     }
     out.push_str("</body>\n</html>\n");
     out
 }
 
-/// The first line from `start` on that is not part of the block.
-fn block_end(lines: &[&str], start: usize, part: impl Fn(&str) -> bool) -> usize {
-    (start..lines.len())
-        .find(|&j| !part(lines[j]))
-        .unwrap_or(lines.len())
-}
-
-fn heading(line: &str) -> Option<(usize, &str)> {
-    let level = line.chars().take_while(|&c| c == '#').count();
-    let text = line[level..].strip_prefix(' ')?;
-    (1..=6).contains(&level).then_some((level, text))
-}
-
-/// Column alignment from a `|:---|---:|:---:|` row.
-#[derive(Clone, Copy)]
-enum Align {
-    Left,
-    Right,
-    Centre,
-}
-
-fn cells(row: &str) -> Vec<String> {
-    let inner = row.trim().trim_start_matches('|');
-    let inner = inner.strip_suffix('|').unwrap_or(inner);
-    // `\|` is a bar inside a cell.
-    let mut out = vec![String::new()];
-    let mut chars = inner.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' if chars.peek() == Some(&'|') => {
-                chars.next();
-                if let Some(last) = out.last_mut() {
-                    last.push('|');
-                }
-            }
-            '|' => out.push(String::new()),
-            _ => {
-                if let Some(last) = out.last_mut() {
-                    last.push(c);
-                }
-            }
-        }
-    }
-    out.into_iter().map(|c| c.trim().to_string()).collect()
-}
-
-fn table(rows: &[&str]) -> String {
-    let is_rule = |r: &str| {
-        cells(r)
-            .iter()
-            .all(|c| !c.is_empty() && c.chars().all(|ch| "-: ".contains(ch)))
-    };
-    let (head, aligns, body) = match rows {
-        [head, rule, body @ ..] if is_rule(rule) => {
-            let aligns: Vec<Align> = cells(rule)
-                .iter()
-                .map(|c| match (c.starts_with(':'), c.ends_with(':')) {
-                    (true, true) => Align::Centre,
-                    (false, true) => Align::Right,
-                    _ => Align::Left,
-                })
-                .collect();
-            (Some(*head), aligns, body)
-        }
-        _ => (None, Vec::new(), rows),
-    };
-    let class = |j: usize| match aligns.get(j) {
+fn table(grid: &Grid) -> String {
+    let class = |j: usize| match grid.align.get(j) {
         Some(Align::Right) => " class=\"r\"",
         Some(Align::Centre) => " class=\"c\"",
         _ => "",
     };
-    let mut out = String::from("<table>\n");
-    if let Some(head) = head {
-        out.push_str("<thead><tr>");
-        for (j, c) in cells(head).iter().enumerate() {
-            out.push_str(&format!("<th{}>{}</th>", class(j), inline(c)));
-        }
-        out.push_str("</tr></thead>\n");
+    let mut out = String::from("<table>\n<thead><tr>");
+    for (j, c) in grid.header.iter().enumerate() {
+        out.push_str(&format!("<th{}>{}</th>", class(j), inline(c)));
     }
-    out.push_str("<tbody>\n");
-    for row in body {
+    out.push_str("</tr></thead>\n<tbody>\n");
+    for row in &grid.rows {
         out.push_str("<tr>");
-        for (j, c) in cells(row).iter().enumerate() {
+        for (j, c) in row.iter().enumerate() {
             out.push_str(&format!("<td{}>{}</td>", class(j), inline(c)));
         }
         out.push_str("</tr>\n");
     }
     out.push_str("</tbody>\n</table>\n");
     out
-}
-
-/// A list; one whose items are all links to PNG files (each run's maps) is shown as a
-/// gallery of the images themselves.
-fn list(items: &[&str]) -> String {
-    let texts: Vec<&str> = items.iter().map(|l| &l[2..]).collect();
-    let images: Option<Vec<(String, String)>> = texts
-        .iter()
-        .map(|t| match link(t) {
-            Some((label, url, len)) if len == t.len() && url.ends_with(".png") => {
-                Some((label.to_string(), url.to_string()))
-            }
-            _ => None,
-        })
-        .collect();
-    match images {
-        Some(images) => {
-            let mut out = String::from("<ul class=\"maps\">\n");
-            for (label, url) in images {
-                out.push_str(&format!(
-                    "<li><figure><a href=\"{u}\"><img src=\"{u}\" alt=\"{l}\"></a>\
-                     <figcaption>{l}</figcaption></figure></li>\n",
-                    u = escape(&url),
-                    l = escape(&label)
-                ));
-            }
-            out.push_str("</ul>\n");
-            out
-        }
-        None => {
-            let mut out = String::from("<ul>\n");
-            for t in texts {
-                out.push_str(&format!("<li>{}</li>\n", inline(t)));
-            }
-            out.push_str("</ul>\n");
-            out
-        }
-    }
 }
 
 /// `[label](url)` at the start of `text`: label, url and the bytes it spans.
@@ -246,11 +153,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tables_keep_their_alignment_and_escaped_bars() {
-        let html = index_html(
-            "t",
-            "| Run | Acc | ✓ |\n|:---|---:|:---:|\n| `a<b` | 1.5 | x \\| y |\n",
-        );
+    fn tables_keep_their_alignment_and_their_cells_whole() {
+        let mut grid = Grid::with(&[
+            ("Run", Align::Left),
+            ("Acc", Align::Right),
+            ("✓", Align::Centre),
+        ]);
+        grid.rows
+            .push(vec!["`a<b`".into(), "1.5".into(), "x | y".into()]);
+        let html = index_html("t", &[Block::Table(grid)]);
         assert!(
             html.contains("<th>Run</th><th class=\"r\">Acc</th><th class=\"c\">✓</th>"),
             "{html}"
@@ -264,13 +175,23 @@ mod tests {
     }
 
     #[test]
-    fn headings_paragraphs_images_and_links() {
-        let md = "# Report: x\n\nSome `code` and\na second line.\n\n![A <figure>](figures/a.png)\n\n[PNG](figures/a.png) · [CSV](t.csv)\n";
-        let html = index_html("Report: x", md);
+    fn headings_paragraphs_figures_and_links() {
+        let html = index_html(
+            "Report: x",
+            &[
+                Block::heading(1, "Report: x"),
+                Block::paragraph("Some `code` and [a link](t.csv)."),
+                Block::Figure {
+                    title: "A <figure>".into(),
+                    png: "figures/a.png".into(),
+                    svg: "figures/a.svg".into(),
+                },
+            ],
+        );
         assert!(html.contains("<title>Report: x</title>"));
         assert!(html.contains("<h1>Report: x</h1>"));
         assert!(
-            html.contains("<p>Some <code>code</code> and a second line.</p>"),
+            html.contains("<p>Some <code>code</code> and <a href=\"t.csv\">a link</a>.</p>"),
             "{html}"
         );
         assert!(
@@ -278,24 +199,33 @@ mod tests {
             "{html}"
         );
         assert!(
-            html.contains("<a href=\"figures/a.png\">PNG</a> · <a href=\"t.csv\">CSV</a>"),
+            html.contains("<a href=\"figures/a.png\">PNG</a> · <a href=\"figures/a.svg\">SVG</a>"),
             "{html}"
         );
         assert!(!html.contains("<script"));
     }
 
     #[test]
-    fn a_list_of_png_links_is_a_gallery_and_others_stay_lists() {
+    fn a_gallery_shows_its_images_and_a_list_its_items() {
         let html = index_html(
             "t",
-            "- [run-a](figures/maps/run-a.png)\n- [run-b](figures/maps/run-b.png)\n",
+            &[Block::Gallery(vec![
+                ("run-a".into(), "figures/maps/run-a.png".into()),
+                ("run-b".into(), "figures/maps/run-b.png".into()),
+            ])],
         );
         assert_eq!(
             html.matches("<img src=\"figures/maps/run-").count(),
             2,
             "{html}"
         );
-        let html = index_html("t", "- `run-a`: failed (lock present)\n- `b`\n");
+        let html = index_html(
+            "t",
+            &[Block::List(vec![
+                "`run-a`: failed (lock present)".into(),
+                "`b`".into(),
+            ])],
+        );
         assert!(
             html.contains("<li><code>run-a</code>: failed (lock present)</li>"),
             "{html}"

@@ -3,13 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
-use super::effect::{EffectRow, effects_markdown};
+use super::effect::{EffectRow, effects_blocks};
 use super::figures::FigureEntry;
-use super::headline::{HeadlineRow, headline_markdown};
-use super::render::{lambda_text, markdown};
-use super::roc_auc::{RocAucCell, roc_auc_markdown};
+use super::headline::{HeadlineRow, headline_blocks};
+use super::page::{Align, Block, Grid};
+use super::render::{lambda_text, table_blocks};
+use super::roc_auc::{RocAucCell, roc_auc_blocks};
 use super::scan::{FailedRun, PendingRun, Unreadable};
-use super::smoothness::{SmoothnessRow, smoothness_markdown};
+use super::smoothness::{SmoothnessRow, smoothness_blocks};
 use super::table::Table;
 use super::{RunCounts, file_stem};
 use crate::config::FigureKind;
@@ -59,74 +60,83 @@ pub fn counts_line(c: &RunCounts) -> String {
     )
 }
 
-pub fn index_markdown(i: &IndexInputs) -> String {
-    let mut out = format!("# Report: {}\n\n", i.experiment.unwrap_or("experiment"));
+/// The index as blocks, which `index.md` and `index.html` both render.
+pub fn index_blocks(i: &IndexInputs) -> Vec<Block> {
+    let mut out = vec![Block::heading(
+        1,
+        format!("Report: {}", i.experiment.unwrap_or("experiment")),
+    )];
     if let Some(d) = i.description {
-        out.push_str(&format!("{d}\n\n"));
+        out.push(Block::paragraph(d));
     }
-    out.push_str(&format!("{}\n\n", counts_line(i.counts)));
+    out.push(Block::paragraph(counts_line(i.counts)));
     if i.counts.folders == 0 {
-        out.push_str("No runs yet: `runs/` is empty or absent. Run the experiment (`topo run FILE`) first.\n");
+        out.push(Block::paragraph(
+            "No runs yet: `runs/` is empty or absent. Run the experiment (`topo run FILE`) first.",
+        ));
         return out;
     }
     if i.tables.is_empty() {
-        out.push_str("No run has finished yet: no table.\n\n");
-    }
-    if !i.tables.is_empty() {
-        out.push_str("## Tables\n\n");
+        out.push(Block::paragraph("No run has finished yet: no table."));
+    } else {
+        out.push(Block::heading(2, "Tables"));
     }
     for t in i.tables {
         let stem = file_stem(&t.name);
-        out.push_str(&markdown(t, 3));
-        out.push_str(&format!(
-            "\nFiles: [Markdown](tables/{stem}.md) · [LaTeX](tables/{stem}.tex) · [CSV](tables/{stem}.csv)\n\n"
-        ));
+        out.extend(table_blocks(t, 3));
+        out.push(Block::paragraph(format!(
+            "Files: [Markdown](tables/{stem}.md) · [LaTeX](tables/{stem}.tex) · [CSV](tables/{stem}.csv)"
+        )));
     }
     if !i.tables.is_empty() {
-        out.push_str("Every λ tried, with its mean validation and test accuracy: [lambdas.csv](tables/lambdas.csv).\n\n");
+        out.push(Block::paragraph(
+            "Every λ tried, with its mean validation and test accuracy: [lambdas.csv](tables/lambdas.csv).",
+        ));
     }
     if !i.roc_auc.is_empty() {
-        out.push_str(&roc_auc_markdown(i.roc_auc));
+        out.extend(roc_auc_blocks(i.roc_auc));
     }
     // Tables computed from the runs' records: here whichever figures are drawn.
     if let Some(rows) = i.headline {
-        out.push_str(&headline_markdown(rows));
+        out.extend(headline_blocks(rows));
     }
     if !i.effects.is_empty() {
-        out.push_str(&effects_markdown(i.effects));
+        out.extend(effects_blocks(i.effects));
     }
     if !i.smoothness.is_empty() {
-        out.push_str(&smoothness_markdown(i.smoothness));
+        out.extend(smoothness_blocks(i.smoothness));
     }
     if !i.figures.is_empty() {
-        out.push_str("## Figures\n\nCurves are the cells of the tables: each topography at its chosen λ, and the baseline.\n\n");
+        out.push(Block::heading(2, "Figures"));
+        out.push(Block::paragraph(
+            "Curves are the cells of the tables: each topography at its chosen λ, and the baseline.",
+        ));
     }
     let mut section = None;
     for f in i.figures {
         if section != Some(f.kind) {
-            out.push_str(&format!("### {}\n\n", figure_section(f.kind)));
+            out.push(Block::heading(3, figure_section(f.kind)));
             section = Some(f.kind);
         }
-        let png = relative(i.report_dir, &f.png);
-        let svg = relative(i.report_dir, &f.svg);
-        out.push_str(&format!(
-            "![{}]({png})\n\n[PNG]({png}) · [SVG]({svg})\n\n",
-            f.title
-        ));
+        out.push(Block::Figure {
+            title: f.title.clone(),
+            png: relative(i.report_dir, &f.png),
+            svg: relative(i.report_dir, &f.svg),
+        });
     }
     if !i.run_maps.is_empty() {
-        out.push_str(
-            "### Category maps of every run
-
-",
-        );
-        for png in i.run_maps {
-            let name = png
-                .file_stem()
-                .map_or(String::new(), |s| s.to_string_lossy().into_owned());
-            out.push_str(&format!("- [{name}]({})\n", relative(i.report_dir, png)));
-        }
-        out.push('\n');
+        out.push(Block::heading(3, "Category maps of every run"));
+        out.push(Block::Gallery(
+            i.run_maps
+                .iter()
+                .map(|png| {
+                    let name = png
+                        .file_stem()
+                        .map_or(String::new(), |s| s.to_string_lossy().into_owned());
+                    (name, relative(i.report_dir, png))
+                })
+                .collect(),
+        ));
     }
     let missing: Vec<String> = i
         .tables
@@ -134,58 +144,69 @@ pub fn index_markdown(i: &IndexInputs) -> String {
         .flat_map(|t| {
             t.missing().into_iter().map(move |(c, r)| {
                 format!(
-                    "- `{}`: {} / {} / {}",
+                    "`{}`: {} / {} / {}",
                     t.name, c.dataset, c.model, r.topography
                 )
             })
         })
         .collect();
     if !missing.is_empty() {
-        out.push_str("## Cells without a finished run\n\n");
-        out.push_str(&missing.join("\n"));
-        out.push_str("\n\n");
+        out.push(Block::heading(2, "Cells without a finished run"));
+        out.push(Block::List(missing));
     }
     if !i.failed.is_empty() {
-        out.push_str("## Failed runs\n\n| Run | Data set | Model | Topography | λ | Seed | Epoch | Reason |\n");
-        out.push_str("|:---|:---|:---|:---|---:|---:|---:|:---|\n");
+        use Align::{Left, Right};
+        let mut grid = Grid::with(&[
+            ("Run", Left),
+            ("Data set", Left),
+            ("Model", Left),
+            ("Topography", Left),
+            ("λ", Right),
+            ("Seed", Right),
+            ("Epoch", Right),
+            ("Reason", Left),
+        ]);
         for f in i.failed {
             let a = &f.axes;
-            let epoch = f.epoch.map_or("—".to_string(), |e| e.to_string());
-            let reason = f.reason.replace('|', "\\|").replace('\n', " ");
-            out.push_str(&format!(
-                "| `{}` | {} | {} | {} | {} | {} | {epoch} | {reason} |\n",
-                f.id,
-                a.dataset,
-                a.model,
-                a.topography,
+            grid.rows.push(vec![
+                format!("`{}`", f.id),
+                a.dataset.clone(),
+                a.model.clone(),
+                a.topography.clone(),
                 lambda_text(a.lambda),
-                a.seed
-            ));
+                a.seed.to_string(),
+                f.epoch.map_or("—".to_string(), |e| e.to_string()),
+                f.reason.clone(),
+            ]);
         }
-        out.push('\n');
+        out.push(Block::heading(2, "Failed runs"));
+        out.push(Block::Table(grid));
     }
     if !i.pending.is_empty() {
-        out.push_str("## Runs in progress or interrupted\n\nNo `summary.json` yet.\n\n");
-        for p in i.pending {
-            let note = if p.locked {
-                " (lock present: probably running)"
-            } else {
-                ""
-            };
-            out.push_str(&format!("- `{}`{note}\n", p.id));
-        }
-        out.push('\n');
+        out.push(Block::heading(2, "Runs in progress or interrupted"));
+        out.push(Block::paragraph("No `summary.json` yet."));
+        out.push(Block::List(
+            i.pending
+                .iter()
+                .map(|p| {
+                    let note = if p.locked {
+                        " (lock present: probably running)"
+                    } else {
+                        ""
+                    };
+                    format!("`{}`{note}", p.id)
+                })
+                .collect(),
+        ));
     }
     if !i.unreadable.is_empty() {
-        out.push_str("## Unreadable files\n\n");
-        for u in i.unreadable {
-            out.push_str(&format!(
-                "- `{}`: {}\n",
-                u.path.display(),
-                u.message.replace('\n', " ")
-            ));
-        }
-        out.push('\n');
+        out.push(Block::heading(2, "Unreadable files"));
+        out.push(Block::List(
+            i.unreadable
+                .iter()
+                .map(|u| format!("`{}`: {}", u.path.display(), u.message.replace('\n', " ")))
+                .collect(),
+        ));
     }
     out
 }

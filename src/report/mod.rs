@@ -21,6 +21,7 @@ pub mod layouts;
 mod legacy;
 mod load;
 mod maps;
+mod page;
 mod paper;
 mod plot;
 mod render;
@@ -174,7 +175,7 @@ pub fn report(dir: &Path) -> Result<ReportOutcome, ReportError> {
                 message,
             })?;
             for (ext, bytes) in [
-                ("md", render::markdown(&table, 1).into_bytes()),
+                ("md", render::markdown(&table).into_bytes()),
                 ("tex", render::latex(&table).into_bytes()),
                 ("csv", csv),
             ] {
@@ -240,7 +241,7 @@ pub fn report(dir: &Path) -> Result<ReportOutcome, ReportError> {
     }
 
     let index_path = report_dir.join("index.md");
-    let text = index::index_markdown(&index::IndexInputs {
+    let blocks = index::index_blocks(&index::IndexInputs {
         experiment: info.name.as_deref(),
         description: info.description.as_deref(),
         report_dir: &report_dir,
@@ -256,10 +257,11 @@ pub fn report(dir: &Path) -> Result<ReportOutcome, ReportError> {
         pending: &scan.pending,
         unreadable: &unreadable,
     });
-    write_atomic(&index_path, text.as_bytes())?;
+    // Both pages render the same blocks: neither is read back from the other.
+    write_atomic(&index_path, page::markdown(&blocks).as_bytes())?;
     let title = format!("Report: {}", info.name.as_deref().unwrap_or("experiment"));
     let html_path = report_dir.join("index.html");
-    write_atomic(&html_path, html::index_html(&title, &text).as_bytes())?;
+    write_atomic(&html_path, html::index_html(&title, &blocks).as_bytes())?;
     written.push(html_path);
     written.push(index_path.clone());
     Ok(ReportOutcome {

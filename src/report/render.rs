@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::cells::{CellKey, ChosenCell};
 
+use super::page::{self, Block, Grid};
 use super::paper::table_title;
 use super::table::{Table, TableCell};
 use crate::config::{Lambda, StdKind};
@@ -45,53 +46,55 @@ fn accuracy_text(table: &Table, cell: &TableCell) -> String {
     text
 }
 
-fn markdown_grid(table: &Table, cell_text: impl Fn(&TableCell) -> Option<String>) -> String {
-    let mut out = String::from("| Topography |");
-    for c in &table.columns {
-        out.push_str(&format!(" {} / {} |", c.dataset, c.model));
-    }
-    out.push_str("\n|:---|");
-    out.push_str(&"---:|".repeat(table.columns.len()));
-    out.push('\n');
+fn grid(table: &Table, cell_text: impl Fn(&TableCell) -> Option<String>) -> Block {
+    let mut header = vec!["Topography".to_string()];
+    header.extend(
+        table
+            .columns
+            .iter()
+            .map(|c| format!("{} / {}", c.dataset, c.model)),
+    );
+    let mut grid = Grid::numeric(header);
     for (row, cells) in table.rows.iter().zip(&table.cells) {
-        out.push_str(&format!("| {} |", row.label));
-        for cell in cells {
-            let text = cell
-                .as_ref()
+        let mut line = vec![row.label.clone()];
+        line.extend(cells.iter().map(|cell| {
+            cell.as_ref()
                 .and_then(&cell_text)
-                .unwrap_or_else(|| MISSING.to_string());
-            out.push_str(&format!(" {text} |"));
-        }
-        out.push('\n');
+                .unwrap_or_else(|| MISSING.to_string())
+        }));
+        grid.rows.push(line);
     }
-    out
+    Block::Table(grid)
 }
 
 /// The table, the lambda of each cell and the comparison with the paper, with headings
 /// at `level` (1 for a file of its own).
-pub fn markdown(table: &Table, level: usize) -> String {
-    let h = "#".repeat(level);
-    let mut out = format!("{h} Table `{}`\n\n{}\n\n", table.name, caption(table.std));
-    out.push_str(&markdown_grid(table, |c| Some(accuracy_text(table, c))));
-    out.push_str(&format!(
-        "\n{h}# λ chosen\n\nλ of each cell and, in parentheses, its number of seeds.\n\n"
-    ));
-    out.push_str(&markdown_grid(table, |c| {
-        Some(format!(
-            "{} ({})",
-            lambda_text(c.stats.lambda),
-            c.stats.seeds
-        ))
-    }));
+pub fn table_blocks(table: &Table, level: usize) -> Vec<Block> {
+    let mut blocks = vec![
+        Block::heading(level, format!("Table `{}`", table.name)),
+        Block::paragraph(caption(table.std)),
+        grid(table, |c| Some(accuracy_text(table, c))),
+        Block::heading(level + 1, "λ chosen"),
+        Block::paragraph("λ of each cell and, in parentheses, its number of seeds."),
+        grid(table, |c| {
+            Some(format!(
+                "{} ({})",
+                lambda_text(c.stats.lambda),
+                c.stats.seeds
+            ))
+        }),
+    ];
     let papers = table.paper_tables();
     if !papers.is_empty() {
         let names: Vec<&str> = papers.iter().map(|&t| table_title(t)).collect();
-        out.push_str(&format!(
-            "\n{h}# Compared with the paper ({})\n\nOur mean minus the paper's, in percentage points; \
-             the paper's mean ± std in parentheses.\n\n",
-            names.join(", ")
+        blocks.push(Block::heading(
+            level + 1,
+            format!("Compared with the paper ({})", names.join(", ")),
         ));
-        out.push_str(&markdown_grid(table, |c| {
+        blocks.push(Block::paragraph(
+            "Our mean minus the paper's, in percentage points; the paper's mean ± std in parentheses.",
+        ));
+        blocks.push(grid(table, |c| {
             let (_, p) = c.paper?;
             Some(format!(
                 "{:+.2} ({:.2} ± {:.2})",
@@ -101,7 +104,12 @@ pub fn markdown(table: &Table, level: usize) -> String {
             ))
         }));
     }
-    out
+    blocks
+}
+
+/// The table as a Markdown file of its own.
+pub fn markdown(table: &Table) -> String {
+    page::markdown(&table_blocks(table, 1))
 }
 
 fn latex_escape(s: &str) -> String {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::ReportError;
 use super::cells::{CellKey, ChosenCell};
+use super::page::{Align, Block, Grid};
 use super::render::lambda_text;
 use super::scan::DoneRun;
 use super::stats::{MeanStd, Samples, mean_std_by_group};
@@ -55,21 +56,36 @@ pub fn roc_auc_cells(
         .collect())
 }
 
-/// The cells as a Markdown section of the index.
-pub fn roc_auc_markdown(cells: &[RocAucCell]) -> String {
-    let mut out = String::from(
-        "## ROC-AUC\n\nTwo-class data sets: test ROC-AUC in % of the predicted classes (as the reference computes it, `roc_auc_score(targets, argmax)`), each cell at its chosen λ, mean ± std over seeds.\n\n| Data set | Model | Topography | λ | ROC-AUC | Seeds |\n|:---|:---|:---|---:|---:|---:|\n",
-    );
+/// The cells as a section of the index.
+pub fn roc_auc_blocks(cells: &[RocAucCell]) -> Vec<Block> {
+    use Align::{Left, Right};
+    let mut grid = Grid::with(&[
+        ("Data set", Left),
+        ("Model", Left),
+        ("Topography", Left),
+        ("λ", Right),
+        ("ROC-AUC", Right),
+        ("Seeds", Right),
+    ]);
     for c in cells {
         let value = match c.roc_auc.std {
             Some(s) => format!("{:.2} ± {s:.2}", c.roc_auc.mean),
             None => format!("{:.2}", c.roc_auc.mean),
         };
-        out.push_str(&format!(
-            "| {} | {} | {} | {} | {value} | {} |\n",
-            c.key.dataset, c.key.model, c.key.topography, c.lambda, c.seeds
-        ));
+        grid.rows.push(vec![
+            c.key.dataset.clone(),
+            c.key.model.clone(),
+            c.key.topography.clone(),
+            c.lambda.to_string(),
+            value,
+            c.seeds.to_string(),
+        ]);
     }
-    out.push('\n');
-    out
+    vec![
+        Block::heading(2, "ROC-AUC"),
+        Block::paragraph(
+            "Two-class data sets: test ROC-AUC in % of the predicted classes (as the reference computes it, `roc_auc_score(targets, argmax)`), each cell at its chosen λ, mean ± std over seeds.",
+        ),
+        Block::Table(grid),
+    ]
 }

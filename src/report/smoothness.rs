@@ -7,6 +7,7 @@
 use super::ReportError;
 use super::curves::{PanelKey, Series};
 use super::load::RunFiles;
+use super::page::{Align, Block, Grid};
 use super::stats::{Interner, Samples, mean_std_by_group};
 use crate::config::StdKind;
 
@@ -86,24 +87,36 @@ fn cell((mean, se): (f64, Option<f64>), digits: usize) -> String {
     }
 }
 
-/// The rows as a Markdown section of the index.
-pub fn smoothness_markdown(rows: &[SmoothnessRow]) -> String {
-    let mut out = String::from(
-        "### Smoothness\n\nOne yardstick for every method and the baseline (measured on the 2D grid), on the first 256 test examples, at each topography's chosen λ: the score (correlation of channel similarity with 1/(d+1)), the slope of similarity against distance (negative: near channels respond alike), and the share of nearest-neighbour pairs on the layout whose channels prefer the same class, against the same share with the preferences shuffled over the positions (chance; mean of 100 seeded shuffles). Means over seeds ± standard errors.\n\n| Panel | Topography | Layer | Seeds | Score | Slope | Same class as nearest | Shuffled |\n|:---|:---|:---|---:|---:|---:|---:|---:|\n",
-    );
+/// The rows as a section of the index.
+pub fn smoothness_blocks(rows: &[SmoothnessRow]) -> Vec<Block> {
+    use Align::{Left, Right};
+    let mut grid = Grid::with(&[
+        ("Panel", Left),
+        ("Topography", Left),
+        ("Layer", Left),
+        ("Seeds", Right),
+        ("Score", Right),
+        ("Slope", Right),
+        ("Same class as nearest", Right),
+        ("Shuffled", Right),
+    ]);
     for r in rows {
-        out.push_str(&format!(
-            "| {} | {} | `{}` | {} | {} | {} | {} | {} |\n",
-            r.panel,
-            r.label,
-            r.layer,
-            r.seeds,
+        grid.rows.push(vec![
+            r.panel.clone(),
+            r.label.clone(),
+            format!("`{}`", r.layer),
+            r.seeds.to_string(),
             cell(r.values[0], 3),
             cell(r.values[1], 3),
             cell(r.values[2], 2),
             cell(r.values[3], 2),
-        ));
+        ]);
     }
-    out.push('\n');
-    out
+    vec![
+        Block::heading(3, "Smoothness"),
+        Block::paragraph(
+            "One yardstick for every method and the baseline (measured on the 2D grid), on the first 256 test examples, at each topography's chosen λ: the score (correlation of channel similarity with 1/(d+1)), the slope of similarity against distance (negative: near channels respond alike), and the share of nearest-neighbour pairs on the layout whose channels prefer the same class, against the same share with the preferences shuffled over the positions (chance; mean of 100 seeded shuffles). Means over seeds ± standard errors.",
+        ),
+        Block::Table(grid),
+    ]
 }
