@@ -85,9 +85,7 @@ fn check_name(merged: &Value, layers: &Layers, diags: &mut Diagnostics) {
         && name != "."
         && name != ".."
         && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        && name.chars().all(super::is_safe_char);
     if !safe {
         diags.push(
             layers

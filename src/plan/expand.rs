@@ -1,7 +1,7 @@
 //! Expanding the grid: the cross product of its axes, lambda collapsed for the
 //! baseline, exclusion rules applied.
 
-use crate::config::{ExcludeRule, Objective, Resolved, Topography};
+use crate::config::{ExcludeRule, Objective, Resolved, Topography, safe_file_name};
 use crate::results::{AxisNames, RunAxes};
 
 use super::RunConfig;
@@ -104,17 +104,8 @@ fn excludes(rule: &ExcludeRule, axes: &RunAxes) -> bool {
 
 /// `cifar10_resnet18_grid2d_l1e-3_s0`: readable in `ls`, safe as a folder name.
 fn slug(axes: &RunAxes) -> String {
-    let clean = |s: &str| {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect::<String>()
-    };
+    // The file-name rule, and no `.` either: `_` separates the slug's parts.
+    let clean = |s: &str| safe_file_name(s).replace('.', "_");
     let lambda = axes.lambda.map(|l| format!("_l{l}")).unwrap_or_default();
     format!(
         "{}_{}_{}{}_s{}",

@@ -79,15 +79,7 @@ impl ReportOutcome {
 
 /// A name safe in a file name.
 fn file_stem(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    crate::config::safe_file_name(name)
 }
 
 fn read_experiment(exp: &ExperimentDir, unreadable: &mut Vec<Unreadable>) -> ExperimentInfo {
