@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 
+use crate::data::Batch;
 use crate::data::nominal::Nominal;
 use crate::kernels::Kernels;
 use crate::nn::flops::count_macs;
@@ -24,7 +25,7 @@ use crate::results::{
 };
 use crate::train::checkpoint::read_loop_state;
 use crate::train::optim::{Sgd, SgdConfig, trainable_vars};
-use crate::train::{EngineError, build_model_for};
+use crate::train::{EngineError, build_model_for, plain_step};
 
 use super::workers::{available_cores, on_pool};
 
@@ -246,13 +247,14 @@ fn measure(run: &RunConfig, shape: &Nominal) -> Result<Throughput, EngineError> 
             SgdConfig::from(&run.training.optimizer),
         );
         let batch = run.training.batch_size.clamp(1, MEASURE_BATCH);
-        let (xs, labels) = synthetic_batch(shape, batch)?;
-        let mut step = || -> Result<(), EngineError> {
-            let out = model.forward_t(&xs, true)?;
-            let loss = candle_nn::loss::cross_entropy(&out.logits, &labels)?;
-            sgd.step(&loss.backward()?)?;
-            Ok(())
+        let (inputs, labels) = synthetic_batch(shape, batch)?;
+        let batch_of = Batch {
+            inputs,
+            labels,
+            windows: None,
         };
+        // The engine's own step, as a run takes it (the topographic term aside).
+        let mut step = || plain_step(model.as_ref(), &mut sgd, &batch_of);
         // Two warm-ups: the first steps fill the allocator's and the kernels' caches.
         step()?;
         step()?;

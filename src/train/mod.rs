@@ -315,6 +315,12 @@ struct Step {
     total: f64,
 }
 
+/// The training step without a topographic term, as a run takes it: what `topo plan
+/// --estimate` times.
+pub fn plain_step(model: &dyn TopoModel, sgd: &mut Sgd, batch: &Batch) -> Result<(), EngineError> {
+    step(model, None, sgd, batch, 1, 0).map(|_| ())
+}
+
 /// Forward, the objective, backward and the SGD update on one batch; `index` is the
 /// step's over the whole run.
 fn step(
