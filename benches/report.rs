@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use topo::config::{Lambda, PAPER_LAMBDAS, PruneMethod};
 use topo::results::{
-    EpochRecord, ExperimentDir, LayerRecord, PruningRow, RunAxes, RunStatus, SplitKind, Summary,
-    TopographyRecord, Versions,
+    EpochRecord, ExperimentDir, LayerRecord, PruningRow, RunAxes, RunIdentity, RunStatus,
+    SplitKind, Summary, TopographyRecord, Versions,
 };
 use topo::topography::DistanceBin;
 
@@ -65,14 +65,11 @@ fn write_run(exp: &ExperimentDir, i: usize, a: &RunAxes, topography_yaml: &str) 
     let id = format!("run{i:05}");
     let run = exp.run(&id);
     std::fs::create_dir_all(run.path())?;
-    let dataset_kind = a.dataset.as_str();
-    write(
-        &run.run_yaml(),
-        &format!(
-            "dataset: {{ kind: {dataset_kind} }}\nmodel: {{ kind: {} }}\ntopography: {topography_yaml}\n",
-            a.model
-        ),
-    )?;
+    // What a run of today records: its identity in its summary, read by the report.
+    let identity: RunIdentity = topo::config::from_yaml(&format!(
+        "dataset: {{ kind: {} }}\nmodel: {{ kind: {} }}\ntopography: {topography_yaml}\ntraining: {{}}\n",
+        a.dataset, a.model
+    ))?;
     let test = 0.8 + 0.1 * noise(i, 1);
     let mut metrics = String::new();
     for e in 1..=10u32 {
@@ -146,7 +143,7 @@ fn write_run(exp: &ExperimentDir, i: usize, a: &RunAxes, topography_yaml: &str) 
         failure: None,
         parameters: Some(11_000_000),
         seconds: 100.0,
-        identity: None,
+        identity: Some(identity),
         provenance: None,
         versions: Some(Versions::of_this_build()),
     };

@@ -42,8 +42,10 @@ import os
 import platform
 import re
 import shutil
+import site
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -215,9 +217,6 @@ def cuda_library_dirs() -> tuple[list[str], dict[str, str]]:
     candidates = []
     if os.environ.get("CUDA_HOME"):
         candidates += [Path(os.environ["CUDA_HOME"]) / "lib64", Path(os.environ["CUDA_HOME"]) / "lib"]
-    import site
-    import sysconfig
-
     roots = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"], *site.getsitepackages()}
     for root in sorted(roots):
         candidates += sorted(Path(root).glob("nvidia/*/lib"))

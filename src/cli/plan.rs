@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::config::Lambda;
 use crate::kernels::Kernels;
-use crate::plan::{StatusCounts, other_builds, plan_status};
+use crate::plan::{StatusCounts, plan_status};
 use crate::results::{ExperimentDir, Provenance, RunState, cache_dir};
 use crate::train::checkpoint::read_loop_state;
 
@@ -70,13 +70,13 @@ pub fn run(args: &PlanArgs) -> Result<(), CliError> {
         ));
     }
     let Planned { plan, dir, .. } = load_plan(&args.experiment)?;
-    let status = plan_status(&plan, &dir);
     let here = Provenance::here(
         Kernels::Fast.on(&Device::Cpu),
         "cpu".into(),
         SystemTime::now(),
     );
-    let other = other_builds(&plan, &dir, &status.states, &here);
+    let status = plan_status(&plan, &dir, Some(&here));
+    let other = &status.other_builds;
     let epochs_done: Vec<Option<u32>> = plan
         .runs
         .iter()
@@ -90,7 +90,7 @@ pub fn run(args: &PlanArgs) -> Result<(), CliError> {
                 .iter()
                 .zip(&status.states)
                 .zip(&epochs_done)
-                .zip(&other)
+                .zip(other)
                 .map(|(((r, s), e), o)| JsonRun {
                     id: &r.id,
                     dataset: &r.names.dataset,
@@ -121,7 +121,7 @@ pub fn run(args: &PlanArgs) -> Result<(), CliError> {
                 "id", "dataset", "model", "topography", "lambda", "seed"
             );
             let runs = plan.runs.iter().zip(&status.states).zip(&epochs_done);
-            for (((r, s), e), o) in runs.zip(&other) {
+            for (((r, s), e), o) in runs.zip(other) {
                 let lambda = r
                     .objective
                     .lambda()

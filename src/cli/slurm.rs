@@ -72,7 +72,7 @@ fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
 
 pub fn run(args: &SlurmArgs) -> Result<(), CliError> {
     let Planned { loaded, plan, dir } = load_plan(&args.experiment)?;
-    let status = plan_status(&plan, &dir);
+    let status = plan_status(&plan, &dir, None);
     let run_ids: Vec<String> = plan
         .runs
         .iter()

@@ -44,7 +44,6 @@ pub fn run(args: &ValidateArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Loads an experiment with the process environment and `--set` flags.
 /// What the commands that act on a plan start from: the loaded experiment, its runs and
 /// its results folder.
 pub struct Planned {
@@ -53,6 +52,7 @@ pub struct Planned {
     pub dir: crate::results::ExperimentDir,
 }
 
+/// Loads the experiment, expands it and names its results folder.
 pub fn load_plan(args: &ExperimentArgs) -> Result<Planned, CliError> {
     let loaded = load_experiment(args)?;
     let plan = plan(&loaded.experiment).map_err(|e| CliError::Failed(e.into()))?;
@@ -60,6 +60,7 @@ pub fn load_plan(args: &ExperimentArgs) -> Result<Planned, CliError> {
     Ok(Planned { loaded, plan, dir })
 }
 
+/// Loads an experiment with the process environment and `--set` flags.
 pub fn load_experiment(args: &ExperimentArgs) -> Result<crate::config::Loaded, CliError> {
     load(
         &args.file,

@@ -41,7 +41,7 @@ pub use names::{is_safe_char, safe_file_name};
 pub use objective::{Objective, ObjectiveError};
 pub use pruning::{ProportionRange, Proportions, PruneMethod, PruningSpec};
 pub use report::{FigureKind, PaperTable, ReportSpec, StdKind, TableSpec};
-pub use resolve::{Named, ResolveProblem, Resolved, Unresolved, resolve, topography};
+pub use resolve::{Named, ResolveProblem, Resolved, Unresolved, resolve, topography_of};
 pub use schema::{
     EXPERIMENT_SCHEMA_FILE, SchemaCheck, check_schemas, experiment_schema, experiment_schema_text,
 };

@@ -38,26 +38,10 @@ impl Resolved {
         training
     }
 
-    pub fn dataset(&self, name: &str) -> Option<&DatasetSpec> {
-        find(&self.datasets, name)
-    }
-
     /// Any data set the experiment defines, in the grid or not, its defaults applied.
     pub fn defined_dataset(&self, name: &str) -> Option<DatasetSpec> {
         self.experiment.datasets.get(name).map(with_defaults)
     }
-
-    pub fn model(&self, name: &str) -> Option<&ModelSpec> {
-        find(&self.models, name)
-    }
-
-    pub fn topography(&self, name: &str) -> Option<&Topography> {
-        find(&self.topographies, name)
-    }
-}
-
-fn find<'a, T>(items: &'a [Named<T>], name: &str) -> Option<&'a T> {
-    items.iter().find(|n| n.name == name).map(|n| &n.value)
 }
 
 /// Something of the experiment that does not resolve, at its key path
@@ -100,7 +84,7 @@ pub fn resolve(experiment: Experiment) -> Result<Resolved, Box<Unresolved>> {
     // Every topography defined is checked, used by the grid or not.
     let mut defined = std::collections::BTreeMap::new();
     for (name, spec) in &experiment.topographies {
-        match topography(spec) {
+        match topography_of(spec) {
             Ok(t) => {
                 defined.insert(name.as_str(), t);
             }
@@ -139,7 +123,7 @@ pub fn resolve(experiment: Experiment) -> Result<Resolved, Box<Unresolved>> {
 
 /// A topography as written, checked and in the engine's form (also how the records of
 /// older versions, which kept the written form, are read).
-pub fn topography(spec: &TopographySpec) -> Result<Topography, TopographyProblem> {
+pub fn topography_of(spec: &TopographySpec) -> Result<Topography, TopographyProblem> {
     spec.to_topography()
 }
 
@@ -189,6 +173,10 @@ mod tests {
         crate::config::from_yaml(text).unwrap()
     }
 
+    fn find<'a, T>(items: &'a [Named<T>], name: &str) -> &'a T {
+        &items.iter().find(|n| n.name == name).unwrap().value
+    }
+
     #[test]
     fn every_name_resolves_in_grid_order_with_its_defaults() {
         let e = experiment(
@@ -203,11 +191,11 @@ mod tests {
             r.models.iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
             names(vec!["resnet18", "narrow"])
         );
-        assert_eq!(r.model("resnet18").unwrap().kind, ModelKind::Resnet18);
-        assert_eq!(r.model("narrow").unwrap().width, 0.5);
-        assert_eq!(r.topography("b"), Some(&Topography::Baseline));
+        assert_eq!(find(&r.models, "resnet18").kind, ModelKind::Resnet18);
+        assert_eq!(find(&r.models, "narrow").width, 0.5);
+        assert_eq!(find(&r.topographies, "b"), &Topography::Baseline);
         // An audio set names its normalisation; its epochs become the recipe's.
-        let sc = r.dataset("sc").unwrap();
+        let sc = find(&r.datasets, "sc");
         assert!(sc.normalisation.is_some());
         assert_eq!(r.training_for(sc).epochs, 3);
     }

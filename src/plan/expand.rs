@@ -64,8 +64,13 @@ pub fn plan(resolved: &Resolved) -> Result<Plan, PlanError> {
                 for objective in objectives {
                     let lambda = objective.lambda();
                     for &seed in &grid.seed {
-                        let run = RunConfig {
-                            id: String::new(),
+                        let axes = RunAxes::new(&names, lambda, seed);
+                        if grid.exclude.iter().any(|rule| excludes(rule, &axes)) {
+                            continue;
+                        }
+                        let id = format!("{}-{}", slug(&axes), identity.hash(lambda, seed));
+                        runs.push(RunConfig {
+                            id,
                             experiment: experiment.name.clone(),
                             names: names.clone(),
                             dataset: dataset.value.clone(),
@@ -74,13 +79,7 @@ pub fn plan(resolved: &Resolved) -> Result<Plan, PlanError> {
                             seed,
                             training: training.clone(),
                             pruning: experiment.pruning.clone(),
-                        };
-                        let axes = run.axes();
-                        if grid.exclude.iter().any(|rule| excludes(rule, &axes)) {
-                            continue;
-                        }
-                        let id = format!("{}-{}", slug(&axes), identity.hash(lambda, seed));
-                        runs.push(RunConfig { id, ..run });
+                        });
                     }
                 }
             }

@@ -7,4 +7,4 @@ mod status;
 
 pub use expand::{Plan, PlanError, plan};
 pub use run::RunConfig;
-pub use status::{PlanStatus, StatusCounts, other_builds, plan_status};
+pub use status::{PlanStatus, StatusCounts, plan_status};

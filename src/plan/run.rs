@@ -31,13 +31,7 @@ pub struct RunConfig {
 impl RunConfig {
     /// Its place in the grid: names, lambda and seed.
     pub fn axes(&self) -> RunAxes {
-        RunAxes {
-            dataset: self.names.dataset.clone(),
-            model: self.names.model.clone(),
-            topography: self.names.topography.clone(),
-            lambda: self.objective.lambda(),
-            seed: self.seed,
-        }
+        RunAxes::new(&self.names, self.objective.lambda(), self.seed)
     }
 
     /// What it is, as its summary records it.

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::results::{ExperimentDir, Provenance, RunState, Summary, read_json};
+use crate::results::{ExperimentDir, Provenance, RunState};
 
 use super::Plan;
 
@@ -20,15 +20,30 @@ pub struct StatusCounts {
 pub struct PlanStatus {
     pub states: Vec<RunState>,
     pub counts: StatusCounts,
+    /// For each done run whose summary says another build produced it (another commit,
+    /// kernels or instruction set than the build compared with), how it differs. Such a
+    /// run is not trained again; this only says its numbers may not be this build's. A summary
+    /// without provenance (earlier versions) is not marked.
+    pub other_builds: Vec<Option<String>>,
 }
 
-/// Reads the state of every run of `plan` under `dir`.
-pub fn plan_status(plan: &Plan, dir: &ExperimentDir) -> PlanStatus {
-    let states: Vec<RunState> = plan
+/// Reads the state of every run of `plan` under `dir`, each summary once; with `current`,
+/// also which done runs another build produced.
+pub fn plan_status(plan: &Plan, dir: &ExperimentDir, current: Option<&Provenance>) -> PlanStatus {
+    let (states, other_builds): (Vec<RunState>, Vec<Option<String>>) = plan
         .runs
         .iter()
-        .map(|r| dir.run(&r.id).state_on_disk())
-        .collect();
+        .map(|r| {
+            let (state, summary) = dir.run(&r.id).read_state();
+            let other = match (state, summary, current) {
+                (RunState::Done, Some(s), Some(current)) => {
+                    s.provenance.and_then(|p| p.differs_from(current))
+                }
+                _ => None,
+            };
+            (state, other)
+        })
+        .unzip();
     let mut counts = StatusCounts::default();
     for s in &states {
         match s {
@@ -38,28 +53,9 @@ pub fn plan_status(plan: &Plan, dir: &ExperimentDir) -> PlanStatus {
             RunState::Failed => counts.failed += 1,
         }
     }
-    PlanStatus { states, counts }
-}
-
-/// For each done run of `plan` whose summary says another build produced it (another
-/// commit, kernels or instruction set than `current`), how it differs. Such a run is
-/// not trained again: this only says that its numbers may not be this build's. A run
-/// whose summary predates provenance, or does not read, is not marked.
-pub fn other_builds(
-    plan: &Plan,
-    dir: &ExperimentDir,
-    states: &[RunState],
-    current: &Provenance,
-) -> Vec<Option<String>> {
-    plan.runs
-        .iter()
-        .zip(states)
-        .map(|(run, state)| {
-            if *state != RunState::Done {
-                return None;
-            }
-            let summary: Summary = read_json(&dir.run(&run.id).summary()).ok()?;
-            summary.provenance?.differs_from(current)
-        })
-        .collect()
+    PlanStatus {
+        states,
+        counts,
+        other_builds,
+    }
 }

@@ -61,8 +61,8 @@ pub struct ExperimentInfo {
 impl ExperimentInfo {
     /// The report's view of an experiment, and a message for each name that does not
     /// resolve (its runs are then told from their own records only).
-    pub fn from_experiment(e: &Experiment) -> (ExperimentInfo, Vec<String>) {
-        let (resolved, problems) = match resolve(e.clone()) {
+    pub fn from_experiment(e: Experiment) -> (ExperimentInfo, Vec<String>) {
+        let (resolved, problems) = match resolve(e) {
             Ok(r) => (r, Vec::new()),
             Err(u) => {
                 let problems = u
@@ -73,6 +73,7 @@ impl ExperimentInfo {
                 (u.partial, problems)
             }
         };
+        let e = &resolved.experiment;
         let info = ExperimentInfo {
             name: Some(e.name.clone()),
             description: e.description.clone(),

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::identity::RunKinds;
 use super::scan::Unreadable;
 use crate::config::from_yaml;
-use crate::config::{Topography, TopographySpec, topography};
+use crate::config::{Topography, TopographySpec, topography_of};
 use crate::results::RunDir;
 
 impl RunKinds {
@@ -57,7 +57,7 @@ fn read_topography(value: &Value) -> Result<Topography, String> {
     match serde_json::from_value::<Topography>(value.clone()) {
         Ok(t) => Ok(t),
         Err(resolved) => match serde_json::from_value::<TopographySpec>(value.clone()) {
-            Ok(spec) => topography(&spec).map_err(|e| e.to_string()),
+            Ok(spec) => topography_of(&spec).map_err(|e| e.to_string()),
             // Neither form: the resolved form's message is the one to show.
             Err(_) => Err(resolved.to_string()),
         },

@@ -97,7 +97,7 @@ fn read_experiment(exp: &ExperimentDir, unreadable: &mut Vec<Unreadable>) -> Exp
     };
     match crate::config::from_yaml::<Experiment>(&text) {
         Ok(e) => {
-            let (info, problems) = ExperimentInfo::from_experiment(&e);
+            let (info, problems) = ExperimentInfo::from_experiment(e);
             if !problems.is_empty() {
                 let message = format!("read in part: {}", problems.join("; "));
                 unreadable.push(Unreadable { path, message });

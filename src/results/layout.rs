@@ -158,14 +158,19 @@ impl RunDir {
     /// Reads the run's state from disk. A summary that cannot be parsed counts as
     /// partial: the run will be redone rather than trusted.
     pub fn state_on_disk(&self) -> RunState {
+        self.read_state().0
+    }
+
+    /// The run's state and, where it reads, its summary: `summary.json` read once.
+    pub fn read_state(&self) -> (RunState, Option<super::Summary>) {
         match super::read_json::<super::Summary>(&self.summary()) {
-            Ok(s) if s.status == super::RunStatus::Done => RunState::Done,
-            Ok(_) => RunState::Failed,
+            Ok(s) if s.status == super::RunStatus::Done => (RunState::Done, Some(s)),
+            Ok(s) => (RunState::Failed, Some(s)),
             Err(_) if self.path.join("checkpoints").exists() || self.metrics().exists() => {
-                RunState::Partial
+                (RunState::Partial, None)
             }
-            Err(_) if self.summary().exists() => RunState::Partial,
-            Err(_) => RunState::New,
+            Err(_) if self.summary().exists() => (RunState::Partial, None),
+            Err(_) => (RunState::New, None),
         }
     }
 }

@@ -106,14 +106,16 @@ pub fn staleness(
             Ok(_) => Some("process gone".into()),
             Err(_) => Some("unreadable owner".into()),
         },
-        // Another host's lock without a readable time can never be seen refreshed.
-        Some(_) if age.is_none() => Some("its heartbeat's time cannot be read".into()),
-        Some(_) if age.is_some_and(|a| a > policy.stale_after) => Some(format!(
-            "no heartbeat for {} s, more than the {} s timeout",
-            age.unwrap_or_default().as_secs(),
-            policy.stale_after.as_secs()
-        )),
-        Some(_) => None,
+        Some(_) => match age {
+            // Another host's lock without a readable time can never be seen refreshed.
+            None => Some("its heartbeat's time cannot be read".into()),
+            Some(age) if age > policy.stale_after => Some(format!(
+                "no heartbeat for {} s, more than the {} s timeout",
+                age.as_secs(),
+                policy.stale_after.as_secs()
+            )),
+            Some(_) => None,
+        },
         None => Some("unreadable owner".into()),
     }
 }
@@ -272,8 +274,9 @@ fn remove_if_still(path: &Path, owner: &str, policy: LockPolicy) -> Result<bool,
     let me = owner_id();
     if !link_new(&guard, &me)? {
         let left = std::fs::read_to_string(&guard).unwrap_or_default();
-        let gone = staleness(&left, age(&guard), &host(), alive, policy).is_some();
-        let old = age(&guard).is_none_or(|a| a > RECOVER_STALE_AFTER);
+        let guard_age = age(&guard);
+        let gone = staleness(&left, guard_age, &host(), alive, policy).is_some();
+        let old = guard_age.is_none_or(|a| a > RECOVER_STALE_AFTER);
         if !(gone || old) || !link_after_removing(&guard, &me)? {
             return Ok(false);
         }

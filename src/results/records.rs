@@ -40,6 +40,18 @@ pub struct RunAxes {
     pub seed: u64,
 }
 
+impl RunAxes {
+    pub fn new(names: &AxisNames, lambda: Option<Lambda>, seed: u64) -> RunAxes {
+        RunAxes {
+            dataset: names.dataset.clone(),
+            model: names.model.clone(),
+            topography: names.topography.clone(),
+            lambda,
+            seed,
+        }
+    }
+}
+
 /// A data split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -155,7 +167,7 @@ pub struct Summary {
     /// Wall time of the session that finished the run (training, evaluation, pruning).
     pub seconds: f64,
     /// What the run is; absent in summaries written before it was recorded here (their
-    /// `run.yaml` says it: see [`super::legacy`]).
+    /// `run.yaml` says it, which the report reads instead).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<RunIdentity>,
     /// Which build, machine and command produced it; absent in summaries written before

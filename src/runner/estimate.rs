@@ -7,13 +7,13 @@
 //! the forward. Times count training and evaluation at the measured rates; loading,
 //! pruning and the topographic loss (a few percent of a step) are left out.
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 use crate::data::Batch;
 use crate::data::nominal::Nominal;

@@ -208,11 +208,6 @@ enum Outcome {
     Failed(String),
 }
 
-/// Whether `e` is the machine failing us rather than the run failing.
-fn is_write_failure(e: &EngineError) -> bool {
-    e.fault() == Fault::Machine
-}
-
 fn attempt(
     run: &RunConfig,
     i: usize,
@@ -278,7 +273,7 @@ fn attempt(
             ));
             Ok(Outcome::Trained)
         }
-        Err(e) if is_write_failure(&e) => {
+        Err(e) if e.fault() == Fault::Machine => {
             // Releasing may fail the same way; the first error is the one to report.
             if let Err(r) = lock.release() {
                 log(&format!("  warning: {}", chain(&r)));
@@ -320,7 +315,7 @@ fn prune_added_points(
     lock.release()?;
     match outcome {
         Ok(()) => Ok(Outcome::Done),
-        Err(e) if is_write_failure(&e) => Err(e),
+        Err(e) if e.fault() == Fault::Machine => Err(e),
         Err(e) => {
             log(&format!("  pruning failed: {}", chain(&e)));
             Ok(Outcome::Failed(chain(&e)))
@@ -393,7 +388,7 @@ fn run_one(
     let summary = match result {
         Ok(s) => s,
         // Results that cannot be written: no summary either, the run stays resumable.
-        Err(e) if is_write_failure(&e) => return Err(e),
+        Err(e) if e.fault() == Fault::Machine => return Err(e),
         Err(e) => {
             let epoch = match &e {
                 EngineError::NonFinite { epoch, .. } => Some(*epoch),

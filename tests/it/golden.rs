@@ -79,19 +79,10 @@ fn golden_yaml() -> String {
     )
 }
 
-/// The instruction set whose rounding this machine's gemm kernels have.
+/// The instruction set whose rounding this machine's gemm kernels have, as run records
+/// name it.
 fn isa() -> &'static str {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            return "avx512";
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            return "avx2";
-        }
-    }
-    "portable"
+    topo::results::Isa::of_this_cpu().name()
 }
 
 /// Whether two records agree: the same keys and strings, numbers within float noise.
