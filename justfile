@@ -49,14 +49,21 @@ bench *ARGS:
         | python3 -c 'import json, sys; print([m["executable"] for m in map(json.loads, sys.stdin) if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "train_step" and m.get("executable")][-1])')
     python3 bench/compare.py --topo-bin "$bin" --plain --markdown bench/RESULTS.md {{ARGS}}
 
-# topo against an independent PyTorch implementation of the same recipe (bench/parity.py): the base and 2D grid runs of experiments/fmnist_pruning.yaml, 5 seeds in each framework; installs torch and the full Fashion-MNIST once
+# topo against an independent PyTorch implementation of the same recipe (bench/parity.py): the base and 2D grid runs of experiments/fmnist_pruning.yaml, 5 seeds in each framework; installs torch and the full Fashion-MNIST once. `just parity --steps [N]`: instead, N steps (20) of experiments/steps.yaml traced by `topo trace` and retaken in PyTorch, compared step by step (bench/steps.py)
 parity *ARGS:
     #!/usr/bin/env bash
     set -euo pipefail
     bash bench/setup.sh
-    bash scripts/fashion_mnist.sh
     cargo build --quiet
-    python3 bench/parity.py --topo-bin "${CARGO_TARGET_DIR:-target}/debug/topo" {{ARGS}}
+    bin="${CARGO_TARGET_DIR:-target}/debug/topo"
+    set -- {{ARGS}}
+    if [ "${1:-}" = --steps ]; then
+        # `--steps` alone takes the default count; `--steps N` passes N on.
+        if ! [[ "${2:-}" =~ ^[0-9]+$ ]]; then shift; fi
+        exec python3 bench/steps.py --topo-bin "$bin" "$@"
+    fi
+    bash scripts/fashion_mnist.sh
+    python3 bench/parity.py --topo-bin "$bin" "$@"
 
 # The paper's pruning claim at CPU scale: narrow ResNet-18s on the full Fashion-MNIST (installed with apt once), 25 runs, then the report
 fmnist-pruning *ARGS:

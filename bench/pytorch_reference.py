@@ -81,7 +81,7 @@ class ResNet18(nn.Module):
 
     def __init__(self, classes: int, channels: int, width: float = 1.0) -> None:
         super().__init__()
-        planes = [max(1, round(p * width)) for p in (64, 128, 256, 512)]
+        planes = [scaled(p, width) for p in (64, 128, 256, 512)]
         self.conv1 = conv3x3(channels, planes[0])
         self.bn1 = nn.BatchNorm2d(planes[0])
         self.relu = nn.ReLU(inplace=True)
@@ -112,33 +112,42 @@ class ResNet18(nn.Module):
 VGG16_PLAN = [64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0]
 
 
-class VGG16BN(nn.Module):
-    """VGG-16 with batch norm: 13 convs, adaptive average pool to 7x7, 25088-4096-4096 head."""
+def scaled(channels: int, width: float) -> int:
+    """`channels * width` rounded half away from zero, at least 1: how a width multiplier
+    scales every channel count (and VGG's hidden units, DenseNet's growth rate and stem)."""
+    return max(1, math.floor(channels * width + 0.5))
 
-    def __init__(self, classes: int, channels: int) -> None:
+
+class VGG16BN(nn.Module):
+    """VGG-16 with batch norm: 13 convs, adaptive average pool to 7x7, 25088-4096-4096 head;
+    `width` scales every conv and the two hidden layers."""
+
+    def __init__(self, classes: int, channels: int, width: float = 1.0) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         cin = channels
-        for width in VGG16_PLAN:
-            if width == 0:
+        for planes in VGG16_PLAN:
+            if planes == 0:
                 layers.append(nn.MaxPool2d(2, stride=2))
             else:
+                planes = scaled(planes, width)
                 layers += [
-                    nn.Conv2d(cin, width, 3, padding=1),
-                    nn.BatchNorm2d(width),
+                    nn.Conv2d(cin, planes, 3, padding=1),
+                    nn.BatchNorm2d(planes),
                     nn.ReLU(inplace=True),
                 ]
-                cin = width
+                cin = planes
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d(7)
+        hidden = scaled(4096, width)
         self.classifier = nn.Sequential(
-            nn.Linear(512 * 7 * 7, 4096),
+            nn.Linear(cin * 7 * 7, hidden),
             nn.ReLU(inplace=True),
             nn.Dropout(0.5),
-            nn.Linear(4096, 4096),
+            nn.Linear(hidden, hidden),
             nn.ReLU(inplace=True),
             nn.Dropout(0.5),
-            nn.Linear(4096, classes),
+            nn.Linear(hidden, classes),
         )
         init_weights(self)
 
@@ -193,11 +202,12 @@ class Transition(nn.Sequential):
 
 
 class DenseNet121(nn.Module):
-    """DenseNet-121 (growth 32, blocks 6-12-24-16, bn_size 4), 3x3 stride-1 stem, pool0 kept."""
+    """DenseNet-121 (growth 32, blocks 6-12-24-16, bn_size 4), 3x3 stride-1 stem, pool0 kept;
+    `scale` multiplies the growth rate and the stem's 64 channels."""
 
-    def __init__(self, classes: int, channels: int) -> None:
+    def __init__(self, classes: int, channels: int, scale: float = 1.0) -> None:
         super().__init__()
-        growth, bn_size, width = 32, 4, 64
+        growth, bn_size, width = scaled(32, scale), 4, scaled(64, scale)
         stages: OrderedDict[str, nn.Module] = OrderedDict(
             conv0=nn.Conv2d(channels, width, 3, padding=1, bias=False),
             norm0=nn.BatchNorm2d(width),

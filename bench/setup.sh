@@ -20,6 +20,7 @@ installed() {
 import sys
 import numpy  # only silences torch's warning, but part of requirements.txt
 import yaml  # bench/parity.py reads run.yaml
+import safetensors  # bench/steps.py reads topo's traces
 import torch
 sys.exit(0 if torch.__version__.split("+")[0] == sys.argv[1] else 1)
 PY

@@ -1,4 +1,4 @@
-//! The command line: `topo validate | plan | run | report | positions | schema | slurm | splits`.
+//! The command line: `topo validate | plan | run | report | positions | schema | slurm | splits | trace`.
 
 mod estimate;
 mod exit;
@@ -9,6 +9,7 @@ mod run;
 mod schema;
 mod slurm;
 mod splits;
+mod trace;
 mod validate;
 
 use std::path::PathBuf;
@@ -65,6 +66,9 @@ pub enum Command {
     /// Print which examples of a data set's files each split takes (JSON), so another
     /// framework can train and test on the same ones.
     Splits(splits::SplitsArgs),
+    /// Write the first training steps of runs in full (inputs, losses, gradients,
+    /// weights, momenta, batch-norm statistics) for step-level comparison with PyTorch.
+    Trace(trace::TraceArgs),
 }
 
 /// Parses the command line, runs the command, maps the outcome to an exit code:
@@ -87,5 +91,6 @@ fn dispatch(cli: &Cli) -> Result<(), CliError> {
         Command::Schema(a) => schema::run(a),
         Command::Slurm(a) => slurm::run(a),
         Command::Splits(a) => splits::run(a),
+        Command::Trace(a) => trace::run(a),
     }
 }

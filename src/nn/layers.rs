@@ -314,6 +314,9 @@ pub(crate) fn linear(
 pub(crate) struct Dropout {
     p: f64,
     rng: Mutex<ChaCha8Rng>,
+    /// The masks drawn since [`Dropout::begin`], in order: `topo trace` writes them so
+    /// another framework can apply the same ones.
+    drawn: Mutex<Vec<Tensor>>,
 }
 
 impl Dropout {
@@ -321,12 +324,23 @@ impl Dropout {
         Dropout {
             p,
             rng: Mutex::new(ChaCha8Rng::seed_from_u64(0)),
+            drawn: Mutex::new(Vec::new()),
         }
     }
 
     pub(crate) fn reseed(&self, seed: u64) {
         let mut rng = crate::sync::lock(&self.rng);
         *rng = ChaCha8Rng::seed_from_u64(seed);
+    }
+
+    /// Forgets the masks of the previous forward pass.
+    pub(crate) fn begin(&self) {
+        crate::sync::lock(&self.drawn).clear();
+    }
+
+    /// The masks (`0` or `1 / (1 - p)`) drawn since [`Dropout::begin`].
+    pub(crate) fn masks(&self) -> Vec<Tensor> {
+        crate::sync::lock(&self.drawn).clone()
     }
 }
 
@@ -349,6 +363,8 @@ impl ModuleT for Dropout {
                 .collect()
         };
         let mask = Tensor::from_vec(mask, xs.shape(), xs.device())?.to_dtype(xs.dtype())?;
+        // A handle, not a copy: the mask is kept until the next forward pass.
+        crate::sync::lock(&self.drawn).push(mask.clone());
         xs * mask
     }
 }

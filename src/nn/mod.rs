@@ -65,6 +65,11 @@ pub trait TopoModel: Send + Sync {
     /// Reseeds the model's own randomness (dropout masks), e.g. once per epoch from the
     /// run's seed so a resumed run draws the same masks. Models without any do nothing.
     fn reseed(&self, _seed: u64) {}
+    /// The dropout masks the last training forward pass applied, in forward order (`0` or
+    /// `1 / (1 - p)` per element); empty for models without dropout.
+    fn dropout_masks(&self) -> Vec<Tensor> {
+        Vec::new()
+    }
 }
 
 /// The convs the reference makes topographic for each model.
@@ -158,6 +163,13 @@ impl TopoModel for Model {
     fn reseed(&self, seed: u64) {
         if let Net::Vgg16Bn(m) = &self.net {
             m.reseed(seed);
+        }
+    }
+
+    fn dropout_masks(&self) -> Vec<Tensor> {
+        match &self.net {
+            Net::Vgg16Bn(m) => m.dropout_masks(),
+            Net::Resnet18(_) | Net::Densenet121(_) => Vec::new(),
         }
     }
 }

@@ -146,7 +146,13 @@ impl Vgg16Bn {
         self.dropout.reseed(seed);
     }
 
+    /// The dropout masks of the last training forward pass: after `fc1`, after `fc2`.
+    pub(crate) fn dropout_masks(&self) -> Vec<Tensor> {
+        self.dropout.masks()
+    }
+
     pub(crate) fn forward(&self, xs: &Tensor, train: bool, taps: &mut TapSink) -> Result<Tensor> {
+        self.dropout.begin();
         let mut ys = xs.clone();
         for feature in &self.features {
             ys = match feature {

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -231,6 +231,7 @@ fn build(
         shape.classes,
         &Device::Cpu,
         Kernels::Fast,
+        DType::F32,
     )
 }
 

@@ -93,7 +93,8 @@ pub fn write_state(dir: &RunDir, seed: u64, kernels: Kernels) -> Result<(), Engi
     Ok(())
 }
 
-fn weights(varmap: &VarMap) -> Result<HashMap<String, Tensor>, EngineError> {
+/// Every tensor of `varmap` (parameters and batch-norm running statistics), by name.
+pub fn weights(varmap: &VarMap) -> Result<HashMap<String, Tensor>, EngineError> {
     let data = crate::sync::lock(varmap.data());
     Ok(data
         .iter()
@@ -103,9 +104,13 @@ fn weights(varmap: &VarMap) -> Result<HashMap<String, Tensor>, EngineError> {
 
 /// Writes the best weights.
 pub fn save_best(dir: &RunDir, varmap: &VarMap) -> Result<(), EngineError> {
-    let tensors = weights(varmap)?;
-    write_atomic_with(&dir.best_checkpoint(), |tmp| {
-        candle_core::safetensors::save(&tensors, tmp).map_err(|e| match e {
+    save_tensors(&dir.best_checkpoint(), &weights(varmap)?)
+}
+
+/// Writes `tensors` as one safetensors file, whole or not at all.
+pub fn save_tensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<(), EngineError> {
+    write_atomic_with(path, |tmp| {
+        candle_core::safetensors::save(tensors, tmp).map_err(|e| match e {
             // The disk's own error, not candle's wrapping of it.
             candle_core::Error::Io(io)
             | candle_core::Error::SafeTensor(safetensors::SafeTensorError::IoError(io)) => io,

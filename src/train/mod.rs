@@ -12,6 +12,7 @@ pub mod prune;
 pub mod seeds;
 pub mod stages;
 mod term;
+pub mod trace;
 
 pub use error::{EngineError, Fault};
 pub use term::{TopographicTerm, build_term, check_term};
@@ -19,6 +20,7 @@ pub use term::{TopographicTerm, build_term, check_term};
 use std::path::PathBuf;
 use std::time::Instant;
 
+use candle_core::backprop::GradStore;
 use candle_core::{DType, Device};
 use candle_nn::VarMap;
 use rand::seq::SliceRandom;
@@ -82,22 +84,32 @@ pub fn build_model(
     device: &Device,
     kernels: Kernels,
 ) -> Result<(VarMap, Box<dyn TopoModel>), EngineError> {
-    build_model_for(run, data.in_channels, data.num_classes, device, kernels)
+    build_model_for(
+        run,
+        data.in_channels,
+        data.num_classes,
+        device,
+        kernels,
+        DType::F32,
+    )
 }
 
-/// [`build_model`] for inputs of `in_channels` and `num_classes` classes, without data.
+/// [`build_model`] for inputs of `in_channels` and `num_classes` classes, without data,
+/// with parameters of `dtype` (float32 for training; float64 where `topo trace` checks
+/// the arithmetic).
 pub fn build_model_for(
     run: &RunConfig,
     in_channels: usize,
     num_classes: usize,
     device: &Device,
     kernels: Kernels,
+    dtype: DType,
 ) -> Result<(VarMap, Box<dyn TopoModel>), EngineError> {
     let varmap = VarMap::new();
     let vb = seeded_var_builder(
         &varmap,
         stream_seed(run.seed, 0, Purpose::Init),
-        DType::F32,
+        dtype,
         device,
     );
     let model = build_with(&run.model, in_channels, num_classes, vb, kernels)?;
@@ -119,7 +131,7 @@ pub fn train(run: &RunConfig, env: &TrainEnv) -> Result<Trained, EngineError> {
         });
     }
     let (varmap, model) = build_model(run, &data, &env.device, env.kernels)?;
-    let term = build_term(run, model.as_ref(), &varmap, env)?;
+    let term = build_term(run, model.as_ref(), &varmap, env, DType::F32)?;
     let vars = trainable_vars(&varmap);
     let parameters = vars.iter().map(|(_, v)| v.elem_count()).sum();
     let mut sgd = Sgd::new(vars, SgdConfig::from(&run.training.optimizer));
@@ -262,10 +274,7 @@ impl Session<'_> {
     fn train_epoch(&self, sgd: &mut Sgd, epoch: u32) -> Result<Totals, EngineError> {
         let (run, env, data, model, term) = (self.run, self.env, self.data, self.model, self.term);
         let batch_size = run.training.batch_size;
-        model.reseed(stream_seed(run.seed, epoch, Purpose::Dropout));
-        let mut order: Vec<usize> = (0..data.train.len()).collect();
-        order.shuffle(&mut stream(run.seed, epoch, Purpose::Shuffle));
-        let mut augment = stream(run.seed, epoch, Purpose::Augment);
+        let EpochDraws { order, mut augment } = begin_epoch(run, model, data.train.len(), epoch);
 
         let mut bar = EpochBar::new(
             format!("{} {epoch}/{}", run.names.topography, run.training.epochs),
@@ -289,6 +298,26 @@ impl Session<'_> {
         }
         bar.finish();
         Ok(totals)
+    }
+}
+
+/// What an epoch draws from the run's seed before its first step.
+struct EpochDraws {
+    /// The training examples in the epoch's order.
+    order: Vec<usize>,
+    /// The stream the epoch's augmentations draw from.
+    augment: rand_chacha::ChaCha8Rng,
+}
+
+/// Reseeds the model's dropout for `epoch` and draws the epoch's order and augmentation
+/// stream: the same for a run, a resumed run and its trace.
+fn begin_epoch(run: &RunConfig, model: &dyn TopoModel, examples: usize, epoch: u32) -> EpochDraws {
+    model.reseed(stream_seed(run.seed, epoch, Purpose::Dropout));
+    let mut order: Vec<usize> = (0..examples).collect();
+    order.shuffle(&mut stream(run.seed, epoch, Purpose::Shuffle));
+    EpochDraws {
+        order,
+        augment: stream(run.seed, epoch, Purpose::Augment),
     }
 }
 
@@ -331,6 +360,20 @@ fn step(
     epoch: u32,
     index: u64,
 ) -> Result<Step, EngineError> {
+    let (step, grads) = gradients(model, term, batch, epoch, index)?;
+    sgd.step(&grads)?;
+    Ok(step)
+}
+
+/// Forward, the objective and backward on one batch: what the step measured and the
+/// gradients the update applies.
+fn gradients(
+    model: &dyn TopoModel,
+    term: Option<&TopographicTerm>,
+    batch: &Batch,
+    epoch: u32,
+    index: u64,
+) -> Result<(Step, GradStore), EngineError> {
     let out = model.forward_t(&batch.inputs, true)?;
     let logits = example_logits(&out.logits, batch)?;
     let ce = candle_nn::loss::cross_entropy(&logits, &batch.labels)?;
@@ -357,13 +400,13 @@ fn step(
         return Err(EngineError::NonFinite { epoch, what, value });
     }
     let grads = total.backward()?;
-    sgd.step(&grads)?;
-    Ok(Step {
+    let step = Step {
         correct: correct(&logits, &batch.labels)?,
         ce: ce_value,
         topo,
         total: total_value,
-    })
+    };
+    Ok((step, grads))
 }
 
 /// Ends an epoch on disk: records first, then the best weights, then the commit point

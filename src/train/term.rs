@@ -23,13 +23,14 @@ pub struct TopographicTerm {
     pub lambda: Lambda,
 }
 
-/// The topographic term of `run` for `model`'s taps (weights from `varmap`); `None`
-/// for the baseline.
+/// The topographic term of `run` for `model`'s taps (weights from `varmap`) in the
+/// model's `dtype`; `None` for the baseline.
 pub fn build_term(
     run: &RunConfig,
     model: &dyn TopoModel,
     varmap: &VarMap,
     env: &TrainEnv,
+    dtype: DType,
 ) -> Result<Option<TopographicTerm>, EngineError> {
     let Objective::Topographic {
         placement,
@@ -50,7 +51,7 @@ pub fn build_term(
             spec.reduction,
             spec.eps,
             &env.device,
-            DType::F32,
+            dtype,
         )?),
         LossMethod::Tdann {
             neighbourhood,
@@ -79,7 +80,7 @@ pub fn build_term(
     }))
 }
 
-fn tdann(
+pub(super) fn tdann(
     positions: &[Positions],
     norm: Norm,
     neighbourhood: Option<u32>,

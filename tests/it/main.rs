@@ -23,4 +23,5 @@ mod scale;
 mod tasks;
 mod tensorboard;
 mod topography;
+mod trace;
 mod winograd;
