@@ -24,6 +24,14 @@ pub enum ModelError {
         model: &'static str,
         what: &'static str,
     },
+    #[error("{model} cannot take inputs of {c} x {h} x {w}: {message}")]
+    Input {
+        model: &'static str,
+        c: usize,
+        h: usize,
+        w: usize,
+        message: String,
+    },
     #[error("{model}: creating the parameters failed")]
     Tensor {
         model: &'static str,

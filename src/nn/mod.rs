@@ -174,6 +174,32 @@ impl TopoModel for Model {
     }
 }
 
+/// Whether one example of `input` (channels, height, width) passes through the model
+/// `spec` describes: a forward pass of a narrow copy on zeros (how sizes shrink through
+/// convs and pools does not depend on the width), so a model too deep for a data set's
+/// inputs (VGG-16's five pools on 28 x 28) is found before anything trains.
+pub fn check_input(spec: &ModelSpec, input: [usize; 3], classes: usize) -> Result<(), ModelError> {
+    let narrow = ModelSpec {
+        width: spec.width.min(1.0 / 64.0),
+        ..spec.clone()
+    };
+    let device = candle_core::Device::Cpu;
+    let vb = VarBuilder::zeros(candle_core::DType::F32, &device);
+    let [c, h, w] = input;
+    let model = build_with(&narrow, c, classes, vb, Kernels::Candle)?;
+    let fail = |e: candle_core::Error| ModelError::Input {
+        model: spec.kind.name(),
+        c,
+        h,
+        w,
+        // The first line: candle appends a backtrace when RUST_BACKTRACE is set.
+        message: e.to_string().lines().next().unwrap_or_default().to_owned(),
+    };
+    let xs = Tensor::zeros((1, c, h, w), candle_core::DType::F32, &device).map_err(fail)?;
+    model.forward_t(&xs, false).map_err(fail)?;
+    Ok(())
+}
+
 /// Builds the model `spec` describes for `in_channels`-channel inputs (1 for
 /// spectrograms, 3 for images) and `num_classes` classes, with its parameters in `vb`,
 /// on the fast kernels where the device has them.

@@ -119,6 +119,7 @@ pub fn preflight(runs: &[&RunConfig], env: &PreflightEnv) -> Vec<Problem> {
             }
         }
     }
+    problems.extend(check_shapes(runs));
     problems.extend(check_layouts(runs, &env.config_dir));
     if let Some(check) = &env.results
         && !check.allow_kernel_change
@@ -149,6 +150,36 @@ fn check_kernels(runs: &[&RunConfig], dir: &ExperimentDir, kernels: Kernels) -> 
             }
         })
         .collect()
+}
+
+/// Each model on each data set it meets: a forward pass of one example of the data
+/// set's shape, once per pair; a pair that fails names both and every run it would fail.
+fn check_shapes(runs: &[&RunConfig]) -> Vec<Problem> {
+    let mut seen: Vec<(&DatasetSpec, &crate::config::ModelSpec)> = Vec::new();
+    let mut problems = Vec::new();
+    for run in runs {
+        let pair = (&run.dataset, &run.model);
+        if seen.contains(&pair) {
+            continue;
+        }
+        seen.push(pair);
+        let shape = crate::data::nominal::Nominal::of(&run.dataset);
+        if let Err(e) = crate::nn::check_input(&run.model, shape.input, shape.classes) {
+            let affected = runs
+                .iter()
+                .filter(|r| r.dataset == run.dataset && r.model == run.model)
+                .count();
+            problems.push(Problem(format!(
+                "model `{}` on data set `{}` ({}): {}; the {affected} run(s) of this pair would \
+                 fail at their first step: choose another model or data set for them",
+                run.names.model,
+                run.names.dataset,
+                run.dataset.kind.name(),
+                chain(&e)
+            )));
+        }
+    }
+    problems
 }
 
 fn each(e: DataError) -> impl Iterator<Item = Problem> {

@@ -257,3 +257,26 @@ fn a_run_begun_on_other_kernels_is_not_resumed_unless_asked() {
     let allowed = run(&["--allow-kernel-change"]);
     assert!(allowed.status.success(), "{}", stderr(&allowed));
 }
+
+/// VGG-16's five 2 x 2 pools cannot take Fashion-MNIST's 28 x 28 images: said once for
+/// the pair, before anything trains, while the ResNet-18 of the same experiment passes.
+#[test]
+fn a_model_too_deep_for_the_inputs_is_refused_before_training() {
+    let tiny = super::common::TinyExperiment::new(
+        "too_deep",
+        "models: { vgg: { kind: vgg16_bn, width: 0.0625 } }\ngrid: { model: [r, vgg] }\n",
+    );
+    let out = tiny.expect("run", &[], 2);
+    let errors = error_lines(&out);
+    assert_eq!(errors.len(), 1, "{}", stderr(&out));
+    let line = &errors[0];
+    for part in [
+        "model `vgg`",
+        "data set `fm`",
+        "1 x 28 x 28",
+        "the 2 run(s)",
+    ] {
+        assert!(line.contains(part), "{part} missing from: {line}");
+    }
+    assert!(!tiny.results.join("too_deep/runs").exists());
+}
