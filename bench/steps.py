@@ -218,6 +218,32 @@ def tdann(
     return torch.stack(losses).mean()
 
 
+def unit_of(kind: str, conv: str) -> tuple[str, bool]:
+    """Where a conv's unit emits its output (`tap: block`): the module to hook and whether a
+    ReLU follows it there. A conv followed by batch norm and ReLU: that batch norm, rectified.
+    A residual block's second conv and its shortcut conv: the block. A DenseNet layer's
+    second conv: itself (the layer's output). A transition's conv: its pool."""
+    parts = conv.split(".")
+    if kind == "resnet18":
+        if conv == "conv1":
+            return "bn1", True
+        if parts[-1] == "conv1":
+            return ".".join(parts[:-1] + ["bn1"]), True
+        block = parts[:2]  # layerX.Y, for conv2 and downsample.0
+        return ".".join(block), False
+    if kind == "vgg16_bn":
+        return f"features.{int(parts[1]) + 1}", True
+    if kind == "densenet121":
+        if conv == "features.conv0":
+            return "features.norm0", True
+        if parts[-1] == "conv1":
+            return ".".join(parts[:-1] + ["norm2"]), True
+        if parts[-1] == "conv2":
+            return conv, False
+        return ".".join(parts[:-1] + ["pool"]), False
+    raise ValueError(f"unknown model {kind!r}")
+
+
 def sheet(channels: int) -> tuple[int, int]:
     """TopoLoss's cortical sheet: height the largest divisor of C at most sqrt(C)."""
     h = math.isqrt(channels)
@@ -340,10 +366,14 @@ def replay(trace_dir: Path, forced: bool) -> tuple[dict, Worst]:
     topographic = topography.get("kind") != "none"
     taps = [t["name"] for t in record["taps"]]
     outputs: dict[str, torch.Tensor] = {}
+    at_block = topographic and topography.get("tap", "conv") == "block"
     for name in taps:
-        model.get_submodule(name).register_forward_hook(
-            lambda _m, _i, out, name=name: outputs.__setitem__(name, out)
-        )
+        module, rectify = unit_of(run["model"]["kind"], name) if at_block else (name, False)
+
+        def hook(_m, _i, out, name=name, rectify=rectify):
+            outputs[name] = F.relu(out) if rectify else out
+
+        model.get_submodule(module).register_forward_hook(hook)
     loss = topography.get("loss", {"kind": "poli2023"}) if topographic else None
     if isinstance(loss, str):
         loss = {"kind": loss}

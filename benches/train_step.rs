@@ -123,7 +123,14 @@ fn main() -> anyhow::Result<()> {
     let varmap = VarMap::new();
     let vb = nn::seeded_var_builder(&varmap, 0, DType::F32, &device);
     let kernels = Kernels::from(args.kernels).on(&device);
-    let model = nn::build_with(&spec, args.channels, args.classes, vb, kernels)?;
+    let model = nn::build_with(
+        &spec,
+        args.channels,
+        args.classes,
+        vb,
+        topo::config::TapPoint::Conv,
+        kernels,
+    )?;
     let loss = match args.topo {
         Topo::None => None,
         Topo::Grid2d => {

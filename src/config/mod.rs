@@ -24,6 +24,7 @@ mod schema;
 mod semantic;
 mod slurm;
 mod source;
+mod tap;
 mod topography;
 mod training;
 mod value;
@@ -47,6 +48,7 @@ pub use schema::{
 };
 pub use slurm::SlurmSpec;
 pub use source::{MAX_DEPTH, MAX_FILE_BYTES};
+pub use tap::TapPoint;
 pub use topography::{
     LayoutFile, LayoutSource, Placement, Topography, TopographyKind, TopographyProblem,
     TopographySpec,

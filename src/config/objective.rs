@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Lambda, LayerWeights, LossMethod, Placement, Topography};
+use super::{Lambda, LayerWeights, LossMethod, Placement, TapPoint, Topography};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(into = "ObjectiveForm", try_from = "ObjectiveForm")]
@@ -14,6 +14,7 @@ pub enum Objective {
         placement: Placement,
         loss: LossMethod,
         layer_weights: LayerWeights,
+        tap: TapPoint,
         lambda: Lambda,
     },
 }
@@ -39,12 +40,15 @@ impl Objective {
         match (topography, lambda) {
             (Topography::Baseline, None) => Ok(Objective::Baseline),
             (Topography::Baseline, Some(l)) => Err(ObjectiveError::BaselineLambda(l)),
-            (Topography::Placed(p, loss, weights), Some(lambda)) => Ok(Objective::Topographic {
-                placement: p.clone(),
-                loss: *loss,
-                layer_weights: weights.clone(),
-                lambda,
-            }),
+            (Topography::Placed(p, loss, weights, tap), Some(lambda)) => {
+                Ok(Objective::Topographic {
+                    placement: p.clone(),
+                    loss: *loss,
+                    layer_weights: weights.clone(),
+                    tap: *tap,
+                    lambda,
+                })
+            }
             (Topography::Placed(..), None) => Err(ObjectiveError::MissingLambda),
         }
     }
@@ -56,8 +60,9 @@ impl Objective {
                 placement,
                 loss,
                 layer_weights,
+                tap,
                 ..
-            } => Topography::Placed(placement.clone(), *loss, layer_weights.clone()),
+            } => Topography::Placed(placement.clone(), *loss, layer_weights.clone(), *tap),
         }
     }
 
@@ -80,6 +85,14 @@ impl Objective {
         match self {
             Objective::Baseline => None,
             Objective::Topographic { layer_weights, .. } => Some(layer_weights),
+        }
+    }
+
+    /// Where the tapped convs' responses are read; the baseline's at the conv.
+    pub fn tap(&self) -> TapPoint {
+        match self {
+            Objective::Baseline => TapPoint::Conv,
+            Objective::Topographic { tap, .. } => *tap,
         }
     }
 
@@ -131,6 +144,7 @@ mod tests {
             },
             LossMethod::Poli2023,
             LayerWeights::default(),
+            TapPoint::Conv,
         )
     }
 

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use crate::config::layer_weights::{LayerWeightProblem, LayerWeights};
 use crate::config::loss::{LossMethod, LossProblem, LossSpec};
+use crate::config::tap::TapPoint;
 use crate::topography::{Layout, Norm};
 
 /// `none` marks the baseline; `topographic` (the default) needs a layout.
@@ -67,6 +68,11 @@ pub struct TopographySpec {
     /// The grid's `lambda` scales the whole term.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layer_weights: Option<BTreeMap<String, f64>>,
+    /// Where each tapped conv's response is read: `conv` (its output before batch norm,
+    /// the paper's reference; the default) or `block` (what its unit emits after batch
+    /// norm and ReLU, a residual block's output after the sum: TDANN's units).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tap: Option<TapPoint>,
 }
 
 /// Where a topographic run's channels sit: what the topographic loss needs.
@@ -85,13 +91,14 @@ pub enum Placement {
 
 /// A checked topography, as a grid axis names it: the baseline, or a placement and the
 /// loss that organises it. It reads and writes `{ kind: none }` for the baseline and the
-/// placement's own form otherwise, with a `loss` key unless the loss is the paper's (so
-/// runs planned before losses could be chosen keep their ids).
+/// placement's own form otherwise, with a `loss` key unless the loss is the paper's and a
+/// `tap` key unless responses are read at the conv (so runs planned before either could
+/// be chosen keep their ids).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Topography {
     /// No positions, no topographic loss.
     Baseline,
-    Placed(Placement, LossMethod, LayerWeights),
+    Placed(Placement, LossMethod, LayerWeights, TapPoint),
 }
 
 impl Topography {
@@ -109,7 +116,7 @@ impl Topography {
     pub fn loss(&self) -> Option<LossMethod> {
         match self {
             Topography::Baseline => None,
-            Topography::Placed(_, l, _) => Some(*l),
+            Topography::Placed(_, l, ..) => Some(*l),
         }
     }
 }
@@ -126,7 +133,7 @@ impl Serialize for Topography {
         use serde::ser::Error;
         match self {
             Topography::Baseline => BaselineForm::None.serialize(s),
-            Topography::Placed(p, loss, weights) => {
+            Topography::Placed(p, loss, weights, tap) => {
                 let mut value = serde_json::to_value(p).map_err(S::Error::custom)?;
                 if let serde_json::Value::Object(map) = &mut value {
                     if !loss.is_paper() {
@@ -136,6 +143,9 @@ impl Serialize for Topography {
                     if !weights.is_uniform() {
                         let weights = serde_json::to_value(weights).map_err(S::Error::custom)?;
                         map.insert("layer_weights".into(), weights);
+                    }
+                    if *tap != TapPoint::Conv {
+                        map.insert("tap".into(), tap.name().into());
                     }
                 }
                 value.serialize(s)
@@ -162,8 +172,12 @@ impl<'de> Deserialize<'de> for Topography {
                 Some(w) => LayerWeights::deserialize(w).map_err(D::Error::custom)?,
                 None => LayerWeights::default(),
             };
+            let tap = match take("tap") {
+                Some(t) => TapPoint::deserialize(t).map_err(D::Error::custom)?,
+                None => TapPoint::Conv,
+            };
             Placement::deserialize(value)
-                .map(|p| Topography::Placed(p, loss, weights))
+                .map(|p| Topography::Placed(p, loss, weights, tap))
                 .map_err(D::Error::custom)
         }
     }
@@ -213,6 +227,9 @@ impl TopographySpec {
                 if self.layer_weights.is_some() {
                     return Err(TopographyProblem::BaselineField("layer_weights"));
                 }
+                if self.tap.is_some() {
+                    return Err(TopographyProblem::BaselineField("tap"));
+                }
                 Ok(Topography::Baseline)
             }
             TopographyKind::Topographic => {
@@ -236,7 +253,12 @@ impl TopographySpec {
                     Some(w) => LayerWeights::new(w).map_err(TopographyProblem::LayerWeights)?,
                     None => LayerWeights::default(),
                 };
-                Ok(Topography::Placed(placement, loss, weights))
+                Ok(Topography::Placed(
+                    placement,
+                    loss,
+                    weights,
+                    self.tap.unwrap_or_default(),
+                ))
             }
         }
     }

@@ -73,7 +73,11 @@ impl DenseLayer {
         let ys = self.norm1.forward_relu_t(xs, train)?;
         let ys = self.conv1.forward(&ys, taps)?;
         let ys = self.norm2.forward_relu_t(&ys, train)?;
-        self.conv2.forward(&ys, taps)
+        self.conv1.emit(&ys, taps);
+        let out = self.conv2.forward(&ys, taps)?;
+        // The layer's output is its second conv's: what the block concatenates.
+        self.conv2.emit(&out, taps);
+        Ok(out)
     }
 }
 
@@ -157,6 +161,7 @@ impl DenseNet121 {
     pub(crate) fn forward(&self, xs: &Tensor, train: bool, taps: &mut TapSink) -> Result<Tensor> {
         let ys = self.conv0.forward(xs, taps)?;
         let ys = self.norm0.forward_relu_t(&ys, train)?;
+        self.conv0.emit(&ys, taps);
         let mut ys = kernels::max_pool2d(&ys, 3, 2, 1)?;
         for block in &self.blocks {
             // torchvision concatenates every previous output before each layer; growing one
@@ -169,6 +174,7 @@ impl DenseNet121 {
                 let zs = t.norm.forward_relu_t(&ys, train)?;
                 let zs = t.conv.forward(&zs, taps)?;
                 ys = kernels::avg_pool2d(&zs, 2)?;
+                t.conv.emit(&ys, taps);
             }
         }
         let ys = self.norm5.forward_relu_t(&ys, train)?;

@@ -7,6 +7,7 @@ use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::init::{FanInOut, NonLinearity, NormalOrUniform};
 use candle_nn::{Conv2d, Conv2dConfig, Init, Linear, VarBuilder};
 
+use crate::config::TapPoint;
 use crate::kernels::{self, Kernels};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -61,14 +62,22 @@ pub(crate) struct TapPlan {
     root: String,
     /// Each tap's name, and its output channels once its conv is built.
     taps: Vec<(String, Option<usize>)>,
+    /// Where every tap is read.
+    point: TapPoint,
     kernels: Kernels,
 }
 
 impl TapPlan {
-    pub(crate) fn new(root: String, names: Vec<String>, kernels: Kernels) -> TapPlan {
+    pub(crate) fn new(
+        root: String,
+        names: Vec<String>,
+        point: TapPoint,
+        kernels: Kernels,
+    ) -> TapPlan {
         TapPlan {
             root,
             taps: names.into_iter().map(|n| (n, None)).collect(),
+            point,
             kernels,
         }
     }
@@ -128,7 +137,8 @@ impl TapSink {
 /// A bias-free or biased 2D conv whose output may be tapped.
 pub(crate) struct Conv {
     conv: Conv2d,
-    tap: Option<usize>,
+    /// The tap's slot and where it is read, when this conv is tapped.
+    tap: Option<(usize, TapPoint)>,
     kernels: Kernels,
 }
 
@@ -174,7 +184,9 @@ impl Conv {
             groups: 1,
             cudnn_fwd_algo: None,
         };
-        let tap = plan.slot(&plan.conv_name(&vb), out_channels);
+        let tap = plan
+            .slot(&plan.conv_name(&vb), out_channels)
+            .map(|slot| (slot, plan.point));
         Ok(Conv {
             conv: Conv2d::new(weight, bias, config),
             tap,
@@ -194,10 +206,18 @@ impl Conv {
             let per_output = weight.elem_count() / weight.dim(0).unwrap_or(1).max(1);
             (ys.elem_count() * per_output) as u64
         });
-        if let Some(slot) = self.tap {
+        if let Some((slot, TapPoint::Conv)) = self.tap {
             taps.0[slot] = Some(ys.clone());
         }
         Ok(ys)
+    }
+
+    /// Records `unit_output`, what this conv's unit emits, when the conv is tapped at
+    /// its block (see [`TapPoint::Block`]); the models call it where that output is.
+    pub(crate) fn emit(&self, unit_output: &Tensor, taps: &mut TapSink) {
+        if let Some((slot, TapPoint::Block)) = self.tap {
+            taps.0[slot] = Some(unit_output.clone());
+        }
     }
 }
 

@@ -26,7 +26,7 @@ mod vgg;
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
 
-use crate::config::{ModelKind, ModelSpec};
+use crate::config::{ModelKind, ModelSpec, TapPoint};
 use layers::{TapPlan, TapSink};
 
 use crate::kernels::Kernels;
@@ -44,7 +44,8 @@ pub struct Tap {
 pub struct ModelOutput {
     /// `(batch, classes)`.
     pub logits: Tensor,
-    /// Outputs of the tapped convs, `(batch, channels, h, w)`, in [`TopoModel::taps`] order.
+    /// The tapped responses, `(batch, channels, h, w)`, in [`TopoModel::taps`] order: each
+    /// conv's output, or its unit's (the model's [`TapPoint`]).
     pub taps: Vec<Tensor>,
 }
 
@@ -186,7 +187,7 @@ pub fn check_input(spec: &ModelSpec, input: [usize; 3], classes: usize) -> Resul
     let device = candle_core::Device::Cpu;
     let vb = VarBuilder::zeros(candle_core::DType::F32, &device);
     let [c, h, w] = input;
-    let model = build_with(&narrow, c, classes, vb, Kernels::Candle)?;
+    let model = build_with(&narrow, c, classes, vb, TapPoint::Conv, Kernels::Candle)?;
     let fail = |e: candle_core::Error| ModelError::Input {
         model: spec.kind.name(),
         c,
@@ -209,15 +210,24 @@ pub fn build(
     num_classes: usize,
     vb: VarBuilder,
 ) -> Result<Box<dyn TopoModel>, ModelError> {
-    build_with(spec, in_channels, num_classes, vb, Kernels::Fast)
+    build_with(
+        spec,
+        in_channels,
+        num_classes,
+        vb,
+        TapPoint::Conv,
+        Kernels::Fast,
+    )
 }
 
-/// [`build`] on the given kernels (candle's own wherever the fast ones do not exist).
+/// [`build`] with its taps read at `tap`, on the given kernels (candle's own wherever the
+/// fast ones do not exist).
 pub fn build_with(
     spec: &ModelSpec,
     in_channels: usize,
     num_classes: usize,
     vb: VarBuilder,
+    tap: TapPoint,
     kernels: Kernels,
 ) -> Result<Box<dyn TopoModel>, ModelError> {
     let kind = spec.kind;
@@ -240,7 +250,7 @@ pub fn build_with(
         });
     }
     let names = checked_taps(kind, spec.taps.as_deref())?;
-    let mut plan = TapPlan::new(vb.prefix(), names, kernels.on(vb.device()));
+    let mut plan = TapPlan::new(vb.prefix(), names, tap, kernels.on(vb.device()));
     let w = spec.width;
     let net = match kind {
         ModelKind::Resnet18 => resnet::ResNet18::new(in_channels, num_classes, w, &mut plan, vb)

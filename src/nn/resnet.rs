@@ -98,12 +98,18 @@ impl BasicBlock {
     fn forward(&self, xs: &Tensor, train: bool, taps: &mut TapSink) -> Result<Tensor> {
         let ys = self.conv1.forward(xs, taps)?;
         let ys = self.bn1.forward_relu_t(&ys, train)?;
+        self.conv1.emit(&ys, taps);
         let ys = self.conv2.forward(&ys, taps)?;
         let identity = match &self.downsample {
             Some((conv, bn)) => bn.forward_t(&conv.forward(xs, taps)?, train)?,
             None => xs.clone(),
         };
-        self.bn2.forward_add_relu_t(&ys, &identity, train)
+        let out = self.bn2.forward_add_relu_t(&ys, &identity, train)?;
+        self.conv2.emit(&out, taps);
+        if let Some((conv, _)) = &self.downsample {
+            conv.emit(&out, taps);
+        }
+        Ok(out)
     }
 }
 
@@ -157,6 +163,7 @@ impl ResNet18 {
     pub(crate) fn forward(&self, xs: &Tensor, train: bool, taps: &mut TapSink) -> Result<Tensor> {
         let ys = self.conv1.forward(xs, taps)?;
         let ys = self.bn1.forward_relu_t(&ys, train)?;
+        self.conv1.emit(&ys, taps);
         let mut ys = kernels::max_pool2d(&ys, 3, 2, 1)?;
         for block in &self.layers {
             ys = block.forward(&ys, train, taps)?;

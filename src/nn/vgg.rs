@@ -156,7 +156,11 @@ impl Vgg16Bn {
         let mut ys = xs.clone();
         for feature in &self.features {
             ys = match feature {
-                Feature::Conv(conv, bn) => bn.forward_relu_t(&conv.forward(&ys, taps)?, train)?,
+                Feature::Conv(conv, bn) => {
+                    let out = bn.forward_relu_t(&conv.forward(&ys, taps)?, train)?;
+                    conv.emit(&out, taps);
+                    out
+                }
                 Feature::Pool => kernels::max_pool2d(&ys, 2, 2, 0)?,
             };
         }

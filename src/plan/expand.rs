@@ -50,13 +50,14 @@ pub fn plan(resolved: &Resolved) -> Result<Plan, PlanError> {
                 // The baseline's lambda collapses; a placement takes every lambda.
                 let objectives: Vec<Objective> = match &topography.value {
                     Topography::Baseline => vec![Objective::Baseline],
-                    Topography::Placed(placement, loss, weights) => grid
+                    Topography::Placed(placement, loss, weights, tap) => grid
                         .lambda
                         .iter()
                         .map(|&lambda| Objective::Topographic {
                             placement: placement.clone(),
                             loss: *loss,
                             layer_weights: weights.clone(),
+                            tap: *tap,
                             lambda,
                         })
                         .collect(),

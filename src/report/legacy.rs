@@ -117,6 +117,7 @@ mod tests {
             placement,
             crate::config::LossMethod::Poli2023,
             Default::default(),
+            Default::default(),
         )
     }
 

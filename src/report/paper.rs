@@ -1,7 +1,9 @@
 //! The paper's Tables 1 and 2 (mean ± std of test accuracy in %, 5 seeds), to compare
 //! regenerated cells with the published numbers.
 
-use crate::config::{DatasetKind, LossMethod, ModelKind, PaperTable, Placement, Topography};
+use crate::config::{
+    DatasetKind, LossMethod, ModelKind, PaperTable, Placement, TapPoint, Topography,
+};
 use crate::topography::{Layout, Norm};
 
 /// A row of the paper's tables.
@@ -48,6 +50,7 @@ impl PaperRow {
                 },
                 LossMethod::Poli2023,
                 weights,
+                TapPoint::Conv,
             ) if weights.is_uniform() => match (layout, dimension) {
                 (Layout::Grid, 2) => Some(PaperRow::Grid2d),
                 (Layout::Sphere, 2) => Some(PaperRow::Circle),
@@ -299,6 +302,7 @@ mod tests {
                     norm,
                 },
                 LossMethod::Poli2023,
+                Default::default(),
                 Default::default(),
             )
         };

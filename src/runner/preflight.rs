@@ -14,7 +14,7 @@ use std::time::Instant;
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 
-use crate::config::{DatasetSpec, LayerWeights, LossMethod, ModelSpec, Placement};
+use crate::config::{DatasetSpec, LayerWeights, LossMethod, ModelSpec, Placement, TapPoint};
 use crate::data::{self, DataError, Dataset};
 use crate::kernels::Kernels;
 use crate::log::chain;
@@ -244,7 +244,7 @@ fn check_layouts(runs: &[&RunConfig], config_dir: &Path) -> Vec<Problem> {
             .map_or("", |c| c.1.as_str());
         let vb = VarBuilder::zeros(DType::F32, &Device::Cpu);
         // The tapped layers' widths depend on neither the input channels nor the classes.
-        let checked = build_with(model, 1, 2, vb, Kernels::Candle)
+        let checked = build_with(model, 1, 2, vb, TapPoint::Conv, Kernels::Candle)
             .map_err(|e| e.to_string())
             .and_then(|m| {
                 check_term(

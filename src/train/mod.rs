@@ -112,7 +112,14 @@ pub fn build_model_for(
         dtype,
         device,
     );
-    let model = build_with(&run.model, in_channels, num_classes, vb, kernels)?;
+    let model = build_with(
+        &run.model,
+        in_channels,
+        num_classes,
+        vb,
+        run.objective.tap(),
+        kernels,
+    )?;
     Ok((varmap, model))
 }
 

@@ -164,6 +164,7 @@ fn prune_data(
             data.in_channels,
             data.num_classes,
             vb,
+            run.objective.tap(),
             env.kernels,
         )?;
         let totals = evaluate(

@@ -37,6 +37,7 @@ pub fn build_term(
         loss,
         layer_weights,
         lambda,
+        ..
     } = &run.objective
     else {
         return Ok(None);

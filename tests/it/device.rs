@@ -221,7 +221,7 @@ fn step(
     let flat = |t: &Tensor| flat(&t.to_dtype(DType::F32).unwrap());
     let varmap = VarMap::new();
     let vb = nn::seeded_var_builder(&varmap, 5, dtype, device);
-    let model = nn::build_with(&spec, 3, 10, vb, kernels).unwrap();
+    let model = nn::build_with(&spec, 3, 10, vb, topo::config::TapPoint::Conv, kernels).unwrap();
     let loss = grid_loss(&model.tap_channels(), device, dtype, path);
     let batch = 8;
     let x = Tensor::from_vec(normal(batch * 3 * 32 * 32, 21), (batch, 3, 32, 32), device)

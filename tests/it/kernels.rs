@@ -194,7 +194,8 @@ fn both_kernels_train_the_same_model_to_float_rounding() {
     let run = |kernels: Kernels| {
         let varmap = VarMap::new();
         let vb = nn::seeded_var_builder(&varmap, 3, DType::F32, &Device::Cpu);
-        let model = nn::build_with(&spec, 3, 10, vb, kernels).unwrap();
+        let model =
+            nn::build_with(&spec, 3, 10, vb, topo::config::TapPoint::Conv, kernels).unwrap();
         let out = model.forward_t(&x, true).unwrap();
         let loss = (out.logits.sqr().unwrap().sum_all().unwrap()
             + out.taps[2].sqr().unwrap().mean_all().unwrap())

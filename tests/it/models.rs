@@ -1032,3 +1032,91 @@ fn schedule_replays_the_reference_scheduler() {
     };
     assert_eq!(optim::learning_rate(&constant, 0.02, 5, 12), 0.02);
 }
+
+/// The same seeded model with its taps read at `tap`.
+fn seeded_at(
+    spec: &ModelSpec,
+    in_channels: usize,
+    classes: usize,
+    tap: topo::config::TapPoint,
+) -> (VarMap, Box<dyn TopoModel>) {
+    let varmap = VarMap::new();
+    let vb = nn::seeded_var_builder(&varmap, 7, DType::F32, &Device::Cpu);
+    let model = nn::build_with(
+        spec,
+        in_channels,
+        classes,
+        vb,
+        tap,
+        topo::kernels::Kernels::Fast,
+    )
+    .unwrap();
+    (varmap, model)
+}
+
+fn max_abs(t: &Tensor) -> f32 {
+    t.abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
+/// `tap: block` reads what each unit emits: ResNet-18's last tap is the output of its
+/// last block (pooled and passed through `fc`, it gives the logits), VGG's taps are the
+/// conv outputs after batch norm and ReLU, DenseNet's layer taps are the layer outputs.
+#[test]
+fn block_taps_read_each_units_output() {
+    use topo::config::TapPoint;
+    let x = input(2, 3, 32, 32);
+
+    let (varmap, model) = seeded_at(&spec(ModelKind::Resnet18, 0.125), 3, 10, TapPoint::Block);
+    let out = model.forward_t(&x, false).unwrap();
+    for tap in &out.taps {
+        let min = tap.flatten_all().unwrap().min(0).unwrap();
+        assert!(
+            min.to_scalar::<f32>().unwrap() >= 0.0,
+            "a block output is rectified"
+        );
+    }
+    let vars = varmap.data().lock().unwrap();
+    let pooled = out.taps[4]
+        .mean(D::Minus1)
+        .unwrap()
+        .mean(D::Minus1)
+        .unwrap();
+    let logits = pooled
+        .matmul(&vars["fc.weight"].as_tensor().t().unwrap())
+        .unwrap()
+        .broadcast_add(vars["fc.bias"].as_tensor())
+        .unwrap();
+    assert!(max_abs(&(logits - &out.logits).unwrap()) < 1e-5);
+    drop(vars);
+
+    // VGG in evaluation: batch norm at its initial statistics (mean 0, variance 1, scale 1,
+    // shift 0) is x / sqrt(1 + eps), then the ReLU.
+    let vgg = spec(ModelKind::Vgg16Bn, 0.0625);
+    let (_, at_conv) = seeded_at(&vgg, 3, 10, TapPoint::Conv);
+    let (_, at_block) = seeded_at(&vgg, 3, 10, TapPoint::Block);
+    let conv = at_conv.forward_t(&x, false).unwrap().taps;
+    let block = at_block.forward_t(&x, false).unwrap().taps;
+    assert_eq!(conv.len(), 13);
+    for (c, b) in conv.iter().zip(&block) {
+        let expected = (c / (1.0f64 + 1e-5).sqrt()).unwrap().relu().unwrap();
+        assert!(max_abs(&(expected - b).unwrap()) < 1e-5);
+    }
+
+    // DenseNet: a dense layer's second conv is the layer's output either way.
+    let dense = ModelSpec {
+        taps: Some(vec!["features.denseblock1.denselayer6.conv2".into()]),
+        ..spec(ModelKind::Densenet121, 0.125)
+    };
+    let (_, at_conv) = seeded_at(&dense, 3, 10, TapPoint::Conv);
+    let (_, at_block) = seeded_at(&dense, 3, 10, TapPoint::Block);
+    let c = &at_conv.forward_t(&x, false).unwrap().taps[0];
+    let b = &at_block.forward_t(&x, false).unwrap().taps[0];
+    assert_eq!(max_abs(&(c - b).unwrap()), 0.0);
+}
