@@ -1,12 +1,21 @@
 //! Which topographic loss a topography trains with: the paper's (the default), TDANN's
 //! spatial correlation loss or TopoLoss's weight smoothness. The YAML form names one
-//! (`loss: tdann`) or gives its parameters (`loss: { kind: tdann, neighbourhood: 32 }`);
-//! the checked form has every parameter set and valid.
+//! (`loss: tdann`) or gives its parameters (`loss: { kind: tdann, window: 0.3 }`); the
+//! checked form has every parameter set and valid, and records itself in the form runs
+//! planned before the newer parameters wrote, so their ids stay.
 
 use std::hash::{Hash, Hasher};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+pub use crate::topography::Neighbourhood;
+
+/// TDANN's window side when neither a window nor a neighbourhood is given: half the
+/// layout's extent on each axis.
+pub const DEFAULT_WINDOW: f64 = 0.5;
+/// TDANN's smallest neighbourhood (`collapse_and_trim_neighborhoods`' `min_nb_size`).
+pub const DEFAULT_MIN_UNITS: u32 = 25;
 
 /// A loss by name, with its default parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -26,11 +35,20 @@ pub enum LossName {
 pub enum LossForm {
     Poli2023,
     Tdann {
-        /// Channels per neighbourhood drawn each step (the `k` nearest a random
-        /// centre); every channel when absent.
+        /// TDANN's neighbourhoods: axis-aligned square windows of this side, in layout
+        /// units (the layouts span 0 to 1), trimmed to a common size. The default (0.5)
+        /// when neither `window` nor `neighbourhood` is given.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        window: Option<f64>,
+        /// With `window`: the fewest channels a window may keep (TDANN's 25); a layer
+        /// with no window that large is one neighbourhood of all its channels.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[schemars(range(min = 3))]
-        neighbourhood: Option<u32>,
+        min_units: Option<u32>,
+        /// Instead of windows: the `k` channels nearest a centre channel drawn each step,
+        /// or `all` for the whole layer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        neighbourhood: Option<NeighbourhoodSize>,
         /// Neighbourhoods per step, averaged (TDANN's `neighborhoods_per_batch`).
         #[serde(default = "one")]
         #[schemars(range(min = 1))]
@@ -42,6 +60,23 @@ pub enum LossForm {
         #[schemars(range(min = 1.0))]
         factor: f64,
     },
+}
+
+/// `neighbourhood:` as written: a channel count or `all`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum NeighbourhoodSize {
+    /// The `k` nearest channels (at least 3).
+    Count(u32),
+    /// Every channel of the layer.
+    All(AllChannels),
+}
+
+/// The word `all`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AllChannels {
+    All,
 }
 
 fn one() -> u32 {
@@ -103,18 +138,123 @@ impl Hash for Factor {
 
 /// A checked loss, as a run records it (`run.yaml`, the run id's hash).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind", deny_unknown_fields)]
+#[serde(into = "LossRecord", try_from = "LossRecord")]
 pub enum LossMethod {
     #[default]
     Poli2023,
     Tdann {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        neighbourhood: Option<u32>,
+        neighbourhood: Neighbourhood,
         neighbourhoods: u32,
     },
     Topoloss {
         factor: Factor,
     },
+}
+
+/// How `run.yaml` writes a loss: TDANN's whole layer with neither `neighbourhood` nor
+/// `window` (as runs planned before windows wrote it), the nearest `k` as
+/// `neighbourhood: k`, windows as `window` and `min_units`.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", deny_unknown_fields)]
+enum LossRecord {
+    Poli2023,
+    Tdann {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        neighbourhood: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        window: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        min_units: Option<u32>,
+        neighbourhoods: u32,
+    },
+    Topoloss {
+        factor: Factor,
+    },
+}
+
+impl From<LossMethod> for LossRecord {
+    fn from(m: LossMethod) -> LossRecord {
+        match m {
+            LossMethod::Poli2023 => LossRecord::Poli2023,
+            LossMethod::Tdann {
+                neighbourhood,
+                neighbourhoods,
+            } => {
+                let (nearest, window, min_units) = match neighbourhood {
+                    Neighbourhood::Layer => (None, None, None),
+                    Neighbourhood::Nearest(k) => (Some(k as u32), None, None),
+                    Neighbourhood::Window { side, min_units } => {
+                        (None, Some(side), Some(min_units as u32))
+                    }
+                };
+                LossRecord::Tdann {
+                    neighbourhood: nearest,
+                    window,
+                    min_units,
+                    neighbourhoods,
+                }
+            }
+            LossMethod::Topoloss { factor } => LossRecord::Topoloss { factor },
+        }
+    }
+}
+
+impl TryFrom<LossRecord> for LossMethod {
+    type Error = LossProblem;
+    fn try_from(r: LossRecord) -> Result<LossMethod, LossProblem> {
+        Ok(match r {
+            LossRecord::Poli2023 => LossMethod::Poli2023,
+            LossRecord::Tdann {
+                neighbourhood,
+                window,
+                min_units,
+                neighbourhoods,
+            } => LossMethod::Tdann {
+                neighbourhood: tdann_neighbourhood(
+                    neighbourhood.map(NeighbourhoodSize::Count),
+                    window,
+                    min_units,
+                    Neighbourhood::Layer,
+                )?,
+                neighbourhoods,
+            },
+            LossRecord::Topoloss { factor } => LossMethod::Topoloss { factor },
+        })
+    }
+}
+
+/// TDANN's neighbourhood from its parameters; `default` when none is given (windows in
+/// an experiment file, the whole layer in a record written before windows).
+fn tdann_neighbourhood(
+    neighbourhood: Option<NeighbourhoodSize>,
+    window: Option<f64>,
+    min_units: Option<u32>,
+    default: Neighbourhood,
+) -> Result<Neighbourhood, LossProblem> {
+    match (neighbourhood, window, min_units) {
+        (Some(_), Some(_), _) => Err(LossProblem::WindowAndNeighbourhood),
+        (Some(_), None, Some(_)) => Err(LossProblem::MinUnitsWithoutWindow),
+        (Some(NeighbourhoodSize::Count(k)), None, None) if k < 3 => {
+            Err(LossProblem::Neighbourhood(k))
+        }
+        (Some(NeighbourhoodSize::Count(k)), None, None) => Ok(Neighbourhood::Nearest(k as usize)),
+        (Some(NeighbourhoodSize::All(_)), None, None) => Ok(Neighbourhood::Layer),
+        (None, None, None) => Ok(default),
+        (None, window, min_units) => {
+            let side = window.unwrap_or(DEFAULT_WINDOW);
+            if !(side.is_finite() && side > 0.0) {
+                return Err(LossProblem::Window(side));
+            }
+            let min_units = min_units.unwrap_or(DEFAULT_MIN_UNITS);
+            if min_units < 3 {
+                return Err(LossProblem::MinUnits(min_units));
+            }
+            Ok(Neighbourhood::Window {
+                side,
+                min_units: min_units as usize,
+            })
+        }
+    }
 }
 
 impl LossMethod {
@@ -142,6 +282,18 @@ pub enum LossProblem {
     Neighbourhood(u32),
     #[error("`neighbourhoods` must be at least 1")]
     NoNeighbourhoods,
+    #[error(
+        "`window` must be a positive side length in layout units (they span 0 to 1), found {0}"
+    )]
+    Window(f64),
+    #[error("`min_units` must be at least 3 channels (2 pairs to correlate), found {0}")]
+    MinUnits(u32),
+    #[error(
+        "give `window` (TDANN's square windows) or `neighbourhood` (the nearest channels, or `all`), not both"
+    )]
+    WindowAndNeighbourhood,
+    #[error("`min_units` trims TDANN's windows: it goes with `window`, not `neighbourhood`")]
+    MinUnitsWithoutWindow,
 }
 
 impl LossSpec {
@@ -150,6 +302,8 @@ impl LossSpec {
         let form = match self {
             LossSpec::Name(LossName::Poli2023) => LossForm::Poli2023,
             LossSpec::Name(LossName::Tdann) => LossForm::Tdann {
+                window: None,
+                min_units: None,
                 neighbourhood: None,
                 neighbourhoods: one(),
             },
@@ -161,14 +315,16 @@ impl LossSpec {
         match form {
             LossForm::Poli2023 => Ok(LossMethod::Poli2023),
             LossForm::Tdann {
+                window,
+                min_units,
                 neighbourhood,
                 neighbourhoods,
             } => {
-                if let Some(k) = neighbourhood
-                    && k < 3
-                {
-                    return Err(LossProblem::Neighbourhood(k));
-                }
+                let default = Neighbourhood::Window {
+                    side: DEFAULT_WINDOW,
+                    min_units: DEFAULT_MIN_UNITS as usize,
+                };
+                let neighbourhood = tdann_neighbourhood(neighbourhood, window, min_units, default)?;
                 if neighbourhoods == 0 {
                     return Err(LossProblem::NoNeighbourhoods);
                 }
@@ -195,9 +351,41 @@ mod tests {
         assert_eq!(
             yaml("\"tdann\""),
             Ok(LossMethod::Tdann {
-                neighbourhood: None,
+                neighbourhood: Neighbourhood::Window {
+                    side: 0.5,
+                    min_units: 25
+                },
                 neighbourhoods: 1
             })
+        );
+        assert_eq!(
+            yaml(r#"{"kind":"tdann","neighbourhood":"all"}"#),
+            Ok(LossMethod::Tdann {
+                neighbourhood: Neighbourhood::Layer,
+                neighbourhoods: 1
+            })
+        );
+        assert_eq!(
+            yaml(r#"{"kind":"tdann","window":0.3,"min_units":9,"neighbourhoods":2}"#),
+            Ok(LossMethod::Tdann {
+                neighbourhood: Neighbourhood::Window {
+                    side: 0.3,
+                    min_units: 9
+                },
+                neighbourhoods: 2
+            })
+        );
+        assert_eq!(
+            yaml(r#"{"kind":"tdann","window":0.3,"neighbourhood":8}"#),
+            Err(LossProblem::WindowAndNeighbourhood)
+        );
+        assert_eq!(
+            yaml(r#"{"kind":"tdann","window":-1}"#),
+            Err(LossProblem::Window(-1.0))
+        );
+        assert_eq!(
+            yaml(r#"{"kind":"tdann","neighbourhood":8,"min_units":5}"#),
+            Err(LossProblem::MinUnitsWithoutWindow)
         );
         assert_eq!(
             yaml(r#"{"kind":"topoloss","factor":3}"#),
@@ -221,8 +409,19 @@ mod tests {
         for m in [
             LossMethod::Poli2023,
             LossMethod::Tdann {
-                neighbourhood: Some(16),
+                neighbourhood: Neighbourhood::Nearest(16),
                 neighbourhoods: 2,
+            },
+            LossMethod::Tdann {
+                neighbourhood: Neighbourhood::Layer,
+                neighbourhoods: 1,
+            },
+            LossMethod::Tdann {
+                neighbourhood: Neighbourhood::Window {
+                    side: 0.25,
+                    min_units: 25,
+                },
+                neighbourhoods: 3,
             },
             LossMethod::Topoloss {
                 factor: Factor::new(2.5).unwrap(),
@@ -231,5 +430,19 @@ mod tests {
             let json = serde_json::to_value(m).unwrap();
             assert_eq!(serde_json::from_value::<LossMethod>(json).unwrap(), m);
         }
+        // A record written before windows (no `neighbourhood`) is TDANN on the whole layer.
+        let old: LossMethod =
+            serde_json::from_str(r#"{"kind":"tdann","neighbourhoods":1}"#).unwrap();
+        assert_eq!(
+            old,
+            LossMethod::Tdann {
+                neighbourhood: Neighbourhood::Layer,
+                neighbourhoods: 1
+            }
+        );
+        assert_eq!(
+            serde_json::to_string(&old).unwrap(),
+            r#"{"kind":"tdann","neighbourhoods":1}"#
+        );
     }
 }

@@ -36,7 +36,10 @@ pub use experiment::{ExcludeRule, Experiment, Grid, PAPER_LAMBDAS};
 pub use lambda::{Lambda, NotALambda};
 pub use layer_weights::{LayerWeightProblem, LayerWeights};
 pub use load::{ENV_PREFIX, LoadOptions, Loaded, load};
-pub use loss::{Factor, LossForm, LossMethod, LossName, LossProblem, LossSpec};
+pub use loss::{
+    AllChannels, DEFAULT_MIN_UNITS, DEFAULT_WINDOW, Factor, LossForm, LossMethod, LossName,
+    LossProblem, LossSpec, Neighbourhood, NeighbourhoodSize,
+};
 pub use model::{ModelKind, ModelSpec};
 pub use names::{is_safe_char, safe_file_name};
 pub use objective::{Objective, ObjectiveError};

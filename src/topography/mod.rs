@@ -23,5 +23,5 @@ pub use metrics::{
 };
 pub use positions::{Positions, PositionsError, positions};
 pub use selectivity::{ClassResponses, NeighbourAgreement, Preference, neighbour_agreement};
-pub use tdann::{Tdann, TdannError};
+pub use tdann::{Neighbourhood, Tdann, TdannError};
 pub use topoloss::{TopoLoss, TopoLossError, sheet_for, sheet_positions, sheet_size};

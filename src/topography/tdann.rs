@@ -4,19 +4,30 @@
 //! For one tapped layer: `R`, the Pearson correlation of every pair of units' responses
 //! (zero-variance units correlate 0 with every other, and `R` is clamped to [-1, 1], as
 //! TDANN's `corrcoef` does); `S = 1 / (d + 1)` from the units' distances; the loss is
-//! `(1 - pearson(R_ij, S_ij over pairs i < j)) / 2`, in [0, 1]. With a neighbourhood
-//! size `k`, each step draws a centre unit per neighbourhood and keeps the `k` units
-//! nearest it (ties by index); the neighbourhoods' losses are averaged.
+//! `(1 - pearson(R_ij, S_ij over pairs i < j)) / 2`, in [0, 1], averaged over the
+//! neighbourhoods a step draws ([`Neighbourhood`]): TDANN's square windows (the default),
+//! the `k` channels nearest a centre channel, or the whole layer.
 //!
 //! How this adapts TDANN's sheet: TDANN gives every unit of a conv output (channel and
 //! position) its own place on a cortical sheet and correlates the units' responses over
 //! the images of a batch. In `topo` a channel is the unit and sits at its layout
 //! position, as in every other method here; a conv channel is one detector applied at
 //! every position of every image, so its responses are its values over the batch's
-//! images and positions (`B * H * W` observations). TDANN precomputes neighbourhoods as
-//! discs of a radius; here they are the `k` nearest channels, which keeps the number of
-//! pairs fixed on any layout. A layer whose pair correlations are all equal (every
-//! channel dead) gets correlation 0 where TDANN's Pearson would divide 0 by 0.
+//! images and positions (`B * H * W` observations).
+//!
+//! TDANN's windows (`spatial_utils.py`, `precompute_neighborhoods` then
+//! `collapse_and_trim_neighborhoods`): axis-aligned squares (cubes in 3D) of side `side`
+//! whose centres are drawn uniformly so that the window lies within the layout's extent;
+//! a window holds the channels inside it, bounds included. Window sizes differ, so all
+//! are trimmed to one: the 5th percentile of the sizes (TDANN keeps 95% of its windows),
+//! at least `min_units` (TDANN's 25), at most 500; smaller windows are dropped, larger ones
+//! keep a random subset. Here a pool of 256 windows per layer is drawn once from the run's
+//! seed and each step draws its neighbourhoods from the pool, as TDANN draws from its
+//! precomputed set. TDANN's layers have thousands of units; a layer of the narrow models
+//! this crate also trains may have no window of `min_units` channels (64 channels on an
+//! 8 x 8 grid hold at most 16 in a window of side 0.5): such a layer is one neighbourhood
+//! of all its channels, as `trace.json` shows. A layer whose pair correlations are all
+//! equal (every channel dead) gets correlation 0 where TDANN's Pearson would divide 0 by 0.
 
 use candle_core::Tensor;
 use rand::{Rng, SeedableRng};
@@ -43,18 +54,54 @@ pub enum TdannError {
     FlatTarget { layer: usize },
 }
 
-/// One layer's channels: their distances.
+/// Windows drawn per layer, from which each step draws its neighbourhoods.
+const WINDOW_POOL: usize = 256;
+/// TDANN's cap on a neighbourhood's units.
+const WINDOW_MAX_UNITS: usize = 500;
+
+/// Which channels each neighbourhood of a step holds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Neighbourhood {
+    /// Every channel of the layer, one neighbourhood (what `topo` did before windows).
+    Layer,
+    /// The `k` channels nearest a centre channel drawn per step (ties by index).
+    Nearest(usize),
+    /// TDANN's square windows of side `side` in layout units, trimmed to a common size of
+    /// at least `min_units` (see the module docs).
+    Window { side: f64, min_units: usize },
+}
+
+// `side` is finite and positive by construction (the configuration checks it), so equal
+// values have equal bits.
+impl Eq for Neighbourhood {}
+
+impl std::hash::Hash for Neighbourhood {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+        match self {
+            Neighbourhood::Layer => {}
+            Neighbourhood::Nearest(k) => k.hash(state),
+            Neighbourhood::Window { side, min_units } => {
+                side.to_bits().hash(state);
+                min_units.hash(state);
+            }
+        }
+    }
+}
+
+/// One layer's channels: their distances, and its pool of windows when it has one.
 struct Layer {
     channels: usize,
     /// Row-major `channels x channels`.
     distances: Vec<f64>,
+    /// TDANN's trimmed windows, each in channel order; `None`: the whole layer.
+    windows: Option<Vec<Vec<usize>>>,
 }
 
 /// TDANN's loss on every tapped layer.
 pub struct Tdann {
     layers: Vec<Layer>,
-    /// Channels per neighbourhood; every channel when `None` (or when the layer has fewer).
-    neighbourhood: Option<usize>,
+    neighbourhood: Neighbourhood,
     /// Neighbourhoods per step, averaged.
     neighbourhoods: usize,
     /// The run's stream for neighbourhood draws; each step's draw is keyed by its index.
@@ -65,14 +112,16 @@ impl Tdann {
     pub fn new(
         positions: &[Positions],
         norm: Norm,
-        neighbourhood: Option<usize>,
+        neighbourhood: Neighbourhood,
         neighbourhoods: usize,
         seed: u64,
     ) -> Result<Tdann, TdannError> {
-        if let Some(k) = neighbourhood
-            && k < 3
-        {
-            return Err(TdannError::Neighbourhood(k));
+        match neighbourhood {
+            Neighbourhood::Nearest(k) if k < 3 => return Err(TdannError::Neighbourhood(k)),
+            Neighbourhood::Window { min_units, .. } if min_units < 3 => {
+                return Err(TdannError::Neighbourhood(min_units));
+            }
+            _ => {}
         }
         if neighbourhoods == 0 {
             return Err(TdannError::NoNeighbourhoods);
@@ -92,9 +141,16 @@ impl Tdann {
                 if centred_target(&distances, p.n(), &all).1 == 0.0 {
                     return Err(TdannError::FlatTarget { layer });
                 }
+                let windows = match neighbourhood {
+                    Neighbourhood::Window { side, min_units } => {
+                        windows(p, side, min_units, seed ^ ((layer as u64 + 1) << 40))
+                    }
+                    Neighbourhood::Layer | Neighbourhood::Nearest(_) => None,
+                };
                 Ok(Layer {
                     channels: p.n(),
                     distances,
+                    windows,
                 })
             })
             .collect::<Result<_, _>>()?;
@@ -112,13 +168,18 @@ impl Tdann {
     pub fn neighbourhoods(&self, layer: usize, step: u64) -> Vec<Vec<usize>> {
         let l = &self.layers[layer];
         let all: Vec<usize> = (0..l.channels).collect();
-        let k = match self.neighbourhood {
-            Some(k) if k < l.channels => k,
-            _ => return vec![all],
-        };
         let mut rng = ChaCha8Rng::seed_from_u64(
             self.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (layer as u64) << 48,
         );
+        if let Some(pool) = &l.windows {
+            return (0..self.neighbourhoods)
+                .map(|_| pool[rng.random_range(0..pool.len())].clone())
+                .collect();
+        }
+        let k = match self.neighbourhood {
+            Neighbourhood::Nearest(k) if k < l.channels => k,
+            _ => return vec![all],
+        };
         (0..self.neighbourhoods)
             .map(|_| {
                 let centre = rng.random_range(0..l.channels);
@@ -131,6 +192,75 @@ impl Tdann {
             })
             .collect()
     }
+}
+
+/// TDANN's trimmed windows of `side` on `positions`, or `None` when no window holds
+/// `min_units` channels (the layer is then one neighbourhood).
+fn windows(
+    positions: &Positions,
+    side: f64,
+    min_units: usize,
+    seed: u64,
+) -> Option<Vec<Vec<usize>>> {
+    if positions.n() < min_units {
+        return None;
+    }
+    let dim = positions.dim();
+    let (lo, hi): (Vec<f64>, Vec<f64>) = (0..dim)
+        .map(|a| {
+            positions
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+                    (lo.min(p[a]), hi.max(p[a]))
+                })
+        })
+        .unzip();
+    let half = side / 2.0;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let drawn: Vec<Vec<usize>> = (0..WINDOW_POOL)
+        .map(|_| {
+            // The centre keeps the window within the extent; an axis narrower than the
+            // window centres it.
+            let centre: Vec<f64> = (0..dim)
+                .map(|a| {
+                    let (from, to) = (lo[a] + half, hi[a] - half);
+                    if from < to {
+                        rng.random_range(from..to)
+                    } else {
+                        (lo[a] + hi[a]) / 2.0
+                    }
+                })
+                .collect();
+            (0..positions.n())
+                .filter(|&c| {
+                    let p = positions.point(c);
+                    (0..dim).all(|a| p[a] >= centre[a] - half && p[a] <= centre[a] + half)
+                })
+                .collect()
+        })
+        .collect();
+    let mut sizes: Vec<usize> = drawn.iter().map(Vec::len).collect();
+    sizes.sort_unstable();
+    // SciPy's `scoreatpercentile` (linear interpolation), truncated as TDANN's `int(...)`.
+    let at = 0.05 * (sizes.len() - 1) as f64;
+    let (below, above) = (sizes[at.floor() as usize], sizes[at.ceil() as usize]);
+    let p5 = (below as f64 + (above as f64 - below as f64) * at.fract()) as usize;
+    let size = p5.max(min_units).min(WINDOW_MAX_UNITS);
+    let kept: Vec<Vec<usize>> = drawn
+        .into_iter()
+        .filter(|w| w.len() >= size)
+        .map(|mut w| {
+            // A random subset of `size`: a partial Fisher-Yates shuffle.
+            for i in 0..size {
+                let j = rng.random_range(i..w.len());
+                w.swap(i, j);
+            }
+            w.truncate(size);
+            w.sort_unstable();
+            w
+        })
+        .collect();
+    (!kept.is_empty()).then_some(kept)
 }
 
 /// `(S - mean S)` on pairs `i < j` of `units` (zero elsewhere), row-major `k x k`, and

@@ -7,7 +7,7 @@ use candle_core::{DType, Var};
 use candle_nn::VarMap;
 
 use crate::config::Objective;
-use crate::config::{Lambda, LayerWeights, LossMethod, Placement, did_you_mean};
+use crate::config::{Lambda, LayerWeights, LossMethod, Neighbourhood, Placement, did_you_mean};
 use crate::nn::TopoModel;
 use crate::plan::RunConfig;
 use crate::topography::{
@@ -84,14 +84,14 @@ pub fn build_term(
 pub(super) fn tdann(
     positions: &[Positions],
     norm: Norm,
-    neighbourhood: Option<u32>,
+    neighbourhood: Neighbourhood,
     neighbourhoods: u32,
     seed: u64,
 ) -> Result<Tdann, EngineError> {
     Ok(Tdann::new(
         positions,
         norm,
-        neighbourhood.map(|k| k as usize),
+        neighbourhood,
         neighbourhoods as usize,
         stream_seed(seed, 0, Purpose::Neighbourhood),
     )?)

@@ -21,7 +21,7 @@ use super::checkpoint::{save_tensors, weights};
 use super::optim::{Sgd, SgdConfig, learning_rate, trainable_vars};
 use super::term::tdann;
 use super::{EngineError, TrainEnv, begin_epoch, build_model_for, build_term, gradients};
-use crate::config::{LossMethod, Objective};
+use crate::config::{LossMethod, Neighbourhood, Objective};
 use crate::data::{Batch, load as load_data};
 use crate::kernels::Kernels;
 use crate::plan::RunConfig;
@@ -288,9 +288,15 @@ fn layers(
         .collect();
     let sampler = match *loss {
         LossMethod::Tdann {
-            neighbourhood: Some(k),
+            neighbourhood,
             neighbourhoods,
-        } => Some(tdann(&positions, norm, Some(k), neighbourhoods, run.seed)?),
+        } if neighbourhood != Neighbourhood::Layer => Some(tdann(
+            &positions,
+            norm,
+            neighbourhood,
+            neighbourhoods,
+            run.seed,
+        )?),
         _ => None,
     };
     Ok(Layers {

@@ -8,6 +8,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use serde::Deserialize;
 
 use super::common::max_abs_diff;
+use topo::config::Neighbourhood;
 use topo::topography::{
     Norm, Positions, StepInputs, Tdann, TopoLoss, TopographicMethod, positions, sheet_size,
 };
@@ -55,7 +56,7 @@ fn value_and_grad(method: &dyn TopographicMethod, taps: &[Tensor], x: &Var) -> (
 
 fn tdann_of(case: &TdannCase) -> (Tdann, Var) {
     let p = Positions::from_rows(2, case.positions.clone()).unwrap();
-    let tdann = Tdann::new(&[p], Norm::Euclidean, None, 1, 0).unwrap();
+    let tdann = Tdann::new(&[p], Norm::Euclidean, Neighbourhood::Layer, 1, 0).unwrap();
     let tap = Var::from_tensor(
         &Tensor::from_vec(case.tap.clone(), case.shape.to_vec(), &Device::Cpu).unwrap(),
     )
@@ -164,8 +165,22 @@ fn both_gradients_match_finite_differences() {
 #[test]
 fn tdann_neighbourhoods_are_seeded_per_step_and_each_is_the_loss_on_its_channels() {
     let p = positions(topo::topography::Layout::Grid, 2, 16).unwrap();
-    let method = Tdann::new(std::slice::from_ref(&p), Norm::Euclidean, Some(5), 1, 7).unwrap();
-    let again = Tdann::new(std::slice::from_ref(&p), Norm::Euclidean, Some(5), 1, 7).unwrap();
+    let method = Tdann::new(
+        std::slice::from_ref(&p),
+        Norm::Euclidean,
+        Neighbourhood::Nearest(5),
+        1,
+        7,
+    )
+    .unwrap();
+    let again = Tdann::new(
+        std::slice::from_ref(&p),
+        Norm::Euclidean,
+        Neighbourhood::Nearest(5),
+        1,
+        7,
+    )
+    .unwrap();
     let draws: Vec<Vec<usize>> = (0..20)
         .map(|s| method.neighbourhoods(0, s)[0].clone())
         .collect();
@@ -197,7 +212,7 @@ fn tdann_neighbourhoods_are_seeded_per_step_and_each_is_the_loss_on_its_channels
         let sub = Tdann::new(
             &[Positions::from_rows(2, coords).unwrap()],
             Norm::Euclidean,
-            None,
+            Neighbourhood::Layer,
             1,
             0,
         )
@@ -427,5 +442,42 @@ fn a_layer_weight_on_a_conv_that_is_not_tapped_is_refused_with_the_taps_named() 
     assert!(
         err.contains("late.yaml:") && err.contains("positive finite"),
         "{err}"
+    );
+}
+
+/// TDANN's windows: every drawn neighbourhood is the channels of one axis-aligned square
+/// of the given side (a subset when trimmed), all of one size, at least `min_units`; a
+/// layer with no window that large is one neighbourhood of all its channels.
+#[test]
+fn tdann_windows_are_trimmed_squares_of_one_size() {
+    let p = positions(topo::topography::Layout::Grid, 2, 256).unwrap();
+    let side = 0.3;
+    let window = Neighbourhood::Window { side, min_units: 9 };
+    let method = Tdann::new(std::slice::from_ref(&p), Norm::Euclidean, window, 3, 11).unwrap();
+    let mut sizes = std::collections::BTreeSet::new();
+    for step in 0..30 {
+        let draws = method.neighbourhoods(0, step);
+        assert_eq!(draws.len(), 3);
+        for units in draws {
+            sizes.insert(units.len());
+            assert!(units.len() >= 9, "{units:?}");
+            assert!(units.windows(2).all(|w| w[0] < w[1]), "sorted, distinct");
+            // Within one square of side `side`: the spread on each axis is at most `side`.
+            for axis in 0..2 {
+                let (lo, hi) = units.iter().fold((f64::MAX, f64::MIN), |(lo, hi), &u| {
+                    (lo.min(p.point(u)[axis]), hi.max(p.point(u)[axis]))
+                });
+                assert!(hi - lo <= side + 1e-12, "axis {axis}: {lo}..{hi}");
+            }
+        }
+    }
+    assert_eq!(sizes.len(), 1, "one common size: {sizes:?}");
+
+    // 16 channels on a 4 x 4 grid: a window of side 0.3 holds at most 4, below 9.
+    let small = positions(topo::topography::Layout::Grid, 2, 16).unwrap();
+    let method = Tdann::new(std::slice::from_ref(&small), Norm::Euclidean, window, 2, 11).unwrap();
+    assert_eq!(
+        method.neighbourhoods(0, 4),
+        vec![(0..16).collect::<Vec<_>>()]
     );
 }
