@@ -16,6 +16,7 @@ pub enum LayoutArg {
     Grid,
     Nested,
     Sphere,
+    Sheet,
 }
 
 impl From<LayoutArg> for Layout {
@@ -24,6 +25,7 @@ impl From<LayoutArg> for Layout {
             LayoutArg::Grid => Layout::Grid,
             LayoutArg::Nested => Layout::Nested,
             LayoutArg::Sphere => Layout::Sphere,
+            LayoutArg::Sheet => Layout::Sheet,
         }
     }
 }

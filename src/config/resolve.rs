@@ -154,7 +154,7 @@ fn undefined(axis: &str, i: usize, what: &str, name: &str) -> ResolveProblem {
 fn problem_path(base: &str, problem: &TopographyProblem) -> String {
     use TopographyProblem as P;
     match problem {
-        P::Dimension(_) | P::SphereInOneDimension | P::CustomDimension => {
+        P::Dimension(_) | P::SphereInOneDimension | P::SheetNotIn2d(_) | P::CustomDimension => {
             child_path(base, "dimension")
         }
         P::MissingLayout | P::MissingDimension(_) => base.to_string(),

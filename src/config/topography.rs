@@ -194,6 +194,8 @@ pub enum TopographyProblem {
     MissingDimension(&'static str),
     #[error("a sphere needs dimension 2 (a circle) or 3, not 1")]
     SphereInOneDimension,
+    #[error("a sheet is 2D (TopoLoss's h x w cortical sheet): use `dimension: 2`, not {0}")]
+    SheetNotIn2d(u8),
     #[error("dimension must be 1, 2 or 3, not {0}")]
     Dimension(u8),
     #[error("`dimension` comes from the CSV's columns with a custom layout: remove it")]
@@ -205,7 +207,7 @@ pub enum TopographyProblem {
     #[error("layer_weights: {0}")]
     LayerWeights(LayerWeightProblem),
     #[error(
-        "TopoLoss lays channels on a 2D sheet: use `layout: grid, dimension: 2` with `loss: topoloss`"
+        "TopoLoss lays channels on a 2D sheet: use `layout: sheet` (or `grid`), `dimension: 2` with `loss: topoloss`"
     )]
     TopolossNeedsGrid,
 }
@@ -241,7 +243,7 @@ impl TopographySpec {
                 let sheet = matches!(
                     placement,
                     Placement::Builtin {
-                        layout: Layout::Grid,
+                        layout: Layout::Grid | Layout::Sheet,
                         dimension: 2,
                         ..
                     }
@@ -281,6 +283,9 @@ impl TopographySpec {
             (Some(LayoutSource::Builtin(Layout::Sphere)), Some(1)) => {
                 Err(TopographyProblem::SphereInOneDimension)
             }
+            (Some(LayoutSource::Builtin(Layout::Sheet)), Some(d)) if d != 2 => {
+                Err(TopographyProblem::SheetNotIn2d(d))
+            }
             (Some(LayoutSource::Builtin(l)), Some(d)) => Ok(Placement::Builtin {
                 layout: *l,
                 dimension: d,
@@ -295,5 +300,6 @@ fn layout_name(layout: Layout) -> &'static str {
         Layout::Grid => "grid",
         Layout::Nested => "nested",
         Layout::Sphere => "sphere",
+        Layout::Sheet => "sheet",
     }
 }

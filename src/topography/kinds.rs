@@ -13,6 +13,10 @@ pub enum Layout {
     Nested,
     /// Circle in 2D, Fibonacci sphere in 3D (`hypersphere` in the reference).
     Sphere,
+    /// TopoLoss's cortical sheet, 2D only: `h x w` cells, `h` the largest divisor of the
+    /// channel count at most its square root, equally spaced on both axes. The 2D grid
+    /// itself on a square count; a full rectangle where the grid would be partly filled.
+    Sheet,
 }
 
 /// Distance between two channel positions.

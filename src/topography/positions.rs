@@ -21,6 +21,8 @@ pub enum PositionsError {
     Dimension(usize),
     #[error("a sphere needs dimension 2 (a circle) or 3, not 1")]
     SphereInOneDimension,
+    #[error("a sheet is 2D, not {0}D")]
+    SheetNotIn2d(usize),
     #[error("{path}: cannot read")]
     Io {
         path: String,
@@ -126,6 +128,8 @@ pub fn positions(layout: Layout, dimension: usize, n: usize) -> Result<Positions
         return Err(PositionsError::NoChannels);
     }
     let coords = match layout {
+        Layout::Sheet if dimension == 2 => return super::sheet_positions(n),
+        Layout::Sheet => return Err(PositionsError::SheetNotIn2d(dimension)),
         Layout::Grid => grid(dimension, n),
         Layout::Nested => nested(dimension, n),
         Layout::Sphere => match dimension {

@@ -545,3 +545,19 @@ fn figure2_is_written_as_png_and_svg() {
     // Only the two figures: no temporary file left behind.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
 }
+
+/// `layout: sheet` is TopoLoss's h x w sheet: the 2D grid on a square channel count, a
+/// full rectangle otherwise, and 2D only.
+#[test]
+fn the_sheet_layout_is_topolosss_rectangle() {
+    use topo::topography::{Layout, positions};
+    let grid = positions(Layout::Grid, 2, 64).unwrap();
+    let sheet = positions(Layout::Sheet, 2, 64).unwrap();
+    assert_eq!(grid.coords(), sheet.coords());
+    let sheet = positions(Layout::Sheet, 2, 32).unwrap();
+    // 4 rows of 8: x takes 8 values, y 4, every cell filled once.
+    let xs: std::collections::BTreeSet<u64> = sheet.iter().map(|p| p[0].to_bits()).collect();
+    let ys: std::collections::BTreeSet<u64> = sheet.iter().map(|p| p[1].to_bits()).collect();
+    assert_eq!((xs.len(), ys.len()), (8, 4));
+    assert!(positions(Layout::Sheet, 3, 32).is_err());
+}
