@@ -43,7 +43,7 @@ pub use loss::{
 pub use model::{ModelKind, ModelSpec};
 pub use names::{is_safe_char, safe_file_name};
 pub use objective::{Objective, ObjectiveError};
-pub use pruning::{ProportionRange, Proportions, PruneMethod, PruningSpec};
+pub use pruning::{ClipEvaluation, ProportionRange, Proportions, PruneMethod, PruningSpec};
 pub use report::{FigureKind, PaperTable, ReportSpec, StdKind, TableSpec};
 pub use resolve::{Named, ResolveProblem, Resolved, Unresolved, resolve, topography_of};
 pub use schema::{

@@ -77,6 +77,24 @@ pub struct PruningSpec {
     /// Seed of the `random` method.
     #[serde(default)]
     pub seed: u64,
+    /// How a data set evaluated on windows (BirdDCASE) is tested after pruning: every
+    /// one-second window with the logits averaged per clip (`windows`, as during training;
+    /// the default), or each clip whole in one input (`whole`, as the reference's
+    /// `scripts/pruning/evaluate.py` does). Other data sets' examples are whole already.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clips: Option<ClipEvaluation>,
+}
+
+/// How clips longer than a second are evaluated after pruning.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClipEvaluation {
+    /// Every one-second window, the logits averaged per clip.
+    #[default]
+    Windows,
+    /// The whole clip in one input (a batch's shorter clips padded with zeros after
+    /// normalisation, as the reference pads short clips).
+    Whole,
 }
 
 fn default_methods() -> Vec<PruneMethod> {

@@ -40,6 +40,9 @@ pub enum Framing {
     /// Training: one random one-second crop; evaluation: every non-overlapping
     /// one-second window, reported in `Batch::windows`.
     Windows,
+    /// Evaluation of each clip whole in one input, a batch's shorter clips padded with
+    /// zeros after normalisation (the reference's pruning evaluation).
+    WholeClip,
 }
 
 /// Scalar normalisation `(x - mean) / std` from the training features.
@@ -197,6 +200,17 @@ impl Split for AudioSplit {
         None
     }
 
+    fn whole_clips(&self) -> Option<Box<dyn Split>> {
+        (self.framing == Framing::Windows).then(|| {
+            Box::new(AudioSplit {
+                front: Arc::clone(&self.front),
+                clips: self.clips.clone(),
+                stats: self.stats,
+                framing: Framing::WholeClip,
+            }) as Box<dyn Split>
+        })
+    }
+
     fn batch(
         &self,
         indices: &[usize],
@@ -206,6 +220,8 @@ impl Split for AudioSplit {
         let mut data = Vec::new();
         let mut labels = Vec::with_capacity(indices.len());
         let mut windows = Vec::with_capacity(indices.len());
+        // Whole clips: where each clip's features start in `data`, and its frames.
+        let mut whole = Vec::new();
         let mut n_mels = 0;
         for &i in indices {
             let c = self.clips.get(i).ok_or(DataError::Index {
@@ -217,6 +233,11 @@ impl Split for AudioSplit {
             labels.push(c.clip.label);
             let stats = self.stats;
             match (self.framing, augment.as_deref_mut()) {
+                (Framing::WholeClip, _) => {
+                    whole.push((data.len(), f.frames));
+                    stats.window(&f, 0, f.frames, &mut data);
+                    windows.push(1);
+                }
                 (Framing::Whole, _) => {
                     stats.window(&f, 0, SECOND_FRAMES, &mut data);
                     windows.push(1);
@@ -243,12 +264,35 @@ impl Split for AudioSplit {
         }
         let n: usize = windows.iter().sum();
         let evaluating_windows = self.framing == Framing::Windows && augment.is_none();
+        if self.framing == Framing::WholeClip {
+            let frames = whole.iter().map(|&(_, f)| f).max().unwrap_or(0);
+            let data = pad_frames(&data, &whole, n_mels, frames);
+            return Ok(Batch {
+                inputs: Tensor::from_vec(data, (n, 1, n_mels, frames), device)?,
+                labels: Tensor::from_vec(labels, indices.len(), device)?,
+                windows: None,
+            });
+        }
         Ok(Batch {
             inputs: Tensor::from_vec(data, (n, 1, n_mels, SECOND_FRAMES), device)?,
             labels: Tensor::from_vec(labels, indices.len(), device)?,
             windows: evaluating_windows.then_some(windows),
         })
     }
+}
+
+/// Clips of `frames[i].1` frames each (`n_mels` rows, starting at `frames[i].0` in
+/// `data`), each padded with zeros to `frames` columns.
+fn pad_frames(data: &[f32], clips: &[(usize, usize)], n_mels: usize, frames: usize) -> Vec<f32> {
+    let mut out = vec![0f32; clips.len() * n_mels * frames];
+    for (i, &(start, len)) in clips.iter().enumerate() {
+        for m in 0..n_mels {
+            let from = start + m * len;
+            let to = (i * n_mels + m) * frames;
+            out[to..to + len].copy_from_slice(&data[from..from + len]);
+        }
+    }
+    out
 }
 
 /// The three splits of an audio data set, `limits` applied, features cached, normalised
@@ -300,6 +344,17 @@ pub fn build_dataset(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn whole_clips_are_padded_with_zeros_to_the_longest() {
+        // Two clips of 2 mel bands: 3 frames and 1 frame, row-major per clip.
+        let data = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
+        let out = super::pad_frames(&data, &[(0, 3), (6, 1)], 2, 3);
+        assert_eq!(
+            out,
+            [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 0.0, 0.0, 8.0, 0.0, 0.0]
+        );
+    }
+
     use super::*;
 
     #[test]

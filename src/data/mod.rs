@@ -59,6 +59,12 @@ pub trait Split: Send + Sync {
     /// For `topo splits`, so another framework can train on the same examples. `None`
     /// for audio, whose examples are files named in the data set's own lists.
     fn source_indices(&self) -> Option<&[usize]>;
+
+    /// The same examples evaluated each whole in one input, for a split evaluated on
+    /// windows (BirdDCASE); `None` where every example is one input already.
+    fn whole_clips(&self) -> Option<Box<dyn Split>> {
+        None
+    }
 }
 
 /// A data set's three splits and what a model needs to know about it.

@@ -2,6 +2,7 @@
 
 use candle_nn::VarMap;
 
+use crate::config::ClipEvaluation;
 use crate::plan::RunConfig;
 use crate::results::{ChannelPositions, LayerRecord, TopographyRecord, write_json};
 use crate::topography::{
@@ -152,6 +153,13 @@ fn prune_data(
     };
     let eval_batch = run.training.eval_batch();
     let best = env.dir.best_checkpoint();
+    // The reference's pruning script tests BirdDCASE's clips whole; `clips: whole` asks
+    // for that, windows (as in training) otherwise.
+    let whole = match spec.clips.unwrap_or_default() {
+        ClipEvaluation::Whole => data.test.whole_clips(),
+        ClipEvaluation::Windows => None,
+    };
+    let test = whole.as_deref().unwrap_or(data.test.as_ref());
     let fresh = || -> Result<VarMap, EngineError> {
         let (varmap, _) = build_model(run, data, &env.device, env.kernels)?;
         crate::train::checkpoint::load_weights(&best, &varmap, &env.device)?;
@@ -167,13 +175,7 @@ fn prune_data(
             run.objective.tap(),
             env.kernels,
         )?;
-        let totals = evaluate(
-            model.as_ref(),
-            data.test.as_ref(),
-            eval_batch,
-            None,
-            &env.device,
-        )?;
+        let totals = evaluate(model.as_ref(), test, eval_batch, None, &env.device)?;
         Ok(totals.accuracy())
     };
     run_pruning(&env.dir.pruning(), spec, fresh, tap_names, evaluate_pruned)?;

@@ -102,6 +102,7 @@ mod tests {
                 steps,
             }),
             seed: 0,
+            clips: None,
         }
     }
 
