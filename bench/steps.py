@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
+from torch.nn.utils import prune
 
 from pytorch_reference import DenseNet121, ResNet18, VGG16BN
 
@@ -471,6 +472,61 @@ def start_from(model: nn.Module, optimizer: torch.optim.Optimizer, tensors: dict
                 optimizer.state[p]["momentum_buffer"] = tensors[key].clone()
 
 
+@dataclass
+class Pruned:
+    """The pruning points of one run: how many, how many chose other channels than topo, how
+    many tested to another count of correct examples, and the worst logit difference."""
+
+    points: int = 0
+    other_channels: int = 0
+    other_correct: int = 0
+    logits: float = 0.0
+
+
+def replay_pruning(trace_dir: Path) -> Pruned:
+    """Prunes the weights topo had after its last step with torch's own pruning (as the
+    reference's `scripts/pruning/evaluate.py`: `ln_structured` over output channels, the bias
+    masked by its channel; topo's draw for `random`) and tests them on the same examples."""
+    record = json.loads((trace_dir / "trace.json").read_text())
+    result = Pruned()
+    if not record["pruning"]:
+        return result
+    run = record["run"]
+    dtype = torch.float64 if record["dtype"] == "f64" else torch.float32
+    last = load_file(trace_dir / f"step-{record['steps'][-1]['step']:04d}.safetensors")
+    final = {k.removeprefix("after/"): v for k, v in last.items() if k.startswith("after/")}
+    test = load_file(trace_dir / "test.safetensors")
+    taps = [t["name"] for t in record["taps"]]
+    for index, point in enumerate(record["pruning"]):
+        model = build_model(run, 10, test["input"].shape[1], dtype)
+        load_initial(model, final)
+        model.eval()
+        chosen = []
+        for layer, name in enumerate(taps):
+            conv = model.get_submodule(name)
+            if point["method"] == "random":
+                mask = torch.ones_like(conv.weight)
+                mask[point["channels"][layer]] = 0
+                prune.custom_from_mask(conv, "weight", mask)
+            else:
+                n = 1 if point["method"] == "l1" else 2
+                prune.ln_structured(conv, "weight", amount=point["proportion"], n=n, dim=0)
+            if conv.bias is not None:
+                prune.custom_from_mask(conv, "bias", conv.weight_mask.mean(dim=(1, 2, 3)))
+            chosen.append(
+                [int(c) for c in (conv.weight_mask.flatten(1).sum(1) == 0).nonzero().flatten()]
+            )
+        with torch.no_grad():
+            logits = model(test["input"])
+        theirs = load_file(trace_dir / f"prune-{index:02d}.safetensors")["logits"]
+        correct = int((logits.argmax(1) == test["label"].long()).sum())
+        result.points += 1
+        result.other_channels += chosen != point["channels"]
+        result.other_correct += correct != point["correct"]
+        result.logits = max(result.logits, difference(theirs, logits))
+    return result
+
+
 def run_topo(topo_bin: Path, out: Path, precision: str, steps: int, only: list[str]) -> None:
     command = [
         str(topo_bin.resolve()),
@@ -536,6 +592,7 @@ def main(argv: list[str]) -> int:
     only = [r["id"] for r in plan["runs"] if not args.model or r["model"] in args.model]
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     rows = []
+    pruning_rows: list[tuple[str, str, Pruned]] = []
     failed = []
     for precision in args.precision:
         out = args.out / precision
@@ -544,8 +601,19 @@ def main(argv: list[str]) -> int:
             trace_dir = out / run_id
             record, worst = replay(trace_dir, forced=True)
             _, drift = replay(trace_dir, forced=False)
+            pruned = replay_pruning(trace_dir)
             rows.append((trace_dir.name, f"{precision} ({record['kernels']})", worst, drift))
+            pruning_rows.append((trace_dir.name, precision, pruned))
             over = failures(worst, precision)
+            # In float64 the channels chosen and the examples right must be the same; in
+            # float32 a near tie in a norm or a logit may go either way.
+            if precision == "f64" and (
+                pruned.other_channels or pruned.other_correct or pruned.logits > BOUNDS["f64"]
+            ):
+                over.append(
+                    f"pruning: {pruned.other_channels} points choose other channels, "
+                    f"{pruned.other_correct} test otherwise, logits {pruned.logits:.1e}"
+                )
             if over:
                 failed.append(f"{trace_dir.name} {precision}: {', '.join(over)}")
             print(
@@ -563,6 +631,17 @@ def main(argv: list[str]) -> int:
         "once the rate is above 0).\n"
     )
     print(table(rows))
+    print(
+        "\nPruning the weights after the last step (each run's `pruning:` points), topo against "
+        "torch.nn.utils.prune on the same weights and test examples:\n"
+    )
+    print("| run | precision | points | other channels | other correct count | worst logits |")
+    print("|---|---|---:|---:|---:|---:|")
+    for run_id, precision, p in pruning_rows:
+        print(
+            f"| {run_id} | {precision} | {p.points} | {p.other_channels} | {p.other_correct} "
+            f"| {p.logits:.1e} |"
+        )
     if failed:
         print("\nover the bound: " + "; ".join(failed), file=sys.stderr)
         return 1

@@ -13,21 +13,24 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Tensor};
-use candle_nn::VarMap;
+use candle_core::{DType, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
 use serde::Serialize;
 
 use super::checkpoint::{save_tensors, weights};
 use super::optim::{Sgd, SgdConfig, learning_rate, trainable_vars};
 use super::term::tdann;
 use super::{EngineError, TrainEnv, begin_epoch, build_model_for, build_term, gradients};
-use crate::config::{LossMethod, Neighbourhood, Objective};
-use crate::data::{Batch, load as load_data};
+use crate::config::{LossMethod, Neighbourhood, Objective, PruneMethod, PruningSpec};
+use crate::data::{Batch, Dataset, load as load_data};
 use crate::kernels::Kernels;
+use crate::nn::build_with;
 use crate::plan::RunConfig;
 use crate::results::{SplitKind, write_json};
 use crate::topography::{Norm, Tdann};
 use crate::train::layouts::layer_positions;
+use crate::train::prune::prune_varmap;
+use crate::train::{correct, example_logits};
 
 /// How many steps to trace, in which precision.
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +55,20 @@ struct TraceFile<'a> {
     /// Each tapped layer's weight in the topographic loss, in tap order.
     layer_weights: Option<Vec<f64>>,
     steps: Vec<StepRecord>,
+    /// The run's pruning points on the weights after the last step, tested on the whole
+    /// test split (`test.safetensors`); each point's logits in `prune-NN.safetensors`.
+    pruning: Vec<PruneRecord>,
+}
+
+/// One pruning point, as the engine's pruning stage takes it.
+#[derive(Serialize)]
+struct PruneRecord {
+    method: PruneMethod,
+    proportion: f64,
+    /// Per tapped conv, in tap order: the channels zeroed.
+    channels: Vec<Vec<usize>>,
+    correct: usize,
+    examples: usize,
 }
 
 #[derive(Serialize)]
@@ -96,7 +113,9 @@ pub struct Traced {
 /// `initial.safetensors` (every weight and batch-norm statistic before the first step)
 /// and one `step-NNNN.safetensors` per step with `input`, `label`, `dropout.K`,
 /// `grad/NAME` (every trainable tensor's gradient), `after/NAME` (every tensor after the
-/// update) and `momentum/NAME`. Stops early at the end of the run's last epoch.
+/// update) and `momentum/NAME`. Stops early at the end of the run's last epoch. With a
+/// `pruning:` spec, each of its points on the weights after the last step, tested on the
+/// whole test split (`test.safetensors`, each point's logits in `prune-NN.safetensors`).
 pub fn trace(
     run: &RunConfig,
     env: &TrainEnv,
@@ -149,6 +168,7 @@ pub fn trace(
             .layer_weights()
             .map(|w| w.of(&model.tap_names())),
         steps: Vec::new(),
+        pruning: Vec::new(),
     };
     let batch_size = run.training.batch_size;
     let batches = data.train.len().div_ceil(batch_size) as u64;
@@ -215,12 +235,87 @@ pub fn trace(
             });
         }
     }
+    if let Some(spec) = &run.pruning {
+        record.pruning = pruning(
+            run,
+            env,
+            &data,
+            &varmap,
+            &model.tap_names(),
+            spec,
+            options.dtype,
+            out,
+        )?;
+    }
     let steps = record.steps.len() as u64;
     write_json(&out.join("trace.json"), &record)?;
     Ok(Traced {
         dir: out.to_path_buf(),
         steps,
     })
+}
+
+/// Each point of `spec` on a copy of `varmap`'s weights, as the pruning stage prunes
+/// them, tested in evaluation mode on the whole test split in one batch.
+#[allow(clippy::too_many_arguments)]
+fn pruning(
+    run: &RunConfig,
+    env: &TrainEnv,
+    data: &Dataset,
+    varmap: &VarMap,
+    taps: &[String],
+    spec: &PruningSpec,
+    dtype: DType,
+    out: &Path,
+) -> Result<Vec<PruneRecord>, EngineError> {
+    let all: Vec<usize> = (0..data.test.len()).collect();
+    let batch = data.test.batch(&all, None, &env.device)?;
+    let batch = Batch {
+        inputs: batch.inputs.to_dtype(dtype)?,
+        ..batch
+    };
+    let mut test = HashMap::new();
+    test.insert("input".to_owned(), batch.inputs.clone());
+    test.insert("label".to_owned(), batch.labels.clone());
+    save_tensors(&out.join("test.safetensors"), &test)?;
+    let mut records = Vec::new();
+    for &method in &spec.methods {
+        for proportion in spec.proportions.values() {
+            let pruned = VarMap::new();
+            {
+                let source = crate::sync::lock(varmap.data());
+                let mut target = crate::sync::lock(pruned.data());
+                for (name, var) in source.iter() {
+                    target.insert(name.clone(), Var::from_tensor(&var.as_tensor().copy()?)?);
+                }
+            }
+            let count = prune_varmap(&pruned, taps, proportion, method, spec.seed)?;
+            let vb = VarBuilder::from_varmap(&pruned, dtype, &env.device);
+            let model = build_with(
+                &run.model,
+                data.in_channels,
+                data.num_classes,
+                vb,
+                run.objective.tap(),
+                env.kernels,
+            )?;
+            let logits = example_logits(&model.forward_t(&batch.inputs, false)?.logits, &batch)?;
+            let mut tensors = HashMap::new();
+            tensors.insert("logits".to_owned(), logits.clone());
+            save_tensors(
+                &out.join(format!("prune-{:02}.safetensors", records.len())),
+                &tensors,
+            )?;
+            records.push(PruneRecord {
+                method,
+                proportion,
+                channels: count.channels,
+                correct: correct(&logits, &batch.labels)?,
+                examples: all.len(),
+            });
+        }
+    }
+    Ok(records)
 }
 
 /// Every tensor after the update (`after/NAME`, batch-norm statistics included) and the

@@ -10,10 +10,12 @@ use crate::train::prune::select::{scores_of, select_channels};
 use crate::train::prune::{PruneError, Result};
 
 /// Channels zeroed by one pruning, over all layers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PruneCount {
     pub pruned: usize,
     pub total: usize,
+    /// Each conv's zeroed channels, in the order the convs were given, each increasing.
+    pub channels: Vec<Vec<usize>>,
 }
 
 /// Zeroes, in every conv `{prefix}.weight` (and `{prefix}.bias` when the conv has one),
@@ -32,6 +34,7 @@ pub fn prune_varmap(
     let mut count = PruneCount {
         pruned: 0,
         total: 0,
+        channels: Vec::with_capacity(conv_prefixes.len()),
     };
     for prefix in conv_prefixes {
         let name = format!("{prefix}.weight");
@@ -42,6 +45,7 @@ pub fn prune_varmap(
         let chosen = select_channels(&scores, proportion, method, &mut rng);
         count.total += scores.len();
         count.pruned += chosen.len();
+        count.channels.push(chosen.clone());
         if chosen.is_empty() {
             continue;
         }
