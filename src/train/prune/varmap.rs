@@ -162,7 +162,8 @@ mod tests {
                     count,
                     PruneCount {
                         pruned: expected_n,
-                        total: 10
+                        total: 10,
+                        channels: vec![expected.clone()],
                     },
                     "p = {p}"
                 );
