@@ -40,6 +40,7 @@ from safetensors.torch import load_file
 from torch import nn
 from torch.nn.utils import prune
 
+from parity import WarmupCosine
 from pytorch_reference import DenseNet121, ResNet18, VGG16BN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -269,37 +270,6 @@ def topoloss(weight: torch.Tensor, factor: float) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------------------------
-# The schedule: the reference's LinearWarmupCosineAnnealingLR, stepped once per epoch
-# --------------------------------------------------------------------------------------------
-
-
-def warmup_cosine(base: float, warmup: float, epochs: float, epoch: int) -> float:
-    """The rate of epoch `epoch` (0-based): the scheduler's recursive form from 0."""
-    lr = 0.0
-    for e in range(1, epoch + 1):
-        if e < warmup:
-            new = lr + base / (warmup - 1)
-        elif e == warmup:
-            new = base
-        elif (e - 1 - epochs) % (2 * (epochs - warmup)) == 0:
-            new = lr + base * (1 - math.cos(math.pi / (epochs - warmup))) / 2
-        else:
-            new = (1 + math.cos(math.pi * (e - warmup) / (epochs - warmup))) / (
-                1 + math.cos(math.pi * (e - warmup - 1) / (epochs - warmup))
-            ) * lr
-        lr = new if math.isfinite(new) else lr
-    return lr
-
-
-def learning_rate(training: dict, epoch: int) -> float:
-    base = training["optimizer"]["lr"]
-    schedule = training["schedule"]
-    if schedule["kind"] == "constant":
-        return base
-    return warmup_cosine(base, schedule["warmup"] * training["epochs"], training["epochs"], epoch)
-
-
-# --------------------------------------------------------------------------------------------
 # Comparison
 # --------------------------------------------------------------------------------------------
 
@@ -393,6 +363,20 @@ def replay(trace_dir: Path, forced: bool) -> tuple[dict, Worst]:
         momentum=optimizer_spec["momentum"],
         weight_decay=optimizer_spec["weight_decay"],
     )
+    # The reference's scheduler, stepped once per epoch as its training scripts step it.
+    training = run["training"]
+    schedule = training["schedule"]
+    scheduler = None
+    if schedule["kind"] == "warmup_cosine":
+        for group in optimizer.param_groups:
+            group["lr"] = optimizer_spec["lr"]
+        scheduler = WarmupCosine(
+            optimizer, schedule["warmup"] * training["epochs"], training["epochs"]
+        )
+    else:
+        for group in optimizer.param_groups:
+            group["lr"] = optimizer_spec["lr"]
+    epoch = 1
     names = {id(p): n for n, p in model.named_parameters()}
     worst = Worst()
     previous: dict[str, torch.Tensor] | None = None
@@ -403,10 +387,12 @@ def replay(trace_dir: Path, forced: bool) -> tuple[dict, Worst]:
             start_from(model, optimizer, previous)
         for k, given in enumerate(dropouts):
             given.mask = tensors[f"dropout.{k}"].to(dtype)
-        lr = learning_rate(run["training"], step["epoch"] - 1)
+        while epoch < step["epoch"]:
+            if scheduler is not None:
+                scheduler.step()
+            epoch += 1
+        lr = optimizer.param_groups[0]["lr"]
         worst.add("lr", abs(lr - step["lr"]) / max(abs(lr), 1.0), s)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
 
         optimizer.zero_grad(set_to_none=True)
         logits = model(tensors["input"])

@@ -105,6 +105,29 @@ pub struct RunArgs {
     pub allow_kernel_change: bool,
 }
 
+/// The runs of `plan` whose ids `ids` names, in plan order; an id the plan lacks is a
+/// usage error naming it (and how to list the ids).
+pub fn only<'p>(
+    plan: &'p crate::plan::Plan,
+    ids: &[String],
+    file: &std::path::Path,
+) -> Result<Vec<&'p RunConfig>, CliError> {
+    let unknown: Vec<&str> = ids
+        .iter()
+        .filter(|id| !plan.runs.iter().any(|r| &r.id == *id))
+        .map(String::as_str)
+        .collect();
+    if !unknown.is_empty() {
+        return Err(CliError::Usage(format!(
+            "no run `{}` in {}: `topo plan {}` lists the ids",
+            unknown.join("`, `"),
+            file.display(),
+            file.display()
+        )));
+    }
+    Ok(plan.runs.iter().filter(|r| ids.contains(&r.id)).collect())
+}
+
 pub fn run(args: &RunArgs) -> Result<(), CliError> {
     let Planned { loaded, plan, dir } = load_plan(&args.experiment)?;
     let runs: Vec<&RunConfig> = if args.only.is_empty() {
@@ -118,25 +141,7 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
             None => all,
         }
     } else {
-        let unknown: Vec<&str> = args
-            .only
-            .iter()
-            .filter(|id| !plan.runs.iter().any(|r| &r.id == *id))
-            .map(String::as_str)
-            .collect();
-        if !unknown.is_empty() {
-            return Err(CliError::Usage(format!(
-                "no run `{}` in {}: `topo plan {}` lists the ids",
-                unknown.join("`, `"),
-                args.experiment.file.display(),
-                args.experiment.file.display()
-            )));
-        }
-        // Plan order, whatever order the ids were given in.
-        plan.runs
-            .iter()
-            .filter(|r| args.only.contains(&r.id))
-            .collect()
+        only(&plan, &args.only, &args.experiment.file)?
     };
     let device = args.device.device().map_err(CliError::Failed)?;
     let cache_dir = cache_dir(&args.experiment.results);

@@ -14,7 +14,7 @@ use crate::runner::preflight::{PreflightEnv, preflight};
 use crate::train::TrainEnv;
 use crate::train::trace::{TraceOptions, trace};
 
-use super::run::{DeviceChoice, KernelsArg};
+use super::run::{DeviceChoice, KernelsArg, only};
 use super::validate::{Planned, load_plan};
 use super::{CliError, ExperimentArgs};
 
@@ -64,24 +64,11 @@ pub fn run(args: &TraceArgs) -> Result<(), CliError> {
         (Precision::F32, k) => (DType::F32, k.map_or(Kernels::Fast, Kernels::from)),
     };
     let Planned { loaded, plan, dir } = load_plan(&args.experiment)?;
-    let file = args.experiment.file.display();
-    let unknown: Vec<&str> = args
-        .only
-        .iter()
-        .filter(|id| !plan.runs.iter().any(|r| &r.id == *id))
-        .map(String::as_str)
-        .collect();
-    if !unknown.is_empty() {
-        return Err(CliError::Usage(format!(
-            "no run `{}` in {file}: `topo plan {file}` lists the ids",
-            unknown.join("`, `"),
-        )));
-    }
-    let runs: Vec<&RunConfig> = plan
-        .runs
-        .iter()
-        .filter(|r| args.only.is_empty() || args.only.contains(&r.id))
-        .collect();
+    let runs: Vec<&RunConfig> = if args.only.is_empty() {
+        plan.runs.iter().collect()
+    } else {
+        only(&plan, &args.only, &args.experiment.file)?
+    };
     let device = args.device.device().map_err(CliError::Failed)?;
     let cache_dir = cache_dir(&args.experiment.results);
     let problems = preflight(

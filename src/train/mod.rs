@@ -235,12 +235,7 @@ impl Session<'_> {
     /// validation split; returns both records.
     fn epoch(&self, sgd: &mut Sgd, epoch: u32) -> Result<[EpochRecord; 2], EngineError> {
         let run = self.run;
-        let lr = learning_rate(
-            &run.training.schedule,
-            run.training.optimizer.lr,
-            epoch - 1,
-            run.training.epochs,
-        );
+        let lr = epoch_rate(run, epoch);
         sgd.set_learning_rate(lr);
         let t0 = Instant::now();
         let train = self.train_epoch(sgd, epoch)?;
@@ -306,6 +301,16 @@ impl Session<'_> {
         bar.finish();
         Ok(totals)
     }
+}
+
+/// The learning rate of `epoch` (1-based) under the run's schedule.
+fn epoch_rate(run: &RunConfig, epoch: u32) -> f64 {
+    learning_rate(
+        &run.training.schedule,
+        run.training.optimizer.lr,
+        epoch - 1,
+        run.training.epochs,
+    )
 }
 
 /// What an epoch draws from the run's seed before its first step.

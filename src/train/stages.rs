@@ -107,6 +107,25 @@ pub fn measure_topography(
     Ok(record)
 }
 
+/// `run`'s model over the weights already in `varmap` (a pruned copy), in `dtype`.
+pub(crate) fn model_over(
+    run: &RunConfig,
+    data: &crate::data::Dataset,
+    varmap: &VarMap,
+    dtype: candle_core::DType,
+    env: &TrainEnv,
+) -> Result<Box<dyn crate::nn::TopoModel>, EngineError> {
+    let vb = candle_nn::VarBuilder::from_varmap(varmap, dtype, &env.device);
+    Ok(crate::nn::build_with(
+        &run.model,
+        data.in_channels,
+        data.num_classes,
+        vb,
+        run.objective.tap(),
+        env.kernels,
+    )?)
+}
+
 /// Runs the pruning stage of `run` (only the points `pruning.csv` lacks).
 pub fn prune(trained: &Trained, run: &RunConfig, env: &TrainEnv) -> Result<(), EngineError> {
     prune_data(&trained.data, &trained.model.tap_names(), run, env)
@@ -166,15 +185,7 @@ fn prune_data(
         Ok(varmap)
     };
     let evaluate_pruned = |varmap: &VarMap| -> Result<f64, EngineError> {
-        let vb = candle_nn::VarBuilder::from_varmap(varmap, candle_core::DType::F32, &env.device);
-        let model = crate::nn::build_with(
-            &run.model,
-            data.in_channels,
-            data.num_classes,
-            vb,
-            run.objective.tap(),
-            env.kernels,
-        )?;
+        let model = model_over(run, data, varmap, candle_core::DType::F32, env)?;
         let totals = evaluate(model.as_ref(), test, eval_batch, None, &env.device)?;
         Ok(totals.accuracy())
     };

@@ -14,22 +14,24 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Tensor, Var};
-use candle_nn::{VarBuilder, VarMap};
+use candle_nn::VarMap;
 use serde::Serialize;
 
 use super::checkpoint::{save_tensors, weights};
-use super::optim::{Sgd, SgdConfig, learning_rate, trainable_vars};
+use super::optim::{Sgd, SgdConfig, trainable_vars};
 use super::term::tdann;
-use super::{EngineError, TrainEnv, begin_epoch, build_model_for, build_term, gradients};
+use super::{
+    EngineError, TrainEnv, begin_epoch, build_model_for, build_term, epoch_rate, gradients,
+};
 use crate::config::{LossMethod, Neighbourhood, Objective, PruneMethod, PruningSpec};
 use crate::data::{Batch, Dataset, load as load_data};
 use crate::kernels::Kernels;
-use crate::nn::build_with;
 use crate::plan::RunConfig;
 use crate::results::{SplitKind, write_json};
 use crate::topography::{Norm, Tdann};
 use crate::train::layouts::layer_positions;
 use crate::train::prune::prune_varmap;
+use crate::train::stages::model_over;
 use crate::train::{correct, example_logits};
 
 /// How many steps to trace, in which precision.
@@ -173,12 +175,7 @@ pub fn trace(
     let batch_size = run.training.batch_size;
     let batches = data.train.len().div_ceil(batch_size) as u64;
     'epochs: for epoch in 1..=run.training.epochs {
-        let lr = learning_rate(
-            &run.training.schedule,
-            run.training.optimizer.lr,
-            epoch - 1,
-            run.training.epochs,
-        );
+        let lr = epoch_rate(run, epoch);
         sgd.set_learning_rate(lr);
         let mut draws = begin_epoch(run, model.as_ref(), data.train.len(), epoch);
         for (i, chunk) in draws.order.chunks(batch_size).enumerate() {
@@ -290,15 +287,7 @@ fn pruning(
                 }
             }
             let count = prune_varmap(&pruned, taps, proportion, method, spec.seed)?;
-            let vb = VarBuilder::from_varmap(&pruned, dtype, &env.device);
-            let model = build_with(
-                &run.model,
-                data.in_channels,
-                data.num_classes,
-                vb,
-                run.objective.tap(),
-                env.kernels,
-            )?;
+            let model = model_over(run, data, &pruned, dtype, env)?;
             let logits = example_logits(&model.forward_t(&batch.inputs, false)?.logits, &batch)?;
             let mut tensors = HashMap::new();
             tensors.insert("logits".to_owned(), logits.clone());

@@ -56,6 +56,20 @@ pub fn metrics_without_timings(run: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// The largest absolute value of a tensor of any float type and shape.
+pub fn max_abs(t: &candle_core::Tensor) -> f64 {
+    t.to_dtype(candle_core::DType::F64)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
+}
+
 /// The largest absolute difference between two equally long slices.
 pub fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());

@@ -1054,16 +1054,7 @@ fn seeded_at(
     (varmap, model)
 }
 
-fn max_abs(t: &Tensor) -> f32 {
-    t.abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
-}
+use super::common::max_abs;
 
 /// `tap: block` reads what each unit emits: ResNet-18's last tap is the output of its
 /// last block (pooled and passed through `fc`, it gives the logits), VGG's taps are the

@@ -12,16 +12,7 @@ fn load(path: &Path) -> HashMap<String, Tensor> {
 }
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap()
+    super::common::max_abs(&(a - b).unwrap())
 }
 
 /// The recorded gradients, momenta and weights of two float64 steps obey PyTorch's SGD
