@@ -54,6 +54,8 @@ pub enum LossForm {
         #[schemars(range(min = 1))]
         neighbourhoods: u32,
     },
+    /// TopoLoss averages its layers' losses where `topo` adds them by default: set
+    /// `training.topographic.reduction: mean` to use TopoNets' lambdas as they are.
     Topoloss {
         /// How much the sheet is shrunk before it is grown back (TopoLoss's factor).
         #[serde(default = "default_factor")]

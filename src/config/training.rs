@@ -153,7 +153,8 @@ fn default_warmup() -> f64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TopographicLossSpec {
-    /// Combine the layers' losses by `sum` (the published code) or `mean` (the paper's eq. 3).
+    /// Combine the layers' losses by `sum` (the paper's published code) or `mean` (the paper's
+    /// eq. 3, and TopoLoss's own code: with `mean` a TopoNets lambda means the same here).
     #[serde(default)]
     pub reduction: LayerReduction,
     /// Lower bound of the product of norms in the cosine similarity.
