@@ -127,6 +127,7 @@ fn write_run(exp: &ExperimentDir, i: usize, a: &RunAxes, topography_yaml: &str) 
         &run.topography(),
         &serde_json::to_string(&TopographyRecord {
             layout: "grid".into(),
+            probe: None,
             layers,
         })?,
     )?;

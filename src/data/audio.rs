@@ -182,16 +182,16 @@ impl AudioSplit {
         }
     }
 
-    pub fn labels(&self) -> Vec<u32> {
-        self.clips.iter().map(|c| c.clip.label).collect()
-    }
-
     pub fn stats(&self) -> Stats {
         self.stats
     }
 }
 
 impl Split for AudioSplit {
+    fn labels(&self) -> Vec<u32> {
+        self.clips.iter().map(|c| c.clip.label).collect()
+    }
+
     fn len(&self) -> usize {
         self.clips.len()
     }

@@ -74,14 +74,13 @@ impl ImageSplit {
             augment,
         }
     }
-
-    /// The labels of this split, in order.
-    pub fn labels(&self) -> Vec<u32> {
-        self.indices.iter().map(|&i| self.store.labels[i]).collect()
-    }
 }
 
 impl Split for ImageSplit {
+    fn labels(&self) -> Vec<u32> {
+        self.indices.iter().map(|&i| self.store.labels[i]).collect()
+    }
+
     fn len(&self) -> usize {
         self.indices.len()
     }

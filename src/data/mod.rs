@@ -60,6 +60,9 @@ pub trait Split: Send + Sync {
     /// for audio, whose examples are files named in the data set's own lists.
     fn source_indices(&self) -> Option<&[usize]>;
 
+    /// Each example's class, in split order.
+    fn labels(&self) -> Vec<u32>;
+
     /// The same examples evaluated each whole in one input, for a split evaluated on
     /// windows (BirdDCASE); `None` where every example is one input already.
     fn whole_clips(&self) -> Option<Box<dyn Split>> {

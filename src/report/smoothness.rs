@@ -20,6 +20,10 @@ pub struct SmoothnessRow {
     pub seeds: usize,
     /// Score, slope, neighbours' same-class share, its shuffled share: (mean, SE).
     pub values: [(f64, Option<f64>); 4],
+    /// The examples per class of the probe set every run of the row was measured on;
+    /// `None` when some were measured on the test split's first 256 examples (records
+    /// written before probe sets).
+    pub per_class: Option<usize>,
 }
 
 /// The rows of every chosen series, in series then layer order.
@@ -30,12 +34,23 @@ pub fn smoothness(
 ) -> Result<Vec<SmoothnessRow>, ReportError> {
     let mut keys = Interner::new();
     let mut samples = Samples::new(4);
+    // Per series: the probe's examples per class if every run has the same one.
+    let mut probes: Vec<Option<usize>> = Vec::with_capacity(series.len());
     for (s, one) in series.iter().enumerate() {
-        for record in one
+        let records: Vec<_> = one
             .runs
             .iter()
             .filter_map(|&r| files.get(r).and_then(|f| f.topography.as_ref()))
-        {
+            .collect();
+        let per_class: Vec<Option<usize>> = records
+            .iter()
+            .map(|r| r.probe.as_ref().map(|p| p.per_class))
+            .collect();
+        probes.push(match per_class.first() {
+            Some(&first) if per_class.iter().all(|&p| p == first) => first,
+            _ => None,
+        });
+        for record in records {
             for layer in &record.layers {
                 // Records written before the neighbour shares were measured lack them.
                 let (Some(score), Some(slope), Some(n)) =
@@ -72,6 +87,7 @@ pub fn smoothness(
                 layer,
                 seeds: g.n,
                 values: [se(0), se(1), se(2), se(3)],
+                per_class: probes.get(s).copied().flatten(),
             },
         ));
     }
@@ -112,11 +128,19 @@ pub fn smoothness_blocks(rows: &[SmoothnessRow]) -> Vec<Block> {
             cell(r.values[3], 2),
         ]);
     }
+    let probed: Vec<Option<usize>> = rows.iter().map(|r| r.per_class).collect();
+    let examples = match probed.first() {
+        Some(&Some(k)) if probed.iter().all(|&p| p == Some(k)) => format!(
+            "on a seeded, class-balanced probe set of the test split ({k} examples per class, or all a class has; the same examples for every run)"
+        ),
+        _ if probed.iter().all(Option::is_none) => "on the first 256 test examples".to_owned(),
+        _ => "on each run's recorded examples (a class-balanced probe set of the test split, or its first 256 examples for runs measured before probe sets)".to_owned(),
+    };
     vec![
         Block::heading(3, "Smoothness"),
-        Block::paragraph(
-            "One yardstick for every method and the baseline (measured on the 2D grid), on the first 256 test examples, at each topography's chosen λ: the score (correlation of channel similarity with 1/(d+1)), the slope of similarity against distance (negative: near channels respond alike), and the share of nearest-neighbour pairs on the layout whose channels prefer the same class, against the same share with the preferences shuffled over the positions (chance; mean of 100 seeded shuffles). Means over seeds ± standard errors.",
-        ),
+        Block::paragraph(format!(
+            "One yardstick for every method and the baseline (each topography on its own layout, the baseline on the 2D grid), {examples}, at each topography's chosen λ: the score (correlation of channel similarity with 1/(d+1)), the slope of similarity against distance (negative: near channels respond alike), and the share of nearest-neighbour pairs on the layout whose channels prefer the same class, against the same share with the preferences shuffled over the positions (chance; mean of 100 seeded shuffles). Means over seeds ± standard errors."
+        )),
         Block::Table(grid),
     ]
 }

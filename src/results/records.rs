@@ -229,5 +229,9 @@ pub struct TopographyRecord {
     /// The layout the distances came from: the run's topography, or for the baseline
     /// the 2D grid every method is also measured on (one yardstick for all).
     pub layout: String,
+    /// The test examples the layers were measured on; absent in records written when
+    /// they were the test split's first 256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<crate::topography::ProbeSet>,
     pub layers: Vec<LayerRecord>,
 }

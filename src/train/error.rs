@@ -20,6 +20,8 @@ pub enum EngineError {
     Tdann(#[from] crate::topography::TdannError),
     #[error(transparent)]
     TopoLoss(#[from] crate::topography::TopoLossError),
+    #[error("probe set: {0}")]
+    Probe(crate::topography::MissingClasses),
     #[error("TopoLoss: the tapped conv `{0}` has no weight `{0}.weight`")]
     MissingWeight(String),
     #[error(transparent)]

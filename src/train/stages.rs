@@ -1,4 +1,4 @@
-//! The stages after training: topography metrics on a fixed batch, and pruning.
+//! The stages after training: topography metrics on the probe set, and pruning.
 
 use candle_nn::VarMap;
 
@@ -6,7 +6,8 @@ use crate::config::ClipEvaluation;
 use crate::plan::RunConfig;
 use crate::results::{ChannelPositions, LayerRecord, TopographyRecord, write_json};
 use crate::topography::{
-    ChannelSimilarity, ClassResponses, MetricsError, Norm, distance_matrix, neighbour_agreement,
+    ChannelSimilarity, ClassResponses, DEFAULT_PER_CLASS, MetricsError, Norm, PROBE_SEED, ProbeSet,
+    distance_matrix, neighbour_agreement,
 };
 use crate::train::EngineError;
 use crate::train::layouts::{layer_positions, reference_positions};
@@ -14,9 +15,6 @@ use crate::train::prune::run_pruning;
 use crate::train::seeds::{Purpose, stream_seed};
 use crate::train::{TrainEnv, Trained, build_model, evaluate};
 
-/// Examples of the fixed evaluation batch the metrics are measured on: the first ones
-/// of the test split, the same for every run of a data set.
-const METRIC_EXAMPLES: usize = 256;
 /// Distance bins of the similarity curves.
 const METRIC_BINS: usize = 10;
 /// Shuffles of the preferred classes that give the neighbour agreement's chance level.
@@ -41,8 +39,14 @@ pub fn measure_topography(
             "grid2d (reference for the baseline)".to_string(),
         ),
     };
-    let n = trained.data.test.len().min(METRIC_EXAMPLES);
-    let indices: Vec<usize> = (0..n).collect();
+    let probe = ProbeSet::draw(
+        &trained.data.test.labels(),
+        &trained.data.class_names,
+        DEFAULT_PER_CLASS,
+        PROBE_SEED,
+    )
+    .map_err(EngineError::Probe)?;
+    let indices = &probe.indices;
     let mut sims: Vec<ChannelSimilarity> = channels
         .iter()
         .map(|&c| ChannelSimilarity::new(c))
@@ -102,7 +106,11 @@ pub fn measure_topography(
             bins: t.bins,
         });
     }
-    let record = TopographyRecord { layout, layers };
+    let record = TopographyRecord {
+        layout,
+        probe: Some(probe),
+        layers,
+    };
     write_json(&env.dir.topography(), &record)?;
     Ok(record)
 }

@@ -26,6 +26,18 @@ fn a_summary_holds_the_runs_identity_and_provenance_and_the_report_needs_nothing
     tiny.expect("run", &["--no-report"], 0);
     let runs = summaries(&tiny);
     assert_eq!(runs.len(), 2);
+    let mut probes = Vec::new();
+    for (dir, _) in &runs {
+        // The measures read a class-balanced probe set, kept with the record: the
+        // fixture's test split has 5 examples of each of 10 classes, so all 50.
+        let text = std::fs::read_to_string(dir.join("topography.json")).unwrap();
+        let record: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let probe = &record["probe"];
+        assert_eq!(probe["per_class"], 50, "{probe}");
+        assert_eq!(probe["indices"].as_array().unwrap().len(), 50, "{probe}");
+        probes.push(probe.clone());
+    }
+    assert_eq!(probes[0], probes[1], "every run reads the same examples");
     for (dir, s) in &runs {
         let id = &s["identity"];
         assert_eq!(id["dataset"]["kind"], "fashion_mnist", "{s:#}");

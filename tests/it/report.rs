@@ -151,6 +151,7 @@ fn done_run(exp: &ExperimentDir, a: &RunAxes, validation: f64, test: f64, with_y
         &run.topography(),
         &TopographyRecord {
             layout: "grid d2".into(),
+            probe: None,
             layers: vec![layer],
         },
     )
