@@ -128,6 +128,7 @@ fn write_run(exp: &ExperimentDir, i: usize, a: &RunAxes, topography_yaml: &str) 
         &serde_json::to_string(&TopographyRecord {
             layout: "grid".into(),
             probe: None,
+            at: None,
             layers,
         })?,
     )?;

@@ -6,8 +6,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    DatasetSpec, Lambda, ModelSpec, PruningSpec, ReportSpec, SlurmSpec, TopographySpec,
-    TrainingSpec,
+    AnalysesSpec, DatasetSpec, Lambda, ModelSpec, PruningSpec, ReportSpec, SlurmSpec,
+    TopographySpec, TrainingSpec,
 };
 
 /// A `topo` experiment: data sets, models and topographies, crossed by `grid`.
@@ -40,6 +40,9 @@ pub struct Experiment {
     /// Pruning of every trained run, if present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pruning: Option<PruningSpec>,
+    /// What the measures after training read: the probe set and the response point.
+    #[serde(default)]
+    pub analyses: AnalysesSpec,
     /// What `topo report` draws.
     #[serde(default)]
     pub report: ReportSpec,

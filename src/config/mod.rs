@@ -4,6 +4,7 @@
 //! Precedence, lowest first: the base of an `extends` chain, each file extending it,
 //! `TOPO_SECTION__FIELD` environment variables, then `--set section.field=value`.
 
+mod analyses;
 mod check;
 mod dataset;
 mod diagnostic;
@@ -30,6 +31,7 @@ mod training;
 mod value;
 mod yaml;
 
+pub use analyses::{AnalysesSpec, ProbeSpec, ResponsePoint};
 pub use dataset::{AudioNormalisation, DatasetKind, DatasetSpec, Limit, Limits, SplitLimits};
 pub use diagnostic::{Diagnostic, Diagnostics, Origin, did_you_mean, edit_distance};
 pub use experiment::{ExcludeRule, Experiment, Grid, PAPER_LAMBDAS};

@@ -80,6 +80,7 @@ pub fn plan(resolved: &Resolved) -> Result<Plan, PlanError> {
                             seed,
                             training: training.clone(),
                             pruning: experiment.pruning.clone(),
+                            analyses: experiment.analyses.clone(),
                         });
                     }
                 }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{DatasetSpec, ModelSpec, Objective, PruningSpec, TrainingSpec};
+use crate::config::{AnalysesSpec, DatasetSpec, ModelSpec, Objective, PruningSpec, TrainingSpec};
 use crate::results::{AxisNames, RunAxes, RunIdentity};
 
 /// A run, resolved: no names left to look up, no defaults left to apply, each fact once.
@@ -26,6 +26,9 @@ pub struct RunConfig {
     /// Pruning applied after training (not part of the run's identity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pruning: Option<PruningSpec>,
+    /// What the measures after training read (not part of the run's identity).
+    #[serde(default)]
+    pub analyses: AnalysesSpec,
 }
 
 impl RunConfig {

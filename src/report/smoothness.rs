@@ -9,7 +9,7 @@ use super::curves::{PanelKey, Series};
 use super::load::RunFiles;
 use super::page::{Align, Block, Grid};
 use super::stats::{Interner, Samples, mean_std_by_group};
-use crate::config::StdKind;
+use crate::config::{ResponsePoint, StdKind};
 
 /// One layer of one topography in one panel.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +24,9 @@ pub struct SmoothnessRow {
     /// `None` when some were measured on the test split's first 256 examples (records
     /// written before probe sets).
     pub per_class: Option<usize>,
+    /// Where every run of the row read its responses; `None` when some records predate
+    /// the choice (each read its own tap) or the runs differ.
+    pub at: Option<ResponsePoint>,
 }
 
 /// The rows of every chosen series, in series then layer order.
@@ -36,6 +39,7 @@ pub fn smoothness(
     let mut samples = Samples::new(4);
     // Per series: the probe's examples per class if every run has the same one.
     let mut probes: Vec<Option<usize>> = Vec::with_capacity(series.len());
+    let mut points: Vec<Option<ResponsePoint>> = Vec::with_capacity(series.len());
     for (s, one) in series.iter().enumerate() {
         let records: Vec<_> = one
             .runs
@@ -46,10 +50,9 @@ pub fn smoothness(
             .iter()
             .map(|r| r.probe.as_ref().map(|p| p.per_class))
             .collect();
-        probes.push(match per_class.first() {
-            Some(&first) if per_class.iter().all(|&p| p == first) => first,
-            _ => None,
-        });
+        probes.push(common(&per_class));
+        let at: Vec<Option<ResponsePoint>> = records.iter().map(|r| r.at).collect();
+        points.push(common(&at));
         for record in records {
             for layer in &record.layers {
                 // Records written before the neighbour shares were measured lack them.
@@ -88,12 +91,21 @@ pub fn smoothness(
                 seeds: g.n,
                 values: [se(0), se(1), se(2), se(3)],
                 per_class: probes.get(s).copied().flatten(),
+                at: points.get(s).copied().flatten(),
             },
         ));
     }
     // Series order, then layers in the order first met (the taps' order).
     rows.sort_by_key(|(s, g, _)| (*s, *g));
     Ok(rows.into_iter().map(|(_, _, r)| r).collect())
+}
+
+/// The value every item shares, if they all share one.
+fn common<T: Copy + PartialEq>(items: &[Option<T>]) -> Option<T> {
+    match items.first() {
+        Some(&first) if items.iter().all(|&p| p == first) => first,
+        _ => None,
+    }
 }
 
 fn cell((mean, se): (f64, Option<f64>), digits: usize) -> String {
@@ -136,10 +148,20 @@ pub fn smoothness_blocks(rows: &[SmoothnessRow]) -> Vec<Block> {
         _ if probed.iter().all(Option::is_none) => "on the first 256 test examples".to_owned(),
         _ => "on each run's recorded examples (a class-balanced probe set of the test split, or its first 256 examples for runs measured before probe sets)".to_owned(),
     };
+    let at: Vec<Option<ResponsePoint>> = rows.iter().map(|r| r.at).collect();
+    let responses = match common(&at) {
+        Some(ResponsePoint::Relu) => {
+            "of each tapped layer's responses after its batch norm and ReLU"
+        }
+        Some(ResponsePoint::Conv) => "of each tapped conv's outputs before batch norm",
+        None => {
+            "of each run's tapped responses (conv outputs before batch norm unless its topography reads `tap: block`, or where its record says)"
+        }
+    };
     vec![
         Block::heading(3, "Smoothness"),
         Block::paragraph(format!(
-            "One yardstick for every method and the baseline (each topography on its own layout, the baseline on the 2D grid), {examples}, at each topography's chosen λ: the score (correlation of channel similarity with 1/(d+1)), the slope of similarity against distance (negative: near channels respond alike), and the share of nearest-neighbour pairs on the layout whose channels prefer the same class, against the same share with the preferences shuffled over the positions (chance; mean of 100 seeded shuffles). Means over seeds ± standard errors."
+            "One yardstick for every method and the baseline (each topography on its own layout, the baseline on the 2D grid), {examples}, at each topography's chosen λ, {responses}: the score (correlation of channel similarity with 1/(d+1)), the slope of similarity against distance (negative: near channels respond alike), and the share of nearest-neighbour pairs on the layout whose channels prefer the same class, against the same share with the preferences shuffled over the positions (chance; mean of 100 seeded shuffles). Means over seeds ± standard errors."
         )),
         Block::Table(grid),
     ]

@@ -233,5 +233,9 @@ pub struct TopographyRecord {
     /// they were the test split's first 256.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe: Option<crate::topography::ProbeSet>,
+    /// Where the responses were read; absent in records written when it was the run's
+    /// own tap (the conv output, unless the topography set `tap: block`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<crate::config::ResponsePoint>,
     pub layers: Vec<LayerRecord>,
 }

@@ -23,7 +23,7 @@ pub use metrics::{
     ChannelSimilarity, DistanceBin, LayerTopography, MetricsError, layer_topography, topography_of,
 };
 pub use positions::{Positions, PositionsError, positions};
-pub use probe::{DEFAULT_PER_CLASS, MissingClasses, PROBE_SEED, ProbeSet};
+pub use probe::{MissingClasses, PROBE_SEED, ProbeSet};
 pub use selectivity::{ClassResponses, NeighbourAgreement, Preference, neighbour_agreement};
 pub use tdann::{Neighbourhood, Tdann, TdannError};
 pub use topoloss::{TopoLoss, TopoLossError, sheet_for, sheet_positions, sheet_size};

@@ -7,8 +7,6 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-/// Examples drawn per class unless an experiment says otherwise.
-pub const DEFAULT_PER_CLASS: usize = 50;
 /// The draw's seed: fixed, so every run of an experiment (and of any experiment on the
 /// same test split) reads the same examples.
 pub const PROBE_SEED: u64 = 0x0050_524F_4245; // "PROBE"

@@ -2,12 +2,14 @@
 
 use candle_nn::VarMap;
 
-use crate::config::ClipEvaluation;
+use candle_core::DType;
+
+use crate::config::{ClipEvaluation, TapPoint};
 use crate::plan::RunConfig;
 use crate::results::{ChannelPositions, LayerRecord, TopographyRecord, write_json};
 use crate::topography::{
-    ChannelSimilarity, ClassResponses, DEFAULT_PER_CLASS, MetricsError, Norm, PROBE_SEED, ProbeSet,
-    distance_matrix, neighbour_agreement,
+    ChannelSimilarity, ClassResponses, MetricsError, Norm, PROBE_SEED, ProbeSet, distance_matrix,
+    neighbour_agreement,
 };
 use crate::train::EngineError;
 use crate::train::layouts::{layer_positions, reference_positions};
@@ -42,10 +44,25 @@ pub fn measure_topography(
     let probe = ProbeSet::draw(
         &trained.data.test.labels(),
         &trained.data.class_names,
-        DEFAULT_PER_CLASS,
+        run.analyses.probe.per_class,
         PROBE_SEED,
     )
     .map_err(EngineError::Probe)?;
+    // The responses are read where the analyses ask, whatever the loss read in training.
+    let at = run.analyses.at;
+    let measuring = (at.tap() != run.objective.tap())
+        .then(|| {
+            model_over(
+                run,
+                &trained.data,
+                &trained.varmap,
+                DType::F32,
+                at.tap(),
+                env,
+            )
+        })
+        .transpose()?;
+    let model = measuring.as_deref().unwrap_or(trained.model.as_ref());
     let indices = &probe.indices;
     let mut sims: Vec<ChannelSimilarity> = channels
         .iter()
@@ -59,7 +76,7 @@ pub fn measure_topography(
     let batch_size = run.training.eval_batch();
     for chunk in indices.chunks(batch_size) {
         let batch = trained.data.test.batch(chunk, None, &env.device)?;
-        let out = trained.model.forward_t(&batch.inputs, false)?;
+        let out = model.forward_t(&batch.inputs, false)?;
         // One label per example (audio batches label every window of a clip alike).
         let labels = batch
             .labels
@@ -109,18 +126,21 @@ pub fn measure_topography(
     let record = TopographyRecord {
         layout,
         probe: Some(probe),
+        at: Some(at),
         layers,
     };
     write_json(&env.dir.topography(), &record)?;
     Ok(record)
 }
 
-/// `run`'s model over the weights already in `varmap` (a pruned copy), in `dtype`.
+/// `run`'s model over the weights already in `varmap` (trained, or a pruned copy), in
+/// `dtype`, its taps read at `tap`.
 pub(crate) fn model_over(
     run: &RunConfig,
     data: &crate::data::Dataset,
     varmap: &VarMap,
-    dtype: candle_core::DType,
+    dtype: DType,
+    tap: TapPoint,
     env: &TrainEnv,
 ) -> Result<Box<dyn crate::nn::TopoModel>, EngineError> {
     let vb = candle_nn::VarBuilder::from_varmap(varmap, dtype, &env.device);
@@ -129,7 +149,7 @@ pub(crate) fn model_over(
         data.in_channels,
         data.num_classes,
         vb,
-        run.objective.tap(),
+        tap,
         env.kernels,
     )?)
 }
@@ -193,7 +213,7 @@ fn prune_data(
         Ok(varmap)
     };
     let evaluate_pruned = |varmap: &VarMap| -> Result<f64, EngineError> {
-        let model = model_over(run, data, varmap, candle_core::DType::F32, env)?;
+        let model = model_over(run, data, varmap, DType::F32, run.objective.tap(), env)?;
         let totals = evaluate(model.as_ref(), test, eval_batch, None, &env.device)?;
         Ok(totals.accuracy())
     };

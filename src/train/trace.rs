@@ -287,7 +287,7 @@ fn pruning(
                 }
             }
             let count = prune_varmap(&pruned, taps, proportion, method, spec.seed)?;
-            let model = model_over(run, data, &pruned, dtype, env)?;
+            let model = model_over(run, data, &pruned, dtype, run.objective.tap(), env)?;
             let logits = example_logits(&model.forward_t(&batch.inputs, false)?.logits, &batch)?;
             let mut tensors = HashMap::new();
             tensors.insert("logits".to_owned(), logits.clone());

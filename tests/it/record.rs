@@ -35,6 +35,8 @@ fn a_summary_holds_the_runs_identity_and_provenance_and_the_report_needs_nothing
         let probe = &record["probe"];
         assert_eq!(probe["per_class"], 50, "{probe}");
         assert_eq!(probe["indices"].as_array().unwrap().len(), 50, "{probe}");
+        // Read where the field reads responses, after batch norm and ReLU, by default.
+        assert_eq!(record["at"], "relu");
         probes.push(probe.clone());
     }
     assert_eq!(probes[0], probes[1], "every run reads the same examples");
@@ -121,4 +123,26 @@ fn a_summary_holds_the_runs_identity_and_provenance_and_the_report_needs_nothing
     let out = tiny.expect("run", &["--no-report"], 0);
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(!log.contains("epochs)"), "nothing trains again: {log}");
+}
+
+/// `analyses:` chooses the probe's size and the response point; the report says both.
+#[test]
+fn the_analyses_section_sets_the_probe_and_the_response_point() {
+    let tiny = TinyExperiment::new(
+        "probe",
+        "training: { epochs: 1 }\nanalyses: { probe: { per_class: 3 }, at: conv }\n",
+    );
+    tiny.expect("run", &[], 0);
+    let runs = tiny.results.join("probe/runs");
+    for entry in std::fs::read_dir(&runs).unwrap() {
+        let dir = entry.unwrap().path();
+        let text = std::fs::read_to_string(dir.join("topography.json")).unwrap();
+        let record: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(record["at"], "conv");
+        assert_eq!(record["probe"]["per_class"], 3);
+        assert_eq!(record["probe"]["indices"].as_array().unwrap().len(), 30);
+    }
+    let report = std::fs::read_to_string(tiny.results.join("probe/report/index.md")).unwrap();
+    assert!(report.contains("3 examples per class"), "{report}");
+    assert!(report.contains("outputs before batch norm"), "{report}");
 }

@@ -152,6 +152,7 @@ fn done_run(exp: &ExperimentDir, a: &RunAxes, validation: f64, test: f64, with_y
         &TopographyRecord {
             layout: "grid d2".into(),
             probe: None,
+            at: None,
             layers: vec![layer],
         },
     )
