@@ -9,6 +9,10 @@
 //! share of (channel, nearest channel) pairs with the same preferred class (every
 //! channel at the smallest distance counts); against it, the same share with the
 //! preferred classes shuffled over the positions, averaged over seeded shuffles.
+//!
+//! Category selectivity as TDANN and All-TNN publish it: per channel and class, d′ of the
+//! class against all the others, `(m_k - m_rest) / sqrt((s_k^2 + s_rest^2) / 2)` with sample
+//! variances of the per-example responses.
 
 use candle_core::{DType, Tensor};
 use rand::SeedableRng;
@@ -25,7 +29,17 @@ pub struct ClassResponses {
     classes: usize,
     /// `classes x channels`, row-major.
     sums: Vec<f64>,
+    /// Sums of squared responses, as `sums`.
+    squares: Vec<f64>,
     counts: Vec<usize>,
+}
+
+/// Mean and sample variance from a sum, a sum of squares and a count of at least 2
+/// (clamped at 0 against rounding).
+fn moments(sum: f64, squares: f64, n: usize) -> (f64, f64) {
+    let mean = sum / n as f64;
+    let var = ((squares - sum * mean) / (n - 1) as f64).max(0.0);
+    (mean, var)
 }
 
 /// One channel's preference.
@@ -51,6 +65,7 @@ impl ClassResponses {
             channels,
             classes,
             sums: vec![0.0; channels * classes],
+            squares: vec![0.0; channels * classes],
             counts: vec![0; classes],
         }
     }
@@ -76,14 +91,45 @@ impl ClassResponses {
                 continue;
             }
             self.counts[class] += 1;
-            for (acc, v) in self.sums[class * self.channels..(class + 1) * self.channels]
+            let span = class * self.channels..(class + 1) * self.channels;
+            for ((sum, square), v) in self.sums[span.clone()]
                 .iter_mut()
+                .zip(&mut self.squares[span])
                 .zip(row)
             {
-                *acc += v;
+                *sum += v;
+                *square += v * v;
             }
         }
         Ok(())
+    }
+
+    /// Per channel, per class: d′ of the class against all the others; `None` where either
+    /// side has fewer than 2 examples or both are constant.
+    pub fn dprimes(&self) -> Vec<Vec<Option<f64>>> {
+        let total: usize = self.counts.iter().sum();
+        (0..self.channels)
+            .map(|c| {
+                let (all_sum, all_sq) = (0..self.classes).fold((0.0, 0.0), |(s, q), k| {
+                    let i = k * self.channels + c;
+                    (s + self.sums[i], q + self.squares[i])
+                });
+                (0..self.classes)
+                    .map(|k| {
+                        let i = k * self.channels + c;
+                        let (n, rest) = (self.counts[k], total - self.counts[k]);
+                        if n < 2 || rest < 2 {
+                            return None;
+                        }
+                        let (mean, var) = moments(self.sums[i], self.squares[i], n);
+                        let (rest_mean, rest_var) =
+                            moments(all_sum - self.sums[i], all_sq - self.squares[i], rest);
+                        let spread = ((var + rest_var) / 2.0).sqrt();
+                        (spread > 0.0).then(|| (mean - rest_mean) / spread)
+                    })
+                    .collect()
+            })
+            .collect()
     }
 
     /// Each channel's preferred class and selectivity over the classes seen.
@@ -181,6 +227,24 @@ pub fn neighbour_agreement(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dprime_is_the_class_mean_difference_over_the_pooled_spread() {
+        // One channel; class 0 responds 1, 3 (mean 2, variance 2), class 1 responds
+        // -1, 1 (mean 0, variance 2): d′ = 2 / sqrt(2) for class 0, its negative for 1.
+        let mut r = ClassResponses::new(1, 3);
+        let acts = Tensor::new(&[1f32, 3.0, -1.0, 1.0], &candle_core::Device::Cpu)
+            .unwrap()
+            .reshape((4, 1, 1, 1))
+            .unwrap();
+        r.add(&acts, &[0, 0, 1, 1]).unwrap();
+        let d = r.dprimes();
+        let expected = 2.0 / 2f64.sqrt();
+        assert!((d[0][0].unwrap() - expected).abs() < 1e-12, "{d:?}");
+        assert!((d[0][1].unwrap() + expected).abs() < 1e-12, "{d:?}");
+        // Class 2 has no example: no d′.
+        assert_eq!(d[0][2], None);
+    }
     use crate::topography::{Layout, Norm, distance_matrix, positions};
     use candle_core::Device;
 

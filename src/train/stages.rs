@@ -120,6 +120,7 @@ pub fn measure_topography(
             }),
             preferences,
             neighbours,
+            dprime: resp.dprimes(),
             bins: t.bins,
         });
     }

@@ -37,6 +37,12 @@ fn a_summary_holds_the_runs_identity_and_provenance_and_the_report_needs_nothing
         assert_eq!(probe["indices"].as_array().unwrap().len(), 50, "{probe}");
         // Read where the field reads responses, after batch norm and ReLU, by default.
         assert_eq!(record["at"], "relu");
+        // d′ of each of the 10 classes for every channel of every layer.
+        for layer in record["layers"].as_array().unwrap() {
+            let dprime = layer["dprime"].as_array().unwrap();
+            assert_eq!(dprime.len(), layer["channels"].as_u64().unwrap() as usize);
+            assert!(dprime.iter().all(|c| c.as_array().unwrap().len() == 10));
+        }
         probes.push(probe.clone());
     }
     assert_eq!(probes[0], probes[1], "every run reads the same examples");
