@@ -135,6 +135,14 @@ class GivenDropout(nn.Module):
         return x * self.mask
 
 
+def model_with(record: dict, weights: dict[str, torch.Tensor]) -> nn.Module:
+    """The traced run's model, in its precision, holding `weights` (checked to fit)."""
+    dtype = torch.float64 if record["dtype"] == "f64" else torch.float32
+    model = build_model(record["run"], record["classes"], record["in_channels"], dtype)
+    load_initial(model, weights)
+    return model
+
+
 def build_model(run: dict, classes: int, channels: int, dtype: torch.dtype) -> nn.Module:
     spec = run["model"]
     kind, width = spec["kind"], spec.get("width", 1.0)
@@ -317,14 +325,9 @@ def replay(trace_dir: Path, forced: bool) -> tuple[dict, Worst]:
     record = json.loads((trace_dir / "trace.json").read_text())
     run = record["run"]
     dtype = torch.float64 if record["dtype"] == "f64" else torch.float32
-    first = load_file(trace_dir / "step-0001.safetensors")
-    channels = first["input"].shape[1]
-    classes = 10 if run["dataset"]["kind"] == "cifar10" else 10
-    torch.manual_seed(0)
-    model = build_model(run, classes, channels, dtype)
-    load_initial(model, load_file(trace_dir / "initial.safetensors"))
+    model = model_with(record, load_file(trace_dir / "initial.safetensors"))
     dropouts = []
-    for name, module in list(model.named_modules()):
+    for module in list(model.modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, nn.Dropout):
                 given = GivenDropout()
@@ -366,16 +369,13 @@ def replay(trace_dir: Path, forced: bool) -> tuple[dict, Worst]:
     # The reference's scheduler, stepped once per epoch as its training scripts step it.
     training = run["training"]
     schedule = training["schedule"]
+    for group in optimizer.param_groups:
+        group["lr"] = optimizer_spec["lr"]
     scheduler = None
     if schedule["kind"] == "warmup_cosine":
-        for group in optimizer.param_groups:
-            group["lr"] = optimizer_spec["lr"]
         scheduler = WarmupCosine(
             optimizer, schedule["warmup"] * training["epochs"], training["epochs"]
         )
-    else:
-        for group in optimizer.param_groups:
-            group["lr"] = optimizer_spec["lr"]
     epoch = 1
     names = {id(p): n for n, p in model.named_parameters()}
     worst = Worst()
@@ -477,15 +477,12 @@ def replay_pruning(trace_dir: Path) -> Pruned:
     result = Pruned()
     if not record["pruning"]:
         return result
-    run = record["run"]
-    dtype = torch.float64 if record["dtype"] == "f64" else torch.float32
     last = load_file(trace_dir / f"step-{record['steps'][-1]['step']:04d}.safetensors")
     final = {k.removeprefix("after/"): v for k, v in last.items() if k.startswith("after/")}
     test = load_file(trace_dir / "test.safetensors")
     taps = [t["name"] for t in record["taps"]]
     for index, point in enumerate(record["pruning"]):
-        model = build_model(run, 10, test["input"].shape[1], dtype)
-        load_initial(model, final)
+        model = model_with(record, final)
         model.eval()
         chosen = []
         for layer, name in enumerate(taps):

@@ -13,9 +13,9 @@ pub use crate::topography::Neighbourhood;
 
 /// TDANN's window side when neither a window nor a neighbourhood is given: half the
 /// layout's extent on each axis.
-pub const DEFAULT_WINDOW: f64 = 0.5;
+const DEFAULT_WINDOW: f64 = 0.5;
 /// TDANN's smallest neighbourhood (`collapse_and_trim_neighborhoods`' `min_nb_size`).
-pub const DEFAULT_MIN_UNITS: u32 = 25;
+const DEFAULT_MIN_UNITS: u32 = 25;
 
 /// A loss by name, with its default parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -39,8 +39,8 @@ pub use lambda::{Lambda, NotALambda};
 pub use layer_weights::{LayerWeightProblem, LayerWeights};
 pub use load::{ENV_PREFIX, LoadOptions, Loaded, load};
 pub use loss::{
-    AllChannels, DEFAULT_MIN_UNITS, DEFAULT_WINDOW, Factor, LossForm, LossMethod, LossName,
-    LossProblem, LossSpec, Neighbourhood, NeighbourhoodSize,
+    AllChannels, Factor, LossForm, LossMethod, LossName, LossProblem, LossSpec, Neighbourhood,
+    NeighbourhoodSize,
 };
 pub use model::{ModelKind, ModelSpec};
 pub use names::{is_safe_char, safe_file_name};

@@ -2,6 +2,7 @@
 //! seeded dropout, the width multiplier and the tap plan.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::init::{FanInOut, NonLinearity, NormalOrUniform};
@@ -334,8 +335,11 @@ pub(crate) fn linear(
 pub(crate) struct Dropout {
     p: f64,
     rng: Mutex<ChaCha8Rng>,
-    /// The masks drawn since [`Dropout::begin`], in order: `topo trace` writes them so
-    /// another framework can apply the same ones.
+    /// Whether masks are kept ([`Dropout::record`]): only `topo trace` asks, so a
+    /// training step neither locks nor keeps anything for it.
+    recording: AtomicBool,
+    /// The masks drawn since [`Dropout::begin`], in order, when recording: `topo trace`
+    /// writes them so another framework can apply the same ones.
     drawn: Mutex<Vec<Tensor>>,
 }
 
@@ -344,6 +348,7 @@ impl Dropout {
         Dropout {
             p,
             rng: Mutex::new(ChaCha8Rng::seed_from_u64(0)),
+            recording: AtomicBool::new(false),
             drawn: Mutex::new(Vec::new()),
         }
     }
@@ -353,9 +358,20 @@ impl Dropout {
         *rng = ChaCha8Rng::seed_from_u64(seed);
     }
 
+    /// Keeps the masks of every forward pass from now on, until the next one begins.
+    pub(crate) fn record(&self) {
+        self.recording.store(true, Ordering::Relaxed);
+    }
+
+    fn recording(&self) -> bool {
+        self.recording.load(Ordering::Relaxed)
+    }
+
     /// Forgets the masks of the previous forward pass.
     pub(crate) fn begin(&self) {
-        crate::sync::lock(&self.drawn).clear();
+        if self.recording() {
+            crate::sync::lock(&self.drawn).clear();
+        }
     }
 
     /// The masks (`0` or `1 / (1 - p)`) drawn since [`Dropout::begin`].
@@ -383,8 +399,10 @@ impl ModuleT for Dropout {
                 .collect()
         };
         let mask = Tensor::from_vec(mask, xs.shape(), xs.device())?.to_dtype(xs.dtype())?;
-        // A handle, not a copy: the mask is kept until the next forward pass.
-        crate::sync::lock(&self.drawn).push(mask.clone());
+        if self.recording() {
+            // A handle, not a copy: the mask is kept until the next forward pass.
+            crate::sync::lock(&self.drawn).push(mask.clone());
+        }
         xs * mask
     }
 }

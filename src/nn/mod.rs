@@ -66,8 +66,11 @@ pub trait TopoModel: Send + Sync {
     /// Reseeds the model's own randomness (dropout masks), e.g. once per epoch from the
     /// run's seed so a resumed run draws the same masks. Models without any do nothing.
     fn reseed(&self, _seed: u64) {}
+    /// Keeps the dropout masks of every training forward pass from now on, for
+    /// [`TopoModel::dropout_masks`]; training never asks (`topo trace` does).
+    fn record_dropout_masks(&self) {}
     /// The dropout masks the last training forward pass applied, in forward order (`0` or
-    /// `1 / (1 - p)` per element); empty for models without dropout.
+    /// `1 / (1 - p)` per element), once recording; empty for models without dropout.
     fn dropout_masks(&self) -> Vec<Tensor> {
         Vec::new()
     }
@@ -164,6 +167,12 @@ impl TopoModel for Model {
     fn reseed(&self, seed: u64) {
         if let Net::Vgg16Bn(m) = &self.net {
             m.reseed(seed);
+        }
+    }
+
+    fn record_dropout_masks(&self) {
+        if let Net::Vgg16Bn(m) = &self.net {
+            m.record_dropout_masks();
         }
     }
 

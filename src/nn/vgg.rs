@@ -146,6 +146,11 @@ impl Vgg16Bn {
         self.dropout.reseed(seed);
     }
 
+    /// Keeps the dropout masks of each training forward pass.
+    pub(crate) fn record_dropout_masks(&self) {
+        self.dropout.record();
+    }
+
     /// The dropout masks of the last training forward pass: after `fc1`, after `fc2`.
     pub(crate) fn dropout_masks(&self) -> Vec<Tensor> {
         self.dropout.masks()

@@ -155,29 +155,32 @@ fn check_kernels(runs: &[&RunConfig], dir: &ExperimentDir, kernels: Kernels) -> 
 /// Each model on each data set it meets: a forward pass of one example of the data
 /// set's shape, once per pair; a pair that fails names both and every run it would fail.
 fn check_shapes(runs: &[&RunConfig]) -> Vec<Problem> {
-    let mut seen: Vec<(&DatasetSpec, &crate::config::ModelSpec)> = Vec::new();
+    let pairs: Vec<(&DatasetSpec, &ModelSpec)> =
+        runs.iter().map(|r| (&r.dataset, &r.model)).collect();
     let mut problems = Vec::new();
-    for run in runs {
-        let pair = (&run.dataset, &run.model);
-        if seen.contains(&pair) {
+    for &(dataset, model) in distinct(pairs.iter()) {
+        let shape = crate::data::nominal::Nominal::of(dataset);
+        let Err(e) = crate::nn::check_input(model, shape.input, shape.classes) else {
             continue;
-        }
-        seen.push(pair);
-        let shape = crate::data::nominal::Nominal::of(&run.dataset);
-        if let Err(e) = crate::nn::check_input(&run.model, shape.input, shape.classes) {
-            let affected = runs
-                .iter()
-                .filter(|r| r.dataset == run.dataset && r.model == run.model)
-                .count();
-            problems.push(Problem(format!(
-                "model `{}` on data set `{}` ({}): {}; the {affected} run(s) of this pair would \
-                 fail at their first step: choose another model or data set for them",
-                run.names.model,
-                run.names.dataset,
-                run.dataset.kind.name(),
-                chain(&e)
-            )));
-        }
+        };
+        let affected: Vec<&&RunConfig> = runs
+            .iter()
+            .filter(|r| &r.dataset == dataset && &r.model == model)
+            .collect();
+        // The pair came from these runs; the first one's names stand for it.
+        let Some(first) = affected.first() else {
+            continue;
+        };
+        let names = &first.names;
+        problems.push(Problem(format!(
+            "model `{}` on data set `{}` ({}): {}; the {} run(s) of this pair would \
+             fail at their first step: choose another model or data set for them",
+            names.model,
+            names.dataset,
+            dataset.kind.name(),
+            chain(&e),
+            affected.len()
+        )));
     }
     problems
 }

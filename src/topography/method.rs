@@ -22,6 +22,12 @@ pub trait TopographicMethod: Send + Sync {
     fn layers(&self) -> usize;
     /// Each layer's loss for this step, scalars in tap order.
     fn layer_losses(&self, inputs: &StepInputs<'_>) -> candle_core::Result<Vec<Tensor>>;
+    /// The channels of each neighbourhood `layer` draws at `step`, for a method that
+    /// draws some (`topo trace` writes them down); `None` for one that reads the whole
+    /// layer every step.
+    fn draws(&self, _layer: usize, _step: u64) -> Option<Vec<Vec<usize>>> {
+        None
+    }
 }
 
 /// The loss of every tapped layer and their combination.
@@ -68,6 +74,11 @@ impl LayerLosses {
     /// Tapped layers the method expects.
     pub fn layers(&self) -> usize {
         self.method.layers()
+    }
+
+    /// What the method draws for `layer` at `step` ([`TopographicMethod::draws`]).
+    pub fn draws(&self, layer: usize, step: u64) -> Option<Vec<Vec<usize>>> {
+        self.method.draws(layer, step)
     }
 
     /// Every layer's loss and their sum or mean.

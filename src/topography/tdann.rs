@@ -249,15 +249,14 @@ fn windows(
     let kept: Vec<Vec<usize>> = drawn
         .into_iter()
         .filter(|w| w.len() >= size)
-        .map(|mut w| {
-            // A random subset of `size`: a partial Fisher-Yates shuffle.
-            for i in 0..size {
-                let j = rng.random_range(i..w.len());
-                w.swap(i, j);
-            }
-            w.truncate(size);
-            w.sort_unstable();
-            w
+        .map(|w| {
+            // A random subset of `size`, as TDANN's `np.random.choice(..., replace=False)`.
+            let mut subset: Vec<usize> = rand::seq::index::sample(&mut rng, w.len(), size)
+                .into_iter()
+                .map(|i| w[i])
+                .collect();
+            subset.sort_unstable();
+            subset
         })
         .collect();
     (!kept.is_empty()).then_some(kept)
@@ -322,6 +321,10 @@ fn neighbourhood_loss(
 impl TopographicMethod for Tdann {
     fn layers(&self) -> usize {
         self.layers.len()
+    }
+
+    fn draws(&self, layer: usize, step: u64) -> Option<Vec<Vec<usize>>> {
+        (self.neighbourhood != Neighbourhood::Layer).then(|| self.neighbourhoods(layer, step))
     }
 
     fn layer_losses(&self, inputs: &StepInputs<'_>) -> candle_core::Result<Vec<Tensor>> {

@@ -81,7 +81,7 @@ pub fn build_term(
     }))
 }
 
-pub(super) fn tdann(
+fn tdann(
     positions: &[Positions],
     norm: Norm,
     neighbourhood: Neighbourhood,

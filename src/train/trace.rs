@@ -19,16 +19,15 @@ use serde::Serialize;
 
 use super::checkpoint::{save_tensors, weights};
 use super::optim::{Sgd, SgdConfig, trainable_vars};
-use super::term::tdann;
 use super::{
     EngineError, TrainEnv, begin_epoch, build_model_for, build_term, epoch_rate, gradients,
 };
-use crate::config::{LossMethod, Neighbourhood, Objective, PruneMethod, PruningSpec};
+use crate::config::{Objective, PruneMethod, PruningSpec};
 use crate::data::{Batch, Dataset, load as load_data};
 use crate::kernels::Kernels;
 use crate::plan::RunConfig;
 use crate::results::{SplitKind, write_json};
-use crate::topography::{Norm, Tdann};
+use crate::topography::Norm;
 use crate::train::layouts::layer_positions;
 use crate::train::prune::prune_varmap;
 use crate::train::stages::model_over;
@@ -50,6 +49,9 @@ struct TraceFile<'a> {
     dtype: &'static str,
     /// The kernels that ran, after `fast` becomes `unfold` on a GPU.
     kernels: Kernels,
+    /// The data set's input channels and classes, which the model was built for.
+    in_channels: usize,
+    classes: usize,
     /// The tapped convs, in the order of the per-layer losses.
     taps: Vec<TapRecord>,
     /// How distances between positions are measured (topographic runs).
@@ -139,15 +141,12 @@ pub fn trace(
         options.dtype,
     )?;
     let term = build_term(run, model.as_ref(), &varmap, env, options.dtype)?;
+    model.record_dropout_masks();
     let mut sgd = Sgd::new(
         trainable_vars(&varmap),
         SgdConfig::from(&run.training.optimizer),
     );
-    let Layers {
-        taps,
-        norm,
-        sampler: tdann,
-    } = layers(run, model.as_ref(), env)?;
+    let (taps, norm) = layers(run, model.as_ref(), env)?;
     let create = |source| crate::results::ResultsError::Write {
         path: out.to_path_buf(),
         source,
@@ -163,6 +162,8 @@ pub fn trace(
             "f32"
         },
         kernels: env.kernels.on(&env.device),
+        in_channels: data.in_channels,
+        classes: data.num_classes,
         taps,
         norm,
         layer_weights: run
@@ -223,9 +224,10 @@ pub fn trace(
                 topo_layers,
                 total: step.total,
                 correct: step.correct,
-                neighbourhoods: tdann.as_ref().map(|t| {
+                // What the loss itself drew, per layer (TDANN's neighbourhoods).
+                neighbourhoods: term.as_ref().and_then(|t| {
                     (0..record.taps.len())
-                        .map(|layer| t.neighbourhoods(layer, index))
+                        .map(|layer| t.loss.draws(layer, index))
                         .collect()
                 }),
                 dropout_masks: masks.len(),
@@ -324,68 +326,34 @@ fn after_update(
     Ok(())
 }
 
-/// The tapped layers as the trace records them.
-struct Layers {
-    taps: Vec<TapRecord>,
-    /// How distances are measured (topographic runs).
-    norm: Option<Norm>,
-    /// TDANN's loss when it draws neighbourhoods: the same draws as the run's (they depend
-    /// on the seed, the layer and the step only).
-    sampler: Option<Tdann>,
-}
-
-/// The tapped layers with their positions, the distance norm and TDANN's sampler.
+/// The tapped layers with their positions (topographic runs), and the distance norm.
 fn layers(
     run: &RunConfig,
     model: &dyn crate::nn::TopoModel,
     env: &TrainEnv,
-) -> Result<Layers, EngineError> {
-    let taps = model.taps();
-    let Objective::Topographic {
-        placement, loss, ..
-    } = &run.objective
-    else {
-        let records = taps
-            .iter()
-            .map(|t| TapRecord {
-                name: t.name.clone(),
-                channels: t.channels,
-                positions: None,
-            })
-            .collect();
-        return Ok(Layers {
-            taps: records,
-            norm: None,
-            sampler: None,
-        });
+) -> Result<(Vec<TapRecord>, Option<Norm>), EngineError> {
+    let placed = match &run.objective {
+        Objective::Topographic {
+            placement, loss, ..
+        } => Some(layer_positions(
+            placement,
+            *loss,
+            &model.tap_channels(),
+            &env.config_dir,
+        )?),
+        Objective::Baseline => None,
     };
-    let (positions, norm) =
-        layer_positions(placement, *loss, &model.tap_channels(), &env.config_dir)?;
-    let records = taps
+    let records = model
+        .taps()
         .iter()
-        .zip(&positions)
-        .map(|(t, p)| TapRecord {
+        .enumerate()
+        .map(|(i, t)| TapRecord {
             name: t.name.clone(),
             channels: t.channels,
-            positions: Some(p.iter().map(<[f64]>::to_vec).collect()),
+            positions: placed
+                .as_ref()
+                .map(|(positions, _)| positions[i].iter().map(<[f64]>::to_vec).collect()),
         })
         .collect();
-    let sampler = match *loss {
-        LossMethod::Tdann {
-            neighbourhood,
-            neighbourhoods,
-        } if neighbourhood != Neighbourhood::Layer => Some(tdann(
-            &positions,
-            norm,
-            neighbourhood,
-            neighbourhoods,
-            run.seed,
-        )?),
-        _ => None,
-    };
-    Ok(Layers {
-        taps: records,
-        norm: Some(norm),
-        sampler,
-    })
+    Ok((records, placed.map(|(_, norm)| norm)))
 }
