@@ -65,6 +65,17 @@ parity *ARGS:
     bash scripts/fashion_mnist.sh
     python3 bench/parity.py --topo-bin "$bin" "$@"
 
+# The analyses against an independent numpy implementation (bench/analyses.py): trains the quickstart if it has not run, re-analyses it keeping the raw responses, and recomputes every map and statistic from them
+analyses-check *ARGS:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    bash bench/setup.sh
+    cargo build --quiet
+    bin="${CARGO_TARGET_DIR:-target}/debug/topo"
+    "$bin" run experiments/quickstart.yaml --no-report
+    "$bin" analyse results/quickstart --force --responses --no-report
+    python3 bench/analyses.py results/quickstart {{ARGS}}
+
 # The paper's pruning claim at CPU scale: narrow ResNet-18s on the full Fashion-MNIST (installed with apt once), 25 runs, then the report
 fmnist-pruning *ARGS:
     bash scripts/fashion_mnist.sh

@@ -121,7 +121,6 @@ fn write_run(exp: &ExperimentDir, i: usize, a: &RunAxes, topography_yaml: &str) 
             positions: None,
             preferences: Vec::new(),
             neighbours: None,
-            dprime: Vec::new(),
         })
         .collect();
     write(

@@ -1,5 +1,6 @@
-//! The command line: `topo validate | plan | run | report | positions | schema | slurm | splits | trace`.
+//! The command line: `topo validate | plan | run | analyse | report | positions | schema | slurm | splits | trace`.
 
+mod analyse;
 mod estimate;
 mod exit;
 mod plan;
@@ -55,6 +56,9 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// Train every pending run of an experiment (resuming interrupted ones).
     Run(run::RunArgs),
+    /// Compute or refresh the analyses (maps, smoothness and Moran's I against shuffles,
+    /// pinwheels, tonotopy) of finished runs from their best checkpoints, without training.
+    Analyse(analyse::AnalyseArgs),
     /// Write tables and figures for finished runs under `DIR/report/`.
     Report(report::ReportArgs),
     /// Print or draw channel positions of a layout (the paper's figure 2).
@@ -86,6 +90,7 @@ fn dispatch(cli: &Cli) -> Result<(), CliError> {
         Command::Validate(a) => validate::run(a),
         Command::Plan(a) => plan::run(a),
         Command::Run(a) => run::run(a),
+        Command::Analyse(a) => analyse::run(a),
         Command::Report(a) => report::run(a).map_err(CliError::Failed),
         Command::Positions(a) => positions::run(a).map_err(CliError::Failed),
         Command::Schema(a) => schema::run(a),

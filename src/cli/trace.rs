@@ -92,6 +92,7 @@ pub fn run(args: &TraceArgs) -> Result<(), CliError> {
             config_dir: loaded.dir.clone(),
             verbose: false,
             on_epoch: None,
+            keep_responses: false,
         };
         let options = TraceOptions {
             steps: args.steps,

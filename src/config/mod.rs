@@ -31,7 +31,7 @@ mod training;
 mod value;
 mod yaml;
 
-pub use analyses::{AnalysesSpec, ProbeSpec, ResponsePoint};
+pub use analyses::{AnalysesSpec, Measure, ProbeSpec, ResponsePoint};
 pub use dataset::{AudioNormalisation, DatasetKind, DatasetSpec, Limit, Limits, SplitLimits};
 pub use diagnostic::{Diagnostic, Diagnostics, Origin, did_you_mean, edit_distance};
 pub use experiment::{ExcludeRule, Experiment, Grid, PAPER_LAMBDAS};

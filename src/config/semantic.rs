@@ -62,7 +62,55 @@ pub fn check(merged: &Value, layers: &Layers, dir: &Path, diags: &mut Diagnostic
         diags,
     );
     check_pruning(merged, layers, diags);
+    check_measures(merged, layers, diags);
     check_report(merged, layers, &datasets, diags);
+}
+
+/// A measure asked for that does not apply to a data set of the grid (orientation on
+/// audio, tonotopy on images): one error per measure, naming the data sets.
+fn check_measures(merged: &Value, layers: &Layers, diags: &mut Diagnostics) {
+    let Some(list) = at(merged, "analyses.measures").and_then(Value::as_array) else {
+        return;
+    };
+    let used: Option<BTreeSet<&str>> = at(merged, "grid.dataset")
+        .and_then(Value::as_array)
+        .map(|names| names.iter().filter_map(Value::as_str).collect());
+    let kinds: Vec<(&str, DatasetKind)> = merged
+        .get("datasets")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter(|(name, _)| used.as_ref().is_none_or(|u| u.contains(name.as_str())))
+        .filter_map(|(name, spec)| {
+            let kind = serde_json::from_value::<DatasetKind>(spec.get("kind")?.clone()).ok()?;
+            Some((name.as_str(), kind))
+        })
+        .collect();
+    for (i, item) in list.iter().enumerate() {
+        // A name that does not read is the schema's to report.
+        let Ok(measure) = serde_json::from_value::<super::Measure>(item.clone()) else {
+            continue;
+        };
+        let refused: Vec<String> = kinds
+            .iter()
+            .filter(|(_, k)| !measure.applies_to(*k))
+            .map(|(name, k)| format!("`{name}` ({})", k.name()))
+            .collect();
+        if !refused.is_empty() {
+            diags.push(layers.diagnostic(
+                &item_path("analyses.measures", i),
+                format!(
+                    "`{}` needs {}, and the grid's data set {} has none: remove it from \
+                     `analyses.measures` (left out, the measures are those that apply to each \
+                     data set)",
+                    measure.name(),
+                    measure.needs(),
+                    refused.join(", ")
+                ),
+                false,
+            ));
+        }
+    }
 }
 
 fn keys(merged: &Value, section: &str) -> BTreeSet<String> {

@@ -188,6 +188,13 @@ impl AudioSplit {
 }
 
 impl Split for AudioSplit {
+    fn input_format(&self) -> crate::data::stimuli::InputFormat<'_> {
+        crate::data::stimuli::InputFormat::Audio {
+            logmel: self.front.logmel(),
+            stats: self.stats,
+        }
+    }
+
     fn labels(&self) -> Vec<u32> {
         self.clips.iter().map(|c| c.clip.label).collect()
     }

@@ -7,6 +7,13 @@ use crate::data::wav::WavError;
 /// Errors of the data loaders.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
+    /// Stimuli of one modality asked of a data set of the other (refused by the preflight
+    /// before anything runs; this is the engine's own guard).
+    #[error("{what} cannot be shown to a model of {input}")]
+    Stimulus {
+        what: &'static str,
+        input: &'static str,
+    },
     /// The data set's folder or some of its files are missing.
     #[error(
         "{dataset}: {root} is missing {missing}; expected there: {expected}. Get the data set from {source_hint}"

@@ -55,6 +55,11 @@ impl FrontEnd {
         }
     }
 
+    /// The log-mel transform (for stimuli rendered as the clips are).
+    pub fn logmel(&self) -> &LogMel {
+        &self.logmel
+    }
+
     /// The cache key of a file's bytes under this front end.
     pub fn key(&self, bytes: &[u8]) -> String {
         let mut h = Sha256::new();

@@ -77,6 +77,15 @@ impl ImageSplit {
 }
 
 impl Split for ImageSplit {
+    fn input_format(&self) -> crate::data::stimuli::InputFormat<'_> {
+        crate::data::stimuli::InputFormat::Image {
+            channels: self.store.channels,
+            height: self.store.height,
+            width: self.store.width,
+            norm: &self.norm,
+        }
+    }
+
     fn labels(&self) -> Vec<u32> {
         self.indices.iter().map(|&i| self.store.labels[i]).collect()
     }

@@ -13,6 +13,7 @@ pub mod logmel;
 pub mod nominal;
 pub mod resample;
 pub mod speech_commands;
+pub mod stimuli;
 pub mod subset;
 pub mod wav;
 
@@ -62,6 +63,10 @@ pub trait Split: Send + Sync {
 
     /// Each example's class, in split order.
     fn labels(&self) -> Vec<u32>;
+
+    /// How this split's examples reach the model: pixel format or front end, and
+    /// normalisation; the analyses render their stimuli through it.
+    fn input_format(&self) -> stimuli::InputFormat<'_>;
 
     /// The same examples evaluated each whole in one input, for a split evaluated on
     /// windows (BirdDCASE); `None` where every example is one input already.

@@ -232,6 +232,7 @@ mod tests {
                     .collect(),
                 metrics: Vec::new(),
                 topography: None,
+                analyses: None,
             })
             .collect()
     }

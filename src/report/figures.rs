@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::analyses::{AnalysisRow, analysis_rows, curve_figures, curve_stem};
 use super::cells::{CellKey, ChosenCell};
 use super::curves::{
     PanelKey, Series, method_name, pruning_figures, topography_figures, training_figures,
@@ -16,6 +17,7 @@ use super::plot::write_figure;
 use super::scan::{DoneRun, Unreadable};
 use super::smoothness::{SmoothnessRow, smoothness};
 use super::table::TableRow;
+use super::tuning_maps::{Tuning, TuningRow, draw_tuning_maps};
 use super::{ReportError, file_stem, layouts};
 use crate::config::{FigureKind, StdKind};
 use crate::results::{ResultsError, TopographyRecord, read_json};
@@ -60,6 +62,10 @@ pub struct Computed {
     pub effects: Vec<EffectRow>,
     /// Each topography's smoothness, layer by layer.
     pub smoothness: Vec<SmoothnessRow>,
+    /// Whether each topography's maps are real, layer by layer.
+    pub analyses: Vec<AnalysisRow>,
+    /// The shuffles every analysis was tested against, when they agree.
+    pub permutations: Option<usize>,
 }
 
 /// What the figures wrote, and what they found.
@@ -171,6 +177,15 @@ pub fn compute(inputs: &FigureInputs) -> Result<Computed, ReportError> {
         (&groups.others, &other_files),
     )?;
     let smoothness = smoothness(&inputs.panels, series, &files)?;
+    let analyses = analysis_rows(&inputs.panels, series, &files);
+    let counts: Vec<usize> = files
+        .iter()
+        .filter_map(|f| f.analyses.as_ref().map(|a| a.permutations))
+        .collect();
+    let permutations = counts
+        .first()
+        .copied()
+        .filter(|&p| counts.iter().all(|&c| c == p));
     Ok(Computed {
         groups,
         files,
@@ -178,6 +193,8 @@ pub fn compute(inputs: &FigureInputs) -> Result<Computed, ReportError> {
         headline,
         effects,
         smoothness,
+        analyses,
+        permutations,
     })
 }
 
@@ -239,6 +256,18 @@ pub fn draw_figures(
                     {
                         push(kind, title, stem);
                     }
+                    for (title, stem) in tuning_figures(dir, &inputs.panels[p], p, series, files)? {
+                        push(kind, title, stem);
+                    }
+                    for (family, figure) in curve_figures(&inputs.panels[p], p, series, files) {
+                        let stem = dir.join(format!(
+                            "curves_{}_{}",
+                            curve_stem(family),
+                            panel_stem(&inputs.panels[p])
+                        ));
+                        write_figure(&figure, &stem)?;
+                        push(kind, figure.title.clone(), stem);
+                    }
                 }
             }
         }
@@ -286,6 +315,65 @@ fn category_maps(
         draw_maps(&stem.with_extension(ext), &title, &rows, classes)?;
     }
     Ok(Some((title, stem)))
+}
+
+/// The orientation and tonotopic maps of panel `p`: one row per topography (its first
+/// seed at the chosen lambda), one panel per tapped 2D layer.
+fn tuning_figures(
+    dir: &Path,
+    panel: &PanelKey,
+    p: usize,
+    series: &[Series],
+    files: &[RunFiles],
+) -> Result<Vec<(String, PathBuf)>, ReportError> {
+    let mut out = Vec::new();
+    for (tuning, name, what) in [
+        (
+            Tuning::Orientation,
+            "orientation",
+            "preferred orientation as hue, selectivity as saturation, pinwheels + and o",
+        ),
+        (
+            Tuning::Frequency,
+            "tonotopy",
+            "preferred frequency from blue (low) to yellow (high)",
+        ),
+    ] {
+        let rows: Vec<TuningRow> = series
+            .iter()
+            .filter(|s| s.panel == p)
+            .filter_map(|s| {
+                let f = files.get(*s.runs.first()?)?;
+                TuningRow::of(
+                    &s.label,
+                    f.analyses.as_ref()?,
+                    f.topography.as_ref()?,
+                    tuning,
+                )
+            })
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let title = format!(
+            "{} maps, {}: {what} (first seed)",
+            capitalised(name),
+            panel.title()
+        );
+        let stem = dir.join(format!("{name}_{}", panel_stem(panel)));
+        for ext in ["png", "svg"] {
+            draw_tuning_maps(&stem.with_extension(ext), &title, &rows)?;
+        }
+        out.push((title, stem));
+    }
+    Ok(out)
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 /// One map figure per finished run with 2D maps, `dir/<run id>.png`.

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::analyses::{AnalysisRow, analysis_blocks};
 use super::effect::{EffectRow, effects_blocks};
 use super::figures::FigureEntry;
 use super::headline::{HeadlineRow, headline_blocks};
@@ -29,6 +30,9 @@ pub struct IndexInputs<'a> {
     pub effects: &'a [EffectRow],
     /// Each topography's smoothness, layer by layer.
     pub smoothness: &'a [SmoothnessRow],
+    /// Whether each topography's maps are real, layer by layer, and the shuffles' count.
+    pub analyses: &'a [AnalysisRow],
+    pub permutations: Option<usize>,
     /// Every finished run's category maps (PNG).
     pub run_maps: &'a [PathBuf],
     pub roc_auc: &'a [RocAucCell],
@@ -105,6 +109,9 @@ pub fn index_blocks(i: &IndexInputs) -> Vec<Block> {
     }
     if !i.smoothness.is_empty() {
         out.extend(smoothness_blocks(i.smoothness));
+    }
+    if !i.analyses.is_empty() {
+        out.extend(analysis_blocks(i.analyses, i.permutations));
     }
     if !i.figures.is_empty() {
         out.push(Block::heading(2, "Figures"));

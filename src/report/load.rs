@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 
 use super::scan::{DoneRun, Unreadable};
 use crate::results::{
-    EpochRecord, PruningRow, ResultsError, TopographyRecord, read_json, read_jsonl,
+    AnalysesRecord, EpochRecord, PruningRow, ResultsError, TopographyRecord, read_json, read_jsonl,
     read_pruning_csv,
 };
 
@@ -26,6 +26,7 @@ pub struct RunFiles {
     pub pruning: Vec<PruningRow>,
     pub metrics: Vec<EpochRecord>,
     pub topography: Option<TopographyRecord>,
+    pub analyses: Option<AnalysesRecord>,
 }
 
 fn read_optional<T>(
@@ -74,6 +75,7 @@ pub fn load_runs(
             }
             if wanted.topography {
                 files.topography = read_optional(&dir.topography(), json, &mut problems);
+                files.analyses = read_optional(&dir.analyses(), json, &mut problems);
             }
             (files, problems)
         })

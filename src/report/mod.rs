@@ -8,6 +8,7 @@
 //! records and [`curves`] aggregates them into typed curves that [`plot`] draws;
 //! [`index`] links everything. Everything goes to `report/`, atomically.
 
+mod analyses;
 mod cells;
 mod curves;
 mod effect;
@@ -30,6 +31,7 @@ mod scan;
 mod smoothness;
 mod stats;
 mod table;
+mod tuning_maps;
 
 use std::path::{Path, PathBuf};
 
@@ -147,6 +149,8 @@ pub fn report(dir: &Path) -> Result<ReportOutcome, ReportError> {
     let mut headline = None;
     let mut effects = Vec::new();
     let mut smoothness = Vec::new();
+    let mut analyses = Vec::new();
+    let mut permutations = None;
     let mut run_maps = Vec::new();
     if !cells.is_empty() {
         let default = [TableSpec {
@@ -228,6 +232,8 @@ pub fn report(dir: &Path) -> Result<ReportOutcome, ReportError> {
         headline = computed.headline;
         effects = computed.effects;
         smoothness = computed.smoothness;
+        analyses = computed.analyses;
+        permutations = computed.permutations;
         written.extend(drawn.run_maps.iter().cloned());
         run_maps = drawn.run_maps;
     }
@@ -240,6 +246,8 @@ pub fn report(dir: &Path) -> Result<ReportOutcome, ReportError> {
         headline: headline.as_deref(),
         effects: &effects,
         smoothness: &smoothness,
+        analyses: &analyses,
+        permutations,
         run_maps: &run_maps,
         roc_auc: &roc_auc,
         counts: &counts,

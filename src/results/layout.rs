@@ -135,6 +135,12 @@ impl RunDir {
     pub fn topography(&self) -> PathBuf {
         self.path.join("topography.json")
     }
+    pub fn analyses(&self) -> PathBuf {
+        self.path.join("analyses.json")
+    }
+    pub fn responses(&self) -> PathBuf {
+        self.path.join("responses.safetensors")
+    }
     pub fn checkpoints(&self) -> PathBuf {
         self.path.join("checkpoints")
     }

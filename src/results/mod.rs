@@ -1,6 +1,7 @@
 //! Results on disk: the layout of `results/<experiment>/` and its records. This is the
 //! only interface between training and the report (README.md, "Results on disk").
 
+mod analyses;
 mod atomic;
 mod error;
 mod io;
@@ -10,6 +11,7 @@ mod provenance;
 mod records;
 pub mod tensorboard;
 
+pub use analyses::{AnalysesRecord, GratingsRecord, LayerAnalyses, MapKind, MapRecord};
 pub use atomic::{create_new_atomic, write_atomic, write_atomic_with};
 pub use error::ResultsError;
 pub use io::{read_json, read_jsonl, read_pruning_csv, write_json, write_jsonl, write_pruning_csv};

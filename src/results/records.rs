@@ -214,10 +214,6 @@ pub struct LayerRecord {
     /// Share of nearest-neighbour pairs preferring the same class, against chance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub neighbours: Option<NeighbourAgreement>,
-    /// Per channel, per class: d′ of the class against the others on the probe set
-    /// (`null` where undefined); absent in records written before it was measured.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub dprime: Vec<Vec<Option<f64>>>,
 }
 
 /// Channel positions as a record keeps them.

@@ -3,6 +3,7 @@
 //! run folder's lock. A failure to write results (disk full, read-only folder) is not
 //! the run's fault: it stops the plan with the path named, and the run stays resumable.
 
+pub mod analyse;
 pub mod estimate;
 pub mod preflight;
 pub mod progress;
@@ -24,6 +25,7 @@ use crate::results::{
     EpochRecord, ExperimentDir, Failure, Provenance, RunDir, RunState, RunStatus, Summary,
     read_json, write_atomic, write_json,
 };
+use crate::train::analyses::{analyse_finished, analyses_current};
 use crate::train::checkpoint::read_loop_state;
 use crate::train::stages::{measure_topography, prune, prune_finished, pruning_incomplete};
 use crate::train::{EngineError, Fault};
@@ -288,8 +290,9 @@ fn attempt(
     }
 }
 
-/// A done run whose `pruning:` grew since it trained: computes the new points only,
-/// from its best checkpoint (pruning is not part of the run's identity).
+/// A done run whose later stages no longer stand: `pruning:` grew since it trained, or
+/// its analyses are missing or were computed under other settings. Computes what is
+/// missing only, from its best checkpoint (neither is part of the run's identity).
 fn prune_added_points(
     run: &RunConfig,
     dir: &RunDir,
@@ -299,31 +302,46 @@ fn prune_added_points(
     workers: &Workers,
 ) -> Result<Outcome, EngineError> {
     let env = env_for(dir, options, false, None);
-    if !pruning_incomplete(run, &env)? {
+    let prune = pruning_incomplete(run, &env)?;
+    let analyse = !analyses_current(run, &env)?;
+    if !prune && !analyse {
         return Ok(Outcome::Done);
     }
     let lock = match Lock::acquire_with(&dir.lock(), workers.lock)? {
         LockOutcome::Acquired(lock) => lock,
         LockOutcome::Held(_) => return Ok(Outcome::Locked),
     };
+    let what = match (prune, analyse) {
+        (true, true) => "the pruning points added since, and its analyses",
+        (true, false) => "the pruning points added since",
+        _ => "its analyses",
+    };
     log(&format!(
-        "[{}/{total}] {}: done; computing the pruning points added since",
+        "[{}/{total}] {}: done; computing {what}",
         i + 1,
         run.id
     ));
-    let outcome = prune_finished(run, &env);
+    let outcome = (|| -> Result<(), EngineError> {
+        if analyse {
+            analyse_finished(run, &env)?;
+        }
+        if prune {
+            prune_finished(run, &env)?;
+        }
+        Ok(())
+    })();
     lock.release()?;
     match outcome {
         Ok(()) => Ok(Outcome::Done),
         Err(e) if e.fault() == Fault::Machine => Err(e),
         Err(e) => {
-            log(&format!("  pruning failed: {}", chain(&e)));
+            log(&format!("  {what} failed: {}", chain(&e)));
             Ok(Outcome::Failed(chain(&e)))
         }
     }
 }
 
-fn env_for(
+pub(crate) fn env_for(
     dir: &RunDir,
     options: &RunOptions,
     verbose: bool,
@@ -337,6 +355,7 @@ fn env_for(
         cache_dir: options.cache_dir.clone(),
         config_dir: options.config_dir.clone(),
         verbose,
+        keep_responses: false,
     }
 }
 

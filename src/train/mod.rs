@@ -2,6 +2,7 @@
 //! paper's schedule, a checkpoint per epoch (resumable after any kill), the best epoch
 //! by validation accuracy tested at the end.
 
+pub mod analyses;
 pub mod checkpoint;
 mod error;
 mod evaluate;
@@ -56,6 +57,9 @@ pub struct TrainEnv {
     pub verbose: bool,
     /// Told when each epoch is committed (the plan's progress).
     pub on_epoch: Option<EpochHook>,
+    /// The analyses also write every layer's raw responses (`responses.safetensors`), so
+    /// that their measures can be checked by another implementation.
+    pub keep_responses: bool,
 }
 
 /// A trained run in memory: what the later stages (test, metrics, pruning) need.

@@ -15,6 +15,8 @@ pub enum Purpose {
     Init = 4,
     /// The neighbourhoods a topographic loss draws per step (TDANN's).
     Neighbourhood = 5,
+    /// The shuffles of a map over its layout that test it (the analyses).
+    Permutation = 6,
 }
 
 /// SplitMix64 finaliser: spreads nearby inputs far apart.

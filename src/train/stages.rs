@@ -1,4 +1,5 @@
-//! The stages after training: topography metrics on the probe set, and pruning.
+//! The stages after training: topography metrics and analyses on the probe set and
+//! stimuli, and pruning.
 
 use candle_nn::VarMap;
 
@@ -12,6 +13,7 @@ use crate::topography::{
     neighbour_agreement,
 };
 use crate::train::EngineError;
+use crate::train::analyses::{MapSpace, Raw, analyse, analyses_current, analyses_key, write};
 use crate::train::layouts::{layer_positions, reference_positions};
 use crate::train::prune::run_pruning;
 use crate::train::seeds::{Purpose, stream_seed};
@@ -22,14 +24,35 @@ const METRIC_BINS: usize = 10;
 /// Shuffles of the preferred classes that give the neighbour agreement's chance level.
 const SHUFFLES: usize = 100;
 
-/// Measures how topographic each tapped layer is and writes `topography.json`. The
-/// baseline is measured against the paper's 2D grid so its score is comparable.
+/// Measures a freshly trained run (its best weights loaded): `topography.json` and
+/// `analyses.json`, unless the analyses already stand for this checkpoint (a run killed
+/// after them and resumed).
 pub fn measure_topography(
     trained: &Trained,
     run: &RunConfig,
     env: &TrainEnv,
-) -> Result<TopographyRecord, EngineError> {
-    let channels = &trained.model.tap_channels();
+) -> Result<(), EngineError> {
+    if analyses_current(run, env)? {
+        return Ok(());
+    }
+    measure(&trained.data, &trained.varmap, run, env)
+}
+
+/// Measures how topographic each tapped layer is (`topography.json`) and analyses its
+/// maps (`analyses.json`), all on the weights in `varmap`. The baseline is measured
+/// against the paper's 2D grid so its score is comparable.
+pub(crate) fn measure(
+    data: &crate::data::Dataset,
+    varmap: &VarMap,
+    run: &RunConfig,
+    env: &TrainEnv,
+) -> Result<(), EngineError> {
+    let started = std::time::Instant::now();
+    let key = analyses_key(run, env)?;
+    // The responses are read where the analyses ask, whatever the loss read in training.
+    let at = run.analyses.at;
+    let model = model_over(run, data, varmap, DType::F32, at.tap(), env)?;
+    let channels = &model.tap_channels();
     let (positions, norm, layout) = match (run.objective.placement(), run.objective.loss()) {
         (Some(placement), Some(loss)) => {
             let (p, n) = layer_positions(placement, loss, channels, &env.config_dir)?;
@@ -42,41 +65,27 @@ pub fn measure_topography(
         ),
     };
     let probe = ProbeSet::draw(
-        &trained.data.test.labels(),
-        &trained.data.class_names,
+        &data.test.labels(),
+        &data.class_names,
         run.analyses.probe.per_class,
         PROBE_SEED,
     )
     .map_err(EngineError::Probe)?;
-    // The responses are read where the analyses ask, whatever the loss read in training.
-    let at = run.analyses.at;
-    let measuring = (at.tap() != run.objective.tap())
-        .then(|| {
-            model_over(
-                run,
-                &trained.data,
-                &trained.varmap,
-                DType::F32,
-                at.tap(),
-                env,
-            )
-        })
-        .transpose()?;
-    let model = measuring.as_deref().unwrap_or(trained.model.as_ref());
     let indices = &probe.indices;
     let mut sims: Vec<ChannelSimilarity> = channels
         .iter()
         .map(|&c| ChannelSimilarity::new(c))
         .collect();
-    let classes = trained.data.num_classes;
     let mut responses: Vec<ClassResponses> = channels
         .iter()
-        .map(|&c| ClassResponses::new(c, classes))
+        .map(|&c| ClassResponses::new(c, data.num_classes))
         .collect();
-    let batch_size = run.training.eval_batch();
-    for chunk in indices.chunks(batch_size) {
-        let batch = trained.data.test.batch(chunk, None, &env.device)?;
+    let mut raw = Raw::new(env.keep_responses);
+    for chunk in indices.chunks(run.training.eval_batch()) {
+        let batch = data.test.batch(chunk, None, &env.device)?;
         let out = model.forward_t(&batch.inputs, false)?;
+        raw.add("probe", &out.taps, &model.tap_names())?;
+        raw.labels(&batch.labels)?;
         // One label per example (audio batches label every window of a clip alike).
         let labels = batch
             .labels
@@ -91,14 +100,8 @@ pub fn measure_topography(
     }
     let mut layers = Vec::new();
     let shuffle_seed = stream_seed(run.seed, 0, Purpose::Shuffle);
-    for (((name, sim), resp), p) in trained
-        .model
-        .tap_names()
-        .iter()
-        .zip(&sims)
-        .zip(&responses)
-        .zip(&positions)
-    {
+    let names = model.tap_names();
+    for (((name, sim), resp), p) in names.iter().zip(&sims).zip(&responses).zip(&positions) {
         let distances = distance_matrix(p, norm);
         let t = sim.topography(&distances, METRIC_BINS)?;
         // No example of a known class reached this layer (an audio batch of windows):
@@ -120,18 +123,36 @@ pub fn measure_topography(
             }),
             preferences,
             neighbours,
-            dprime: resp.dprimes(),
             bins: t.bins,
         });
     }
     let record = TopographyRecord {
-        layout,
+        layout: layout.clone(),
         probe: Some(probe),
         at: Some(at),
         layers,
     };
+    let spaces: Vec<MapSpace> = positions
+        .iter()
+        .map(|positions| MapSpace { positions, norm })
+        .collect();
+    let analyses = analyse(
+        model.as_ref(),
+        data,
+        &spaces,
+        &responses,
+        &layout,
+        run,
+        key,
+        started,
+        &mut raw,
+        env,
+    )?;
+    // The topography first: a record of analyses on disk means both stand.
     write_json(&env.dir.topography(), &record)?;
-    Ok(record)
+    raw.write(&env.dir.responses())?;
+    write(&analyses, env)?;
+    Ok(())
 }
 
 /// `run`'s model over the weights already in `varmap` (trained, or a pruned copy), in

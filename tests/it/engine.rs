@@ -157,8 +157,9 @@ fn pruning_rows(run: &Path) -> Vec<(String, f64, usize, usize, f64)> {
         .collect()
 }
 
-const RUN_FILES: [&str; 8] = [
+const RUN_FILES: [&str; 9] = [
     "run.yaml",
+    "analyses.json",
     "metrics.jsonl",
     "summary.json",
     "topography.json",
@@ -725,6 +726,106 @@ fn added_pruning_points_alone_are_computed_for_a_done_run() {
     // Training was not redone.
     assert_eq!(modified("metrics.jsonl"), metrics_stamp);
     assert_eq!(e.plan("results")["counts"]["done"], 1);
+}
+
+#[test]
+fn topo_analyse_redoes_analyses_that_no_longer_stand_and_skips_the_rest() {
+    let e = Experiment::new(&Spec {
+        name: "analysed",
+        topographies: "grid2d",
+        lambda: "1",
+        epochs: 1,
+        pruning: "",
+    });
+    let out = e.topo("run", "results", &["--no-report"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run = &e.runs("results")[0];
+    let analyses = || json(&run.join("analyses.json"));
+    assert_eq!(analyses()["permutations"], 200);
+    let folder = e.results("results").join(&e.name);
+    let analyse = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_topo"))
+            .current_dir(e.dir.path())
+            .arg("analyse")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stderr(&out)
+    };
+    let dir = folder.to_str().unwrap();
+    // Standing analyses are skipped; a results folder is enough to find the runs.
+    let said = analyse(&[dir, "--no-report"]);
+    assert!(said.contains(": 0 analysed, 1 already current"), "{said}");
+    // Other settings: redone, from the checkpoint, without training.
+    let metrics = std::fs::metadata(run.join("metrics.jsonl"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let said = analyse(&[dir, "--set", "analyses.permutations=20", "--no-report"]);
+    assert!(said.contains(": 1 analysed, 0 already current"), "{said}");
+    assert_eq!(analyses()["permutations"], 20);
+    let said = analyse(&[
+        dir,
+        "--set",
+        "analyses.permutations=20",
+        "--force",
+        "--responses",
+    ]);
+    assert!(said.contains(": 1 analysed"), "{said}");
+    assert!(run.join("responses.safetensors").is_file());
+    // `topo run` with the file's own settings redoes them too, and drops the stale responses.
+    std::fs::remove_file(run.join("analyses.json")).unwrap();
+    let out = e.topo("run", "results", &["--no-report"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("done; computing its analyses"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(analyses()["permutations"], 200);
+    assert!(!run.join("responses.safetensors").exists());
+    let now = std::fs::metadata(run.join("metrics.jsonl"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(now, metrics, "training was not redone");
+    // The report shows the tables, the maps and the curves.
+    analyse(&[dir]);
+    let index = std::fs::read_to_string(folder.join("report/index.md")).unwrap();
+    assert!(index.contains("### Are the maps real?"), "{index}");
+    let figures: Vec<String> = std::fs::read_dir(folder.join("report/figures"))
+        .unwrap()
+        .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for prefix in ["orientation_", "curves_orientation_", "curves_dprime_"] {
+        assert!(
+            figures
+                .iter()
+                .any(|f| f.starts_with(prefix) && f.ends_with(".png")),
+            "{prefix}*.png in {figures:?}"
+        );
+    }
+}
+
+#[test]
+fn a_measure_a_data_set_cannot_take_is_refused_once_naming_both() {
+    let e = Experiment::new(&Spec {
+        name: "refused",
+        topographies: "base",
+        lambda: "1",
+        epochs: 1,
+        pruning: "analyses: { measures: [category, tonotopy] }",
+    });
+    let out = e.topo("validate", "results", &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let said = stderr(&out);
+    assert_eq!(said.matches("`tonotopy` needs audio").count(), 1, "{said}");
+    assert!(
+        said.contains("`fm` (Fashion-MNIST)") && said.contains("refused.yaml:"),
+        "{said}"
+    );
+    assert!(said.contains("analyses.measures"), "{said}");
 }
 
 #[test]

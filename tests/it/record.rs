@@ -37,11 +37,22 @@ fn a_summary_holds_the_runs_identity_and_provenance_and_the_report_needs_nothing
         assert_eq!(probe["indices"].as_array().unwrap().len(), 50, "{probe}");
         // Read where the field reads responses, after batch norm and ReLU, by default.
         assert_eq!(record["at"], "relu");
-        // d′ of each of the 10 classes for every channel of every layer.
-        for layer in record["layers"].as_array().unwrap() {
-            let dprime = layer["dprime"].as_array().unwrap();
-            assert_eq!(dprime.len(), layer["channels"].as_u64().unwrap() as usize);
-            assert!(dprime.iter().all(|c| c.as_array().unwrap().len() == 10));
+        // d′ of each of the 10 classes for every channel of every layer, in the analyses.
+        let text = std::fs::read_to_string(dir.join("analyses.json")).unwrap();
+        let analyses: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for layer in analyses["layers"].as_array().unwrap() {
+            let maps = layer["maps"].as_array().unwrap();
+            let dprime: Vec<_> = maps
+                .iter()
+                .filter(|m| m["map"]["kind"] == "dprime")
+                .collect();
+            assert_eq!(dprime.len(), 10, "{layer}");
+            let channels = layer["channels"].as_u64().unwrap() as usize;
+            assert!(
+                dprime
+                    .iter()
+                    .all(|m| m["values"].as_array().unwrap().len() == channels)
+            );
         }
         probes.push(probe.clone());
     }

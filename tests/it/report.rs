@@ -146,7 +146,6 @@ fn done_run(exp: &ExperimentDir, a: &RunAxes, validation: f64, test: f64, with_y
             shuffled: 0.25,
             shuffles: 100,
         }),
-        dprime: Vec::new(),
     };
     write_json(
         &run.topography(),

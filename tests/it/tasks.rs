@@ -5,16 +5,28 @@ use std::path::Path;
 
 use super::fixtures;
 use candle_core::Device;
+use topo::config::Measure;
 use topo::config::{LoadOptions, load};
 use topo::plan::plan;
 use topo::results::{
-    EpochRecord, ExperimentDir, RunStatus, SplitKind, Summary, read_json, read_jsonl,
+    AnalysesRecord, EpochRecord, ExperimentDir, MapKind, RunStatus, SplitKind, Summary,
+    TopographyRecord, read_json, read_jsonl,
 };
 use topo::runner::{RunOptions, run_plan};
 
 /// Trains the one-run experiment `dataset_yaml` describes for `epochs` epochs and
 /// returns its records and summary.
 fn train_one(dir: &Path, dataset_yaml: &str, epochs: u32) -> (Vec<EpochRecord>, Summary) {
+    let (records, summary, _) = train_and_analyse(dir, dataset_yaml, epochs);
+    (records, summary)
+}
+
+/// As [`train_one`], with the run's analyses and the classes its probe set holds.
+fn train_and_analyse(
+    dir: &Path,
+    dataset_yaml: &str,
+    epochs: u32,
+) -> (Vec<EpochRecord>, Summary, Analysed) {
     let yaml = format!(
         "extends: {tiny}
 name: task
@@ -49,10 +61,57 @@ training:
     let report = run_plan(&runs, &options).unwrap();
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     let run = experiment_dir.run(&plan.runs[0].id);
+    let topography: TopographyRecord = read_json(&run.topography()).unwrap();
+    let probe = topography.probe.unwrap();
+    let data = topo::data::load(&plan.runs[0].dataset, &dir.join("cache")).unwrap();
+    let labels = data.test.labels();
+    let mut classes: Vec<u32> = probe.indices.iter().map(|&i| labels[i]).collect();
+    classes.sort_unstable();
+    classes.dedup();
     (
         read_jsonl(&run.metrics()).unwrap(),
         read_json(&run.summary()).unwrap(),
+        Analysed {
+            record: read_json(&run.analyses()).unwrap(),
+            probe_classes: classes.len(),
+            classes: data.num_classes,
+        },
     )
+}
+
+/// A run's analyses, and the classes of its probe set against the data set's.
+struct Analysed {
+    record: AnalysesRecord,
+    probe_classes: usize,
+    classes: usize,
+}
+
+/// Checks that every layer has the maps of `measures`, every class in the probe set, and
+/// each map statistics where at least 3 channels have a value.
+fn check_analyses(a: &Analysed, measures: &[Measure]) {
+    assert_eq!(
+        a.probe_classes, a.classes,
+        "every class is in the probe set"
+    );
+    assert_eq!(a.record.measures, measures);
+    assert_eq!(a.record.layers.len(), 5);
+    for layer in &a.record.layers {
+        let dprimes = layer
+            .maps
+            .iter()
+            .filter(|m| matches!(m.map, MapKind::Dprime { .. }))
+            .count();
+        assert_eq!(dprimes, a.classes, "{}", layer.layer);
+        for m in &layer.maps {
+            assert!(measures.contains(&m.map.measure()), "{:?}", m.map);
+            assert_eq!(m.values.len(), layer.channels);
+            let defined = m.values.iter().flatten().count();
+            if let Some(s) = &m.statistics {
+                assert!(s.smoothness_p > 0.0 && s.smoothness_p <= 1.0 && s.moran.is_finite());
+                assert_eq!(s.channels, defined);
+            }
+        }
+    }
 }
 
 fn check(records: &[EpochRecord], summary: &Summary, epochs: u32, chance: f64) {
@@ -90,12 +149,20 @@ fn cifar10_trains_on_a_binary_fixture() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("cifar");
     fixtures::write_cifar(&root, topo::data::cifar::Variant::Cifar10, 20, 10, 0).unwrap();
-    let (records, summary) = train_one(
+    let (records, summary, analysed) = train_and_analyse(
         tmp.path(),
         &format!("{{ kind: cifar10, root: {} }}", root.display()),
         3,
     );
     check(&records, &summary, 3, 0.1);
+    check_analyses(&analysed, &[Measure::Category, Measure::Orientation]);
+    let gratings = analysed.record.gratings.as_ref().unwrap();
+    assert_eq!(
+        gratings.orientations.len() * gratings.frequencies.len() * gratings.phases,
+        192
+    );
+    // The 2D grid is a lattice: every layer of 4 or more channels has its pinwheel count.
+    assert!(analysed.record.layers.iter().all(|l| l.pinwheels.is_some()));
     assert!(records.iter().all(|r| r.roc_auc.is_none()) && summary.test_roc_auc.is_none());
 }
 
@@ -104,12 +171,27 @@ fn speech_commands_trains_on_a_wav_tree() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("sc");
     fixtures::write_speech_commands(&root, &["go", "no", "stop", "yes"], [24, 6, 6]).unwrap();
-    let (records, summary) = train_one(
+    let (records, summary, analysed) = train_and_analyse(
         tmp.path(),
         &format!("{{ kind: speech_commands, root: {} }}", root.display()),
         3,
     );
     check(&records, &summary, 3, 0.25);
+    check_analyses(&analysed, &[Measure::Category, Measure::Tonotopy]);
+    // Preferred frequencies lie among the tones shown, from 80 Hz to 7.6 kHz.
+    let tones = analysed.record.tones.as_ref().unwrap();
+    let (lo, hi) = (tones[0].log2(), tones[tones.len() - 1].log2());
+    assert!((lo - 80f64.log2()).abs() < 1e-9 && (hi - 7600f64.log2()).abs() < 1e-9);
+    let preferred = analysed
+        .record
+        .layers
+        .iter()
+        .flat_map(|l| &l.maps)
+        .filter(|m| m.map == MapKind::PreferredFrequency);
+    let values: Vec<f64> = preferred
+        .flat_map(|m| m.values.iter().flatten().copied())
+        .collect();
+    assert!(!values.is_empty() && values.iter().all(|v| (lo - 1e-9..=hi + 1e-9).contains(v)));
 }
 
 #[test]

@@ -1,0 +1,274 @@
+//! Orientation and tonotopic maps: each tapped layer's channels at their 2D layout
+//! positions, coloured by what they are tuned to. Orientation: hue is the preferred
+//! orientation (0 to 180 degrees once round the colour wheel), saturation the selectivity
+//! (relative to the layer's most selective channel), pinwheels marked + (counterclockwise)
+//! and o (clockwise). Tonotopy: the preferred frequency from blue (low) to yellow (high).
+//! Grey: a channel that did not respond. One row per topography (first seed), one panel
+//! per layer.
+
+use std::path::Path;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::layouts::{DrawResult, Drawing, LayoutPlotError, render};
+use super::plot::FAMILY;
+use crate::results::{AnalysesRecord, MapKind, TopographyRecord};
+use crate::topography::Pinwheel;
+
+const PANEL: u32 = 240;
+const LABEL: u32 = 200;
+const HEADER: u32 = 40;
+
+/// What the maps show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tuning {
+    Orientation,
+    Frequency,
+}
+
+struct Dot {
+    x: f64,
+    y: f64,
+    colour: RGBColor,
+}
+
+struct Panel {
+    layer: String,
+    dots: Vec<Dot>,
+    /// Pinwheels in the panel's unit square, with their charge.
+    marks: Vec<(f64, f64, i8)>,
+}
+
+/// One row: a run's label and its layers.
+pub struct TuningRow {
+    label: String,
+    panels: Vec<Panel>,
+}
+
+const NONE: RGBColor = RGBColor(225, 225, 225);
+
+fn hsv(h: f64, s: f64, v: f64) -> RGBColor {
+    let h = h.rem_euclid(360.0) / 60.0;
+    let c = v * s;
+    let x = c * (1.0 - (h % 2.0 - 1.0).abs());
+    let (r, g, b) = match h as u32 {
+        0 => (c, x, 0.0),
+        1 => (x, c, 0.0),
+        2 => (0.0, c, x),
+        3 => (0.0, x, c),
+        4 => (x, 0.0, c),
+        _ => (c, 0.0, x),
+    };
+    let m = v - c;
+    let byte = |u: f64| ((u + m).clamp(0.0, 1.0) * 255.0).round() as u8;
+    RGBColor(byte(r), byte(g), byte(b))
+}
+
+/// A blue-to-yellow ramp (viridis' ends and middle) at `t` in `[0, 1]`.
+fn ramp(t: f64) -> RGBColor {
+    const STOPS: [(f64, f64, f64); 3] = [
+        (68.0, 1.0, 84.0),
+        (33.0, 145.0, 140.0),
+        (253.0, 231.0, 37.0),
+    ];
+    let t = t.clamp(0.0, 1.0) * 2.0;
+    let k = (t.floor() as usize).min(1);
+    let f = t - k as f64;
+    let (a, b) = (STOPS[k], STOPS[k + 1]);
+    let mix = |x: f64, y: f64| (x + (y - x) * f).round() as u8;
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+impl TuningRow {
+    /// The row of a run's records; `None` when it has no 2D layer with the maps asked for.
+    pub fn of(
+        label: &str,
+        analyses: &AnalysesRecord,
+        topography: &TopographyRecord,
+        tuning: Tuning,
+    ) -> Option<TuningRow> {
+        let range = analyses.tones.as_ref().and_then(|t| {
+            let lo = t.first()?.log2();
+            let hi = t.last()?.log2();
+            (hi > lo).then_some((lo, hi))
+        });
+        let panels: Vec<Panel> = analyses
+            .layers
+            .iter()
+            .filter_map(|layer| {
+                let positions = topography
+                    .layers
+                    .iter()
+                    .find(|l| l.layer == layer.layer)?
+                    .positions
+                    .as_ref()?;
+                if positions.dim != 2 || positions.coords.len() != 2 * layer.channels {
+                    return None;
+                }
+                let values = |kind: MapKind| {
+                    layer
+                        .maps
+                        .iter()
+                        .find(|m| m.map == kind)
+                        .map(|m| m.values.clone())
+                };
+                let colours: Vec<RGBColor> = match tuning {
+                    Tuning::Orientation => {
+                        let pref = values(MapKind::PreferredOrientation)?;
+                        let osi = values(MapKind::OrientationSelectivity)?;
+                        let top = osi.iter().flatten().copied().fold(0.0, f64::max);
+                        pref.iter()
+                            .zip(&osi)
+                            .map(|(p, s)| match (p, s) {
+                                (Some(p), Some(s)) if top > 0.0 => {
+                                    hsv(2.0 * p, (s / top).clamp(0.0, 1.0), 1.0)
+                                }
+                                _ => NONE,
+                            })
+                            .collect()
+                    }
+                    Tuning::Frequency => {
+                        let (lo, hi) = range?;
+                        values(MapKind::PreferredFrequency)?
+                            .iter()
+                            .map(|v| v.map_or(NONE, |v| ramp((v - lo) / (hi - lo))))
+                            .collect()
+                    }
+                };
+                let (xs, ys): (Vec<f64>, Vec<f64>) = positions
+                    .coords
+                    .chunks_exact(2)
+                    .map(|c| (c[0], c[1]))
+                    .unzip();
+                let lo = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+                let hi = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let (x0, y0) = (lo(&xs), lo(&ys));
+                let (wx, wy) = (hi(&xs) - x0, hi(&ys) - y0);
+                let span = wx.max(wy).max(1e-12);
+                let (cx, cy) = ((1.0 - wx / span) / 2.0, (1.0 - wy / span) / 2.0);
+                let place = |x: f64, y: f64| (cx + (x - x0) / span, cy + (y - y0) / span);
+                let dots = xs
+                    .iter()
+                    .zip(&ys)
+                    .zip(colours)
+                    .map(|((&x, &y), colour)| {
+                        let (x, y) = place(x, y);
+                        Dot { x, y, colour }
+                    })
+                    .collect();
+                let marks = match (&layer.pinwheels, tuning) {
+                    (Some(p), Tuning::Orientation) => p
+                        .pinwheels
+                        .iter()
+                        .map(|&Pinwheel { x, y, charge }| {
+                            let (x, y) = place(x, y);
+                            (x, y, charge)
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                Some(Panel {
+                    layer: layer.layer.clone(),
+                    dots,
+                    marks,
+                })
+            })
+            .collect();
+        (!panels.is_empty()).then(|| TuningRow {
+            label: label.to_owned(),
+            panels,
+        })
+    }
+}
+
+struct TuningFigure<'a> {
+    title: &'a str,
+    rows: &'a [TuningRow],
+}
+
+/// Draws `rows` to `path` (PNG or SVG by extension).
+pub fn draw_tuning_maps(
+    path: &Path,
+    title: &str,
+    rows: &[TuningRow],
+) -> Result<(), LayoutPlotError> {
+    let columns = rows.iter().map(|r| r.panels.len()).max().unwrap_or(1) as u32;
+    let size = (LABEL + columns * PANEL, HEADER + rows.len() as u32 * PANEL);
+    render(path, size, &TuningFigure { title, rows })
+}
+
+impl Drawing for TuningFigure<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
+        let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+        root.fill(&WHITE).map_err(e)?;
+        let (header, body) = root.split_vertically(HEADER);
+        header
+            .draw_text(
+                self.title,
+                &(FAMILY, 18).into_font().color(&BLACK),
+                (10, 10),
+            )
+            .map_err(e)?;
+        let columns = self.rows.iter().map(|r| r.panels.len()).max().unwrap_or(1);
+        for (row, band) in self
+            .rows
+            .iter()
+            .zip(body.split_evenly((self.rows.len(), 1)))
+        {
+            let (label, panels) = band.split_horizontally(LABEL);
+            label
+                .draw_text(
+                    &row.label,
+                    &(FAMILY, 17).into_font().color(&BLACK),
+                    (8, PANEL as i32 / 2 - 8),
+                )
+                .map_err(e)?;
+            for (panel, area) in row.panels.iter().zip(panels.split_evenly((1, columns))) {
+                draw_panel(&area, panel)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) -> DrawResult {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    area.draw_text(
+        &panel.layer,
+        &(FAMILY, 14).into_font().color(&BLACK),
+        (6, 4),
+    )
+    .map_err(e)?;
+    let side = PANEL as f64 * 0.72;
+    let (ox, oy) = (PANEL as f64 * 0.14, PANEL as f64 * 0.18);
+    let n = panel.dots.len().max(1) as f64;
+    let radius = (side * 0.42 / n.sqrt()).clamp(2.0, 12.0).round() as i32;
+    let at = |x: f64, y: f64| {
+        (
+            (ox + x * side).round() as i32,
+            (oy + (1.0 - y) * side).round() as i32,
+        )
+    };
+    for d in &panel.dots {
+        area.draw(&Circle::new(at(d.x, d.y), radius, d.colour.filled()))
+            .map_err(e)?;
+    }
+    let arm = (radius / 2).max(3);
+    for &(x, y, charge) in &panel.marks {
+        let (cx, cy) = at(x, y);
+        if charge > 0 {
+            for (dx, dy) in [(arm, 0), (0, arm)] {
+                area.draw(&PathElement::new(
+                    vec![(cx - dx, cy - dy), (cx + dx, cy + dy)],
+                    BLACK.stroke_width(2),
+                ))
+                .map_err(e)?;
+            }
+        } else {
+            area.draw(&Circle::new((cx, cy), arm, BLACK.stroke_width(2)))
+                .map_err(e)?;
+        }
+    }
+    Ok(())
+}
