@@ -53,7 +53,7 @@ impl Family {
         match self {
             Family::Dprime => "dprime",
             Family::PreferredOrientation => "orientation",
-            Family::OrientationSelectivity => "selectivity",
+            Family::OrientationSelectivity => "orientation_selectivity",
             Family::PreferredSpatialFrequency => "spatial_frequency",
             Family::PreferredFrequency => "frequency",
             Family::TuningWidth => "tuning_width",

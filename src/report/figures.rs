@@ -327,16 +327,24 @@ fn tuning_figures(
     files: &[RunFiles],
 ) -> Result<Vec<(String, PathBuf)>, ReportError> {
     let mut out = Vec::new();
-    for (tuning, name, what) in [
+    for (tuning, name, heading, what) in [
         (
             Tuning::Orientation,
             "orientation",
+            "Orientation maps",
             "preferred orientation as hue, selectivity as saturation, pinwheels + and o",
         ),
         (
             Tuning::Frequency,
             "tonotopy",
+            "Tonotopic maps",
             "preferred frequency from blue (low) to yellow (high)",
+        ),
+        (
+            Tuning::Category,
+            "dprime",
+            "Category selectivity",
+            "d′ of each class against the rest on the deepest layer, red where preferred, blue where avoided",
         ),
     ] {
         let rows: Vec<TuningRow> = series
@@ -355,11 +363,7 @@ fn tuning_figures(
         if rows.is_empty() {
             continue;
         }
-        let title = format!(
-            "{} maps, {}: {what} (first seed)",
-            capitalised(name),
-            panel.title()
-        );
+        let title = format!("{heading}, {}: {what} (first seed)", panel.title());
         let stem = dir.join(format!("{name}_{}", panel_stem(panel)));
         for ext in ["png", "svg"] {
             draw_tuning_maps(&stem.with_extension(ext), &title, &rows)?;
@@ -367,13 +371,6 @@ fn tuning_figures(
         out.push((title, stem));
     }
     Ok(out)
-}
-
-fn capitalised(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().chain(c).collect())
-        .unwrap_or_default()
 }
 
 /// One map figure per finished run with 2D maps, `dir/<run id>.png`.

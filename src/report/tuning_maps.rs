@@ -1,10 +1,12 @@
-//! Orientation and tonotopic maps: each tapped layer's channels at their 2D layout
+//! Orientation, tonotopic and category selectivity maps: channels at their 2D layout
 //! positions, coloured by what they are tuned to. Orientation: hue is the preferred
 //! orientation (0 to 180 degrees once round the colour wheel), saturation the selectivity
 //! (relative to the layer's most selective channel), pinwheels marked + (counterclockwise)
 //! and o (clockwise). Tonotopy: the preferred frequency from blue (low) to yellow (high).
-//! Grey: a channel that did not respond. One row per topography (first seed), one panel
-//! per layer.
+//! Category: the d′ of one class, red where the channel prefers it, blue where it avoids
+//! it, white at 0 (scaled to the row's largest |d′|). Grey: a channel without a value. One
+//! row per topography (first seed); one panel per layer, or for category maps one per class
+//! of the deepest tapped layer.
 
 use std::path::Path;
 
@@ -25,6 +27,8 @@ const HEADER: u32 = 40;
 pub enum Tuning {
     Orientation,
     Frequency,
+    /// The d′ maps of every class, on the deepest tapped 2D layer.
+    Category,
 }
 
 struct Dot {
@@ -80,7 +84,116 @@ fn ramp(t: f64) -> RGBColor {
     RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
 }
 
+/// Blue through white to red for `t` in `[-1, 1]`.
+fn diverging(t: f64) -> RGBColor {
+    let t = t.clamp(-1.0, 1.0);
+    let towards = |to: (f64, f64, f64)| {
+        let f = t.abs();
+        let mix = |c: f64| (255.0 + (c - 255.0) * f).round() as u8;
+        RGBColor(mix(to.0), mix(to.1), mix(to.2))
+    };
+    if t < 0.0 {
+        towards((33.0, 102.0, 172.0))
+    } else {
+        towards((178.0, 24.0, 43.0))
+    }
+}
+
+/// Where one 2D layer's points go in its panel's unit square, centred, aspect kept.
+struct Frame {
+    origin: (f64, f64),
+    span: f64,
+    offset: (f64, f64),
+}
+
+impl Frame {
+    fn of(coords: &[f64]) -> Frame {
+        let (xs, ys): (Vec<f64>, Vec<f64>) = coords.chunks_exact(2).map(|c| (c[0], c[1])).unzip();
+        let lo = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let (x0, y0) = (lo(&xs), lo(&ys));
+        let (wx, wy) = (hi(&xs) - x0, hi(&ys) - y0);
+        let span = wx.max(wy).max(1e-12);
+        Frame {
+            origin: (x0, y0),
+            span,
+            offset: ((1.0 - wx / span) / 2.0, (1.0 - wy / span) / 2.0),
+        }
+    }
+
+    fn place(&self, x: f64, y: f64) -> (f64, f64) {
+        (
+            self.offset.0 + (x - self.origin.0) / self.span,
+            self.offset.1 + (y - self.origin.1) / self.span,
+        )
+    }
+}
+
+/// Each channel of a 2D layer placed in its panel, and the frame that placed them.
+fn placed(coords: &[f64]) -> (Vec<(f64, f64)>, Frame) {
+    let frame = Frame::of(coords);
+    let points = coords
+        .chunks_exact(2)
+        .map(|c| frame.place(c[0], c[1]))
+        .collect();
+    (points, frame)
+}
+
 impl TuningRow {
+    /// The category row of a run's records: the d′ map of every class on its deepest
+    /// tapped 2D layer; `None` when it has none.
+    fn categories(
+        label: &str,
+        analyses: &AnalysesRecord,
+        topography: &TopographyRecord,
+    ) -> Option<TuningRow> {
+        let (layer, coords) = analyses.layers.iter().rev().find_map(|layer| {
+            let p = topography
+                .layers
+                .iter()
+                .find(|l| l.layer == layer.layer)?
+                .positions
+                .as_ref()?;
+            (p.dim == 2 && p.coords.len() == 2 * layer.channels).then_some((layer, &p.coords))
+        })?;
+        let maps: Vec<_> = layer
+            .maps
+            .iter()
+            .filter_map(|m| match &m.map {
+                MapKind::Dprime { name, .. } => Some((name, &m.values)),
+                _ => None,
+            })
+            .collect();
+        let top = maps
+            .iter()
+            .flat_map(|(_, v)| v.iter().flatten())
+            .fold(0.0f64, |m, v| m.max(v.abs()));
+        if maps.is_empty() || top <= 0.0 {
+            return None;
+        }
+        let (points, _) = placed(coords);
+        let panels = maps
+            .into_iter()
+            .map(|(name, values)| Panel {
+                layer: format!("{}: {name}", layer.layer),
+                dots: points
+                    .iter()
+                    .zip(values)
+                    .map(|(&(x, y), v)| Dot {
+                        x,
+                        y,
+                        colour: v.map_or(NONE, |v| diverging(v / top)),
+                    })
+                    .collect(),
+                marks: Vec::new(),
+            })
+            .collect();
+        Some(TuningRow {
+            label: format!("{label} (|d′| ≤ {top:.2})"),
+            panels,
+        })
+    }
+
     /// The row of a run's records; `None` when it has no 2D layer with the maps asked for.
     pub fn of(
         label: &str,
@@ -88,6 +201,9 @@ impl TuningRow {
         topography: &TopographyRecord,
         tuning: Tuning,
     ) -> Option<TuningRow> {
+        if tuning == Tuning::Category {
+            return TuningRow::categories(label, analyses, topography);
+        }
         let range = analyses.tones.as_ref().and_then(|t| {
             let lo = t.first()?.log2();
             let hi = t.last()?.log2();
@@ -135,34 +251,20 @@ impl TuningRow {
                             .map(|v| v.map_or(NONE, |v| ramp((v - lo) / (hi - lo))))
                             .collect()
                     }
+                    Tuning::Category => return None,
                 };
-                let (xs, ys): (Vec<f64>, Vec<f64>) = positions
-                    .coords
-                    .chunks_exact(2)
-                    .map(|c| (c[0], c[1]))
-                    .unzip();
-                let lo = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
-                let hi = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let (x0, y0) = (lo(&xs), lo(&ys));
-                let (wx, wy) = (hi(&xs) - x0, hi(&ys) - y0);
-                let span = wx.max(wy).max(1e-12);
-                let (cx, cy) = ((1.0 - wx / span) / 2.0, (1.0 - wy / span) / 2.0);
-                let place = |x: f64, y: f64| (cx + (x - x0) / span, cy + (y - y0) / span);
-                let dots = xs
-                    .iter()
-                    .zip(&ys)
+                let (points, frame) = placed(&positions.coords);
+                let dots = points
+                    .into_iter()
                     .zip(colours)
-                    .map(|((&x, &y), colour)| {
-                        let (x, y) = place(x, y);
-                        Dot { x, y, colour }
-                    })
+                    .map(|((x, y), colour)| Dot { x, y, colour })
                     .collect();
                 let marks = match (&layer.pinwheels, tuning) {
                     (Some(p), Tuning::Orientation) => p
                         .pinwheels
                         .iter()
                         .map(|&Pinwheel { x, y, charge }| {
-                            let (x, y) = place(x, y);
+                            let (x, y) = frame.place(x, y);
                             (x, y, charge)
                         })
                         .collect(),

@@ -217,6 +217,32 @@ mod tests {
     }
 
     #[test]
+    fn random_preferences_have_a_pinwheel_in_about_a_third_of_cells_and_no_small_p() {
+        use rand::Rng;
+        let p = positions(Layout::Grid, 2, 64).expect("grid");
+        let lattice = Lattice::of(&p).expect("lattice");
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let (mut ps, mut shares) = (Vec::new(), Vec::new());
+        for seed in 0..200 {
+            let map: Vec<Option<f64>> =
+                (0..64).map(|_| Some(rng.random::<f64>() * 180.0)).collect();
+            let count = count_pinwheels(&lattice, &map, 99, seed);
+            shares.push(count.pinwheels.len() as f64 / count.cells as f64);
+            ps.push(count.p);
+        }
+        let share = shares.iter().sum::<f64>() / shares.len() as f64;
+        assert!(
+            (share - 1.0 / 3.0).abs() < 0.05,
+            "pinwheels in {share} of cells"
+        );
+        // Counts are whole numbers, so p is conservative: never much below uniform.
+        for q in [0.05, 0.1, 0.25] {
+            let below = ps.iter().filter(|&&p| p <= q).count() as f64 / ps.len() as f64;
+            assert!(below <= q + 0.05, "P(p <= {q}) = {below}");
+        }
+    }
+
+    #[test]
     fn a_circle_is_no_lattice_and_a_partial_grid_skips_its_holes() {
         assert!(Lattice::of(&positions(Layout::Sphere, 2, 16).expect("circle")).is_none());
         // 8 channels on a 3 x 3 grid: the corner cell with the hole is not a cell.

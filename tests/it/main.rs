@@ -1,6 +1,7 @@
 //! Test suite: one binary, one module per part.
 // Helpers outside `#[test]` functions unwrap too: a failing fixture should stop the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+mod analyses;
 mod browser;
 mod common;
 mod config;
