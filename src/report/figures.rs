@@ -20,7 +20,7 @@ use super::table::TableRow;
 use super::tuning_maps::{Tuning, TuningRow, draw_tuning_maps};
 use super::{ReportError, file_stem, layouts};
 use crate::config::{FigureKind, StdKind};
-use crate::results::{ResultsError, TopographyRecord, read_json};
+use crate::results::{AnalysesRecord, ResultsError, TopographyRecord, read_json};
 
 /// Channels drawn in figure 2 (ResNet-18's first layer has 64).
 const LAYOUT_CHANNELS: usize = 64;
@@ -291,23 +291,22 @@ fn category_maps(
     let mut rows = Vec::new();
     let mut classes = 0;
     for one in series.iter().filter(|s| s.panel == p) {
-        let Some(record) = one
-            .runs
-            .first()
-            .and_then(|&r| files.get(r))
-            .and_then(|f| f.topography.as_ref())
-        else {
+        let Some(files) = one.runs.first().and_then(|&r| files.get(r)) else {
             continue;
         };
-        let seen = record.layers.iter().flat_map(|l| &l.preferences);
-        classes = seen.map(|q| q.class + 1).fold(classes, usize::max);
-        rows.extend(MapRow::of(&one.label, record));
+        let Some(record) = files.topography.as_ref() else {
+            continue;
+        };
+        if let Some(row) = MapRow::of(&one.label, record, files.analyses.as_ref()) {
+            classes = classes.max(row.classes());
+            rows.push(row);
+        }
     }
     if rows.is_empty() {
         return Ok(None);
     }
     let title = format!(
-        "Category maps, {}: preferred class by colour, paler when less selective (first seed)",
+        "Category maps, {}: class of highest d′ by colour, paler when that d′ is lower (first seed)",
         panel.title()
     );
     let stem = dir.join(format!("maps_{}", panel_stem(panel)));
@@ -399,16 +398,23 @@ fn every_runs_maps(
             Some(l) => format!("{}, λ = {l}, seed {}", a.topography, a.seed),
             None => format!("{}, seed {}", a.topography, a.seed),
         };
-        let Some(row) = MapRow::of(&label, &record) else {
+        let analyses_path = run.dir.analyses();
+        let analyses: Option<AnalysesRecord> = match read_json(&analyses_path) {
+            Ok(r) => Some(r),
+            Err(ResultsError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                None
+            }
+            Err(e) => {
+                problems.push(Unreadable::from_error(analyses_path, &e));
+                None
+            }
+        };
+        let Some(row) = MapRow::of(&label, &record, analyses.as_ref()) else {
             continue;
         };
-        let classes = record
-            .layers
-            .iter()
-            .flat_map(|l| &l.preferences)
-            .map(|q| q.class + 1)
-            .max()
-            .unwrap_or(1);
+        let classes = row.classes();
         let png = dir.join(format!("{id}.png"));
         draw_maps(&png, &format!("Category maps: {id}"), &[row], classes)?;
         written.push(png);

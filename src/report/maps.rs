@@ -1,5 +1,7 @@
 //! Category maps: each tapped layer's channels at their layout positions, coloured by
-//! the class they prefer and paler the less selective they are (the look of TDANN's and
+//! the class they prefer (the highest d′ of the analyses) and paler the lower that d′ is
+//! against the layer's highest (records without analyses: the class of the highest mean
+//! response, paler the less selective) (the look of TDANN's and
 //! All-TNN's category maps, for any 2D layout and any data set). One row per run, one
 //! panel per layer; baselines are drawn on the 2D grid they are measured on.
 
@@ -8,9 +10,11 @@ use std::path::Path;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use super::frame::placed;
 use super::layouts::{DrawResult, Drawing, LayoutPlotError, paler, render};
 use super::plot::FAMILY;
-use crate::results::TopographyRecord;
+use crate::results::{AnalysesRecord, LayerAnalyses, MapKind, TopographyRecord};
+use crate::topography::Preference;
 
 const PANEL: u32 = 240;
 const LABEL: u32 = 200;
@@ -53,33 +57,32 @@ pub struct MapRow {
 }
 
 impl MapRow {
-    /// The row of a run's topography record; `None` when it has no 2D positions with
-    /// preferences (records written before preferences were measured, 1D and 3D layouts).
-    pub fn of(label: &str, record: &TopographyRecord) -> Option<MapRow> {
+    /// The row of a run's records; `None` when it has no 2D positions with preferences
+    /// (records written before preferences were measured, 1D and 3D layouts).
+    pub fn of(
+        label: &str,
+        record: &TopographyRecord,
+        analyses: Option<&AnalysesRecord>,
+    ) -> Option<MapRow> {
         let panels: Vec<Panel> = record
             .layers
             .iter()
             .filter_map(|l| {
                 let p = l.positions.as_ref()?;
-                if p.dim != 2 || l.preferences.len() * 2 != p.coords.len() {
+                let preferences = analyses
+                    .and_then(|a| a.layers.iter().find(|a| a.layer == l.layer))
+                    .and_then(by_dprime)
+                    .unwrap_or_else(|| l.preferences.clone());
+                if p.dim != 2 || preferences.len() * 2 != p.coords.len() {
                     return None;
                 }
-                let (xs, ys): (Vec<f64>, Vec<f64>) =
-                    p.coords.chunks_exact(2).map(|c| (c[0], c[1])).unzip();
-                let lo = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
-                let hi = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let (x0, y0) = (lo(&xs), lo(&ys));
-                let (wx, wy) = (hi(&xs) - x0, hi(&ys) - y0);
-                let span = wx.max(wy).max(1e-12);
-                // Centred in the unit square, aspect kept (a 2 x 4 sheet is a band).
-                let (cx, cy) = ((1.0 - wx / span) / 2.0, (1.0 - wy / span) / 2.0);
-                let dots = xs
-                    .iter()
-                    .zip(&ys)
-                    .zip(&l.preferences)
+                let (points, _) = placed(&p.coords);
+                let dots = points
+                    .into_iter()
+                    .zip(&preferences)
                     .map(|((x, y), q)| Dot {
-                        x: cx + (x - x0) / span,
-                        y: cy + (y - y0) / span,
+                        x,
+                        y,
                         class: q.class,
                         selectivity: q.selectivity,
                     })
@@ -95,6 +98,50 @@ impl MapRow {
             panels,
         })
     }
+}
+
+impl MapRow {
+    /// Classes the legend needs: one past the highest class drawn.
+    pub fn classes(&self) -> usize {
+        self.panels
+            .iter()
+            .flat_map(|p| &p.dots)
+            .map(|d| d.class + 1)
+            .max()
+            .unwrap_or(1)
+    }
+}
+
+/// Each channel's class of highest d′, and that d′ over the layer's highest (0 where it
+/// is not positive); `None` when the layer has no d′ maps.
+fn by_dprime(layer: &LayerAnalyses) -> Option<Vec<Preference>> {
+    let maps: Vec<&Vec<Option<f64>>> = layer
+        .maps
+        .iter()
+        .filter(|m| matches!(m.map, MapKind::Dprime { .. }))
+        .map(|m| &m.values)
+        .collect();
+    if maps.is_empty() {
+        return None;
+    }
+    let best: Vec<(usize, f64)> = (0..layer.channels)
+        .map(|c| {
+            maps.iter()
+                .enumerate()
+                .filter_map(|(k, v)| Some((k, v.get(c).copied().flatten()?)))
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .unwrap_or((0, 0.0))
+        })
+        .collect();
+    let top = best.iter().map(|b| b.1).fold(0.0, f64::max);
+    Some(
+        best.into_iter()
+            .map(|(class, d)| Preference {
+                class,
+                selectivity: if top > 0.0 { (d / top).max(0.0) } else { 0.0 },
+            })
+            .collect(),
+    )
 }
 
 struct MapFigure<'a> {

@@ -14,6 +14,7 @@ mod curves;
 mod effect;
 mod error;
 mod figures;
+mod frame;
 mod headline;
 mod html;
 mod identity;

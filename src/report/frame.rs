@@ -1,0 +1,42 @@
+//! Where a 2D layer's channels go in a map panel: its layout scaled into the unit square,
+//! centred, aspect kept (a 2 x 4 sheet is a band).
+
+/// Where one 2D layer's points go in its panel's unit square, centred, aspect kept.
+pub struct Frame {
+    origin: (f64, f64),
+    span: f64,
+    offset: (f64, f64),
+}
+
+impl Frame {
+    pub fn of(coords: &[f64]) -> Frame {
+        let (xs, ys): (Vec<f64>, Vec<f64>) = coords.chunks_exact(2).map(|c| (c[0], c[1])).unzip();
+        let lo = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let (x0, y0) = (lo(&xs), lo(&ys));
+        let (wx, wy) = (hi(&xs) - x0, hi(&ys) - y0);
+        let span = wx.max(wy).max(1e-12);
+        Frame {
+            origin: (x0, y0),
+            span,
+            offset: ((1.0 - wx / span) / 2.0, (1.0 - wy / span) / 2.0),
+        }
+    }
+
+    pub fn place(&self, x: f64, y: f64) -> (f64, f64) {
+        (
+            self.offset.0 + (x - self.origin.0) / self.span,
+            self.offset.1 + (y - self.origin.1) / self.span,
+        )
+    }
+}
+
+/// Each channel of a 2D layer placed in its panel, and the frame that placed them.
+pub fn placed(coords: &[f64]) -> (Vec<(f64, f64)>, Frame) {
+    let frame = Frame::of(coords);
+    let points = coords
+        .chunks_exact(2)
+        .map(|c| frame.place(c[0], c[1]))
+        .collect();
+    (points, frame)
+}
