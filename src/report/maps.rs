@@ -54,6 +54,8 @@ struct Panel {
 pub struct MapRow {
     pub label: String,
     panels: Vec<Panel>,
+    /// The classes' names, where the analyses give them.
+    names: Vec<String>,
 }
 
 impl MapRow {
@@ -93,9 +95,22 @@ impl MapRow {
                 })
             })
             .collect();
+        let names = analyses
+            .and_then(|a| a.layers.first())
+            .map(|l| {
+                l.maps
+                    .iter()
+                    .filter_map(|m| match &m.map {
+                        MapKind::Dprime { name, .. } => Some(name.clone()),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         (!panels.is_empty()).then(|| MapRow {
             label: label.to_owned(),
             panels,
+            names,
         })
     }
 }
@@ -210,8 +225,14 @@ impl Drawing for MapFigure<'_> {
                 draw_panel(&area, panel)?;
             }
         }
+        let names = self
+            .rows
+            .iter()
+            .map(|r| &r.names)
+            .find(|n| n.len() >= self.classes);
+        let step = if names.is_some() { 120 } else { 90 };
         for k in 0..self.classes {
-            let x = 10 + k as i32 * 90;
+            let x = 10 + k as i32 * step;
             legend
                 .draw(&Circle::new(
                     (x + 8, LEGEND as i32 / 2),
@@ -221,7 +242,7 @@ impl Drawing for MapFigure<'_> {
                 .map_err(e)?;
             legend
                 .draw_text(
-                    &format!("class {k}"),
+                    &names.map_or_else(|| format!("class {k}"), |n| n[k].clone()),
                     &(FAMILY, 15).into_font().color(&BLACK),
                     (x + 20, LEGEND as i32 / 2 - 8),
                 )
