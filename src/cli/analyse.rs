@@ -9,7 +9,7 @@ use crate::results::{ExperimentDir, cache_dir};
 use crate::runner::analyse::analyse_plan;
 use crate::runner::{RunOptions, Workers};
 
-use super::run::only;
+use super::run::{failures, only, write_report};
 use super::validate::{Planned, load_plan};
 use super::{CliError, DeviceChoice, ExperimentArgs, KernelsArg};
 
@@ -108,24 +108,7 @@ pub fn run(args: &AnalyseArgs) -> Result<(), CliError> {
         report.failed.len()
     );
     if !args.no_report {
-        match crate::report::report(dir.path()) {
-            Ok(outcome) => eprintln!(
-                "report: {} ({})",
-                outcome.index.display(),
-                outcome.summary_line()
-            ),
-            Err(e) => eprintln!("warning: the report could not be written: {e:#}"),
-        }
+        write_report(dir.path());
     }
-    if report.failed.is_empty() {
-        Ok(())
-    } else {
-        for (id, reason) in &report.failed {
-            eprintln!("  failed: {id}: {reason}");
-        }
-        Err(CliError::Failed(anyhow::anyhow!(
-            "{} run(s) could not be analysed",
-            report.failed.len()
-        )))
-    }
+    failures(&report.failed, "could not be analysed")
 }

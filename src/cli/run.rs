@@ -202,25 +202,35 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         );
     }
     if !args.no_report {
-        // The report is a view of the results: failing to draw it loses nothing.
-        match crate::report::report(dir.path()) {
-            Ok(outcome) => eprintln!(
-                "report: {} ({})",
-                outcome.index.display(),
-                outcome.summary_line()
-            ),
-            Err(e) => eprintln!("warning: the report could not be written: {e:#}"),
-        }
+        write_report(dir.path());
     }
-    if report.failed.is_empty() {
-        Ok(())
-    } else {
-        for (id, reason) in &report.failed {
-            eprintln!("  failed: {id}: {reason}");
-        }
-        Err(CliError::Failed(anyhow::anyhow!(
-            "{} run(s) failed",
-            report.failed.len()
-        )))
+    failures(&report.failed, "failed")
+}
+
+/// Writes the report of the experiment folder `dir`, saying where; a report that cannot be
+/// written is a warning, since it is a view of the results and loses nothing.
+pub(super) fn write_report(dir: &std::path::Path) {
+    match crate::report::report(dir) {
+        Ok(outcome) => eprintln!(
+            "report: {} ({})",
+            outcome.index.display(),
+            outcome.summary_line()
+        ),
+        Err(e) => eprintln!("warning: the report could not be written: {e:#}"),
     }
+}
+
+/// Ok when no run `failed`; otherwise each one's reason, and an error saying how many
+/// runs `what` ("failed", "could not be analysed").
+pub(super) fn failures(failed: &[(String, String)], what: &str) -> Result<(), CliError> {
+    if failed.is_empty() {
+        return Ok(());
+    }
+    for (id, reason) in failed {
+        eprintln!("  failed: {id}: {reason}");
+    }
+    Err(CliError::Failed(anyhow::anyhow!(
+        "{} run(s) {what}",
+        failed.len()
+    )))
 }

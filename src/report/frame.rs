@@ -1,5 +1,16 @@
-//! Where a 2D layer's channels go in a map panel: its layout scaled into the unit square,
-//! centred, aspect kept (a 2 x 4 sheet is a band).
+//! Map figures' common frame: where a 2D layer's channels go in a panel (its layout scaled
+//! into the unit square, centred, aspect kept: a 2 x 4 sheet is a band), and the labelled
+//! rows of panels every map figure draws.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::layouts::DrawResult;
+use super::plot::FAMILY;
+
+/// A panel's side, and the width of the rows' label column, in pixels.
+pub const PANEL: u32 = 240;
+pub const LABEL: u32 = 200;
 
 /// Where one 2D layer's points go in its panel's unit square, centred, aspect kept.
 pub struct Frame {
@@ -39,4 +50,29 @@ pub fn placed(coords: &[f64]) -> (Vec<(f64, f64)>, Frame) {
         .map(|c| frame.place(c[0], c[1]))
         .collect();
     (points, frame)
+}
+
+/// Draws `rows` (a label and its panels) one below the other in `body`: the label in a
+/// column `LABEL` wide, then the panels side by side, as many columns as the widest row.
+pub fn draw_rows<DB: DrawingBackend, P>(
+    body: &DrawingArea<DB, Shift>,
+    rows: &[(&str, &[P])],
+    draw: impl Fn(&DrawingArea<DB, Shift>, &P) -> DrawResult,
+) -> DrawResult {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let columns = rows.iter().map(|r| r.1.len()).max().unwrap_or(1);
+    for (&(text, panels), band) in rows.iter().zip(body.split_evenly((rows.len(), 1))) {
+        let (label, area) = band.split_horizontally(LABEL);
+        label
+            .draw_text(
+                text,
+                &(FAMILY, 17).into_font().color(&BLACK),
+                (8, PANEL as i32 / 2 - 8),
+            )
+            .map_err(e)?;
+        for (panel, cell) in panels.iter().zip(area.split_evenly((1, columns))) {
+            draw(&cell, panel)?;
+        }
+    }
+    Ok(())
 }

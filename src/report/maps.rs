@@ -10,14 +10,12 @@ use std::path::Path;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::frame::placed;
+use super::frame::{LABEL, PANEL, draw_rows, placed};
 use super::layouts::{DrawResult, Drawing, LayoutPlotError, paler, render};
 use super::plot::FAMILY;
 use crate::results::{AnalysesRecord, LayerAnalyses, MapKind, TopographyRecord};
 use crate::topography::Preference;
 
-const PANEL: u32 = 240;
-const LABEL: u32 = 200;
 const HEADER: u32 = 40;
 const LEGEND: u32 = 50;
 
@@ -207,24 +205,12 @@ impl Drawing for MapFigure<'_> {
             .draw_text(self.title, &(FAMILY, 24).into_font().color(&BLACK), (10, 8))
             .map_err(e)?;
         let (body, legend) = rest.split_vertically(h - HEADER - LEGEND);
-        let columns = self.rows.iter().map(|r| r.panels.len()).max().unwrap_or(1);
-        for (row, band) in self
+        let rows: Vec<(&str, &[Panel])> = self
             .rows
             .iter()
-            .zip(body.split_evenly((self.rows.len(), 1)))
-        {
-            let (label, panels) = band.split_horizontally(LABEL);
-            label
-                .draw_text(
-                    &row.label,
-                    &(FAMILY, 17).into_font().color(&BLACK),
-                    (8, PANEL as i32 / 2 - 8),
-                )
-                .map_err(e)?;
-            for (panel, area) in row.panels.iter().zip(panels.split_evenly((1, columns))) {
-                draw_panel(&area, panel)?;
-            }
-        }
+            .map(|r| (r.label.as_str(), r.panels.as_slice()))
+            .collect();
+        draw_rows(&body, &rows, draw_panel)?;
         let names = self
             .rows
             .iter()

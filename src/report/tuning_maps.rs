@@ -13,14 +13,12 @@ use std::path::Path;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::frame::placed;
+use super::frame::{LABEL, PANEL, draw_rows, placed};
 use super::layouts::{DrawResult, Drawing, LayoutPlotError, render};
 use super::plot::FAMILY;
 use crate::results::{AnalysesRecord, MapKind, TopographyRecord};
 use crate::topography::Pinwheel;
 
-const PANEL: u32 = 240;
-const LABEL: u32 = 200;
 const HEADER: u32 = 40;
 
 /// What the maps show.
@@ -273,25 +271,12 @@ impl Drawing for TuningFigure<'_> {
                 (10, 10),
             )
             .map_err(e)?;
-        let columns = self.rows.iter().map(|r| r.panels.len()).max().unwrap_or(1);
-        for (row, band) in self
+        let rows: Vec<(&str, &[Panel])> = self
             .rows
             .iter()
-            .zip(body.split_evenly((self.rows.len(), 1)))
-        {
-            let (label, panels) = band.split_horizontally(LABEL);
-            label
-                .draw_text(
-                    &row.label,
-                    &(FAMILY, 17).into_font().color(&BLACK),
-                    (8, PANEL as i32 / 2 - 8),
-                )
-                .map_err(e)?;
-            for (panel, area) in row.panels.iter().zip(panels.split_evenly((1, columns))) {
-                draw_panel(&area, panel)?;
-            }
-        }
-        Ok(())
+            .map(|r| (r.label.as_str(), r.panels.as_slice()))
+            .collect();
+        draw_rows(&body, &rows, draw_panel)
     }
 }
 
