@@ -196,6 +196,8 @@ pub fn orientation_maps(
             .collect();
         let Some(best) = (0..nf).max_by(|&a, &b| by_frequency[a].total_cmp(&by_frequency[b]))
         else {
+            // No frequencies shown: every channel keeps its place, without a value.
+            maps.iter_mut().for_each(|m| m.push(None));
             continue;
         };
         let mut tuning: Vec<f64> = (0..no).map(|o| r(o, best)).collect();
