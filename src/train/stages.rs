@@ -81,8 +81,12 @@ pub(crate) fn measure(
         .map(|&c| ClassResponses::new(c, data.num_classes))
         .collect();
     let mut raw = Raw::new(env.keep_responses);
+    // A split evaluated in windows (BirdDCASE) is probed a clip at a time, whole: one
+    // response per labelled example, as the measures need.
+    let whole = data.test.whole_clips();
+    let probed = whole.as_deref().unwrap_or(data.test.as_ref());
     for chunk in indices.chunks(run.training.eval_batch()) {
-        let batch = data.test.batch(chunk, None, &env.device)?;
+        let batch = probed.batch(chunk, None, &env.device)?;
         let out = model.forward_t(&batch.inputs, false)?;
         raw.add("probe", &out.taps, &model.tap_names())?;
         raw.labels(&batch.labels)?;

@@ -15,13 +15,7 @@ use topo::results::{
 use topo::runner::{RunOptions, run_plan};
 
 /// Trains the one-run experiment `dataset_yaml` describes for `epochs` epochs and
-/// returns its records and summary.
-fn train_one(dir: &Path, dataset_yaml: &str, epochs: u32) -> (Vec<EpochRecord>, Summary) {
-    let (records, summary, _) = train_and_analyse(dir, dataset_yaml, epochs);
-    (records, summary)
-}
-
-/// As [`train_one`], with the run's analyses and the classes its probe set holds.
+/// returns its records, its summary and its analyses with the classes its probe set holds.
 fn train_and_analyse(
     dir: &Path,
     dataset_yaml: &str,
@@ -198,13 +192,28 @@ fn speech_commands_trains_on_a_wav_tree() {
 fn bird_dcase_trains_on_three_development_sets() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("birds");
-    fixtures::write_bird_dcase(&root, 20, 2.0).unwrap();
-    let (records, summary) = train_one(
+    fixtures::write_bird_dcase(&root, 20, 3.5).unwrap();
+    let (records, summary, analysed) = train_and_analyse(
         tmp.path(),
         &format!("{{ kind: bird_dcase, root: {} }}", root.display()),
         3,
     );
     check(&records, &summary, 3, 0.5);
+    // Clips of 3.5 s are evaluated in 3 windows; the probe reads each clip whole, one input
+    // per labelled clip, so every channel has its d′.
+    check_analyses(&analysed, &[Measure::Category, Measure::Tonotopy]);
+    for layer in &analysed.record.layers {
+        let dprime = layer
+            .maps
+            .iter()
+            .find(|m| matches!(m.map, MapKind::Dprime { .. }));
+        let values = &dprime.unwrap().values;
+        assert!(
+            values.iter().all(Option::is_some),
+            "{}: {values:?}",
+            layer.layer
+        );
+    }
     // Two classes: ROC-AUC beside accuracy on the evaluation splits (where both classes
     // are present: the fixture's validation split may hold one), and in the summary.
     for r in &records {
