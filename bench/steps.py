@@ -337,6 +337,9 @@ def replay(trace_dir: Path, forced: bool) -> tuple[dict, Worst]:
 
     # The objective: lambda, the loss, how layers combine.
     topography = run["topography"]
+    if topography.get("lambda_schedule", {"kind": "constant"})["kind"] != "constant":
+        raise SystemExit(f"{run['id']}: a lambda_schedule is not retaken here yet; "
+                         "trace runs with a constant lambda")
     topographic = topography.get("kind") != "none"
     taps = [t["name"] for t in record["taps"]]
     outputs: dict[str, torch.Tensor] = {}

@@ -83,6 +83,7 @@ fn write_run(exp: &ExperimentDir, i: usize, a: &RunAxes, topography_yaml: &str) 
                 topo_layers: BTreeMap::new(),
                 accuracy: acc + 0.03 * f64::from(e) * noise(i, 2),
                 lr: None,
+                lambda: None,
                 roc_auc: None,
                 seconds: 1.0,
                 images_per_second: 1000.0,

@@ -10,6 +10,7 @@ mod dataset;
 mod diagnostic;
 mod experiment;
 mod lambda;
+mod lambda_schedule;
 mod layer_weights;
 mod layers;
 mod load;
@@ -36,6 +37,7 @@ pub use dataset::{AudioNormalisation, DatasetKind, DatasetSpec, Limit, Limits, S
 pub use diagnostic::{Diagnostic, Diagnostics, Origin, did_you_mean, edit_distance};
 pub use experiment::{ExcludeRule, Experiment, Grid, PAPER_LAMBDAS};
 pub use lambda::{Lambda, NotALambda};
+pub use lambda_schedule::LambdaSchedule;
 pub use layer_weights::{LayerWeightProblem, LayerWeights};
 pub use load::{ENV_PREFIX, LoadOptions, Loaded, load};
 pub use loss::{

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Lambda, LayerWeights, LossMethod, Placement, TapPoint, Topography};
+use super::{Lambda, LambdaSchedule, LayerWeights, LossMethod, Placement, TapPoint, Topography};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(into = "ObjectiveForm", try_from = "ObjectiveForm")]
@@ -16,6 +16,7 @@ pub enum Objective {
         layer_weights: LayerWeights,
         tap: TapPoint,
         lambda: Lambda,
+        lambda_schedule: LambdaSchedule,
     },
 }
 
@@ -40,13 +41,14 @@ impl Objective {
         match (topography, lambda) {
             (Topography::Baseline, None) => Ok(Objective::Baseline),
             (Topography::Baseline, Some(l)) => Err(ObjectiveError::BaselineLambda(l)),
-            (Topography::Placed(p, loss, weights, tap), Some(lambda)) => {
+            (Topography::Placed(p, loss, weights, tap, schedule), Some(lambda)) => {
                 Ok(Objective::Topographic {
                     placement: p.clone(),
                     loss: *loss,
                     layer_weights: weights.clone(),
                     tap: *tap,
                     lambda,
+                    lambda_schedule: *schedule,
                 })
             }
             (Topography::Placed(..), None) => Err(ObjectiveError::MissingLambda),
@@ -61,8 +63,15 @@ impl Objective {
                 loss,
                 layer_weights,
                 tap,
+                lambda_schedule,
                 ..
-            } => Topography::Placed(placement.clone(), *loss, layer_weights.clone(), *tap),
+            } => Topography::Placed(
+                placement.clone(),
+                *loss,
+                layer_weights.clone(),
+                *tap,
+                *lambda_schedule,
+            ),
         }
     }
 
@@ -93,6 +102,29 @@ impl Objective {
         match self {
             Objective::Baseline => TapPoint::Conv,
             Objective::Topographic { tap, .. } => *tap,
+        }
+    }
+
+    /// The weight of the topographic term at a step `elapsed` epochs into training (the
+    /// lambda times its schedule's share); `None` for the baseline.
+    pub fn lambda_at(&self, elapsed: f64) -> Option<f64> {
+        match self {
+            Objective::Baseline => None,
+            Objective::Topographic {
+                lambda,
+                lambda_schedule,
+                ..
+            } => Some(lambda.get() * lambda_schedule.factor(elapsed)),
+        }
+    }
+
+    /// Whether lambda changes during training.
+    pub fn scheduled(&self) -> bool {
+        match self {
+            Objective::Baseline => false,
+            Objective::Topographic {
+                lambda_schedule, ..
+            } => !lambda_schedule.is_constant(),
         }
     }
 
@@ -145,6 +177,7 @@ mod tests {
             LossMethod::Poli2023,
             LayerWeights::default(),
             TapPoint::Conv,
+            LambdaSchedule::Constant,
         )
     }
 

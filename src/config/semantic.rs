@@ -63,7 +63,40 @@ pub fn check(merged: &Value, layers: &Layers, dir: &Path, diags: &mut Diagnostic
     );
     check_pruning(merged, layers, diags);
     check_measures(merged, layers, diags);
+    check_schedules(merged, layers, diags);
     check_report(merged, layers, &datasets, diags);
+}
+
+/// A lambda schedule longer than training: lambda would never reach its value.
+fn check_schedules(merged: &Value, layers: &Layers, diags: &mut Diagnostics) {
+    let Some(epochs) = at(merged, "training.epochs").and_then(Value::as_u64) else {
+        return;
+    };
+    let Some(topographies) = merged.get("topographies").and_then(Value::as_object) else {
+        return;
+    };
+    for (name, spec) in topographies {
+        let Some(ramp) = spec
+            .get("lambda_schedule")
+            .and_then(|s| s.get("epochs"))
+            .and_then(Value::as_u64)
+        else {
+            continue;
+        };
+        if ramp > epochs {
+            let path = child_path(
+                &child_path(&child_path("topographies", name), "lambda_schedule"),
+                "epochs",
+            );
+            diags.push(layers.diagnostic(
+                &path,
+                format!(
+                    "the ramp takes {ramp} epochs and training {epochs}: lambda would never reach its value; ramp over at most {epochs} epochs"
+                ),
+                false,
+            ));
+        }
+    }
 }
 
 /// A measure asked for that does not apply to a data set of the grid (orientation on

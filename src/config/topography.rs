@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::BTreeMap;
 
+use crate::config::LambdaSchedule;
 use crate::config::layer_weights::{LayerWeightProblem, LayerWeights};
 use crate::config::loss::{LossMethod, LossProblem, LossSpec};
 use crate::config::tap::TapPoint;
@@ -73,6 +74,11 @@ pub struct TopographySpec {
     /// norm and ReLU, a residual block's output after the sum: TDANN's units).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tap: Option<TapPoint>,
+    /// How lambda changes over training, step by step: `{ kind: constant }` (the default,
+    /// the paper's), `{ kind: linear_warmup, epochs: 2 }` or `{ kind: cosine, epochs: 2 }`
+    /// (from 0 to the grid's lambda over the first epochs, then lambda).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lambda_schedule: Option<LambdaSchedule>,
 }
 
 /// Where a topographic run's channels sit: what the topographic loss needs.
@@ -98,7 +104,13 @@ pub enum Placement {
 pub enum Topography {
     /// No positions, no topographic loss.
     Baseline,
-    Placed(Placement, LossMethod, LayerWeights, TapPoint),
+    Placed(
+        Placement,
+        LossMethod,
+        LayerWeights,
+        TapPoint,
+        LambdaSchedule,
+    ),
 }
 
 impl Topography {
@@ -133,7 +145,7 @@ impl Serialize for Topography {
         use serde::ser::Error;
         match self {
             Topography::Baseline => BaselineForm::None.serialize(s),
-            Topography::Placed(p, loss, weights, tap) => {
+            Topography::Placed(p, loss, weights, tap, schedule) => {
                 let mut value = serde_json::to_value(p).map_err(S::Error::custom)?;
                 if let serde_json::Value::Object(map) = &mut value {
                     if !loss.is_paper() {
@@ -146,6 +158,11 @@ impl Serialize for Topography {
                     }
                     if *tap != TapPoint::Conv {
                         map.insert("tap".into(), tap.name().into());
+                    }
+                    // Absent when constant, so the runs of files without it keep their ids.
+                    if !schedule.is_constant() {
+                        let schedule = serde_json::to_value(schedule).map_err(S::Error::custom)?;
+                        map.insert("lambda_schedule".into(), schedule);
                     }
                 }
                 value.serialize(s)
@@ -176,8 +193,12 @@ impl<'de> Deserialize<'de> for Topography {
                 Some(t) => TapPoint::deserialize(t).map_err(D::Error::custom)?,
                 None => TapPoint::Conv,
             };
+            let schedule = match take("lambda_schedule") {
+                Some(s) => LambdaSchedule::deserialize(s).map_err(D::Error::custom)?,
+                None => LambdaSchedule::Constant,
+            };
             Placement::deserialize(value)
-                .map(|p| Topography::Placed(p, loss, weights, tap))
+                .map(|p| Topography::Placed(p, loss, weights, tap, schedule))
                 .map_err(D::Error::custom)
         }
     }
@@ -232,6 +253,9 @@ impl TopographySpec {
                 if self.tap.is_some() {
                     return Err(TopographyProblem::BaselineField("tap"));
                 }
+                if self.lambda_schedule.is_some() {
+                    return Err(TopographyProblem::BaselineField("lambda_schedule"));
+                }
                 Ok(Topography::Baseline)
             }
             TopographyKind::Topographic => {
@@ -260,6 +284,7 @@ impl TopographySpec {
                     loss,
                     weights,
                     self.tap.unwrap_or_default(),
+                    self.lambda_schedule.unwrap_or_default(),
                 ))
             }
         }

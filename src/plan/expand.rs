@@ -50,7 +50,7 @@ pub fn plan(resolved: &Resolved) -> Result<Plan, PlanError> {
                 // The baseline's lambda collapses; a placement takes every lambda.
                 let objectives: Vec<Objective> = match &topography.value {
                     Topography::Baseline => vec![Objective::Baseline],
-                    Topography::Placed(placement, loss, weights, tap) => grid
+                    Topography::Placed(placement, loss, weights, tap, schedule) => grid
                         .lambda
                         .iter()
                         .map(|&lambda| Objective::Topographic {
@@ -59,6 +59,7 @@ pub fn plan(resolved: &Resolved) -> Result<Plan, PlanError> {
                             layer_weights: weights.clone(),
                             tap: *tap,
                             lambda,
+                            lambda_schedule: *schedule,
                         })
                         .collect(),
                 };

@@ -118,6 +118,7 @@ mod tests {
             crate::config::LossMethod::Poli2023,
             Default::default(),
             Default::default(),
+            Default::default(),
         )
     }
 

@@ -2,7 +2,7 @@
 //! regenerated cells with the published numbers.
 
 use crate::config::{
-    DatasetKind, LossMethod, ModelKind, PaperTable, Placement, TapPoint, Topography,
+    DatasetKind, LambdaSchedule, LossMethod, ModelKind, PaperTable, Placement, TapPoint, Topography,
 };
 use crate::topography::{Layout, Norm};
 
@@ -51,6 +51,7 @@ impl PaperRow {
                 LossMethod::Poli2023,
                 weights,
                 TapPoint::Conv,
+                LambdaSchedule::Constant,
             ) if weights.is_uniform() => match (layout, dimension) {
                 (Layout::Grid, 2) => Some(PaperRow::Grid2d),
                 (Layout::Sphere, 2) => Some(PaperRow::Circle),
@@ -302,6 +303,7 @@ mod tests {
                     norm,
                 },
                 LossMethod::Poli2023,
+                Default::default(),
                 Default::default(),
                 Default::default(),
             )

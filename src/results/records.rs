@@ -93,6 +93,10 @@ pub struct EpochRecord {
     /// Learning rate of the epoch (training only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lr: Option<f64>,
+    /// The topographic term's weight at the end of the epoch, where a `lambda_schedule`
+    /// changes it (the loss above weighs by it); absent where lambda is constant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lambda: Option<f64>,
     /// Two-class data sets (BirdDCASE), evaluation splits: ROC-AUC of the predicted
     /// classes, as the reference computes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

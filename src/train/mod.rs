@@ -254,13 +254,14 @@ impl Session<'_> {
         )?;
         let val_seconds = t1.elapsed().as_secs_f64();
         let taps = &self.model.tap_names();
+        let lambda = scheduled_lambda(run, epoch);
         Ok([
             record(
                 run,
                 epoch,
                 SplitKind::Train,
                 &train,
-                Some(lr),
+                (Some(lr), lambda),
                 train_seconds,
                 taps,
             ),
@@ -269,7 +270,7 @@ impl Session<'_> {
                 epoch,
                 SplitKind::Validation,
                 &validation,
-                None,
+                (None, lambda),
                 val_seconds,
                 taps,
             ),
@@ -291,8 +292,12 @@ impl Session<'_> {
         let batches = order.len().div_ceil(batch_size) as u64;
         for (i, chunk) in order.chunks(batch_size).enumerate() {
             let batch = data.train.batch(chunk, Some(&mut augment), &env.device)?;
-            let index = u64::from(epoch - 1) * batches + i as u64;
-            let step = match step(model, term, sgd, &batch, epoch, index) {
+            let at = StepAt {
+                epoch,
+                index: u64::from(epoch - 1) * batches + i as u64,
+                per_epoch: batches,
+            };
+            let step = match step(model, term, sgd, &batch, at) {
                 Ok(step) => step,
                 Err(e) => {
                     bar.finish();
@@ -363,7 +368,30 @@ struct Step {
 /// The training step without a topographic term, as a run takes it: what `topo plan
 /// --estimate` times.
 pub fn plain_step(model: &dyn TopoModel, sgd: &mut Sgd, batch: &Batch) -> Result<(), EngineError> {
-    step(model, None, sgd, batch, 1, 0).map(|_| ())
+    let first = StepAt {
+        epoch: 1,
+        index: 0,
+        per_epoch: 1,
+    };
+    step(model, None, sgd, batch, first).map(|_| ())
+}
+
+/// Where a step falls in training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StepAt {
+    /// 1-based.
+    pub epoch: u32,
+    /// 0-based over the whole run.
+    pub index: u64,
+    /// Steps in an epoch.
+    pub per_epoch: u64,
+}
+
+impl StepAt {
+    /// Epochs of training before this step (fractional).
+    pub fn elapsed(self) -> f64 {
+        self.index as f64 / self.per_epoch.max(1) as f64
+    }
 }
 
 /// Forward, the objective, backward and the SGD update on one batch; `index` is the
@@ -373,10 +401,9 @@ fn step(
     term: Option<&TopographicTerm>,
     sgd: &mut Sgd,
     batch: &Batch,
-    epoch: u32,
-    index: u64,
+    at: StepAt,
 ) -> Result<Step, EngineError> {
-    let (step, grads) = gradients(model, term, batch, epoch, index)?;
+    let (step, grads) = gradients(model, term, batch, at)?;
     sgd.step(&grads)?;
     Ok(step)
 }
@@ -387,9 +414,9 @@ fn gradients(
     model: &dyn TopoModel,
     term: Option<&TopographicTerm>,
     batch: &Batch,
-    epoch: u32,
-    index: u64,
+    at: StepAt,
 ) -> Result<(Step, GradStore), EngineError> {
+    let StepAt { epoch, index, .. } = at;
     let out = model.forward_t(&batch.inputs, true)?;
     let logits = example_logits(&out.logits, batch)?;
     let ce = candle_nn::loss::cross_entropy(&logits, &batch.labels)?;
@@ -399,7 +426,7 @@ fn gradients(
                 taps: &out.taps,
                 step: index,
             })?;
-            ((&ce + (&t.total * term.lambda.get())?)?, Some(t))
+            ((&ce + (&t.total * term.weight(at.elapsed()))?)?, Some(t))
         }
         None => (ce.clone(), None),
     };
@@ -469,7 +496,7 @@ pub fn test_best(
         trained.state.best_epoch,
         SplitKind::Test,
         &totals,
-        None,
+        (None, scheduled_lambda(run, trained.state.best_epoch)),
         t0.elapsed().as_secs_f64(),
         &trained.model.tap_names(),
     );
@@ -479,21 +506,35 @@ pub fn test_best(
     Ok(test)
 }
 
+/// The topographic weight after `epoch` epochs, where a schedule changes it.
+fn scheduled_lambda(run: &RunConfig, epoch: u32) -> Option<f64> {
+    run.objective
+        .scheduled()
+        .then(|| run.objective.lambda_at(f64::from(epoch)))
+        .flatten()
+}
+
+/// An epoch's record of one split; `rates` are its learning rate (training) and its
+/// scheduled lambda.
 fn record(
     run: &RunConfig,
     epoch: u32,
     split: SplitKind,
     totals: &Totals,
-    lr: Option<f64>,
+    (lr, lambda): (Option<f64>, Option<f64>),
     seconds: f64,
     tap_names: &[String],
 ) -> EpochRecord {
     let ce = totals.mean(totals.ce);
     let topo = totals.has_topo().then(|| totals.mean(totals.topo));
+    let loss = match (lambda, topo) {
+        (Some(l), Some(t)) => ce + l * t,
+        _ => run.objective.total(ce, topo),
+    };
     EpochRecord {
         epoch,
         split,
-        loss: run.objective.total(ce, topo),
+        loss,
         ce,
         topo,
         topo_layers: tap_names
@@ -503,6 +544,7 @@ fn record(
             .collect(),
         accuracy: totals.accuracy(),
         lr,
+        lambda,
         roc_auc: totals.binary.and_then(|b| b.roc_auc()),
         seconds,
         images_per_second: totals.examples as f64 / seconds.max(1e-9),

@@ -7,7 +7,9 @@ use candle_core::{DType, Var};
 use candle_nn::VarMap;
 
 use crate::config::Objective;
-use crate::config::{Lambda, LayerWeights, LossMethod, Neighbourhood, Placement, did_you_mean};
+use crate::config::{
+    Lambda, LambdaSchedule, LayerWeights, LossMethod, Neighbourhood, Placement, did_you_mean,
+};
 use crate::nn::TopoModel;
 use crate::plan::RunConfig;
 use crate::topography::{
@@ -21,6 +23,14 @@ use crate::train::{EngineError, TrainEnv};
 pub struct TopographicTerm {
     pub loss: LayerLosses,
     pub lambda: Lambda,
+    pub schedule: LambdaSchedule,
+}
+
+impl TopographicTerm {
+    /// The term's weight at a step `elapsed` epochs into training.
+    pub fn weight(&self, elapsed: f64) -> f64 {
+        self.lambda.get() * self.schedule.factor(elapsed)
+    }
 }
 
 /// The topographic term of `run` for `model`'s taps (weights from `varmap`) in the
@@ -37,6 +47,7 @@ pub fn build_term(
         loss,
         layer_weights,
         lambda,
+        lambda_schedule,
         ..
     } = &run.objective
     else {
@@ -78,6 +89,7 @@ pub fn build_term(
     Ok(Some(TopographicTerm {
         loss: LayerLosses::new(method, spec.reduction, weights)?,
         lambda: *lambda,
+        schedule: *lambda_schedule,
     }))
 }
 

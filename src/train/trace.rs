@@ -20,7 +20,7 @@ use serde::Serialize;
 use super::checkpoint::{save_tensors, weights};
 use super::optim::{Sgd, SgdConfig, trainable_vars};
 use super::{
-    EngineError, TrainEnv, begin_epoch, build_model_for, build_term, epoch_rate, gradients,
+    EngineError, StepAt, TrainEnv, begin_epoch, build_model_for, build_term, epoch_rate, gradients,
 };
 use crate::config::{Objective, PruneMethod, PruningSpec};
 use crate::data::{Batch, Dataset, load as load_data};
@@ -97,6 +97,9 @@ struct StepRecord {
     topo: Option<f64>,
     /// Each tapped layer's topographic loss, before its weight.
     topo_layers: Vec<f64>,
+    /// The topographic term's weight at this step (lambda times its schedule's share);
+    /// absent for the baseline.
+    lambda: Option<f64>,
     /// `ce + lambda * topo`.
     total: f64,
     correct: usize,
@@ -181,6 +184,11 @@ pub fn trace(
         let mut draws = begin_epoch(run, model.as_ref(), data.train.len(), epoch);
         for (i, chunk) in draws.order.chunks(batch_size).enumerate() {
             let index = u64::from(epoch - 1) * batches + i as u64;
+            let at = StepAt {
+                epoch,
+                index,
+                per_epoch: batches,
+            };
             if index >= u64::from(options.steps) {
                 break 'epochs;
             }
@@ -191,7 +199,7 @@ pub fn trace(
                 inputs: batch.inputs.to_dtype(options.dtype)?,
                 ..batch
             };
-            let (step, grads) = gradients(model.as_ref(), term.as_ref(), &batch, epoch, index)?;
+            let (step, grads) = gradients(model.as_ref(), term.as_ref(), &batch, at)?;
             let mut tensors = HashMap::new();
             tensors.insert("input".to_owned(), batch.inputs.clone());
             tensors.insert("label".to_owned(), batch.labels.clone());
@@ -222,6 +230,7 @@ pub fn trace(
                 ce: step.ce,
                 topo,
                 topo_layers,
+                lambda: term.as_ref().map(|t| t.weight(at.elapsed())),
                 total: step.total,
                 correct: step.correct,
                 // What the loss itself drew, per layer (TDANN's neighbourhoods).

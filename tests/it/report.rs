@@ -72,6 +72,7 @@ fn epoch(epoch: u32, split: SplitKind, loss: f64, accuracy: f64) -> EpochRecord 
         topo_layers: BTreeMap::new(),
         accuracy,
         lr: None,
+        lambda: None,
         roc_auc: None,
         seconds: 1.0,
         images_per_second: 100.0,

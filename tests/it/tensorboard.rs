@@ -8,12 +8,13 @@ use serde_json::Value;
 use super::common::{TinyExperiment, read_tensorboard};
 
 /// `metrics.jsonl`'s fields and the tag each becomes (`<split>/<tag>`).
-const FIELDS: [(&str, &str); 5] = [
+const FIELDS: [(&str, &str); 6] = [
     ("loss", "loss"),
     ("ce", "cross_entropy"),
     ("accuracy", "accuracy"),
     ("topo", "topographic"),
     ("lr", "learning_rate"),
+    ("lambda", "lambda"),
 ];
 
 fn scalar(scalars: &Value, tag: &str, step: u64) -> f64 {
@@ -104,4 +105,92 @@ fn tensorboard_reads_every_run_its_scalars_and_its_config() {
     let grid = &events["runs"][format!("runs/{}", runs[1].file_name().unwrap().to_string_lossy())]
         ["scalars"];
     assert!(grid["train/topographic/conv1"].is_array(), "{grid}");
+}
+
+/// The ids `topo plan` gives a tiny experiment whose 2D grid has `schedule` (a line of
+/// YAML, or nothing).
+fn planned_ids(schedule: &str) -> Vec<String> {
+    let body = format!(
+        "topographies:\n  grid2d: {{ layout: grid, dimension: 2{schedule} }}\ngrid:\n  topography: [grid2d]\n"
+    );
+    let tiny = TinyExperiment::new("ids", &body);
+    let out = tiny.expect("plan", &["--format", "json"], 0);
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    plan["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_lambda_schedule_changes_the_weight_each_epoch_shows_it_and_alone_changes_the_id() {
+    let body = "topographies:
+  warm: { layout: grid, dimension: 2, lambda_schedule: { kind: linear_warmup, epochs: 2 } }
+grid:
+  topography: [warm]
+  lambda: [0.5]
+training: { epochs: 3 }
+";
+    let tiny = TinyExperiment::new("warm", body);
+    tiny.expect("run", &["--no-report"], 0);
+    let experiment = tiny.results.join("warm");
+    let run = std::fs::read_dir(experiment.join("runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let records: Vec<Value> = metrics
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // 0.5 ramped over 2 epochs: a quarter after the first, the whole from the second on.
+    for r in &records {
+        // The test record carries its best epoch, and that epoch's lambda.
+        let want = if r["epoch"].as_u64() == Some(1) {
+            0.25
+        } else {
+            0.5
+        };
+        let lambda = r["lambda"].as_f64().unwrap();
+        assert!((lambda - want).abs() < 1e-12, "{r}");
+        // The loss weighs the topographic term by the epoch's lambda.
+        let (ce, topo, loss) = (
+            r["ce"].as_f64().unwrap(),
+            r["topo"].as_f64().unwrap(),
+            r["loss"].as_f64().unwrap(),
+        );
+        assert!((loss - (ce + lambda * topo)).abs() < 1e-9, "{r}");
+    }
+    let events = read_tensorboard(&experiment);
+    check_run(&run, &events);
+    // A constant schedule said out loud keeps the id of a file that does not say it; a
+    // ramp gives another.
+    let plain = planned_ids("");
+    assert_eq!(planned_ids(", lambda_schedule: { kind: constant }"), plain);
+    assert_ne!(
+        planned_ids(", lambda_schedule: { kind: cosine, epochs: 1 }"),
+        plain
+    );
+}
+
+#[test]
+fn a_ramp_longer_than_training_is_refused_where_it_is_written() {
+    let body = "topographies:
+  warm: { layout: grid, dimension: 2, lambda_schedule: { kind: cosine, epochs: 5 } }
+grid:
+  topography: [warm]
+";
+    let tiny = TinyExperiment::new("long", body);
+    let out = tiny.expect("validate", &[], 2);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("topographies.warm.lambda_schedule.epochs")
+            && said.contains("the ramp takes 5 epochs and training 2")
+            && said.contains("long.yaml:"),
+        "{said}"
+    );
 }

@@ -120,3 +120,44 @@ fn an_unknown_run_is_named() {
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(stderr.contains("no run `nope`"), "{stderr}");
 }
+
+/// A ramped lambda weighs each step's loss by the step's own share: 0 at the first step,
+/// rising by one step's worth of the ramp after it.
+#[test]
+fn each_step_is_weighed_by_its_scheduled_lambda() {
+    let tiny = TinyExperiment::new(
+        "ramp",
+        "topographies:\n  ramp: { layout: grid, dimension: 2, lambda_schedule: { kind: linear_warmup, epochs: 1 } }\ngrid: { topography: [ramp], lambda: [2] }\n",
+    );
+    let out = tiny.dir.path().join("trace");
+    let out_arg = out.display().to_string();
+    tiny.expect(
+        "trace",
+        &["--out", &out_arg, "--steps", "3", "--precision", "f64"],
+        0,
+    );
+    let run = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("trace.json")).unwrap()).unwrap();
+    let steps = record["steps"].as_array().unwrap();
+    // One step's worth of the ramp: 2 over the epoch's steps (the fixture's training
+    // split in batches of 32).
+    let per_step = steps[1]["lambda"].as_f64().unwrap();
+    assert!(per_step > 0.0 && per_step < 2.0, "{per_step}");
+    for (k, step) in steps.iter().enumerate() {
+        let lambda = step["lambda"].as_f64().unwrap();
+        assert!((lambda - per_step * k as f64).abs() < 1e-12, "{step}");
+        let (ce, topo, total) = (
+            step["ce"].as_f64().unwrap(),
+            step["topo"].as_f64().unwrap(),
+            step["total"].as_f64().unwrap(),
+        );
+        assert!((total - (ce + lambda * topo)).abs() < 1e-12, "{step}");
+        assert!(topo > 0.0);
+    }
+}

@@ -82,6 +82,7 @@ fn epoch_event(r: &EpochRecord) -> Vec<u8> {
             .map(|(layer, v)| (format!("topographic/{layer}"), *v)),
     );
     named.extend(r.lr.map(|lr| ("learning_rate".into(), lr)));
+    named.extend(r.lambda.map(|l| ("lambda".into(), l)));
     named.extend(r.roc_auc.map(|a| ("roc_auc".into(), a)));
     let tags: Vec<String> = named.iter().map(|(n, _)| format!("{split}/{n}")).collect();
     let values: Vec<Value> = tags
