@@ -119,6 +119,7 @@ fn main() -> anyhow::Result<()> {
         kind,
         width: 1.0,
         taps: None,
+        stem: Default::default(),
     };
     let varmap = VarMap::new();
     let vb = nn::seeded_var_builder(&varmap, 0, DType::F32, &device);

@@ -49,6 +49,29 @@ pub struct ModelSpec {
     /// Names of the convs given topography (`layer1.1.conv2`); the reference's choice by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub taps: Option<Vec<String>>,
+    /// The first layers: `cifar` (the reference's, for 32 x 32 inputs: ResNet-18's `conv1`
+    /// a 3x3 stride-1 conv; the default) or `imagenet` (torchvision's, for 224 x 224 inputs:
+    /// a 7x7 stride-2 conv). ResNet-18 only so far.
+    #[serde(default, skip_serializing_if = "Stem::is_cifar")]
+    pub stem: Stem,
+}
+
+/// A model's first layers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Stem {
+    /// The reference's, for small images.
+    #[default]
+    Cifar,
+    /// torchvision's, for ImageNet-sized images.
+    Imagenet,
+}
+
+impl Stem {
+    /// The default, left out of run records so that earlier runs keep their ids.
+    pub fn is_cifar(&self) -> bool {
+        *self == Stem::Cifar
+    }
 }
 
 fn default_width() -> f64 {
@@ -62,6 +85,7 @@ impl ModelSpec {
             kind,
             width: 1.0,
             taps: None,
+            stem: Default::default(),
         }
     }
 }

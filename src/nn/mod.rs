@@ -26,7 +26,7 @@ mod vgg;
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
 
-use crate::config::{ModelKind, ModelSpec, TapPoint};
+use crate::config::{ModelKind, ModelSpec, Stem, TapPoint};
 use layers::{TapPlan, TapSink};
 
 use crate::kernels::Kernels;
@@ -240,6 +240,9 @@ pub fn build_with(
     kernels: Kernels,
 ) -> Result<Box<dyn TopoModel>, ModelError> {
     let kind = spec.kind;
+    if spec.stem != Stem::Cifar && kind != ModelKind::Resnet18 {
+        return Err(ModelError::Stem { model: kind.name() });
+    }
     if !(spec.width.is_finite() && spec.width > 0.0) {
         return Err(ModelError::InvalidWidth {
             model: kind.name(),
@@ -262,8 +265,10 @@ pub fn build_with(
     let mut plan = TapPlan::new(vb.prefix(), names, tap, kernels.on(vb.device()));
     let w = spec.width;
     let net = match kind {
-        ModelKind::Resnet18 => resnet::ResNet18::new(in_channels, num_classes, w, &mut plan, vb)
-            .map(|m| Net::Resnet18(Box::new(m))),
+        ModelKind::Resnet18 => {
+            resnet::ResNet18::new(in_channels, num_classes, w, spec.stem, &mut plan, vb)
+                .map(|m| Net::Resnet18(Box::new(m)))
+        }
         ModelKind::Vgg16Bn => vgg::Vgg16Bn::new(in_channels, num_classes, w, &mut plan, vb)
             .map(|m| Net::Vgg16Bn(Box::new(m))),
         ModelKind::Densenet121 => {

@@ -1,10 +1,13 @@
-//! ResNet-18 as torchvision defines it, with the reference's CIFAR stem: `conv1` is a 3x3,
-//! stride-1, padding-1, bias-free conv (PyTorch's default init, as the reference replaces
-//! it after torchvision's init loop); the 3x3 stride-2 padding-1 max pool is kept.
+//! ResNet-18 as torchvision defines it, with the reference's CIFAR stem by default: `conv1`
+//! is a 3x3, stride-1, padding-1, bias-free conv (PyTorch's default init, as the reference
+//! replaces it after torchvision's init loop). With the ImageNet stem it is torchvision's
+//! own: 7x7, stride 2, padding 3, kaiming-initialised like every other conv. The 3x3
+//! stride-2 padding-1 max pool follows either.
 
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 
+use crate::config::Stem;
 use crate::kernels;
 use crate::nn::layers::{self, Conv, ConvInit, ConvSpec, Dense, LinearInit, TapPlan, TapSink};
 use crate::nn::norm::{self, Norm};
@@ -126,15 +129,24 @@ impl ResNet18 {
         in_channels: usize,
         num_classes: usize,
         width: f64,
+        stem: Stem,
         plan: &mut TapPlan,
         vb: VarBuilder,
     ) -> Result<ResNet18> {
         let planes = PLANES.map(|p| layers::scaled(p, width));
-        let conv1 = Conv::new(
-            conv3(in_channels, planes[0], 1, ConvInit::TorchDefault),
-            plan,
-            vb.pp("conv1"),
-        )?;
+        let first = match stem {
+            Stem::Cifar => conv3(in_channels, planes[0], 1, ConvInit::TorchDefault),
+            Stem::Imagenet => ConvSpec {
+                in_channels,
+                out_channels: planes[0],
+                kernel: 7,
+                stride: 2,
+                padding: 3,
+                bias: false,
+                init: ConvInit::KaimingFanOut,
+            },
+        };
+        let conv1 = Conv::new(first, plan, vb.pp("conv1"))?;
         let bn1 = norm::batch_norm(planes[0], plan.kernels(), vb.pp("bn1"))?;
         let mut blocks = Vec::with_capacity(8);
         let mut inplanes = planes[0];

@@ -279,3 +279,19 @@ fn proportion_ranges_give_the_decimals_a_user_means() {
     let hundred = range(0.0, 1.0, 101).values();
     assert_eq!((hundred[7], hundred[29], hundred[100]), (0.07, 0.29, 1.0));
 }
+
+#[test]
+fn an_imagenet_stem_on_a_model_without_one_is_refused_where_it_is_written() {
+    let tiny = super::common::TinyExperiment::new(
+        "stem",
+        "models:\n  v: { kind: vgg16_bn, width: 0.0625, stem: imagenet }\ngrid: { model: [v] }\n",
+    );
+    let out = tiny.expect("validate", &[], 2);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("models.v.stem")
+            && said.contains("resnet18 only so far, not vgg16_bn")
+            && said.contains("stem.yaml:"),
+        "{said}"
+    );
+}

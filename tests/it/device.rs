@@ -217,6 +217,7 @@ fn step(
         kind,
         width: 0.125,
         taps: None,
+        stem: Default::default(),
     };
     let flat = |t: &Tensor| flat(&t.to_dtype(DType::F32).unwrap());
     let varmap = VarMap::new();

@@ -660,6 +660,7 @@ fn pruning_every_tapped_channel_leaves_chance() {
         kind: ModelKind::Resnet18,
         width: 0.0625,
         taps: None,
+        stem: Default::default(),
     };
     let varmap = VarMap::new();
     let vb = seeded_var_builder(&varmap, 9, DType::F32, &Device::Cpu);
@@ -892,6 +893,7 @@ fn a_checkpoint_round_trip_restores_weights_statistics_momenta_and_state() {
         kind: ModelKind::Resnet18,
         width: 0.0625,
         taps: None,
+        stem: Default::default(),
     };
     let varmap = VarMap::new();
     let model = build(
@@ -1002,6 +1004,7 @@ fn a_checkpoint_round_trip_restores_weights_statistics_momenta_and_state() {
         kind: ModelKind::Vgg16Bn,
         width: 0.0625,
         taps: None,
+        stem: Default::default(),
     };
     build(
         &wider_spec,

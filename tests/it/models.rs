@@ -12,6 +12,7 @@ fn spec(kind: ModelKind, width: f64) -> ModelSpec {
         kind,
         width,
         taps: None,
+        stem: Default::default(),
     }
 }
 
@@ -1110,4 +1111,38 @@ fn block_taps_read_each_units_output() {
     let c = &at_conv.forward_t(&x, false).unwrap().taps[0];
     let b = &at_block.forward_t(&x, false).unwrap().taps[0];
     assert_eq!(max_abs(&(c - b).unwrap()), 0.0);
+}
+
+#[test]
+fn resnet18_with_the_imagenet_stem_has_torchvisions_parameter_count_and_halves_its_input() {
+    let imagenet = ModelSpec {
+        stem: topo::config::Stem::Imagenet,
+        ..spec(ModelKind::Resnet18, 1.0)
+    };
+    // torchvision's published count for resnet18 (1000 classes): the ImageNet stem exactly.
+    assert_eq!(parameter_count(&imagenet, 3, 1000), 11_689_512);
+    let narrow = ModelSpec {
+        width: 0.0625,
+        ..imagenet
+    };
+    let (_, model) = seeded(&narrow, 3, 7, 0);
+    let x = Tensor::randn(0f32, 1.0, (2, 3, 64, 64), &Device::Cpu).unwrap();
+    let out = model.forward_t(&x, false).unwrap();
+    assert_eq!(out.logits.dims(), &[2, 7]);
+    // conv1 strides by 2 (64 -> 32) where the CIFAR stem keeps 64.
+    assert_eq!(out.taps[0].dims(), &[2, 4, 32, 32]);
+    let (_, cifar) = seeded(&spec(ModelKind::Resnet18, 0.0625), 3, 7, 0);
+    assert_eq!(
+        cifar.forward_t(&x, false).unwrap().taps[0].dims(),
+        &[2, 4, 64, 64]
+    );
+    // Other models refuse it rather than build something else.
+    let vgg = ModelSpec {
+        stem: topo::config::Stem::Imagenet,
+        ..spec(ModelKind::Vgg16Bn, 0.0625)
+    };
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let err = nn::build(&vgg, 3, 10, vb).err().expect("refused");
+    assert!(matches!(err, ModelError::Stem { .. }), "{err}");
 }
