@@ -86,6 +86,9 @@ for name in topo train_step it; do
     fi
 done
 cp scripts/gpu_check.py bench/compare.py bench/pytorch_reference.py "$out/runner/"
+# pytorch_reference.py takes its models from the repository's package, beside runner/.
+mkdir -p "$out/python"
+cp -r python/topo_torch "$out/python/"
 cp experiments/quickstart.yaml "$out/experiments/"
 cp -r data/fashion-mnist-subset "$out/data/"
 cat >"$out/run" <<'RUN'

@@ -1,8 +1,9 @@
-//! The command line: `topo validate | plan | run | analyse | report | positions | schema | slurm | splits | trace`.
+//! The command line: `topo validate | plan | run | analyse | export | report | positions | schema | slurm | splits | trace`.
 
 mod analyse;
 mod estimate;
 mod exit;
+mod export;
 mod plan;
 mod positions;
 mod report;
@@ -59,6 +60,9 @@ pub enum Command {
     /// Compute or refresh the analyses (maps, smoothness and Moran's I against shuffles,
     /// pinwheels, tonotopy) of finished runs from their best checkpoints, without training.
     Analyse(analyse::AnalyseArgs),
+    /// Write a finished run's best model for PyTorch: weights under torchvision's names,
+    /// channel positions and input preparation (`python/topo_torch` loads it).
+    Export(export::ExportArgs),
     /// Write tables and figures for finished runs under `DIR/report/`.
     Report(report::ReportArgs),
     /// Print or draw channel positions of a layout (the paper's figure 2).
@@ -91,6 +95,7 @@ fn dispatch(cli: &Cli) -> Result<(), CliError> {
         Command::Plan(a) => plan::run(a),
         Command::Run(a) => run::run(a),
         Command::Analyse(a) => analyse::run(a),
+        Command::Export(a) => export::run(a).map_err(CliError::Failed),
         Command::Report(a) => report::run(a).map_err(CliError::Failed),
         Command::Positions(a) => positions::run(a).map_err(CliError::Failed),
         Command::Schema(a) => schema::run(a),

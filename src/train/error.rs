@@ -38,6 +38,8 @@ pub enum EngineError {
         what: &'static str,
         value: f64,
     },
+    #[error("export of {path}: {message}")]
+    Export { path: PathBuf, message: String },
     #[error("checkpoint {path}: {message}")]
     Checkpoint { path: PathBuf, message: String },
     #[error("the {} split is empty", split.name())]

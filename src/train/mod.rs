@@ -6,6 +6,7 @@ pub mod analyses;
 pub mod checkpoint;
 mod error;
 mod evaluate;
+pub mod export;
 pub mod layouts;
 pub mod optim;
 mod progress;

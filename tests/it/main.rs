@@ -9,6 +9,7 @@ mod cuda_source;
 mod data;
 mod device;
 mod engine;
+mod export;
 mod fixtures;
 mod golden;
 mod gpu_check;
