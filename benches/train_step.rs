@@ -120,6 +120,7 @@ fn main() -> anyhow::Result<()> {
         width: 1.0,
         taps: None,
         stem: Default::default(),
+        init: None,
     };
     let varmap = VarMap::new();
     let vb = nn::seeded_var_builder(&varmap, 0, DType::F32, &device);

@@ -44,7 +44,7 @@ pub use loss::{
     AllChannels, Factor, LossForm, LossMethod, LossName, LossProblem, LossSpec, Neighbourhood,
     NeighbourhoodSize,
 };
-pub use model::{ModelKind, ModelSpec, Stem};
+pub use model::{InitSpec, ModelKind, ModelSpec, Stem};
 pub use names::{is_safe_char, safe_file_name};
 pub use objective::{Objective, ObjectiveError};
 pub use pruning::{ClipEvaluation, ProportionRange, Proportions, PruneMethod, PruningSpec};

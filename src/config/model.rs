@@ -54,6 +54,33 @@ pub struct ModelSpec {
     /// a 7x7 stride-2 conv). ResNet-18 only so far.
     #[serde(default, skip_serializing_if = "Stem::is_cifar")]
     pub stem: Stem,
+    /// Weights to start training from instead of the seeded initialisation: a safetensors
+    /// file under torchvision's names (a `state_dict` saved with `safetensors.torch`), the
+    /// tensors under `exclude` (names or prefixes, such as `fc`) left at their seeded
+    /// values. The path is relative to where `topo` runs, as data roots are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<InitSpec>,
+}
+
+/// Pretrained weights to start from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InitSpec {
+    pub weights: std::path::PathBuf,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+}
+
+impl InitSpec {
+    /// Whether the tensor `name` is left at its seeded value.
+    pub fn excludes(&self, name: &str) -> bool {
+        self.exclude.iter().any(|p| {
+            name == p
+                || name
+                    .strip_prefix(p.as_str())
+                    .is_some_and(|r| r.starts_with('.'))
+        })
+    }
 }
 
 /// A model's first layers.
@@ -86,6 +113,7 @@ impl ModelSpec {
             width: 1.0,
             taps: None,
             stem: Default::default(),
+            init: None,
         }
     }
 }

@@ -120,6 +120,7 @@ pub fn preflight(runs: &[&RunConfig], env: &PreflightEnv) -> Vec<Problem> {
         }
     }
     problems.extend(check_shapes(runs));
+    problems.extend(check_inits(runs));
     problems.extend(check_layouts(runs, &env.config_dir));
     if let Some(check) = &env.results
         && !check.allow_kernel_change
@@ -180,6 +181,43 @@ fn check_shapes(runs: &[&RunConfig]) -> Vec<Problem> {
             dataset.kind.name(),
             chain(&e),
             affected.len()
+        )));
+    }
+    problems
+}
+
+/// Each distinct pretrained-weights file against the model it starts: every tensor that is
+/// missing, unexpected or mis-shaped, said once for all the runs it would fail.
+fn check_inits(runs: &[&RunConfig]) -> Vec<Problem> {
+    let pairs: Vec<(&DatasetSpec, &ModelSpec)> = runs
+        .iter()
+        .filter(|r| r.model.init.is_some())
+        .map(|r| (&r.dataset, &r.model))
+        .collect();
+    let mut problems = Vec::new();
+    for &(dataset, model) in distinct(pairs.iter()) {
+        let Some(init) = &model.init else {
+            continue;
+        };
+        let shape = crate::data::nominal::Nominal::of(dataset);
+        let varmap = candle_nn::VarMap::new();
+        let device = candle_core::Device::Cpu;
+        let vb = candle_nn::VarBuilder::from_varmap(&varmap, candle_core::DType::F32, &device);
+        let built = crate::nn::build(model, shape.input[0], shape.classes, vb);
+        // A model that does not build is check_shapes' to report.
+        if built.is_err() {
+            continue;
+        }
+        let Err(e) = crate::train::init_weights::load_init(init, &varmap, &device) else {
+            continue;
+        };
+        let affected = runs
+            .iter()
+            .filter(|r| &r.dataset == dataset && &r.model == model)
+            .count();
+        problems.push(Problem(format!(
+            "{}; the {affected} run(s) starting from it would fail before their first step",
+            chain(&e)
         )));
     }
     problems

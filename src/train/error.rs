@@ -38,6 +38,8 @@ pub enum EngineError {
         what: &'static str,
         value: f64,
     },
+    #[error("model.init: {path}: {message}")]
+    Init { path: PathBuf, message: String },
     #[error("export of {path}: {message}")]
     Export { path: PathBuf, message: String },
     #[error("checkpoint {path}: {message}")]

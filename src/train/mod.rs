@@ -7,6 +7,7 @@ pub mod checkpoint;
 mod error;
 mod evaluate;
 pub mod export;
+pub mod init_weights;
 pub mod layouts;
 pub mod optim;
 mod progress;
@@ -203,6 +204,10 @@ fn resume(
         message: e.to_string(),
     })?;
     if !env.dir.last_checkpoint().exists() {
+        // A fresh run starts from its pretrained weights, if it names any.
+        if let Some(init) = &run.model.init {
+            init_weights::load_init(init, varmap, &env.device)?;
+        }
         tensorboard::rewrite(&env.dir.events(), &config, &[])?;
         return Ok((LoopState::START, Vec::new()));
     }

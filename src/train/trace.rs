@@ -143,6 +143,10 @@ pub fn trace(
         env.kernels,
         options.dtype,
     )?;
+    // The steps start where training starts: from the pretrained weights, if any.
+    if let Some(init) = &run.model.init {
+        super::init_weights::load_init(init, &varmap, &env.device)?;
+    }
     let term = build_term(run, model.as_ref(), &varmap, env, options.dtype)?;
     model.record_dropout_masks();
     let mut sgd = Sgd::new(

@@ -218,6 +218,7 @@ fn step(
         width: 0.125,
         taps: None,
         stem: Default::default(),
+        init: None,
     };
     let flat = |t: &Tensor| flat(&t.to_dtype(DType::F32).unwrap());
     let varmap = VarMap::new();

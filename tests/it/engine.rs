@@ -661,6 +661,7 @@ fn pruning_every_tapped_channel_leaves_chance() {
         width: 0.0625,
         taps: None,
         stem: Default::default(),
+        init: None,
     };
     let varmap = VarMap::new();
     let vb = seeded_var_builder(&varmap, 9, DType::F32, &Device::Cpu);
@@ -894,6 +895,7 @@ fn a_checkpoint_round_trip_restores_weights_statistics_momenta_and_state() {
         width: 0.0625,
         taps: None,
         stem: Default::default(),
+        init: None,
     };
     let varmap = VarMap::new();
     let model = build(
@@ -1005,6 +1007,7 @@ fn a_checkpoint_round_trip_restores_weights_statistics_momenta_and_state() {
         width: 0.0625,
         taps: None,
         stem: Default::default(),
+        init: None,
     };
     build(
         &wider_spec,

@@ -190,6 +190,7 @@ fn both_kernels_train_the_same_model_to_float_rounding() {
         width: 0.0625,
         taps: None,
         stem: Default::default(),
+        init: None,
     };
     let x = tensor(&[4, 3, 24, 20], 7);
     let run = |kernels: Kernels| {

@@ -13,6 +13,7 @@ mod export;
 mod fixtures;
 mod golden;
 mod gpu_check;
+mod init;
 mod kernels;
 mod layers;
 mod methods;

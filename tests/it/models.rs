@@ -13,6 +13,7 @@ fn spec(kind: ModelKind, width: f64) -> ModelSpec {
         width,
         taps: None,
         stem: Default::default(),
+        init: None,
     }
 }
 
