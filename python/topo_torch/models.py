@@ -1,5 +1,5 @@
 """The models `topo` trains, in plain PyTorch, under torchvision's parameter and buffer names:
-ResNet-18 (CIFAR or ImageNet stem), VGG-16-BN and DenseNet-121, each at a width multiplier.
+ResNet-18 and ResNet-50 (CIFAR or ImageNet stem), VGG-16-BN and DenseNet-121, each at a width multiplier.
 `topo export` writes weights that load into them exactly; the benchmark and the step-level
 comparison with PyTorch (bench/) build the same classes."""
 
@@ -88,6 +88,52 @@ class ResNet18(nn.Module):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+class Bottleneck(nn.Module):
+    """1x1, 3x3 (carrying the stride) and 1x1 convs, four times wider out, with a residual
+    connection; a 1x1 projection when the shape changes (torchvision's v1.5 block)."""
+
+    expansion = 4
+
+    def __init__(self, cin: int, planes: int, stride: int) -> None:
+        super().__init__()
+        out = planes * self.expansion
+        self.conv1 = nn.Conv2d(cin, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = conv3x3(planes, planes, stride)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, out, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or cin != out:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, out, 1, stride=stride, bias=False), nn.BatchNorm2d(out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        return self.relu(self.bn3(self.conv3(out)) + shortcut)
+
+
+class ResNet50(ResNet18):
+    """ResNet-50: bottlenecks, 3, 4, 6 and 3 a stage, stemmed as ResNet-18."""
+
+    def __init__(self, classes: int, channels: int, width: float = 1.0, stem: str = "cifar") -> None:
+        super().__init__(classes, channels, width, stem)
+        planes = [scaled(p, width) for p in (64, 128, 256, 512)]
+        cin = planes[0]
+        for index, (planes_i, count) in enumerate(zip(planes, (3, 4, 6, 3)), start=1):
+            blocks = []
+            for b in range(count):
+                blocks.append(Bottleneck(cin, planes_i, 2 if index > 1 and b == 0 else 1))
+                cin = planes_i * Bottleneck.expansion
+            self.add_module(f"layer{index}", nn.Sequential(*blocks))
+        self.fc = nn.Linear(cin, classes)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d) and module is not self.conv1:
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
 
 # 13 convs of VGG-16 ("D"); 0 marks a 2x2 max pool.
@@ -230,4 +276,4 @@ def init_weights(model: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
-MODELS = {"resnet18": ResNet18, "vgg16_bn": VGG16BN, "densenet121": DenseNet121}
+MODELS = {"resnet18": ResNet18, "resnet50": ResNet50, "vgg16_bn": VGG16BN, "densenet121": DenseNet121}

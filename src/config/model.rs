@@ -3,12 +3,15 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// The paper's three architectures (torchvision definitions, CIFAR stems).
+/// The paper's three architectures, and ResNet-50 (torchvision definitions, CIFAR stems by
+/// default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ModelKind {
     /// ResNet-18 with a 3x3 stride-1 stem; the 3x3 max pool is kept.
     Resnet18,
+    /// ResNet-50 (bottleneck blocks), stemmed as ResNet-18.
+    Resnet50,
     /// VGG-16 with batch norm.
     Vgg16Bn,
     /// DenseNet-121 with a 3x3 stride-1 stem; pool0 is kept.
@@ -16,8 +19,9 @@ pub enum ModelKind {
 }
 
 impl ModelKind {
-    pub const ALL: [ModelKind; 3] = [
+    pub const ALL: [ModelKind; 4] = [
         ModelKind::Resnet18,
+        ModelKind::Resnet50,
         ModelKind::Vgg16Bn,
         ModelKind::Densenet121,
     ];
@@ -26,6 +30,7 @@ impl ModelKind {
     pub fn name(self) -> &'static str {
         match self {
             ModelKind::Resnet18 => "resnet18",
+            ModelKind::Resnet50 => "resnet50",
             ModelKind::Vgg16Bn => "vgg16_bn",
             ModelKind::Densenet121 => "densenet121",
         }
@@ -51,7 +56,7 @@ pub struct ModelSpec {
     pub taps: Option<Vec<String>>,
     /// The first layers: `cifar` (the reference's, for 32 x 32 inputs: ResNet-18's `conv1`
     /// a 3x3 stride-1 conv; the default) or `imagenet` (torchvision's, for 224 x 224 inputs:
-    /// a 7x7 stride-2 conv). ResNet-18 only so far.
+    /// a 7x7 stride-2 conv). ResNet-18 and ResNet-50 only so far.
     #[serde(default, skip_serializing_if = "Stem::is_cifar")]
     pub stem: Stem,
     /// Weights to start training from instead of the seeded initialisation: a safetensors

@@ -88,6 +88,17 @@ pub fn default_taps(kind: ModelKind) -> Vec<String> {
         ]
         .map(String::from)
         .to_vec(),
+        // As ResNet-18's: the stem and each stage's last block, whose last conv emits the
+        // block's output.
+        ModelKind::Resnet50 => [
+            "conv1",
+            "layer1.2.conv3",
+            "layer2.3.conv3",
+            "layer3.5.conv3",
+            "layer4.2.conv3",
+        ]
+        .map(String::from)
+        .to_vec(),
         // The reference passes no names for VGG, which taps every conv.
         ModelKind::Vgg16Bn => vgg::conv_names(),
         ModelKind::Densenet121 => [
@@ -105,7 +116,8 @@ pub fn default_taps(kind: ModelKind) -> Vec<String> {
 /// Every conv of a model, in forward order: the names `taps` may use.
 pub fn conv_names(kind: ModelKind) -> Vec<String> {
     match kind {
-        ModelKind::Resnet18 => resnet::conv_names(),
+        ModelKind::Resnet18 => resnet::conv_names(resnet::Depth::Eighteen),
+        ModelKind::Resnet50 => resnet::conv_names(resnet::Depth::Fifty),
         ModelKind::Vgg16Bn => vgg::conv_names(),
         ModelKind::Densenet121 => densenet::conv_names(),
     }
@@ -136,7 +148,7 @@ fn checked_taps(kind: ModelKind, taps: Option<&[String]>) -> Result<Vec<String>,
 }
 
 enum Net {
-    Resnet18(Box<resnet::ResNet18>),
+    Resnet(Box<resnet::ResNet>),
     Vgg16Bn(Box<vgg::Vgg16Bn>),
     Densenet121(Box<densenet::DenseNet121>),
 }
@@ -150,7 +162,7 @@ impl TopoModel for Model {
     fn forward_t(&self, xs: &Tensor, train: bool) -> candle_core::Result<ModelOutput> {
         let mut taps = TapSink::new(self.taps.len());
         let logits = match &self.net {
-            Net::Resnet18(m) => m.forward(xs, train, &mut taps)?,
+            Net::Resnet(m) => m.forward(xs, train, &mut taps)?,
             Net::Vgg16Bn(m) => m.forward(xs, train, &mut taps)?,
             Net::Densenet121(m) => m.forward(xs, train, &mut taps)?,
         };
@@ -179,7 +191,7 @@ impl TopoModel for Model {
     fn dropout_masks(&self) -> Vec<Tensor> {
         match &self.net {
             Net::Vgg16Bn(m) => m.dropout_masks(),
-            Net::Resnet18(_) | Net::Densenet121(_) => Vec::new(),
+            Net::Resnet(_) | Net::Densenet121(_) => Vec::new(),
         }
     }
 }
@@ -240,7 +252,7 @@ pub fn build_with(
     kernels: Kernels,
 ) -> Result<Box<dyn TopoModel>, ModelError> {
     let kind = spec.kind;
-    if spec.stem != Stem::Cifar && kind != ModelKind::Resnet18 {
+    if spec.stem != Stem::Cifar && !matches!(kind, ModelKind::Resnet18 | ModelKind::Resnet50) {
         return Err(ModelError::Stem { model: kind.name() });
     }
     if !(spec.width.is_finite() && spec.width > 0.0) {
@@ -265,9 +277,14 @@ pub fn build_with(
     let mut plan = TapPlan::new(vb.prefix(), names, tap, kernels.on(vb.device()));
     let w = spec.width;
     let net = match kind {
-        ModelKind::Resnet18 => {
-            resnet::ResNet18::new(in_channels, num_classes, w, spec.stem, &mut plan, vb)
-                .map(|m| Net::Resnet18(Box::new(m)))
+        ModelKind::Resnet18 | ModelKind::Resnet50 => {
+            let depth = if kind == ModelKind::Resnet18 {
+                resnet::Depth::Eighteen
+            } else {
+                resnet::Depth::Fifty
+            };
+            resnet::ResNet::new(depth, in_channels, num_classes, w, spec.stem, &mut plan, vb)
+                .map(|m| Net::Resnet(Box::new(m)))
         }
         ModelKind::Vgg16Bn => vgg::Vgg16Bn::new(in_channels, num_classes, w, &mut plan, vb)
             .map(|m| Net::Vgg16Bn(Box::new(m))),

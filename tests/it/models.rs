@@ -1147,3 +1147,33 @@ fn resnet18_with_the_imagenet_stem_has_torchvisions_parameter_count_and_halves_i
     let err = nn::build(&vgg, 3, 10, vb).err().expect("refused");
     assert!(matches!(err, ModelError::Stem { .. }), "{err}");
 }
+
+#[test]
+fn resnet50_has_torchvisions_parameter_count_and_its_taps_emit_block_outputs() {
+    let imagenet = ModelSpec {
+        stem: topo::config::Stem::Imagenet,
+        ..spec(ModelKind::Resnet50, 1.0)
+    };
+    // torchvision's published count for resnet50 (1000 classes, ImageNet stem).
+    assert_eq!(parameter_count(&imagenet, 3, 1000), 25_557_032);
+    // The CIFAR stem: a 3x3 conv1 instead of the 7x7.
+    let cifar = spec(ModelKind::Resnet50, 1.0);
+    assert_eq!(parameter_count(&cifar, 3, 1000), 25_557_032 - (9408 - 1728));
+    let (_, model) = seeded(&spec(ModelKind::Resnet50, 0.0625), 1, 10, 0);
+    let x = Tensor::randn(0f32, 1.0, (2, 1, 28, 28), &Device::Cpu).unwrap();
+    let out = model.forward_t(&x, false).unwrap();
+    assert_eq!(out.logits.dims(), &[2, 10]);
+    assert_eq!(
+        model.tap_names(),
+        [
+            "conv1",
+            "layer1.2.conv3",
+            "layer2.3.conv3",
+            "layer3.5.conv3",
+            "layer4.2.conv3"
+        ]
+    );
+    // Bottlenecks are four times wider out: 16, 32, 64, 128 channels at width 1/16.
+    let channels: Vec<usize> = out.taps.iter().map(|t| t.dims()[1]).collect();
+    assert_eq!(channels, [4, 16, 32, 64, 128]);
+}
