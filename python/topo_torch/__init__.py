@@ -31,11 +31,10 @@ def load(export_dir: str | Path) -> tuple[torch.nn.Module, dict[str, torch.Tenso
     kind = config["model"]["kind"]
     if kind not in MODELS:
         raise ValueError(f"{export_dir}: unknown model {kind!r} (known: {', '.join(MODELS)})")
-    arguments = dict(classes=config["classes"], channels=config["in_channels"],
-                     width=config["model"].get("width", 1.0))
-    if config["model"].get("stem", "cifar") != "cifar":
-        arguments["stem"] = config["model"]["stem"]
-    model = MODELS[kind](**arguments)
+    # Classes, input channels and width multiplier, in that order for every model.
+    arguments = [config["classes"], config["in_channels"], config["model"].get("width", 1.0)]
+    stem = config["model"].get("stem", "cifar")
+    model = MODELS[kind](*arguments) if stem == "cifar" else MODELS[kind](*arguments, stem)
     tensors = load_file(str(export_dir / "model.safetensors"))
     state = model.state_dict()
     missing = sorted(set(state) - set(tensors))

@@ -230,14 +230,19 @@ class Transition(nn.Sequential):
 
 
 class DenseNet121(nn.Module):
-    """DenseNet-121 (growth 32, blocks 6-12-24-16, bn_size 4), 3x3 stride-1 stem, pool0 kept;
-    `scale` multiplies the growth rate and the stem's 64 channels."""
+    """DenseNet-121 (growth 32, blocks 6-12-24-16, bn_size 4), 3x3 stride-1 stem (`stem="imagenet"`:
+    torchvision's 7x7 stride-2 one), pool0 kept; `scale` multiplies the growth rate and the
+    stem's 64 channels."""
 
-    def __init__(self, classes: int, channels: int, scale: float = 1.0) -> None:
+    def __init__(self, classes: int, channels: int, scale: float = 1.0, stem: str = "cifar") -> None:
         super().__init__()
+        if stem not in ("cifar", "imagenet"):
+            raise ValueError(f"unknown stem {stem!r}: cifar or imagenet")
         growth, bn_size, width = scaled(32, scale), 4, scaled(64, scale)
+        conv0 = (nn.Conv2d(channels, width, 3, padding=1, bias=False) if stem == "cifar"
+                 else nn.Conv2d(channels, width, 7, stride=2, padding=3, bias=False))
         stages: OrderedDict[str, nn.Module] = OrderedDict(
-            conv0=nn.Conv2d(channels, width, 3, padding=1, bias=False),
+            conv0=conv0,
             norm0=nn.BatchNorm2d(width),
             relu0=nn.ReLU(inplace=True),
             pool0=nn.MaxPool2d(3, stride=2, padding=1),

@@ -56,7 +56,7 @@ pub struct ModelSpec {
     pub taps: Option<Vec<String>>,
     /// The first layers: `cifar` (the reference's, for 32 x 32 inputs: ResNet-18's `conv1`
     /// a 3x3 stride-1 conv; the default) or `imagenet` (torchvision's, for 224 x 224 inputs:
-    /// a 7x7 stride-2 conv). ResNet-18 and ResNet-50 only so far.
+    /// a 7x7 stride-2 conv), for the ResNets and DenseNet-121. VGG-16-BN has one stem.
     #[serde(default, skip_serializing_if = "Stem::is_cifar")]
     pub stem: Stem,
     /// Weights to start training from instead of the seeded initialisation: a safetensors

@@ -68,20 +68,17 @@ pub fn check(merged: &Value, layers: &Layers, dir: &Path, diags: &mut Diagnostic
     check_report(merged, layers, &datasets, diags);
 }
 
-/// `stem: imagenet` on a model other than the ResNets (not built yet).
+/// `stem: imagenet` on VGG-16-BN, which is torchvision's already.
 fn check_stems(merged: &Value, layers: &Layers, diags: &mut Diagnostics) {
     let Some(models) = merged.get("models").and_then(Value::as_object) else {
         return;
     };
     for (name, spec) in models {
         let kind = spec.get("kind").and_then(Value::as_str).unwrap_or_default();
-        let resnet = matches!(kind, "resnet18" | "resnet50");
-        if spec.get("stem").and_then(Value::as_str) == Some("imagenet") && !resnet {
+        if spec.get("stem").and_then(Value::as_str) == Some("imagenet") && kind == "vgg16_bn" {
             diags.push(layers.diagnostic(
                 &child_path(&child_path("models", name), "stem"),
-                format!(
-                    "`stem: imagenet` is built for resnet18 and resnet50 only so far, not {kind}: remove it"
-                ),
+                format!("{kind} is torchvision's already, with one stem: remove `stem`"),
                 false,
             ));
         }

@@ -1,6 +1,7 @@
 //! DenseNet-121 as torchvision defines it (growth 32, blocks 6-12-24-16, bottleneck size
-//! 4, compression 0.5, no dropout), with the reference's CIFAR stem: `features.conv0` is a
-//! 3x3, stride-1, padding-1, bias-free conv; `pool0` (3x3 stride 2 padding 1) is kept.
+//! 4, compression 0.5, no dropout), with the reference's CIFAR stem by default:
+//! `features.conv0` is a 3x3, stride-1, padding-1, bias-free conv; with the ImageNet stem it
+//! is torchvision's 7x7, stride 2, padding 3. `pool0` (3x3 stride 2 padding 1) follows either.
 //! All convs use `kaiming_normal_` (fan in), as torchvision's init loop and the
 //! reference's replaced stem do. With a width multiplier, the growth rate and the stem's
 //! 64 channels are scaled; transitions still halve (floor) the channel count.
@@ -8,6 +9,7 @@
 use candle_core::{D, Result, Tensor};
 use candle_nn::VarBuilder;
 
+use crate::config::Stem;
 use crate::kernels;
 use crate::nn::layers::{self, Conv, ConvInit, ConvSpec, Dense, LinearInit, TapPlan, TapSink};
 use crate::nn::norm::{self, Norm};
@@ -106,13 +108,21 @@ impl DenseNet121 {
         in_channels: usize,
         num_classes: usize,
         width: f64,
+        stem: Stem,
         plan: &mut TapPlan,
         vb: VarBuilder,
     ) -> Result<DenseNet121> {
         let growth = layers::scaled(GROWTH, width);
         let fvb = vb.pp("features");
         let mut channels = layers::scaled(INIT_FEATURES, width);
-        let conv0 = Conv::new(conv(in_channels, channels, 3, 1), plan, fvb.pp("conv0"))?;
+        let first = match stem {
+            Stem::Cifar => conv(in_channels, channels, 3, 1),
+            Stem::Imagenet => ConvSpec {
+                stride: 2,
+                ..conv(in_channels, channels, 7, 3)
+            },
+        };
+        let conv0 = Conv::new(first, plan, fvb.pp("conv0"))?;
         let norm0 = norm::batch_norm(channels, plan.kernels(), fvb.pp("norm0"))?;
         let mut blocks = Vec::with_capacity(BLOCKS.len());
         for (b, &n) in BLOCKS.iter().enumerate() {

@@ -19,7 +19,7 @@ pub enum ModelError {
     DuplicateTap { model: &'static str, name: String },
     #[error("{model}: width must be a positive finite number, got {width}")]
     InvalidWidth { model: &'static str, width: f64 },
-    #[error("{model}: `stem: imagenet` is built for resnet18 and resnet50 only so far; remove it")]
+    #[error("{model} is torchvision's already, with one stem: remove `stem`")]
     Stem { model: &'static str },
     #[error("{model}: {what} must be at least 1")]
     Zero {

@@ -252,7 +252,8 @@ pub fn build_with(
     kernels: Kernels,
 ) -> Result<Box<dyn TopoModel>, ModelError> {
     let kind = spec.kind;
-    if spec.stem != Stem::Cifar && !matches!(kind, ModelKind::Resnet18 | ModelKind::Resnet50) {
+    // VGG-16-BN is torchvision's as it is: it has no other stem.
+    if spec.stem != Stem::Cifar && kind == ModelKind::Vgg16Bn {
         return Err(ModelError::Stem { model: kind.name() });
     }
     if !(spec.width.is_finite() && spec.width > 0.0) {
@@ -289,7 +290,7 @@ pub fn build_with(
         ModelKind::Vgg16Bn => vgg::Vgg16Bn::new(in_channels, num_classes, w, &mut plan, vb)
             .map(|m| Net::Vgg16Bn(Box::new(m))),
         ModelKind::Densenet121 => {
-            densenet::DenseNet121::new(in_channels, num_classes, w, &mut plan, vb)
+            densenet::DenseNet121::new(in_channels, num_classes, w, spec.stem, &mut plan, vb)
                 .map(|m| Net::Densenet121(Box::new(m)))
         }
     }

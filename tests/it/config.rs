@@ -290,7 +290,7 @@ fn an_imagenet_stem_on_a_model_without_one_is_refused_where_it_is_written() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(
         said.contains("models.v.stem")
-            && said.contains("resnet18 and resnet50 only so far, not vgg16_bn")
+            && said.contains("vgg16_bn is torchvision's already, with one stem: remove `stem`")
             && said.contains("stem.yaml:"),
         "{said}"
     );

@@ -23,6 +23,12 @@ fn an_exported_resnet50_with_the_imagenet_stem_gives_pytorch_topos_logits() {
     exported_logits_agree("models:\n  r: { kind: resnet50, width: 0.0625, stem: imagenet }\n");
 }
 
+#[test]
+#[ignore = "needs torch and safetensors in python3 (`bash bench/setup.sh` installs them)"]
+fn an_exported_densenet121_gives_pytorch_topos_logits() {
+    exported_logits_agree("models:\n  r: { kind: densenet121, width: 0.0625 }\n");
+}
+
 /// Trains the tiny experiment (with `models` on top) for an epoch, exports its run and
 /// checks its logits and positions in PyTorch.
 fn exported_logits_agree(models: &str) {

@@ -1177,3 +1177,27 @@ fn resnet50_has_torchvisions_parameter_count_and_its_taps_emit_block_outputs() {
     let channels: Vec<usize> = out.taps.iter().map(|t| t.dims()[1]).collect();
     assert_eq!(channels, [4, 16, 32, 64, 128]);
 }
+
+#[test]
+fn densenet121_with_the_imagenet_stem_has_torchvisions_parameter_count() {
+    let imagenet = ModelSpec {
+        stem: topo::config::Stem::Imagenet,
+        ..spec(ModelKind::Densenet121, 1.0)
+    };
+    // torchvision's published count for densenet121 (1000 classes).
+    assert_eq!(parameter_count(&imagenet, 3, 1000), 7_978_856);
+    let (_, model) = seeded(
+        &ModelSpec {
+            width: 0.125,
+            ..imagenet
+        },
+        3,
+        10,
+        0,
+    );
+    let x = Tensor::randn(0f32, 1.0, (2, 3, 64, 64), &Device::Cpu).unwrap();
+    let out = model.forward_t(&x, false).unwrap();
+    // conv0 strides by 2: 64 -> 32.
+    assert_eq!(out.taps[0].dims(), &[2, 8, 32, 32]);
+    assert_eq!(out.logits.dims(), &[2, 10]);
+}
