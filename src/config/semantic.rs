@@ -133,8 +133,11 @@ fn check_measures(merged: &Value, layers: &Layers, diags: &mut Diagnostics) {
         .flatten()
         .filter(|(name, _)| used.as_ref().is_none_or(|u| u.contains(name.as_str())))
         .filter_map(|(name, spec)| {
-            let kind = serde_json::from_value::<DatasetKind>(spec.get("kind")?.clone()).ok()?;
-            Some((name.as_str(), kind))
+            // A kind that does not read is the schema's to report.
+            match serde_json::from_value::<DatasetKind>(spec.get("kind")?.clone()) {
+                Ok(kind) => Some((name.as_str(), kind)),
+                Err(_) => None,
+            }
         })
         .collect();
     for (i, item) in list.iter().enumerate() {
