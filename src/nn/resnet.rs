@@ -118,17 +118,38 @@ impl BasicBlock {
         let ys = self.bn1.forward_relu_t(&ys, train)?;
         self.conv1.emit(&ys, taps);
         let ys = self.conv2.forward(&ys, taps)?;
-        let identity = match &self.downsample {
-            Some((conv, bn)) => bn.forward_t(&conv.forward(xs, taps)?, train)?,
-            None => xs.clone(),
-        };
-        let out = self.bn2.forward_add_relu_t(&ys, &identity, train)?;
-        self.conv2.emit(&out, taps);
-        if let Some((conv, _)) = &self.downsample {
-            conv.emit(&out, taps);
-        }
-        Ok(out)
+        residual(
+            &ys,
+            xs,
+            (&self.conv2, &self.bn2),
+            &self.downsample,
+            train,
+            taps,
+        )
     }
+}
+
+/// A block's end: its last conv's output `ys` through that conv's batch norm, plus the
+/// shortcut of the block's input `xs` (projected where the shape changes), then the ReLU.
+/// The last conv and the projection both emit the block's output (TDANN's unit).
+fn residual(
+    ys: &Tensor,
+    xs: &Tensor,
+    (last, norm): (&Conv, &Norm),
+    downsample: &Option<(Conv, Norm)>,
+    train: bool,
+    taps: &mut TapSink,
+) -> Result<Tensor> {
+    let identity = match downsample {
+        Some((conv, bn)) => bn.forward_t(&conv.forward(xs, taps)?, train)?,
+        None => xs.clone(),
+    };
+    let out = norm.forward_add_relu_t(ys, &identity, train)?;
+    last.emit(&out, taps);
+    if let Some((conv, _)) = downsample {
+        conv.emit(&out, taps);
+    }
+    Ok(out)
 }
 
 /// The 1x1 projection of a block whose shape changes.
@@ -216,16 +237,14 @@ impl Bottleneck {
         let ys = self.bn2.forward_relu_t(&ys, train)?;
         self.conv2.emit(&ys, taps);
         let ys = self.conv3.forward(&ys, taps)?;
-        let identity = match &self.downsample {
-            Some((conv, bn)) => bn.forward_t(&conv.forward(xs, taps)?, train)?,
-            None => xs.clone(),
-        };
-        let out = self.bn3.forward_add_relu_t(&ys, &identity, train)?;
-        self.conv3.emit(&out, taps);
-        if let Some((conv, _)) = &self.downsample {
-            conv.emit(&out, taps);
-        }
-        Ok(out)
+        residual(
+            &ys,
+            xs,
+            (&self.conv3, &self.bn3),
+            &self.downsample,
+            train,
+            taps,
+        )
     }
 }
 
