@@ -76,3 +76,50 @@ pub fn draw_rows<DB: DrawingBackend, P>(
     }
     Ok(())
 }
+
+/// Where a panel's dots go, in pixels: the unit square `side` wide from `origin`, and the
+/// dots' radius for how many there are.
+pub struct PanelGeometry {
+    side: f64,
+    origin: (f64, f64),
+    pub radius: i32,
+}
+
+impl PanelGeometry {
+    /// Writes `title` at the panel's top and returns where its `dots` go.
+    pub fn begin<DB: DrawingBackend>(
+        area: &DrawingArea<DB, Shift>,
+        title: &str,
+        dots: usize,
+    ) -> Result<PanelGeometry, String> {
+        area.draw_text(title, &(FAMILY, 14).into_font().color(&BLACK), (6, 4))
+            .map_err(|e| e.to_string())?;
+        let side = PANEL as f64 * 0.72;
+        let radius = (side * 0.42 / (dots.max(1) as f64).sqrt())
+            .clamp(2.0, 12.0)
+            .round() as i32;
+        Ok(PanelGeometry {
+            side,
+            origin: (PANEL as f64 * 0.14, PANEL as f64 * 0.18),
+            radius,
+        })
+    }
+
+    /// The pixel of a point of the unit square (y up).
+    pub fn at(&self, x: f64, y: f64) -> (i32, i32) {
+        (
+            (self.origin.0 + x * self.side).round() as i32,
+            (self.origin.1 + (1.0 - y) * self.side).round() as i32,
+        )
+    }
+
+    /// The square's corners in pixels, `pad` pixels out.
+    pub fn frame(&self, pad: f64) -> [(i32, i32); 2] {
+        let (ox, oy) = self.origin;
+        let corner = |x: f64, y: f64| (x.round() as i32, y.round() as i32);
+        [
+            corner(ox - pad, oy - pad),
+            corner(ox + self.side + pad, oy + self.side + pad),
+        ]
+    }
+}

@@ -10,7 +10,7 @@ use std::path::Path;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::frame::{LABEL, PANEL, draw_rows, placed};
+use super::frame::{LABEL, PANEL, PanelGeometry, draw_rows, placed};
 use super::layouts::{DrawResult, Drawing, LayoutPlotError, paler, render};
 use super::plot::FAMILY;
 use crate::results::{AnalysesRecord, LayerAnalyses, MapKind, TopographyRecord};
@@ -240,32 +240,16 @@ impl Drawing for MapFigure<'_> {
 
 fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) -> DrawResult {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
-    area.draw_text(
-        &panel.layer,
-        &(FAMILY, 14).into_font().color(&BLACK),
-        (6, 4),
-    )
-    .map_err(e)?;
-    let side = PANEL as f64 * 0.72;
-    let (ox, oy) = (PANEL as f64 * 0.14, PANEL as f64 * 0.18);
-    let n = panel.dots.len().max(1) as f64;
-    let radius = (side * 0.42 / n.sqrt()).clamp(2.0, 12.0).round() as i32;
+    let geometry = PanelGeometry::begin(area, &panel.layer, panel.dots.len())?;
+    let radius = geometry.radius;
     // A faint frame around the layer's square, so neighbouring panels stay apart.
-    let pad = radius as f64 + 4.0;
-    let corner = |x: f64, y: f64| (x.round() as i32, y.round() as i32);
     area.draw(&Rectangle::new(
-        [
-            corner(ox - pad, oy - pad),
-            corner(ox + side + pad, oy + side + pad),
-        ],
+        geometry.frame(radius as f64 + 4.0),
         RGBColor(215, 215, 215).stroke_width(1),
     ))
     .map_err(e)?;
     for d in &panel.dots {
-        let centre = (
-            (ox + d.x * side).round() as i32,
-            (oy + (1.0 - d.y) * side).round() as i32,
-        );
+        let centre = geometry.at(d.x, d.y);
         area.draw(&Circle::new(
             centre,
             radius,

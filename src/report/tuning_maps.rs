@@ -13,7 +13,7 @@ use std::path::Path;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::frame::{LABEL, PANEL, draw_rows, placed};
+use super::frame::{LABEL, PANEL, PanelGeometry, draw_rows, placed};
 use super::layouts::{DrawResult, Drawing, LayoutPlotError, render};
 use super::plot::FAMILY;
 use crate::results::{AnalysesRecord, MapKind, TopographyRecord};
@@ -282,22 +282,8 @@ impl Drawing for TuningFigure<'_> {
 
 fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) -> DrawResult {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
-    area.draw_text(
-        &panel.layer,
-        &(FAMILY, 14).into_font().color(&BLACK),
-        (6, 4),
-    )
-    .map_err(e)?;
-    let side = PANEL as f64 * 0.72;
-    let (ox, oy) = (PANEL as f64 * 0.14, PANEL as f64 * 0.18);
-    let n = panel.dots.len().max(1) as f64;
-    let radius = (side * 0.42 / n.sqrt()).clamp(2.0, 12.0).round() as i32;
-    let at = |x: f64, y: f64| {
-        (
-            (ox + x * side).round() as i32,
-            (oy + (1.0 - y) * side).round() as i32,
-        )
-    };
+    let geometry = PanelGeometry::begin(area, &panel.layer, panel.dots.len())?;
+    let (radius, at) = (geometry.radius, |x, y| geometry.at(x, y));
     for d in &panel.dots {
         area.draw(&Circle::new(at(d.x, d.y), radius, d.colour.filled()))
             .map_err(e)?;

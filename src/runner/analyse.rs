@@ -6,7 +6,7 @@ use crate::log::{chain, log};
 use crate::plan::RunConfig;
 use crate::results::RunState;
 use crate::results::lock::{Lock, LockOutcome};
-use crate::train::analyses::{analyse_finished, analyses_current};
+use crate::train::analyses::{analyse_finished, analyses_key, stale_analyses};
 use crate::train::{EngineError, Fault};
 
 use super::{RunOptions, Workers, env_for};
@@ -43,10 +43,17 @@ pub fn analyse_plan(
             keep_responses,
             ..env_for(&dir, options, false, None)
         };
-        if !force && analyses_current(run, &env)? {
-            report.current += 1;
-            continue;
-        }
+        let key = if force {
+            analyses_key(run, &env)?
+        } else {
+            match stale_analyses(run, &env)? {
+                Some(key) => key,
+                None => {
+                    report.current += 1;
+                    continue;
+                }
+            }
+        };
         let lock = match Lock::acquire_with(&dir.lock(), workers.lock)? {
             LockOutcome::Acquired(lock) => lock,
             LockOutcome::Held(owner) => {
@@ -60,7 +67,7 @@ pub fn analyse_plan(
             }
         };
         log(&format!("[{}/{total}] {}: analysing", i + 1, run.id));
-        let outcome = analyse_finished(run, &env);
+        let outcome = analyse_finished(run, &env, key);
         lock.release()?;
         match outcome {
             Ok(()) => report.analysed += 1,

@@ -25,7 +25,7 @@ use crate::results::{
     EpochRecord, ExperimentDir, Failure, Provenance, RunDir, RunState, RunStatus, Summary,
     read_json, write_atomic, write_json,
 };
-use crate::train::analyses::{analyse_finished, analyses_current};
+use crate::train::analyses::{analyse_finished, stale_analyses};
 use crate::train::checkpoint::read_loop_state;
 use crate::train::stages::{measure_topography, prune, prune_finished, pruning_incomplete};
 use crate::train::{EngineError, Fault};
@@ -303,7 +303,8 @@ fn prune_added_points(
 ) -> Result<Outcome, EngineError> {
     let env = env_for(dir, options, false, None);
     let prune = pruning_incomplete(run, &env)?;
-    let analyse = !analyses_current(run, &env)?;
+    let stale = stale_analyses(run, &env)?;
+    let analyse = stale.is_some();
     if !prune && !analyse {
         return Ok(Outcome::Done);
     }
@@ -322,8 +323,8 @@ fn prune_added_points(
         run.id
     ));
     let outcome = (|| -> Result<(), EngineError> {
-        if analyse {
-            analyse_finished(run, &env)?;
+        if let Some(key) = stale {
+            analyse_finished(run, &env, key)?;
         }
         if prune {
             prune_finished(run, &env)?;

@@ -53,19 +53,33 @@ pub fn analyses_key(run: &RunConfig, env: &super::TrainEnv) -> Result<String, En
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Whether `analyses.json` (and `topography.json`) stand for `run` as it is now.
-pub fn analyses_current(run: &RunConfig, env: &super::TrainEnv) -> Result<bool, EngineError> {
+/// The key the analyses must be redone under, or `None` while `analyses.json` (and
+/// `topography.json`) stand for `run` as it is now: the checkpoint is read and hashed once,
+/// and the key handed on to [`analyse_finished`] or the stage.
+pub fn stale_analyses(
+    run: &RunConfig,
+    env: &super::TrainEnv,
+) -> Result<Option<String>, EngineError> {
+    let key = analyses_key(run, env)?;
     let path = env.dir.analyses();
     if !path.exists() || !env.dir.topography().exists() {
-        return Ok(false);
+        return Ok(Some(key));
     }
     // A record that does not read (older, torn by hand) is redone, not an error.
-    let recorded = match read_json::<AnalysesRecord>(&path) {
-        Ok(r) => r.key,
-        Err(ResultsError::Parse { .. }) => return Ok(false),
-        Err(e) => return Err(e.into()),
-    };
-    Ok(recorded == analyses_key(run, env)?)
+    match read_json::<AnalysesRecord>(&path) {
+        Ok(r) if r.key == key => Ok(None),
+        Ok(_) | Err(ResultsError::Parse { .. }) => Ok(Some(key)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A tapped layer's response averaged over space: `(B, C)` in f64.
+fn spatial_means(tap: &Tensor) -> Result<Tensor, EngineError> {
+    Ok(tap
+        .detach()
+        .to_dtype(DType::F64)?
+        .flatten_from(2)?
+        .mean(2)?)
 }
 
 /// Raw responses kept for checking elsewhere: per stimulus set and layer, the spatially
@@ -89,17 +103,19 @@ impl Raw {
             return Ok(());
         }
         for (tap, name) in taps.iter().zip(names) {
-            let means = tap
-                .detach()
-                .to_dtype(DType::F64)?
-                .flatten_from(2)?
-                .mean(2)?;
+            self.keep_means(set, name, spatial_means(tap)?);
+        }
+        Ok(())
+    }
+
+    /// Keeps one layer's batch of spatial means under `set.<layer>`, when keeping.
+    fn keep_means(&mut self, set: &str, name: &str, means: Tensor) {
+        if self.keep {
             self.tensors
                 .entry(format!("{set}.{name}"))
                 .or_default()
                 .push(means);
         }
-        Ok(())
     }
 
     /// Adds the probe batch's labels.
@@ -152,16 +168,10 @@ fn responses(
         let end = (start + batch.max(1)).min(count);
         let inputs = render(start..end)?;
         let taps = model.forward_t(&inputs, false)?.taps;
-        raw.add(set, &taps, &names)?;
-        for (acc, tap) in out.iter_mut().zip(&taps) {
-            let means = tap
-                .detach()
-                .to_dtype(DType::F64)?
-                .flatten_from(2)?
-                .mean(2)?
-                .flatten_all()?
-                .to_vec1::<f64>()?;
-            acc.extend(means);
+        for ((acc, tap), name) in out.iter_mut().zip(&taps).zip(&names) {
+            let means = spatial_means(tap)?;
+            acc.extend(means.flatten_all()?.to_vec1::<f64>()?);
+            raw.keep_means(set, name, means);
         }
         start = end;
     }
@@ -370,12 +380,17 @@ pub(crate) fn write(record: &AnalysesRecord, env: &super::TrainEnv) -> Result<()
     Ok(write_json(&env.dir.analyses(), record)?)
 }
 
-/// A finished run's analyses from its best checkpoint, without training.
-pub fn analyse_finished(run: &RunConfig, env: &super::TrainEnv) -> Result<(), EngineError> {
+/// A finished run's analyses from its best checkpoint, without training, under `key`
+/// ([`analyses_key`], or what [`stale_analyses`] returned).
+pub fn analyse_finished(
+    run: &RunConfig,
+    env: &super::TrainEnv,
+    key: String,
+) -> Result<(), EngineError> {
     let data = crate::data::load(&run.dataset, &env.cache_dir)?;
     let (varmap, _) = super::build_model(run, &data, &env.device, env.kernels)?;
     crate::train::checkpoint::load_weights(&env.dir.best_checkpoint(), &varmap, &env.device)?;
-    super::stages::measure(&data, &varmap, run, env)
+    super::stages::measure(&data, &varmap, run, env, key)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use crate::topography::{
     neighbour_agreement,
 };
 use crate::train::EngineError;
-use crate::train::analyses::{MapSpace, Raw, analyse, analyses_current, analyses_key, write};
+use crate::train::analyses::{MapSpace, Raw, analyse, stale_analyses, write};
 use crate::train::layouts::{layer_positions, reference_positions};
 use crate::train::prune::run_pruning;
 use crate::train::seeds::{Purpose, stream_seed};
@@ -32,10 +32,10 @@ pub fn measure_topography(
     run: &RunConfig,
     env: &TrainEnv,
 ) -> Result<(), EngineError> {
-    if analyses_current(run, env)? {
-        return Ok(());
+    match stale_analyses(run, env)? {
+        Some(key) => measure(&trained.data, &trained.varmap, run, env, key),
+        None => Ok(()),
     }
-    measure(&trained.data, &trained.varmap, run, env)
 }
 
 /// Measures how topographic each tapped layer is (`topography.json`) and analyses its
@@ -46,9 +46,9 @@ pub(crate) fn measure(
     varmap: &VarMap,
     run: &RunConfig,
     env: &TrainEnv,
+    key: String,
 ) -> Result<(), EngineError> {
     let started = std::time::Instant::now();
-    let key = analyses_key(run, env)?;
     // The responses are read where the analyses ask, whatever the loss read in training.
     let at = run.analyses.at;
     let model = model_over(run, data, varmap, DType::F32, at.tap(), env)?;
@@ -81,6 +81,7 @@ pub(crate) fn measure(
         .map(|&c| ClassResponses::new(c, data.num_classes))
         .collect();
     let mut raw = Raw::new(env.keep_responses);
+    let names = model.tap_names();
     // A split evaluated in windows (BirdDCASE) is probed a clip at a time, whole: one
     // response per labelled example, as the measures need.
     let whole = data.test.whole_clips();
@@ -88,7 +89,7 @@ pub(crate) fn measure(
     for chunk in indices.chunks(run.training.eval_batch()) {
         let batch = probed.batch(chunk, None, &env.device)?;
         let out = model.forward_t(&batch.inputs, false)?;
-        raw.add("probe", &out.taps, &model.tap_names())?;
+        raw.add("probe", &out.taps, &names)?;
         raw.labels(&batch.labels)?;
         // One label per example (audio batches label every window of a clip alike).
         let labels = batch
@@ -104,7 +105,6 @@ pub(crate) fn measure(
     }
     let mut layers = Vec::new();
     let shuffle_seed = stream_seed(run.seed, 0, Purpose::Shuffle);
-    let names = model.tap_names();
     for (((name, sim), resp), p) in names.iter().zip(&sims).zip(&responses).zip(&positions) {
         let distances = distance_matrix(p, norm);
         let t = sim.topography(&distances, METRIC_BINS)?;
