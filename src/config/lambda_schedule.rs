@@ -39,6 +39,11 @@ impl LambdaSchedule {
         }
     }
 
+    /// The weight `lambda` takes under this schedule after `elapsed` epochs.
+    pub fn weight(self, lambda: super::Lambda, elapsed: f64) -> f64 {
+        lambda.get() * self.factor(elapsed)
+    }
+
     pub fn is_constant(self) -> bool {
         self == LambdaSchedule::Constant
     }

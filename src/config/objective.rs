@@ -114,7 +114,7 @@ impl Objective {
                 lambda,
                 lambda_schedule,
                 ..
-            } => Some(lambda.get() * lambda_schedule.factor(elapsed)),
+            } => Some(lambda_schedule.weight(*lambda, elapsed)),
         }
     }
 

@@ -65,7 +65,8 @@ impl Family {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Estimate {
     pub mean: f64,
-    pub half_width: Option<f64>,
+    /// Sample standard deviation; `None` from one value.
+    pub sd: Option<f64>,
     pub n: usize,
 }
 
@@ -83,20 +84,21 @@ impl Estimate {
             return None;
         }
         let mean = values.iter().sum::<f64>() / n as f64;
-        let half_width = (n > 1).then(|| {
+        let sd = (n > 1).then(|| {
             let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
-            let t = T975.get(n - 2).copied().unwrap_or(1.96);
-            t * (var / n as f64).sqrt()
+            var.sqrt()
         });
-        Some(Estimate {
-            mean,
-            half_width,
-            n,
-        })
+        Some(Estimate { mean, sd, n })
+    }
+
+    /// Half the 95% confidence interval of the mean (Student's t); `None` from one value.
+    pub fn half_width(&self) -> Option<f64> {
+        let t = T975.get(self.n.saturating_sub(2)).copied().unwrap_or(1.96);
+        self.sd.map(|sd| t * sd / (self.n as f64).sqrt())
     }
 
     fn cell(&self, digits: usize) -> String {
-        match self.half_width {
+        match self.half_width() {
             Some(h) => format!(
                 "{:.digits$} [{:.digits$}, {:.digits$}]",
                 self.mean,
@@ -339,14 +341,10 @@ pub fn curve_figures(
                         .collect();
                     let e = Estimate::of(&at.iter().map(|v| v.1).collect::<Vec<_>>())?;
                     let x = at.iter().map(|v| v.0).sum::<f64>() / at.len() as f64;
-                    let sd = e.half_width.map(|h| {
-                        let t = T975.get(e.n.saturating_sub(2)).copied().unwrap_or(1.96);
-                        h / t * (e.n as f64).sqrt()
-                    });
                     Some(Point {
                         x,
                         y: e.mean,
-                        std: sd,
+                        std: e.sd,
                     })
                 })
                 .collect();
@@ -461,8 +459,8 @@ mod tests {
         let e = Estimate::of(&[1.0, 2.0, 3.0]).expect("estimate");
         // sd 1, n 3: t(2) = 4.303, half width 4.303 / sqrt 3.
         assert!((e.mean - 2.0).abs() < 1e-12);
-        assert!((e.half_width.expect("ci") - 4.303 / 3f64.sqrt()).abs() < 1e-9);
-        assert!(Estimate::of(&[5.0]).expect("one").half_width.is_none());
+        assert!((e.half_width().expect("ci") - 4.303 / 3f64.sqrt()).abs() < 1e-9);
+        assert!(Estimate::of(&[5.0]).expect("one").half_width().is_none());
         assert!(Estimate::of(&[]).is_none());
     }
 }

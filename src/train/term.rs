@@ -29,7 +29,7 @@ pub struct TopographicTerm {
 impl TopographicTerm {
     /// The term's weight at a step `elapsed` epochs into training.
     pub fn weight(&self, elapsed: f64) -> f64 {
-        self.lambda.get() * self.schedule.factor(elapsed)
+        self.schedule.weight(self.lambda, elapsed)
     }
 }
 
