@@ -76,6 +76,15 @@ analyses-check *ARGS:
     "$bin" analyse results/quickstart --force --responses --no-report
     python3 bench/analyses.py results/quickstart {{ARGS}}
 
+# Your own images, end to end: the shipped Fashion-MNIST subset written as a PNG image folder (the IDX loader's very examples), then base vs 2D grid through both loaders, 3 seeds each, and the report (about 3 minutes)
+image-folder-demo *ARGS:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo build --quiet
+    bin="${CARGO_TARGET_DIR:-target}/debug/topo"
+    python3 scripts/image_folder_demo.py --topo-bin "$bin"
+    "$bin" run experiments/image_folder.yaml {{ARGS}}
+
 # The paper's pruning claim at CPU scale: narrow ResNet-18s on the full Fashion-MNIST (installed with apt once), 25 runs, then the report
 fmnist-pruning *ARGS:
     bash scripts/fashion_mnist.sh

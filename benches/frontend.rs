@@ -79,6 +79,7 @@ fn main() -> anyhow::Result<()> {
         limit: None,
         epochs: None,
         normalisation: None,
+        image: None,
     };
     let t = Instant::now();
     let d = topo::data::load(&spec, dir.path())?;

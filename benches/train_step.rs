@@ -85,6 +85,9 @@ struct Args {
     size: usize,
     #[arg(long, default_value_t = 3)]
     channels: usize,
+    /// torchvision's ImageNet stem (ResNet and DenseNet) instead of the CIFAR one.
+    #[arg(long)]
+    imagenet_stem: bool,
     #[arg(long, value_enum, default_value_t = KernelsArg::Fast)]
     kernels: KernelsArg,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
@@ -119,7 +122,11 @@ fn main() -> anyhow::Result<()> {
         kind,
         width: 1.0,
         taps: None,
-        stem: Default::default(),
+        stem: if args.imagenet_stem {
+            topo::config::Stem::Imagenet
+        } else {
+            topo::config::Stem::Cifar
+        },
         init: None,
     };
     let varmap = VarMap::new();

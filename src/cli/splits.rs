@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::config::DatasetKind;
-use crate::data;
+use crate::data::{self, DataError};
 
 use super::validate::load_experiment;
 use super::{CliError, ExperimentArgs};
@@ -30,6 +30,19 @@ struct SplitsJson<'a> {
     validation: &'a [usize],
     /// Indices into the test files.
     test: &'a [usize],
+}
+
+/// An image folder's splits: each example's file and class.
+#[derive(Serialize)]
+struct FolderSplitsJson<'a> {
+    dataset: &'a str,
+    kind: DatasetKind,
+    root: String,
+    /// Class names; an example's class is its position here.
+    classes: &'a [String],
+    train: Vec<(String, u32)>,
+    validation: Vec<(String, u32)>,
+    test: Vec<(String, u32)>,
 }
 
 pub fn run(args: &SplitsArgs) -> Result<(), CliError> {
@@ -60,6 +73,30 @@ pub fn run(args: &SplitsArgs) -> Result<(), CliError> {
             spec.kind.name()
         ))
     };
+    if let (DatasetKind::ImageFolder, Some(image)) = (spec.kind, &spec.image) {
+        let root = spec.root_or_default();
+        let mut plan = data::image_folder::plan(&root, image, spec.limits())
+            .map_err(|e| CliError::Failed(e.into()))?;
+        if !plan.problems.is_empty() {
+            let problems = std::mem::take(&mut plan.problems);
+            return Err(CliError::Failed(DataError::from_each(problems).into()));
+        }
+        let files = |entries: &[data::image_folder::tree::Entry]| {
+            entries
+                .iter()
+                .map(|e| (e.path.display().to_string(), e.class))
+                .collect()
+        };
+        return print_json(&FolderSplitsJson {
+            dataset: &args.dataset,
+            kind: spec.kind,
+            root: root.display().to_string(),
+            classes: &plan.classes,
+            train: files(&plan.train),
+            validation: files(&plan.validation),
+            test: files(&plan.test),
+        });
+    }
     // Refused before loading: an audio data set's load decodes every clip.
     if spec.kind.is_audio() {
         return Err(audio());
@@ -73,15 +110,18 @@ pub fn run(args: &SplitsArgs) -> Result<(), CliError> {
     ) else {
         return Err(audio());
     };
-    let out = SplitsJson {
+    print_json(&SplitsJson {
         dataset: &args.dataset,
         kind: spec.kind,
         root: spec.root_or_default().display().to_string(),
         train,
         validation,
         test,
-    };
-    let json = serde_json::to_string(&out)
+    })
+}
+
+fn print_json(out: &impl Serialize) -> Result<(), CliError> {
+    let json = serde_json::to_string(out)
         .map_err(|e| CliError::Failed(anyhow::anyhow!("cannot write the splits as JSON: {e}")))?;
     println!("{json}");
     Ok(())

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::ImageFolderSpec;
+
 /// The data sets `topo` can read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -20,6 +22,9 @@ pub enum DatasetKind {
     SpeechCommands,
     /// DCASE 2018 bird audio detection: the three development sets.
     BirdDcase,
+    /// Your own images, `root/<split>/<class>/*.jpg|jpeg|png` (ImageNet's layout), with
+    /// their size and preprocessing under `image:`.
+    ImageFolder,
 }
 
 impl DatasetKind {
@@ -31,12 +36,19 @@ impl DatasetKind {
             DatasetKind::Cifar100 => "CIFAR-100",
             DatasetKind::SpeechCommands => "SpeechCommands",
             DatasetKind::BirdDcase => "BirdDCASE",
+            DatasetKind::ImageFolder => "image folder",
         }
     }
 
     /// Whether its examples are audio clips, decoded and cached as log-mel features.
     pub fn is_audio(self) -> bool {
         matches!(self, DatasetKind::SpeechCommands | DatasetKind::BirdDcase)
+    }
+
+    /// Whether its files are decoded on first load and cached (audio clips, image
+    /// folders): slow the first time, so checked cheaply before.
+    pub fn is_decoded(self) -> bool {
+        self.is_audio() || self == DatasetKind::ImageFolder
     }
 
     /// Where the data set is looked for when `root` is not given.
@@ -47,6 +59,7 @@ impl DatasetKind {
             DatasetKind::Cifar100 => "data/cifar-100-binary",
             DatasetKind::SpeechCommands => "data/speech_commands_v0.02",
             DatasetKind::BirdDcase => "data/bird_dcase",
+            DatasetKind::ImageFolder => "data/images",
         })
     }
 }
@@ -72,6 +85,9 @@ pub struct DatasetSpec {
     /// reference's) unless set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub normalisation: Option<AudioNormalisation>,
+    /// `image_folder` only, and required there: the input size and preprocessing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageFolderSpec>,
 }
 
 /// How audio features are normalised: `(x - mean) / std` with statistics of the

@@ -9,6 +9,7 @@ mod check;
 mod dataset;
 mod diagnostic;
 mod experiment;
+mod image_folder;
 mod lambda;
 mod lambda_schedule;
 mod layer_weights;
@@ -36,6 +37,10 @@ pub use analyses::{AnalysesSpec, Measure, ProbeSpec, ResponsePoint};
 pub use dataset::{AudioNormalisation, DatasetKind, DatasetSpec, Limit, Limits, SplitLimits};
 pub use diagnostic::{Diagnostic, Diagnostics, Origin, did_you_mean, edit_distance};
 pub use experiment::{ExcludeRule, Experiment, Grid, PAPER_LAMBDAS};
+pub use image_folder::{
+    Colour, IMAGENET_MEAN, IMAGENET_STD, ImageAugment, ImageFolderSpec, ImageNormalisation,
+    NamedNormalisation,
+};
 pub use lambda::{Lambda, NotALambda};
 pub use lambda_schedule::LambdaSchedule;
 pub use layer_weights::{LayerWeightProblem, LayerWeights};

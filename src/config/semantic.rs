@@ -52,6 +52,7 @@ pub fn check(merged: &Value, layers: &Layers, dir: &Path, diags: &mut Diagnostic
     );
     check_topographies(merged, layers, dir, diags);
     check_normalisation(merged, layers, diags);
+    check_image_folders(merged, layers, diags);
     check_lambdas(merged, layers, diags);
     check_excludes(
         merged,
@@ -286,6 +287,82 @@ fn check_normalisation(merged: &Value, layers: &Layers, diags: &mut Diagnostics)
                 "`normalisation` applies to audio data sets (speech_commands, bird_dcase): remove it",
                 false,
             ));
+        }
+    }
+}
+
+/// `image:` belongs to image folders, which need it and a `root`; its sizes and
+/// statistics must fit together.
+fn check_image_folders(merged: &Value, layers: &Layers, diags: &mut Diagnostics) {
+    let Some(datasets) = merged.get("datasets").and_then(Value::as_object) else {
+        return;
+    };
+    for (name, spec) in datasets {
+        let at = child_path("datasets", name);
+        let folder = spec.get("kind").and_then(Value::as_str) == Some("image_folder");
+        let Some(image) = spec.get("image") else {
+            if folder {
+                diags.push(layers.diagnostic(
+                    &at,
+                    "an image_folder data set needs `image: { size: N }`, the side in pixels of \
+                     the square images the model sees (224 for ImageNet models)",
+                    false,
+                ));
+            }
+            continue;
+        };
+        let image_at = child_path(&at, "image");
+        if !folder {
+            diags.push(layers.diagnostic(
+                &image_at,
+                "`image` applies to image_folder data sets: remove it",
+                false,
+            ));
+            continue;
+        }
+        if spec.get("root").is_none() {
+            diags.push(layers.diagnostic(
+                &at,
+                "an image_folder data set needs `root:`, the folder holding train/<class>/",
+                false,
+            ));
+        }
+        let size = image.get("size").and_then(Value::as_u64);
+        if let (Some(size), Some(resize)) = (size, image.get("resize").and_then(Value::as_u64))
+            && resize < size
+        {
+            diags.push(layers.diagnostic(
+                &child_path(&image_at, "resize"),
+                format!(
+                    "images resized to {resize} pixels cannot give {size}-pixel crops: make \
+                     `resize` at least `size` ({size})"
+                ),
+                false,
+            ));
+        }
+        let channels = match image.get("colour").and_then(Value::as_str) {
+            Some("grey") => 1,
+            _ => 3,
+        };
+        let stats = image.get("normalisation");
+        for field in ["mean", "std"] {
+            let Some(values) = stats.and_then(|n| n.get(field)).and_then(Value::as_array) else {
+                continue;
+            };
+            let path = child_path(&child_path(&image_at, "normalisation"), field);
+            if values.len() != channels {
+                diags.push(layers.diagnostic(
+                    &path,
+                    format!(
+                        "{} values for {channels} channel(s): give one per channel",
+                        values.len()
+                    ),
+                    false,
+                ));
+            }
+            if field == "std" && values.iter().any(|v| v.as_f64().is_some_and(|v| v <= 0.0)) {
+                diags.push(layers.diagnostic(&path, "standard deviations must be positive", false));
+            }
         }
     }
 }

@@ -50,9 +50,13 @@ pub enum DataError {
         #[source]
         source: WavError,
     },
-    /// A class folder with no audio: labels would silently shift if it were skipped.
-    #[error("{folder}: class folder holds no .wav file")]
-    EmptyClass { folder: PathBuf },
+    /// A class folder with no examples: labels would silently shift if it were skipped.
+    #[error("{folder}: class folder holds {expected}")]
+    EmptyClass {
+        folder: PathBuf,
+        /// What it lacks: "no .wav file".
+        expected: &'static str,
+    },
     /// A line of a split list or labels file names a file that does not exist.
     #[error("{list}:{line}: `{entry}` names a missing file ({missing})")]
     MissingEntry {

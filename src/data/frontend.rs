@@ -10,7 +10,6 @@ use crate::data::DataError;
 use crate::data::logmel::{Features, LogMel, LogMelParams};
 use crate::data::resample::resample;
 use crate::data::wav::parse_wav;
-use crate::results::{ResultsError, write_atomic};
 
 /// How a clip's length is fitted before the front end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,12 +157,6 @@ impl FrontEnd {
         for v in &f.data {
             bytes.extend_from_slice(&v.to_le_bytes());
         }
-        write_atomic(&path, &bytes).map_err(|e| match e {
-            ResultsError::Write { path, source } => DataError::Io { path, source },
-            other => DataError::Format {
-                path,
-                what: other.to_string(),
-            },
-        })
+        crate::data::write_cache(&path, &bytes)
     }
 }

@@ -9,6 +9,7 @@ mod error;
 pub mod fashion_mnist;
 pub mod frontend;
 pub mod image;
+pub mod image_folder;
 pub mod logmel;
 pub mod nominal;
 pub mod resample;
@@ -98,6 +99,9 @@ pub fn load(spec: &DatasetSpec, cache_dir: &Path) -> Result<Dataset, DataError> 
             speech_commands::load(&root, cache_dir, limits, normalisation)
         }
         DatasetKind::BirdDcase => bird_dcase::load(&root, cache_dir, limits, normalisation),
+        DatasetKind::ImageFolder => {
+            image_folder::load(&root, image_spec(spec, &root)?, limits, cache_dir)
+        }
     }
 }
 
@@ -109,6 +113,32 @@ pub fn scan(spec: &DatasetSpec) -> Result<(), DataError> {
     match spec.kind {
         DatasetKind::SpeechCommands => speech_commands::scan(&root).map(|_| ()),
         DatasetKind::BirdDcase => bird_dcase::scan(&root).map(|_| ()),
+        DatasetKind::ImageFolder => {
+            image_folder::plan(&root, image_spec(spec, &root)?, spec.limits()).map(|_| ())
+        }
         DatasetKind::FashionMnist | DatasetKind::Cifar10 | DatasetKind::Cifar100 => Ok(()),
     }
+}
+
+/// Writes a cache file atomically (readers never see half of one), its errors as data
+/// errors.
+pub(crate) fn write_cache(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
+    crate::results::write_atomic(path, bytes).map_err(|e| match e {
+        crate::results::ResultsError::Write { path, source } => DataError::Io { path, source },
+        other => DataError::Format {
+            path: path.to_path_buf(),
+            what: other.to_string(),
+        },
+    })
+}
+
+/// An image folder's `image:` settings, which validation requires.
+fn image_spec<'a>(
+    spec: &'a DatasetSpec,
+    root: &Path,
+) -> Result<&'a crate::config::ImageFolderSpec, DataError> {
+    spec.image.as_ref().ok_or_else(|| DataError::Format {
+        path: root.to_path_buf(),
+        what: "an image_folder data set needs `image: { size: N }`, the model's input size".into(),
+    })
 }

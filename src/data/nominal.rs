@@ -15,9 +15,10 @@ pub struct Nominal {
 }
 
 impl Nominal {
-    /// The full data set of `kind`, split as the loaders split it.
-    pub fn of_kind(kind: DatasetKind) -> Nominal {
-        match kind {
+    /// The full data set of `kind`, split as the loaders split it; `None` for an image
+    /// folder, which is what its tree holds.
+    fn of_kind(kind: DatasetKind) -> Option<Nominal> {
+        Some(match kind {
             // A tenth of the 60,000 training images is held out for validation.
             DatasetKind::FashionMnist => Nominal {
                 train: 54_000,
@@ -54,19 +55,54 @@ impl Nominal {
                 input: [1, 64, 101],
                 classes: 2,
             },
-        }
+            DatasetKind::ImageFolder => return None,
+        })
     }
 
     /// The set `spec` asks for: its kind's, each split cut to its `limit`.
     pub fn of(spec: &DatasetSpec) -> Nominal {
-        let full = Nominal::of_kind(spec.kind);
         let limits = spec.limits();
+        let Some(full) = Nominal::of_kind(spec.kind) else {
+            return Nominal::of_folder(spec, limits);
+        };
         let cut = |n: usize, limit: Option<usize>| limit.map_or(n, |l| l.min(n));
         Nominal {
             train: cut(full.train, limits.train),
             validation: cut(full.validation, limits.validation),
             test: cut(full.test, limits.test),
             ..full
+        }
+    }
+
+    /// An image folder's: its tree indexed (directories only), limits applied. A tree
+    /// that does not index gives empty splits and one class: the preflight reports why.
+    fn of_folder(spec: &DatasetSpec, limits: crate::config::Limits) -> Nominal {
+        let Some(image) = &spec.image else {
+            return Nominal {
+                train: 0,
+                validation: 0,
+                test: 0,
+                input: [3, 1, 1],
+                classes: 1,
+            };
+        };
+        let size = image.size.get() as usize;
+        let input = [image.channels(), size, size];
+        match crate::data::image_folder::plan(&spec.root_or_default(), image, limits) {
+            Ok(plan) => Nominal {
+                train: plan.train.len(),
+                validation: plan.validation.len(),
+                test: plan.test.len(),
+                input,
+                classes: plan.classes.len(),
+            },
+            Err(_) => Nominal {
+                train: 0,
+                validation: 0,
+                test: 0,
+                input,
+                classes: 1,
+            },
         }
     }
 }

@@ -99,7 +99,10 @@ pub fn scan(root: &Path) -> Result<(Vec<String>, [Vec<Clip>; 3]), DataError> {
         let dir = root.join(word);
         let files = wavs_in(&dir)?;
         if files.is_empty() {
-            return Err(DataError::EmptyClass { folder: dir });
+            return Err(DataError::EmptyClass {
+                folder: dir,
+                expected: "no .wav file",
+            });
         }
         for f in files {
             let rel = format!("{word}/{f}");

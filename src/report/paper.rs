@@ -219,7 +219,7 @@ pub fn table_of(dataset: DatasetKind) -> Option<(PaperTable, usize)> {
         DatasetKind::Cifar100 => Some((PaperTable::Table1, 1)),
         DatasetKind::SpeechCommands => Some((PaperTable::Table2, 0)),
         DatasetKind::BirdDcase => Some((PaperTable::Table2, 1)),
-        DatasetKind::FashionMnist => None,
+        DatasetKind::FashionMnist | DatasetKind::ImageFolder => None,
     }
 }
 

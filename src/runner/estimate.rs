@@ -183,7 +183,9 @@ pub fn estimate(
 /// set that is here (a second), else the full set's nominal ones, cut to the limits.
 fn shape_of(run: &RunConfig) -> Nominal {
     let nominal = Nominal::of(&run.dataset);
-    if run.dataset.kind.is_audio() || !run.dataset.root_or_default().exists() {
+    // Decoded data sets are not decoded for an estimate: audio's sizes are nominal, an
+    // image folder's come from its tree.
+    if run.dataset.kind.is_decoded() || !run.dataset.root_or_default().exists() {
         return nominal;
     }
     match crate::data::load(&run.dataset, Path::new("")) {

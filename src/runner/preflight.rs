@@ -73,7 +73,7 @@ pub fn preflight(runs: &[&RunConfig], env: &PreflightEnv) -> Vec<Problem> {
     let mut loaded: Vec<(&DatasetSpec, Dataset)> = Vec::new();
     let mut audio = Vec::new();
     for spec in &specs {
-        if spec.kind.is_audio() {
+        if spec.kind.is_decoded() {
             if let Err(e) = data::scan(spec) {
                 problems.extend(each(e));
             } else {
@@ -89,8 +89,13 @@ pub fn preflight(runs: &[&RunConfig], env: &PreflightEnv) -> Vec<Problem> {
     if problems.is_empty() {
         for spec in audio {
             let started = Instant::now();
+            let what = if spec.kind.is_audio() {
+                "every clip decodes (features cached in"
+            } else {
+                "every image decodes (pixels cached in"
+            };
             crate::log::log(&format!(
-                "checking {} ({}): every clip decodes (features cached in {})",
+                "checking {} ({}): {what} {})",
                 spec.kind.name(),
                 spec.root_or_default().display(),
                 env.cache_dir.display()

@@ -23,6 +23,7 @@ fn spec(kind: DatasetKind, root: &Path, limit: Option<usize>) -> DatasetSpec {
         limit: limit.map(|n| Limit::Each(NonZeroUsize::new(n).unwrap())),
         epochs: None,
         normalisation: None,
+        image: None,
     }
 }
 

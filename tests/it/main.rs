@@ -13,6 +13,7 @@ mod export;
 mod fixtures;
 mod golden;
 mod gpu_check;
+mod image_folder;
 mod init;
 mod kernels;
 mod layers;
