@@ -34,6 +34,25 @@ pub fn topo_command(
     c
 }
 
+/// Runs `script` in python3 with the repository's `python/` package importable and
+/// `args` as `sys.argv[1:]`; panics with its output unless it succeeds, else returns stdout.
+pub fn python_with_topo_torch(script: &str, args: &[&Path]) -> String {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("python");
+    let out = Command::new("python3")
+        .env("PYTHONPATH", &python)
+        .args(["-c", script])
+        .args(args)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    said
+}
+
 /// The fields of a metrics record that depend on the machine's speed.
 pub const TIMINGS: [&str; 3] = ["seconds", "images_per_second", "wall_time"];
 

@@ -2,7 +2,6 @@
 //! logits from the same weights and inputs, and the channel positions of every tapped layer.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::process::Command;
 
 use candle_core::{DType, Device, Tensor};
@@ -100,20 +99,7 @@ print(f"max |logit difference| {diff:.3g} over {tuple(logits.shape)}, largest |l
 # ResNet-50 on noise gives logits in the thousands).
 sys.exit(0 if diff <= 1e-4 * max(1.0, logits.abs().max().item()) else 1)
 "#;
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("python");
-    let out = Command::new("python3")
-        .env("PYTHONPATH", &python)
-        .args(["-c", script])
-        .arg(&to)
-        .arg(&check)
-        .arg(run.join("topography.json"))
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{said}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let said =
+        super::common::python_with_topo_torch(script, &[&to, &check, &run.join("topography.json")]);
     println!("{said}");
 }

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
@@ -126,19 +125,7 @@ x = torch.randn(5, 1, 28, 28)
 with torch.no_grad():
     save_file({"input": x, "logits": model(x)}, sys.argv[2])
 "#;
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("python");
-    let out = Command::new("python3")
-        .env("PYTHONPATH", &python)
-        .args(["-c", script])
-        .arg(&file)
-        .arg(&check)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    super::common::python_with_topo_torch(script, &[&file, &check]);
     let varmap = VarMap::new();
     let vb = topo::nn::seeded_var_builder(&varmap, 0, DType::F32, &Device::Cpu);
     let spec = ModelSpec {
