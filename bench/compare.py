@@ -1,14 +1,24 @@
 #!/usr/bin/env python3
-"""Side-by-side training speed of PyTorch and topo's engine (issue 7), the driver of `just bench`.
+"""Side-by-side training speed of PyTorch and topo's engine, the driver of `just bench`.
 
-For each configuration it runs `bench/pytorch_reference.py` and then the topo binary with the
-same arguments, one subprocess each so that the peak memory is per configuration. Both print
-one JSON line (framework, version, model, batch, mode, topo, threads, step_ms, img_per_s,
-peak_rss_mb). The table gives images per second, the ratio topo/PyTorch, and peak memory.
+Every row is measured in several rounds (3 by default). In each round PyTorch
+(`bench/pytorch_reference.py`) and topo (the `train_step` bench binary) run the row once each,
+one subprocess per measurement so that peak memory is per configuration, the order swapped
+from one round to the next so that a machine that slows down or speeds up over a round does
+not favour either. A round's ratio is topo's images per second over PyTorch's in that round;
+the table gives the median ratio over rounds with its range (lowest-highest), so that a
+single noisy pass on a shared machine cannot pass for a result.
 
-    python3 bench/compare.py --topo-bin target/release/<bench binary> [--markdown bench/RESULTS.md]
-    python3 bench/compare.py --quick --topo-bin ...      # smoke check: resnet18 train, batch 8
-    python3 bench/compare.py --plain --topo-bin ...      # also topo on candle's own ops (--kernels candle)
+Rows: ResNet-18, VGG-16-BN and DenseNet-121 as the paper trains them (32 x 32, full width);
+the narrow ResNet-18 CPU users train (width 1/8 on Fashion-MNIST's 28 x 28, batch 64, as
+experiments/quickstart.yaml and experiments/fmnist_pruning.yaml do) and ResNet-18 at width
+1/4 on CIFAR's 32 x 32, each alone and with each of the three topographic losses; and one
+whole job: a run of experiments/fmnist_pruning.yaml (train, evaluate, prune) by `topo run`
+against bench/parity.py's PyTorch run of the same recipe, wall time.
+
+    python3 bench/compare.py --topo-bin <train_step bench binary> --topo-cli target/debug/topo \\
+        [--rounds 3] [--only narrow] [--markdown bench/RESULTS.md]
+    python3 bench/compare.py --quick --topo-bin ...      # smoke check: one narrow row, 1 round
 """
 
 from __future__ import annotations
@@ -18,15 +28,19 @@ import datetime
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 REFERENCE = HERE / "pytorch_reference.py"
 KEYS = ("framework", "model", "batch", "mode", "topo", "step_ms", "img_per_s", "peak_rss_mb")
+JOB_EXPERIMENT = "experiments/fmnist_pruning.yaml"
 
 
 @dataclass(frozen=True)
@@ -35,19 +49,30 @@ class Config:
     mode: str
     batch: int
     topo: str
+    width: float = 1.0
+    size: int = 32
+    channels: int = 3
+    # The row's name in the table: what a reader recognises.
+    name: str = ""
+    # Timed steps are `--steps` times this: a narrow model's step takes 20-60 ms, and ten of
+    # them are too short a measurement on a shared machine.
+    repeat: int = 1
 
     def label(self) -> str:
-        return f"{self.model} {self.mode} {self.batch} {self.topo}"
+        return f"{self.name or self.model} {self.mode} {self.batch} {self.topo}"
 
     def args(self) -> list[str]:
         return [
-            "--model", self.model, "--batch", str(self.batch),
-            "--mode", self.mode, "--topo", self.topo,
+            "--model", self.model, "--batch", str(self.batch), "--mode", self.mode,
+            "--topo", self.topo, "--width", str(self.width), "--size", str(self.size),
+            "--channels", str(self.channels),
         ]  # fmt: skip
 
 
-# The configurations of issue 7: ResNet-18 as the paper uses it, plus VGG-16-BN and DenseNet-121.
-FULL = [
+LOSSES = ("none", "grid2d", "tdann", "topoloss")
+NARROW = [Config("resnet18", "train", 64, t, 0.125, 28, 1, "resnet18 w1/8 28px", 6) for t in LOSSES]
+QUARTER = [Config("resnet18", "train", 64, t, 0.25, 32, 3, "resnet18 w1/4 32px", 4) for t in LOSSES]
+PAPER = [
     Config("resnet18", "train", 32, "none"),
     Config("resnet18", "train", 32, "grid2d"),
     Config("resnet18", "train", 128, "none"),
@@ -56,12 +81,15 @@ FULL = [
     Config("vgg16_bn", "train", 32, "none"),
     Config("densenet121", "train", 32, "none"),
 ]
-QUICK = [Config("resnet18", "train", 8, "none"), Config("resnet18", "train", 8, "grid2d")]
+FULL = NARROW + QUARTER + PAPER
+QUICK = [NARROW[0]]
+# The whole-job row's label, for --only.
+JOB_LABEL = "job fmnist_pruning"
 
 
 @dataclass
 class Outcome:
-    """One framework's result for one configuration: a record, or why there is none."""
+    """One measurement: a record, or why there is none."""
 
     record: dict | None = None
     error: str | None = None
@@ -70,30 +98,34 @@ class Outcome:
 @dataclass
 class Row:
     config: Config
-    pytorch: Outcome = field(default_factory=Outcome)
-    topo: Outcome = field(default_factory=Outcome)
-    # topo on candle's own ops (`--kernels candle`), when asked for with --plain.
-    plain: Outcome = field(default_factory=Outcome)
+    # One outcome per round, per side.
+    pytorch: list[Outcome] = field(default_factory=list)
+    topo: list[Outcome] = field(default_factory=list)
+    plain: list[Outcome] = field(default_factory=list)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--topo-bin", type=Path, help="the topo benchmark binary (same CLI as pytorch_reference.py)")
-    parser.add_argument("--steps", type=int, help="timed steps per configuration (default 10; 2 with --quick)")
+    parser.add_argument("--topo-bin", type=Path, help="the train_step bench binary (same CLI as pytorch_reference.py)")
+    parser.add_argument("--topo-cli", type=Path, help="the topo binary, for the whole-job row (left out: no job row)")
+    parser.add_argument("--rounds", type=int, help="rounds per row, frameworks alternating (default 3; 1 with --quick)")
+    parser.add_argument("--steps", type=int, help="timed steps per measurement (default 10; 2 with --quick)")
     parser.add_argument("--warmup", type=int, help="untimed steps first (default 2; 1 with --quick)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads for both (default: all cores)")
     parser.add_argument("--plain", action="store_true", help="also run topo on candle's own ops (--kernels candle), the baseline the fast kernels replace")
-    parser.add_argument("--quick", action="store_true", help="smoke check: resnet18 train batch 8, none and grid2d")
-    parser.add_argument("--only", metavar="SUBSTRING", help="only configurations whose label (e.g. 'resnet18 train 32 grid2d') contains it")
+    parser.add_argument("--quick", action="store_true", help="smoke check: the narrow ResNet-18 alone, one round")
+    parser.add_argument("--only", metavar="SUBSTRING", help=f"only rows whose label (e.g. 'resnet18 w1/8 28px train 64 grid2d', '{JOB_LABEL}') contains it")
     parser.add_argument("--markdown", type=Path, metavar="FILE", help="also write the table with the machine's description to FILE")
-    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds before a run counts as failed (default 3600)")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds before a measurement counts as failed (default 3600)")
     args = parser.parse_args(argv)
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 3
     if args.steps is None:
         args.steps = 2 if args.quick else 10
     if args.warmup is None:
         args.warmup = 1 if args.quick else 2
-    if args.steps < 1 or args.warmup < 0 or args.threads < 1:
-        parser.error("--steps and --threads must be >= 1, --warmup >= 0")
+    if args.steps < 1 or args.warmup < 0 or args.threads < 1 or args.rounds < 1:
+        parser.error("--steps, --rounds and --threads must be >= 1, --warmup >= 0")
     return args
 
 
@@ -121,29 +153,39 @@ def probe_torch() -> Torch | None:
     return Torch(fields[0], float(fields[1]))
 
 
-def run_one(command: list[str], framework: str, config: Config, timeout: float) -> Outcome:
+def run_command(command: list[str], timeout: float, cwd: Path | None = None) -> tuple[str | None, str]:
+    """Runs `command`; (None, stdout) when it succeeds, else (why, stdout)."""
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd)
     except FileNotFoundError:
-        return Outcome(error=f"cannot run {command[0]}: no such file")
+        return f"cannot run {command[0]}: no such file", ""
     except PermissionError:
-        return Outcome(error=f"cannot run {command[0]}: not executable")
+        return f"cannot run {command[0]}: not executable", ""
     except OSError as error:
-        return Outcome(error=f"cannot run {command[0]}: {error.strerror}")
+        return f"cannot run {command[0]}: {error.strerror}", ""
     except subprocess.TimeoutExpired:
-        return Outcome(error=f"timed out after {timeout:.0f} s")
+        return f"timed out after {timeout:.0f} s", ""
     if done.returncode != 0:
         lines = [line for line in done.stderr.splitlines() if line.strip()]
         last = lines[-1].strip() if lines else "no message on stderr"
         # A negative code is a signal: 9 is usually the out-of-memory killer.
         status = f"killed by signal {-done.returncode}" if done.returncode < 0 else f"exit {done.returncode}"
-        return Outcome(error=f"{status}: {last}")
-    outcome = parse_record(done.stdout, framework)
+        return f"{status}: {last}", done.stdout
+    return None, done.stdout
+
+
+def run_one(command: list[str], framework: str, config: Config, timeout: float) -> Outcome:
+    error, stdout = run_command(command, timeout)
+    if error is not None:
+        return Outcome(error=error)
+    outcome = parse_record(stdout, framework)
     if outcome.record is not None:
         # A binary that ignored an argument would otherwise fill the wrong row.
-        got = Config(outcome.record["model"], outcome.record["mode"], outcome.record["batch"], outcome.record["topo"])
-        if got != config:
-            return Outcome(error=f"ran {got.label()!r} instead of {config.label()!r}")
+        r = outcome.record
+        got = (r["model"], r["mode"], r["batch"], r["topo"], float(r.get("width", 1.0)), r.get("size"), r.get("channels"))
+        want = (config.model, config.mode, config.batch, config.topo, config.width, config.size, config.channels)
+        if got != want:
+            return Outcome(error=f"ran {got} instead of {want}")
     return outcome
 
 
@@ -171,32 +213,120 @@ def parse_record(stdout: str, framework: str) -> Outcome:
 
 
 # ---------------------------------------------------------------------------------------------
+# The whole job: one run of experiments/fmnist_pruning.yaml in each framework
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Job:
+    """Wall seconds of the job per round, per framework, or why a round has none."""
+
+    topo: list[float | str] = field(default_factory=list)
+    pytorch: list[float | str] = field(default_factory=list)
+
+
+JOB_SCRIPT = r"""
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+import torch, yaml
+from pathlib import Path
+import parity
+torch.set_num_threads(int(sys.argv[5]))
+run = yaml.safe_load(Path(sys.argv[2]).read_text())
+recipe = parity.Recipe.of(run, Path(sys.argv[2]))
+topography = parity.topography_of(run, Path(sys.argv[2]))
+splits = json.loads(Path(sys.argv[3]).read_text())
+start = time.perf_counter()
+data = parity.load_fmnist(splits)
+record = parity.train_run(recipe, topography, float(sys.argv[4]) if sys.argv[4] != "none" else None, 0, data)
+print(json.dumps({"seconds": time.perf_counter() - start, "test": record["test_accuracy"]}))
+"""
+
+
+def job_round(topo_cli: Path, threads: int, timeout: float, keep: Path, pytorch_first: bool, job: Job) -> None:
+    """One round of the whole-job row: the baseline run of seed 0 trained, evaluated and
+    pruned from scratch by `topo run` (its analyses off: PyTorch's side has none) and by
+    parity.py's PyTorch recipe, read from a topo run's run.yaml (kept in `keep` from the
+    first round, which runs topo first), in the order asked."""
+    sets = ["--set", "analyses.measures=[]", "--set", "grid.seed=[0]", "--set", "grid.topography=[base]"]
+    recipe = keep / "run.yaml"
+    splits = keep / "splits.json"
+    with tempfile.TemporaryDirectory(prefix="topo-bench-job-") as tmp:
+        results = Path(tmp) / "results"
+
+        def topo_side() -> None:
+            start = time.perf_counter()
+            error, _ = run_command(
+                [str(topo_cli), "run", JOB_EXPERIMENT, *sets, "--results", str(results), "--no-report"], timeout, ROOT
+            )
+            job.topo.append(time.perf_counter() - start if error is None else error)
+            written = list(results.glob("*/runs/*/run.yaml"))
+            if error is None and written and not recipe.exists():
+                recipe.write_text(written[0].read_text())
+
+        def pytorch_side() -> None:
+            if not recipe.exists():
+                job.pytorch.append("no topo run.yaml to read the recipe from (topo's run failed)")
+                return
+            if not splits.exists():
+                error, out = run_command(
+                    [str(topo_cli), "splits", JOB_EXPERIMENT, *sets, "--dataset", "fmnist"], timeout, ROOT
+                )
+                if error is not None:
+                    job.pytorch.append(f"topo splits: {error}")
+                    return
+                splits.write_text(out)
+            error, out = run_command(
+                [sys.executable, "-c", JOB_SCRIPT, str(HERE), str(recipe), str(splits), "none", str(threads)],
+                timeout,
+                ROOT,
+            )
+            job.pytorch.append(json.loads(out.splitlines()[-1])["seconds"] if error is None else error)
+
+        for side in (pytorch_side, topo_side) if pytorch_first and recipe.exists() else (topo_side, pytorch_side):
+            side()
+
+
+# ---------------------------------------------------------------------------------------------
 # Formatting
 # ---------------------------------------------------------------------------------------------
 
 HEADERS = [
-    "model", "mode", "batch", "topo", "pytorch img/s", "topo img/s", "ratio",
-    "candle img/s", "candle ratio", "pytorch peak MB", "topo peak MB", "memory ratio", "candle peak MB",
+    "row", "mode", "batch", "loss", "pytorch img/s", "topo img/s", "ratio (median)", "ratio range",
+    "candle ratio", "pytorch peak MB", "topo peak MB",
 ]  # fmt: skip
-LEFT = {"model", "mode", "topo"}
+LEFT = {"row", "mode", "loss"}
 
 
-def figure(outcome: Outcome, key: str, digits: int, notes: list[str], label: str) -> str:
-    if outcome.record is not None:
-        return f"{outcome.record[key]:.{digits}f}"
-    if outcome.error is None:
-        return "-"
-    # One footnote per failure, referenced from both of its cells.
-    note = f"{label}: {outcome.error}"
-    if note not in notes:
-        notes.append(note)
-    return f"failed [{notes.index(note) + 1}]"
+def values(outcomes: list[Outcome], key: str) -> list[float]:
+    return [o.record[key] for o in outcomes if o.record is not None]
 
 
-def ratio(num: Outcome, den: Outcome, key: str) -> str:
-    if num.record is None or den.record is None or den.record[key] <= 0:
-        return "-"
-    return f"{num.record[key] / den.record[key]:.2f}"
+def ratios(num: list[Outcome], den: list[Outcome], key: str = "img_per_s") -> list[float]:
+    """Per round, num / den, for rounds where both measured."""
+    return [
+        a.record[key] / b.record[key]
+        for a, b in zip(num, den)
+        if a.record is not None and b.record is not None and b.record[key] > 0
+    ]
+
+
+def median_cell(xs: list[float], digits: int) -> str:
+    return f"{statistics.median(xs):.{digits}f}" if xs else "-"
+
+
+def range_cell(xs: list[float]) -> str:
+    return f"{min(xs):.2f}-{max(xs):.2f}" if xs else "-"
+
+
+def failures(outcomes: list[Outcome], label: str, notes: list[str]) -> str:
+    """A footnote mark for a side's failed rounds ("" when none failed)."""
+    errors = [o.error for o in outcomes if o.error is not None]
+    if not errors:
+        return ""
+    note = f"{label}: {len(errors)} of {len(outcomes)} rounds failed; {errors[0]}"
+    notes.append(note)
+    return f" [{len(notes)}]"
 
 
 def table(rows: list[Row]) -> tuple[list[str], list[str]]:
@@ -205,58 +335,72 @@ def table(rows: list[Row]) -> tuple[list[str], list[str]]:
     cells = []
     for row in rows:
         c, label = row.config, row.config.label()
+        r = ratios(row.topo, row.pytorch)
         cells.append([
-            c.model, c.mode, str(c.batch), c.topo,
-            figure(row.pytorch, "img_per_s", 1, notes, f"pytorch {label}"),
-            figure(row.topo, "img_per_s", 1, notes, f"topo {label}"),
-            ratio(row.topo, row.pytorch, "img_per_s"),
-            figure(row.plain, "img_per_s", 1, notes, f"candle {label}"),
-            ratio(row.plain, row.pytorch, "img_per_s"),
-            figure(row.pytorch, "peak_rss_mb", 0, notes, f"pytorch {label}"),
-            figure(row.topo, "peak_rss_mb", 0, notes, f"topo {label}"),
-            ratio(row.topo, row.pytorch, "peak_rss_mb"),
-            figure(row.plain, "peak_rss_mb", 0, notes, f"candle {label}"),
+            c.name or c.model, c.mode, str(c.batch), c.topo,
+            median_cell(values(row.pytorch, "img_per_s"), 1) + failures(row.pytorch, f"pytorch {label}", notes),
+            median_cell(values(row.topo, "img_per_s"), 1) + failures(row.topo, f"topo {label}", notes),
+            median_cell(r, 2), range_cell(r),
+            median_cell(ratios(row.plain, row.pytorch), 2) + failures(row.plain, f"candle {label}", notes),
+            median_cell(values(row.pytorch, "peak_rss_mb"), 0),
+            median_cell(values(row.topo, "peak_rss_mb"), 0),
         ])  # fmt: skip
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(HEADERS)]
+    headers = HEADERS
+    if not any(row.plain for row in rows):
+        # Without --plain the candle column is empty: leave it out.
+        drop = HEADERS.index("candle ratio")
+        headers = HEADERS[:drop] + HEADERS[drop + 1 :]
+        cells = [c[:drop] + c[drop + 1 :] for c in cells]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
 
-    def line(values: list[str]) -> str:
-        padded = [
-            v.ljust(w) if h in LEFT else v.rjust(w) for v, w, h in zip(values, widths, HEADERS)
-        ]
+    def line(vals: list[str]) -> str:
+        padded = [v.ljust(w) if h in LEFT else v.rjust(w) for v, w, h in zip(vals, widths, headers)]
         return "| " + " | ".join(padded) + " |"
 
-    rule = "|" + "|".join(
-        "-" * (w + 2) if h in LEFT else "-" * (w + 1) + ":" for w, h in zip(widths, HEADERS)
-    ) + "|"
-    lines = [line(HEADERS), rule] + [line(r) for r in cells]
+    rule = "|" + "|".join("-" * (w + 2) if h in LEFT else "-" * (w + 1) + ":" for w, h in zip(widths, headers)) + "|"
+    lines = [line(headers), rule] + [line(r) for r in cells]
     return lines, [f"- [{i}] {note}" for i, note in enumerate(notes, start=1)]
 
 
 def overhead(rows: list[Row]) -> list[str]:
-    """Step time with the grid2d topographic loss over the step time without, per framework."""
-    by_key = {(r.config.model, r.config.mode, r.config.batch, r.config.topo): r for r in rows}
+    """Each loss's share of the step: per round, the step time with the loss over the step
+    time without (same framework, same round), median and range."""
+    base = {(r.config.name, r.config.model, r.config.mode, r.config.batch): r for r in rows if r.config.topo == "none"}
     lines = []
     for row in rows:
         c = row.config
-        if c.topo != "grid2d" or (c.model, c.mode, c.batch, "none") not in by_key:
+        key = (c.name, c.model, c.mode, c.batch)
+        if c.topo == "none" or key not in base:
             continue
-        base = by_key[(c.model, c.mode, c.batch, "none")]
         parts = []
-        for name, with_topo, without in (
-            ("pytorch", row.pytorch, base.pytorch),
-            ("topo", row.topo, base.topo),
-            ("topo on candle's ops", row.plain, base.plain),
-        ):
-            if with_topo.record is None or without.record is None:
-                if with_topo.error is not None or without.error is not None:
-                    parts.append(f"{name} -")
-                continue
-            factor = with_topo.record["step_ms"] / without.record["step_ms"]
-            parts.append(f"{name} {factor:.2f}x ({(factor - 1) * 100:+.0f}%)")
-        lines.append(
-            f"- topographic loss overhead, {c.model} {c.mode} batch {c.batch} "
-            f"(step time grid2d / none): {', '.join(parts)}"
-        )
+        for name, with_loss, without in (("pytorch", row.pytorch, base[key].pytorch), ("topo", row.topo, base[key].topo)):
+            factors = ratios(with_loss, without, "step_ms")
+            if factors:
+                parts.append(
+                    f"{name} {(statistics.median(factors) - 1) * 100:+.0f}% "
+                    f"({(min(factors) - 1) * 100:+.0f}% to {(max(factors) - 1) * 100:+.0f}%)"
+                )
+        lines.append(f"- {c.topo} loss, {c.label().rsplit(' ', 1)[0]}: step time {', '.join(parts) or '-'}")
+    return lines
+
+
+def job_lines(job: Job) -> list[str]:
+    topo = [t for t in job.topo if isinstance(t, float)]
+    torch_ = [t for t in job.pytorch if isinstance(t, float)]
+    r = [p / t for t, p in zip(job.topo, job.pytorch) if isinstance(t, float) and isinstance(p, float)]
+    lines = [
+        "",
+        f"Whole job: one run of `{JOB_EXPERIMENT}` (baseline, seed 0: train, evaluate, prune), wall "
+        "seconds, `topo run` (analyses off) against `bench/parity.py`'s PyTorch recipe read from the "
+        "run's run.yaml; ratio = PyTorch's time / topo's (above 1: topo is faster).",
+        "",
+        "| job | pytorch s | topo s | ratio (median) | ratio range |",
+        "|---|---:|---:|---:|---:|",
+        f"| fmnist_pruning run | {median_cell(torch_, 1)} | {median_cell(topo, 1)} | {median_cell(r, 2)} | {range_cell(r)} |",
+    ]
+    errors = [e for e in job.topo + job.pytorch if isinstance(e, str)]
+    if errors:
+        lines += ["", f"- job rounds failed: {'; '.join(errors)}"]
     return lines
 
 
@@ -271,8 +415,25 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def instruction_set() -> str:
+    """The widest x86 vector extension the CPU reports (what gemm and PyTorch pick)."""
+    try:
+        flags = set()
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for entry in cpuinfo:
+                if entry.startswith("flags"):
+                    flags = set(entry.split(":", 1)[1].split())
+                    break
+    except OSError:
+        return "unknown"
+    for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX")):
+        if flag in flags:
+            return name
+    return platform.machine()
+
+
 def topo_version(rows: list[Row]) -> str:
-    versions = {r.topo.record.get("version") for r in rows if r.topo.record is not None}
+    versions = {o.record.get("version") for r in rows for o in r.topo if o.record is not None}
     versions.discard(None)
     return ", ".join(sorted(str(v) for v in versions)) or "-"
 
@@ -280,19 +441,21 @@ def topo_version(rows: list[Row]) -> str:
 def markdown(rows: list[Row], args: argparse.Namespace, torch: Torch, body: list[str]) -> str:
     now = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     header = [
-        "# Training speed: topo against PyTorch",
+        f"# Training speed: topo against PyTorch ({instruction_set()})",
         "",
         f"- date: {now}",
-        f"- CPU: {cpu_model()}, {os.cpu_count()} cores",
-        f"- threads: {args.threads}; {args.warmup} warm-up steps, median of {args.steps} timed steps",
+        f"- CPU: {cpu_model()}, {os.cpu_count()} cores, {instruction_set()}",
+        f"- threads: {args.threads}; {args.rounds} rounds per row, the frameworks alternating; "
+        f"each measurement {args.warmup} warm-up steps, then the median of {args.steps} timed steps "
+        "(6x as many for the width-1/8 rows, 4x for the width-1/4 ones)",
         f"- PyTorch {torch.version} (Python {platform.python_version()}); topo {topo_version(rows)}",
         f"- a process that only runs `import torch` peaks at {torch.import_rss_mb:.0f} MB "
         "(the CUDA build's libraries, loaded even on CPU); PyTorch's peaks below include it",
         "- command: `python3 bench/compare.py " + " ".join(sys.argv[1:]) + "`",
         "",
-        "Images per second (higher is better), ratio = topo / PyTorch; \"candle\" columns: topo "
-        "on candle 0.11's own ops (`--kernels candle`), the starting point. Peak memory is each "
-        "process's peak resident set size.",
+        "Images per second (higher is better), medians over rounds; ratio = topo / PyTorch per "
+        "round, median and range over rounds; \"candle ratio\": topo on candle 0.11's own ops "
+        "(`--kernels candle`), the starting point. Peak memory is each process's peak resident set.",
         "",
     ]
     return "\n".join(header + body) + "\n"
@@ -321,34 +484,38 @@ def main(argv: list[str]) -> int:
         print(f"torch is not importable by {sys.executable}: install it first with `bash bench/setup.sh`", file=sys.stderr)
         return 2
     configs = [c for c in (QUICK if args.quick else FULL) if args.only is None or args.only in c.label()]
-    if not configs:
-        print(f"no configuration matches --only {args.only!r}", file=sys.stderr)
+    with_job = args.topo_cli is not None and not args.quick and (args.only is None or args.only in JOB_LABEL)
+    if not configs and not with_job:
+        print(f"no row matches --only {args.only!r}", file=sys.stderr)
         return 2
-
-    common = [
-        "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads),
-        "--classes", "10", "--size", "32", "--channels", "3",
-    ]  # fmt: skip
+    base = ["--warmup", str(args.warmup), "--threads", str(args.threads), "--classes", "10"]
     topo_bin = None
-    if args.topo_bin is not None:
-        if not args.topo_bin.is_file():
-            print(f"--topo-bin {args.topo_bin}: no such file (build it first)", file=sys.stderr)
+    for path in (args.topo_bin, args.topo_cli):
+        if path is not None and not path.is_file():
+            print(f"{path}: no such file (build it first)", file=sys.stderr)
             return 2
+    if args.topo_bin is not None:
         topo_bin = str(args.topo_bin.resolve())
+    print(f"{instruction_set()}: {cpu_model()}, {args.rounds} rounds", file=sys.stderr)
     rows = []
     for config in configs:
         row = Row(config)
-        print(f"{config.label()}: pytorch ...", end="", file=sys.stderr, flush=True)
-        row.pytorch = run_one([sys.executable, str(REFERENCE)] + config.args() + common, "pytorch", config, args.timeout)
-        if topo_bin is not None:
-            print(" topo ...", end="", file=sys.stderr, flush=True)
-            row.topo = run_one([topo_bin] + config.args() + common, "topo", config, args.timeout)
-            if args.plain:
-                print(" candle ...", end="", file=sys.stderr, flush=True)
-                row.plain = run_one(
-                    [topo_bin] + config.args() + common + ["--kernels", "candle"], "topo", config, args.timeout
-                )
-        print(" done", file=sys.stderr, flush=True)
+        common = base + ["--steps", str(args.steps * config.repeat)]
+        print(f"{config.label()}:", end="", file=sys.stderr, flush=True)
+        for round_ in range(args.rounds):
+            sides = [("pytorch", lambda: run_one([sys.executable, str(REFERENCE)] + config.args() + common, "pytorch", config, args.timeout), row.pytorch)]
+            if topo_bin is not None:
+                sides.append(("topo", lambda: run_one([topo_bin] + config.args() + common, "topo", config, args.timeout), row.topo))
+                if args.plain:
+                    sides.append(
+                        ("candle", lambda: run_one([topo_bin] + config.args() + common + ["--kernels", "candle"], "topo", config, args.timeout), row.plain)
+                    )
+            # Swapped every other round: neither framework always runs on a warmer machine.
+            for name, measure, into in sides if round_ % 2 == 0 else list(reversed(sides)):
+                print(f" {name}", end="", file=sys.stderr, flush=True)
+                into.append(measure())
+        r = ratios(row.topo, row.pytorch)
+        print(f"  ratio {median_cell(r, 2)} ({range_cell(r)})", file=sys.stderr, flush=True)
         rows.append(row)
 
     lines, notes = table(rows)
@@ -356,7 +523,14 @@ def main(argv: list[str]) -> int:
         notes.append("- topo not run: no --topo-bin given")
     body = lines + ([""] + notes if notes else [])
     extra = overhead(rows)
-    body += [""] + extra if extra else []
+    body += ["", "Topographic losses, their share of the step (step time with the loss over without, same framework and round; median, range):", ""] + extra if extra else []
+    if with_job:
+        job = Job()
+        with tempfile.TemporaryDirectory(prefix="topo-bench-recipe-") as keep:
+            for round_ in range(args.rounds):
+                print(f"{JOB_LABEL}: round {round_ + 1}/{args.rounds}", file=sys.stderr, flush=True)
+                job_round(args.topo_cli.resolve(), args.threads, args.timeout, Path(keep), round_ % 2 == 1, job)
+        body += job_lines(job)
     print("\n".join(body))
     if args.markdown is not None:
         write_atomic(args.markdown, markdown(rows, args, torch, body))

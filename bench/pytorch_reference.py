@@ -35,6 +35,7 @@ from torch import nn
 # The models themselves live in the repository's Python package (python/topo_torch), which
 # `topo export`'s weights load into; the benchmark builds the very same classes.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+from topo_torch.losses import tdann, topoloss  # noqa: E402
 from topo_torch.models import MODELS, DenseNet121, ResNet18, VGG16BN  # noqa: E402
 
 # bench/steps.py takes the models from here.
@@ -42,6 +43,8 @@ __all__ = ["MODELS", "DenseNet121", "ResNet18", "VGG16BN"]
 
 # Cosine similarity denominator floor (docs/reference.md, "Topographic loss").
 EPS = 1e-8
+# TopoLoss's shrink factor, topo's default.
+TOPOLOSS_FACTOR = 2.0
 # Weight of the topographic term in the total loss.
 LAMBDA = 1.0
 
@@ -127,6 +130,40 @@ class TopoLoss:
         return total.mean()
 
 
+class TdannLoss:
+    """TDANN's loss on the same tapped convs' outputs, each layer one neighbourhood of all its
+    channels on the 2D grid (topo's `loss: { kind: tdann, neighbourhood: all }`), summed."""
+
+    def __init__(self, model: nn.Module, names: list[str]) -> None:
+        self.outputs: dict[str, torch.Tensor] = {}
+        self.positions: dict[str, torch.Tensor] = {}
+        for name in names:
+            conv = model.get_submodule(name)
+            self.positions[name] = grid2d_positions(conv.out_channels).to(torch.float32)
+            conv.register_forward_hook(self._recorder(name))
+
+    def _recorder(self, name: str):
+        def hook(_module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
+            self.outputs[name] = output
+
+        return hook
+
+    def loss(self) -> torch.Tensor:
+        total = sum(tdann(self.outputs[n], p, "euclidean", None) for n, p in self.positions.items())
+        self.outputs.clear()
+        return total
+
+
+class TopoLossLoss:
+    """TopoLoss on the tapped convs' weights (each on its sheet, shrink factor 2), summed."""
+
+    def __init__(self, model: nn.Module, names: list[str]) -> None:
+        self.convs = [model.get_submodule(n) for n in names]
+
+    def loss(self) -> torch.Tensor:
+        return sum(topoloss(c.weight, TOPOLOSS_FACTOR) for c in self.convs)
+
+
 # --------------------------------------------------------------------------------------------
 # Benchmark
 # --------------------------------------------------------------------------------------------
@@ -137,7 +174,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--model", choices=sorted(MODELS), required=True)
     parser.add_argument("--batch", type=positive, required=True)
     parser.add_argument("--mode", choices=["train", "eval"], required=True)
-    parser.add_argument("--topo", choices=["none", "grid2d"], required=True)
+    parser.add_argument("--topo", choices=["none", "grid2d", "tdann", "topoloss"], required=True)
+    parser.add_argument("--width", type=float, default=1.0, help="channel width multiplier")
     parser.add_argument("--steps", type=positive, default=10)
     parser.add_argument("--warmup", type=non_negative, default=2)
     parser.add_argument("--threads", type=positive, default=os.cpu_count() or 1)
@@ -172,10 +210,15 @@ def main(argv: list[str]) -> int:
         print("--device cuda: torch sees no CUDA device", file=sys.stderr)
         return 2
     device = torch.device(args.device)
-    model = MODELS[args.model](args.classes, args.channels).to(device)
+    model = MODELS[args.model](args.classes, args.channels, args.width).to(device)
     topo = None
+    taps = topographic_layers(args.model, model)
     if args.topo == "grid2d":
-        topo = TopoLoss(model, topographic_layers(args.model, model), device)
+        topo = TopoLoss(model, taps, device)
+    elif args.topo == "tdann":
+        topo = TdannLoss(model, taps)
+    elif args.topo == "topoloss":
+        topo = TopoLossLoss(model, taps)
     inputs = torch.randn(args.batch, args.channels, args.size, args.size).to(device)
     labels = torch.randint(0, args.classes, (args.batch,)).to(device)
 
@@ -224,6 +267,9 @@ def main(argv: list[str]) -> int:
         "batch": args.batch,
         "mode": args.mode,
         "topo": args.topo,
+        "width": args.width,
+        "size": args.size,
+        "channels": args.channels,
         "threads": args.threads,
         "step_ms": round(median * 1e3, 3),
         "img_per_s": round(args.batch / median, 3),

@@ -2,8 +2,10 @@
 //! the same arguments and the same one-line JSON as `bench/pytorch_reference.py`, which
 //! `bench/compare.py` (`just bench`) runs next to it.
 //!
-//! Train step = forward, cross-entropy (+ lambda 1 x the topographic loss on the model's
-//! default taps, 2D grid), backward, SGD with momentum 0.9 and weight decay 5e-4; eval
+//! Train step = forward, cross-entropy (+ lambda 1 x a topographic loss on the model's
+//! default taps: the paper's on the 2D grid, TDANN's with each layer one neighbourhood on
+//! the 2D grid, or TopoLoss's with factor 2; summed over layers, as training combines them),
+//! backward, SGD with momentum 0.9 and weight decay 5e-4; eval
 //! step = forward in evaluation mode. Random inputs and labels made once; the median of
 //! `--steps` timed steps after `--warmup` untimed ones. Peak memory is the process's
 //! peak resident set (VmHWM), so run one configuration per process.
@@ -24,7 +26,10 @@ use topo::config::{ModelKind, ModelSpec};
 use topo::kernels::Kernels;
 use topo::nn::{self, TopoModel};
 use topo::runner::workers::on_pool;
-use topo::topography::{DEFAULT_EPS, LayerReduction, Layout, Norm, TopographicLoss, positions};
+use topo::topography::{
+    DEFAULT_EPS, LayerLosses, LayerReduction, Layout, Neighbourhood, Norm, StepInputs, Tdann,
+    TopoLoss, TopographicLoss, TopographicMethod, positions,
+};
 use topo::train::optim::{Sgd, SgdConfig, trainable_vars};
 
 /// As in the `topo` binary: training reuses its large buffers.
@@ -48,6 +53,8 @@ enum Mode {
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Topo {
     None,
+    Tdann,
+    Topoloss,
     Grid2d,
 }
 
@@ -85,6 +92,9 @@ struct Args {
     size: usize,
     #[arg(long, default_value_t = 3)]
     channels: usize,
+    /// Channel width multiplier (`resnet18 { width: 0.125 }` is the quickstart's).
+    #[arg(long, default_value_t = 1.0)]
+    width: f64,
     /// torchvision's ImageNet stem (ResNet and DenseNet) instead of the CIFAR one.
     #[arg(long)]
     imagenet_stem: bool,
@@ -98,6 +108,8 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
+    // As the `topo` binary does (see topo::kernels::threads).
+    topo::kernels::threads::candle_elementwise_on_caller();
     let args = Args::parse();
     if args.steps == 0 || args.batch == 0 {
         bail!("--steps and --batch must be positive");
@@ -120,7 +132,7 @@ fn main() -> anyhow::Result<()> {
     };
     let spec = ModelSpec {
         kind,
-        width: 1.0,
+        width: args.width,
         taps: None,
         stem: if args.imagenet_stem {
             topo::config::Stem::Imagenet
@@ -140,24 +152,49 @@ fn main() -> anyhow::Result<()> {
         topo::config::TapPoint::Conv,
         kernels,
     )?;
-    let loss = match args.topo {
+    let grid = || -> anyhow::Result<Vec<_>> {
+        Ok(model
+            .tap_channels()
+            .iter()
+            .map(|&c| positions(Layout::Grid, 2, c))
+            .collect::<Result<Vec<_>, _>>()?)
+    };
+    let method: Option<Box<dyn TopographicMethod>> = match args.topo {
         Topo::None => None,
-        Topo::Grid2d => {
-            let pos = model
-                .tap_channels()
+        Topo::Grid2d => Some(Box::new(TopographicLoss::from_positions(
+            &grid()?,
+            Norm::Euclidean,
+            LayerReduction::Sum,
+            DEFAULT_EPS,
+            &device,
+            DType::F32,
+        )?)),
+        Topo::Tdann => Some(Box::new(Tdann::new(
+            &grid()?,
+            Norm::Euclidean,
+            Neighbourhood::Layer,
+            1,
+            0,
+        )?)),
+        Topo::Topoloss => {
+            let vars = topo::sync::lock(varmap.data());
+            let weights = model
+                .tap_names()
                 .iter()
-                .map(|&c| positions(Layout::Grid, 2, c))
-                .collect::<Result<Vec<_>, _>>()?;
-            Some(TopographicLoss::from_positions(
-                &pos,
-                Norm::Euclidean,
-                LayerReduction::Sum,
-                DEFAULT_EPS,
-                &device,
-                DType::F32,
-            )?)
+                .map(|name| {
+                    let var = vars
+                        .get(&format!("{name}.weight"))
+                        .with_context(|| format!("no weight for tap {name}"))?;
+                    Ok((name.clone(), var.clone()))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            Some(Box::new(TopoLoss::new(&weights, 2.0)?))
         }
     };
+    // Layers combined as training combines them.
+    let loss = method
+        .map(|m| LayerLosses::new(m, LayerReduction::Sum, None))
+        .transpose()?;
     let mut sgd = Sgd::new(
         trainable_vars(&varmap),
         SgdConfig {
@@ -212,11 +249,15 @@ fn main() -> anyhow::Result<()> {
         "batch": args.batch,
         "mode": args.mode.to_possible_value().map(|v| v.get_name().to_string()),
         "topo": args.topo.to_possible_value().map(|v| v.get_name().to_string()),
+        "width": args.width,
+        "size": args.size,
+        "channels": args.channels,
         "threads": threads,
         "caller": args.caller.to_possible_value().map(|v| v.get_name().to_string()),
         "step_ms": median * 1e3,
         "img_per_s": args.batch as f64 / median,
         "peak_rss_mb": peak_rss_mb(),
+        "candle_threads": std::env::var("CANDLE_NUM_THREADS").ok(),
     });
     println!("{line}");
     Ok(())
@@ -224,7 +265,7 @@ fn main() -> anyhow::Result<()> {
 
 fn train_step(
     model: &dyn TopoModel,
-    loss: Option<&TopographicLoss>,
+    loss: Option<&LayerLosses>,
     sgd: &mut Sgd,
     xs: &Tensor,
     labels: &Tensor,
@@ -232,7 +273,13 @@ fn train_step(
     let out = model.forward_t(xs, true)?;
     let ce = candle_nn::loss::cross_entropy(&out.logits, labels)?;
     let total = match loss {
-        Some(l) => (&ce + l.forward(&out.taps)?.total)?,
+        Some(l) => {
+            let inputs = StepInputs {
+                taps: &out.taps,
+                step: 0,
+            };
+            (&ce + l.forward(&inputs)?.total)?
+        }
         None => ce,
     };
     let grads = total.backward()?;

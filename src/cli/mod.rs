@@ -82,6 +82,8 @@ pub enum Command {
 /// Parses the command line, runs the command, maps the outcome to an exit code:
 /// 0 success, 1 failure, 2 invalid input.
 pub fn main() -> ExitCode {
+    // Before any thread starts: candle's elementwise ops on the caller, not a second pool.
+    crate::kernels::threads::candle_elementwise_on_caller();
     let cli = Cli::parse();
     match dispatch(&cli) {
         Ok(()) => ExitCode::SUCCESS,

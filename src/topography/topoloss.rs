@@ -9,6 +9,8 @@
 //! and the loss is `1 - mean over channels of cosine(weights, blurred weights)`: zero
 //! when the weights already vary smoothly over the sheet.
 
+use std::sync::Arc;
+
 use candle_core::{Tensor, Var};
 
 use super::method::{StepInputs, TopographicMethod};
@@ -123,11 +125,15 @@ struct Layer {
     /// `h x h` and `w x w`, row-major.
     blur_h: Vec<f64>,
     blur_w: Vec<f64>,
+    /// The same blur for the one-op kernel (f32 weights on the CPU).
+    sheet: crate::kernels::topoloss::Sheet,
 }
 
 /// TopoLoss on the weights of every tapped conv.
 pub struct TopoLoss {
     layers: Vec<Layer>,
+    /// f32 weights on the CPU take the one-op kernel (`topo_kernels::topoloss`).
+    kernel: bool,
 }
 
 impl TopoLoss {
@@ -147,22 +153,46 @@ impl TopoLoss {
                     });
                 }
                 let (h, w) = sheet_for(layer, shape[0], factor)?;
+                let (blur_h, blur_w) = (blur(h, factor), blur(w, factor));
+                let f32s = |v: &[f64]| Arc::new(v.iter().map(|&x| x as f32).collect());
+                let sheet = crate::kernels::topoloss::Sheet {
+                    h,
+                    w,
+                    blur_h: f32s(&blur_h),
+                    blur_w: f32s(&blur_w),
+                    eps: EPS,
+                };
                 Ok(Layer {
                     weight: weight.clone(),
                     h,
                     w,
-                    blur_h: blur(h, factor),
-                    blur_w: blur(w, factor),
+                    blur_h,
+                    blur_w,
+                    sheet,
                 })
             })
             .collect::<Result<_, _>>()?;
-        Ok(TopoLoss { layers })
+        Ok(TopoLoss {
+            layers,
+            kernel: true,
+        })
+    }
+
+    /// The same loss in candle's tensor ops only, whatever the weights' type: the
+    /// reference the one-op kernel is tested against.
+    pub fn in_tensor_ops(mut self) -> TopoLoss {
+        self.kernel = false;
+        self
     }
 }
 
-/// `1 - mean cosine(sheet, blurred sheet)` for one conv weight.
-fn layer_loss(layer: &Layer) -> candle_core::Result<Tensor> {
+/// `1 - mean cosine(sheet, blurred sheet)` for one conv weight: one op for f32 weights on
+/// the CPU (`kernel`), else candle's tensor ops.
+fn layer_loss(layer: &Layer, kernel: bool) -> candle_core::Result<Tensor> {
     let weight = layer.weight.as_tensor();
+    if kernel && weight.device().is_cpu() && weight.dtype() == candle_core::DType::F32 {
+        return crate::kernels::topoloss::topoloss(weight, &layer.sheet);
+    }
     let (device, dtype) = (weight.device(), weight.dtype());
     let (h, w) = (layer.h, layer.w);
     let cells = weight.flatten_from(1)?;
@@ -195,7 +225,10 @@ impl TopographicMethod for TopoLoss {
     }
 
     fn layer_losses(&self, _inputs: &StepInputs<'_>) -> candle_core::Result<Vec<Tensor>> {
-        self.layers.iter().map(layer_loss).collect()
+        self.layers
+            .iter()
+            .map(|l| layer_loss(l, self.kernel))
+            .collect()
     }
 }
 

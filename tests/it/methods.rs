@@ -117,6 +117,71 @@ fn topoloss_value_and_gradient_match_the_independent_implementation() {
     }
 }
 
+/// The value and gradient of a method on an f32 weight, in f64.
+fn value_and_grad_f32(method: &TopoLoss, x: &Var) -> (f64, Vec<f64>) {
+    let loss = &method
+        .layer_losses(&StepInputs { taps: &[], step: 0 })
+        .unwrap()[0];
+    let g = loss.backward().unwrap().get(x.as_tensor()).unwrap().clone();
+    let to64 = |t: &Tensor| {
+        t.to_dtype(DType::F64)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap()
+    };
+    (to64(&loss.reshape(1).unwrap())[0], to64(&g))
+}
+
+#[test]
+fn topoloss_one_op_kernel_matches_the_tensor_ops() {
+    // Square, oblong and one-row sheets, odd factors, and a sheet with a zero cell (the
+    // floor holds its norm).
+    for (shape, factor, zero_cell) in [
+        ([16usize, 3, 3, 3], 2.0, false),
+        ([32, 4, 3, 3], 2.0, true),
+        ([12, 5, 1, 1], 3.0, false),
+        ([7, 2, 3, 3], 1.0, false),
+        ([64, 2, 3, 3], 1.5, false),
+    ] {
+        let mut w = Tensor::randn(0f32, 1.0, shape.to_vec(), &Device::Cpu).unwrap();
+        if zero_cell {
+            let per = w.elem_count() / shape[0];
+            let mut v = w.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            v[3 * per..4 * per].iter_mut().for_each(|x| *x = 0.0);
+            w = Tensor::from_vec(v, shape.to_vec(), &Device::Cpu).unwrap();
+        }
+        let w32 = Var::from_tensor(&w).unwrap();
+        let kernel = TopoLoss::new(&[("w".to_string(), w32.clone())], factor).unwrap();
+        let (value, grad) = value_and_grad_f32(&kernel, &w32);
+        let reference = TopoLoss::new(&[("w".to_string(), w32.clone())], factor)
+            .unwrap()
+            .in_tensor_ops();
+        let (ref_value, ref_grad) = value_and_grad_f32(&reference, &w32);
+        // The tensor ops in f64 on the same weights: what both approximate.
+        let w64 = Var::from_tensor(&w.to_dtype(DType::F64).unwrap()).unwrap();
+        let exact = TopoLoss::new(&[("w".to_string(), w64.clone())], factor).unwrap();
+        let (exact_value, exact_grad) = value_and_grad(&exact, &[], &w64);
+        // Relative to the largest gradient, with a floor for factor 1 (no blur: zero).
+        let scale = exact_grad.iter().fold(1e-2, |m: f64, g| m.max(g.abs()));
+        assert!(
+            (value - exact_value).abs() < 1e-6,
+            "{shape:?}: kernel {value}, f64 {exact_value}"
+        );
+        assert!(
+            max_abs_diff(&grad, &exact_grad) < 1e-5 * scale,
+            "{shape:?}: kernel gradient off by {}",
+            max_abs_diff(&grad, &exact_grad)
+        );
+        // No worse than candle's f32 ops.
+        assert!((value - exact_value).abs() <= (ref_value - exact_value).abs() + 1e-7);
+        assert!(
+            max_abs_diff(&grad, &exact_grad) <= max_abs_diff(&ref_grad, &exact_grad) + 1e-6 * scale
+        );
+    }
+}
+
 /// Central differences of the method's own value, against its autograd gradient.
 fn check_finite_differences(method: &dyn TopographicMethod, taps: &[Tensor], x: &Var) {
     let (_, grad) = value_and_grad(method, taps, x);

@@ -9,7 +9,7 @@
 //! fold also run as CUDA kernels of this crate (`cuda/*.cu`, compiled to PTX by
 //! `build.rs`), so a GPU step keeps its activations on the GPU.
 //!
-//! All of topo's unsafe code is here, in `gemm.rs`, `alloc.rs` and `cuda/launch.rs`,
+//! All of topo's unsafe code is here, in `gemm.rs`, `alloc.rs`, `threads.rs` and `cuda/launch.rs`,
 //! each block allowed where it stands with the invariant it relies on written above it.
 
 #![deny(unsafe_code)]
@@ -28,7 +28,9 @@ mod linear;
 mod max_pool;
 pub mod sgd;
 pub(crate) mod storage;
+pub mod threads;
 pub mod topographic_loss;
+pub mod topoloss;
 mod unfold;
 mod winograd;
 
