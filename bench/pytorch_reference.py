@@ -104,25 +104,32 @@ def layer_loss(y: torch.Tensor, target: TopoTarget) -> torch.Tensor:
     return ((cosine - target.target) ** 2 * target.weight).sum(dim=(1, 2))
 
 
-class TopoLoss:
-    """Forward hooks on the tapped convs record their outputs (before batch norm); `loss()` sums
-    the layer losses and takes the mean over the batch."""
+class Recorder:
+    """Forward hooks on tapped convs keep their latest outputs (before batch norm)."""
+
+    def __init__(self) -> None:
+        self.outputs: dict[str, torch.Tensor] = {}
+
+    def record(self, conv: nn.Module, name: str) -> None:
+        def hook(_module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
+            self.outputs[name] = output
+
+        conv.register_forward_hook(hook)
+
+
+class TopoLoss(Recorder):
+    """The paper's loss: `loss()` sums the tapped layers' losses and takes the mean over the
+    batch."""
 
     def __init__(self, model: nn.Module, names: list[str], device: torch.device) -> None:
-        self.outputs: dict[str, torch.Tensor] = {}
+        super().__init__()
         self.targets: dict[str, TopoTarget] = {}
         for name in names:
             conv = model.get_submodule(name)
             if not isinstance(conv, nn.Conv2d):
                 raise TypeError(f"{name} is a {type(conv).__name__}, not a Conv2d")
             self.targets[name] = TopoTarget(conv.out_channels, device)
-            conv.register_forward_hook(self._recorder(name))
-
-    def _recorder(self, name: str):
-        def hook(_module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
-            self.outputs[name] = output
-
-        return hook
+            self.record(conv, name)
 
     def loss(self) -> torch.Tensor:
         total = sum(layer_loss(self.outputs[n], t) for n, t in self.targets.items())
@@ -130,23 +137,17 @@ class TopoLoss:
         return total.mean()
 
 
-class TdannLoss:
+class TdannLoss(Recorder):
     """TDANN's loss on the same tapped convs' outputs, each layer one neighbourhood of all its
     channels on the 2D grid (topo's `loss: { kind: tdann, neighbourhood: all }`), summed."""
 
     def __init__(self, model: nn.Module, names: list[str]) -> None:
-        self.outputs: dict[str, torch.Tensor] = {}
+        super().__init__()
         self.positions: dict[str, torch.Tensor] = {}
         for name in names:
             conv = model.get_submodule(name)
             self.positions[name] = grid2d_positions(conv.out_channels).to(torch.float32)
-            conv.register_forward_hook(self._recorder(name))
-
-    def _recorder(self, name: str):
-        def hook(_module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
-            self.outputs[name] = output
-
-        return hook
+            self.record(conv, name)
 
     def loss(self) -> torch.Tensor:
         total = sum(tdann(self.outputs[n], p, "euclidean", None) for n, p in self.positions.items())
