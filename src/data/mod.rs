@@ -114,7 +114,14 @@ pub fn scan(spec: &DatasetSpec) -> Result<(), DataError> {
         DatasetKind::SpeechCommands => speech_commands::scan(&root).map(|_| ()),
         DatasetKind::BirdDcase => bird_dcase::scan(&root).map(|_| ()),
         DatasetKind::ImageFolder => {
-            image_folder::plan(&root, image_spec(spec, &root)?, spec.limits()).map(|_| ())
+            let plan = image_folder::plan(&root, image_spec(spec, &root)?, spec.limits())?;
+            crate::log::log(&format!(
+                "{} ({}): {}",
+                spec.kind.name(),
+                root.display(),
+                plan.describe()
+            ));
+            Ok(())
         }
         DatasetKind::FashionMnist | DatasetKind::Cifar10 | DatasetKind::Cifar100 => Ok(()),
     }

@@ -371,6 +371,13 @@ training:
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("decoding 16 images"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "image folder (pets): 2 classes; train 11, validation 1 (10% held out of train/), \
+             test 4 (val/); 1 file(s) skipped"
+        ),
+        "{stderr}"
+    );
     let runs: Vec<_> = std::fs::read_dir(results.join("pets/runs"))
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -25,23 +25,18 @@ pub fn orientation(tiff: &[u8]) -> Option<Orientation> {
         b"MM" => false,
         _ => return None,
     };
-    let u16_at = |at: usize| -> Option<u16> {
-        let b: [u8; 2] = tiff.get(at..at + 2)?.try_into().ok()?;
+    // Big-endian bytes of the field at `at`, `n` long, as a number.
+    let read = |at: usize, n: usize| -> Option<u32> {
+        let bytes = tiff.get(at..at + n)?;
+        let ordered = |acc: u32, &b: &u8| (acc << 8) | u32::from(b);
         Some(if little {
-            u16::from_le_bytes(b)
+            bytes.iter().rev().fold(0, ordered)
         } else {
-            u16::from_be_bytes(b)
+            bytes.iter().fold(0, ordered)
         })
     };
-    let u32_at = |at: usize| -> Option<u32> {
-        let b: [u8; 4] = tiff.get(at..at + 4)?.try_into().ok()?;
-        Some(if little {
-            u32::from_le_bytes(b)
-        } else {
-            u32::from_be_bytes(b)
-        })
-    };
-    let ifd = usize::try_from(u32_at(4)?).ok()?;
+    let u16_at = |at: usize| read(at, 2).map(|v| v as u16);
+    let ifd = read(4, 4)? as usize;
     let entries = usize::from(u16_at(ifd)?);
     // Each entry: tag, type, count (12 bytes); a SHORT value sits in the first bytes of
     // the value field.

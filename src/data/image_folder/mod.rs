@@ -73,7 +73,7 @@ impl Plan {
         );
         if self.skipped > 0 {
             line.push_str(&format!(
-                "; {} files skipped (not .jpg, .jpeg or .png)",
+                "; {} file(s) skipped (not .jpg, .jpeg or .png)",
                 self.skipped
             ));
         }
@@ -222,6 +222,7 @@ fn normalisation(
             h.update(store::key(&all[..train.len()], target).as_bytes());
             let key: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
             let path = cache_dir.join("images").join(format!("{key}.stats.json"));
+            // A missing or torn statistics file is a cache miss: computed again below.
             if let Ok(text) = std::fs::read_to_string(&path)
                 && let Ok(stats) = serde_json::from_str::<Stats>(&text)
                 && stats.mean.len() == store.channels

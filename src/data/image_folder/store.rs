@@ -183,7 +183,8 @@ fn read(path: &Path, channels: usize, count: usize) -> Result<Option<FolderStore
         Err(e) => return Err(DataError::io(path, e)),
     };
     let u32_at = |at: usize| -> Option<u32> {
-        Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+        let b = bytes.get(at..at + 4)?;
+        Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     };
     let header = 8 + HEADER_ENTRY * count;
     if bytes.get(..4) != Some(MAGIC) || u32_at(4) != Some(count as u32) || bytes.len() < header {

@@ -179,11 +179,12 @@ fn walk(
         }
         match std::fs::metadata(&path) {
             Ok(meta) => {
-                let modified_ns = meta
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_nanos());
+                // A file system without modification times keys the cache on path and
+                // size alone.
+                let modified_ns = match meta.modified().map(|t| t.duration_since(UNIX_EPOCH)) {
+                    Ok(Ok(since)) => since.as_nanos(),
+                    Ok(Err(_)) | Err(_) => 0,
+                };
                 out.push(Entry {
                     path,
                     class,
@@ -209,6 +210,7 @@ fn missing(root: &Path, what: &str) -> DataError {
 
 /// No `train/`: says so, and whether the folders there look like classes.
 fn no_train(root: &Path) -> DataError {
+    // Only a hint for the message: a root that cannot be listed gets the plain one.
     let found = subfolders(root).unwrap_or_default();
     if found.is_empty() {
         return missing(root, "train/");
