@@ -86,6 +86,16 @@ class Step:
 
 
 @dataclass
+class Timing:
+    """One configuration timed once in each framework (and on candle's convs on a GPU)."""
+
+    config: compare.Config
+    pytorch: compare.Outcome = field(default_factory=compare.Outcome)
+    topo: compare.Outcome = field(default_factory=compare.Outcome)
+    plain: compare.Outcome = field(default_factory=compare.Outcome)
+
+
+@dataclass
 class Check:
     args: argparse.Namespace
     out: Path
@@ -97,7 +107,7 @@ class Check:
     # Where the quickstart's results go (OUT/quickstart, or a scratch folder when prebuilt).
     scratch: Path | None = None
     steps: list[Step] = field(default_factory=list)
-    timings: list[compare.Row] = field(default_factory=list)
+    timings: list[Timing] = field(default_factory=list)
 
     @property
     def cuda(self) -> bool:
@@ -357,15 +367,14 @@ def timing(check: Check, bench: str) -> None:
     batches = (8, 16) if check.args.quick else (128, 256)
     common = [
         "--steps", str(check.args.steps), "--warmup", str(check.args.warmup),
-        "--threads", str(os.cpu_count() or 1), "--classes", "10", "--size", "32", "--channels", "3",
-        "--device", check.args.device,
+        "--threads", str(os.cpu_count() or 1), "--classes", "10", "--device", check.args.device,
     ]  # fmt: skip
     records = check.out / "timings.jsonl"
     records.unlink(missing_ok=True)
     for batch in batches:
         for topo in ("none", "grid2d"):
             config = compare.Config("resnet18", "train", batch, topo)
-            row = compare.Row(config)
+            row = Timing(config)
             print(f"  timing {config.label()} ...", file=sys.stderr, flush=True)
             reference = Path(compare.__file__).resolve().parent / "pytorch_reference.py"
             left = lambda: check.left("timing", start) or 3600.0  # noqa: E731
