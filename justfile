@@ -1,16 +1,12 @@
 # topo: topographic CNNs, from YAML experiments to the paper's tables.
 # Recipes use the dev profile, which optimises the training hot path (candle, gemm, this
-# crate's kernels) and shares its build with the tests; it still trains about 1.8x slower
-# than a release build, so long jobs want `just run-release` (README, "Everyday use").
+# crate's kernels, every dependency without its debug assertions) and shares its build with
+# the tests; it trains as fast as `cargo build --release`, which optimises all.
 # `just --list` shows every recipe.
 
 # Train every pending run of an experiment, e.g. `just run experiments/quickstart.yaml`
 run file *args:
     cargo run --quiet -- run {{file}} {{args}}
-
-# The same on a release build: about 1.8x faster training on the CPU for a longer first build (all dependencies optimised); for jobs of more than a few minutes
-run-release file *args:
-    cargo run --quiet --release -- run {{file}} {{args}}
 
 # Tables and figures for an experiment's results, e.g. `just report results/quickstart`
 report dir:
