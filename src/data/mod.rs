@@ -130,7 +130,21 @@ pub fn scan(spec: &DatasetSpec) -> Result<(), DataError> {
 /// Writes a cache file atomically (readers never see half of one), its errors as data
 /// errors.
 pub(crate) fn write_cache(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
-    crate::results::write_atomic(path, bytes).map_err(|e| match e {
+    write_cache_with(path, |out| std::io::Write::write_all(out, bytes))
+}
+
+/// [`write_cache`] for a file written in parts (large ones, never copied whole first).
+pub(crate) fn write_cache_with(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<(), DataError> {
+    use std::io::Write;
+    crate::results::write_atomic_with(path, |tmp| {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(tmp)?);
+        write(&mut out)?;
+        out.flush()
+    })
+    .map_err(|e| match e {
         crate::results::ResultsError::Write { path, source } => DataError::Io { path, source },
         other => DataError::Format {
             path: path.to_path_buf(),

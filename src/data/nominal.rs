@@ -74,6 +74,22 @@ impl Nominal {
         }
     }
 
+    /// What a model built for `spec` takes: one example's shape and the classes. Unlike
+    /// [`Nominal::of`], an image folder's tree is not walked: its classes are `train/`'s
+    /// folders (one where they cannot be listed: the preflight reports why).
+    pub fn model_input(spec: &DatasetSpec) -> ([usize; 3], usize) {
+        match (Nominal::of_kind(spec.kind), &spec.image) {
+            (Some(n), _) => (n.input, n.classes),
+            (None, Some(image)) => {
+                let size = image.size.get() as usize;
+                let classes = crate::data::image_folder::tree::classes(&spec.root_or_default())
+                    .map_or(1, |c| c.len().max(1));
+                ([image.channels(), size, size], classes)
+            }
+            (None, None) => ([3, 1, 1], 1),
+        }
+    }
+
     /// An image folder's: its tree indexed (directories only), limits applied. A tree
     /// that does not index gives empty splits and one class: the preflight reports why.
     fn of_folder(spec: &DatasetSpec, limits: crate::config::Limits) -> Nominal {

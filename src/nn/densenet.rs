@@ -73,9 +73,7 @@ impl DenseLayer {
 
     fn forward(&self, xs: &Tensor, train: bool, taps: &mut TapSink) -> Result<Tensor> {
         let ys = self.norm1.forward_relu_t(xs, train)?;
-        let ys = self.conv1.forward(&ys, taps)?;
-        let ys = self.norm2.forward_relu_t(&ys, train)?;
-        self.conv1.emit(&ys, taps);
+        let ys = self.conv1.forward_bn_relu(&ys, &self.norm2, train, taps)?;
         let out = self.conv2.forward(&ys, taps)?;
         // The layer's output is its second conv's: what the block concatenates.
         self.conv2.emit(&out, taps);
@@ -169,9 +167,7 @@ impl DenseNet121 {
     }
 
     pub(crate) fn forward(&self, xs: &Tensor, train: bool, taps: &mut TapSink) -> Result<Tensor> {
-        let ys = self.conv0.forward(xs, taps)?;
-        let ys = self.norm0.forward_relu_t(&ys, train)?;
-        self.conv0.emit(&ys, taps);
+        let ys = self.conv0.forward_bn_relu(xs, &self.norm0, train, taps)?;
         let mut ys = kernels::max_pool2d(&ys, 3, 2, 1)?;
         for block in &self.blocks {
             // torchvision concatenates every previous output before each layer; growing one

@@ -195,6 +195,20 @@ impl Conv {
         })
     }
 
+    /// This conv, then `bn` and ReLU: the models' common unit, whose rectified output the
+    /// conv emits (TDANN's unit).
+    pub(crate) fn forward_bn_relu(
+        &self,
+        xs: &Tensor,
+        bn: &super::norm::Norm,
+        train: bool,
+        taps: &mut TapSink,
+    ) -> Result<Tensor> {
+        let ys = bn.forward_relu_t(&self.forward(xs, taps)?, train)?;
+        self.emit(&ys, taps);
+        Ok(ys)
+    }
+
     pub(crate) fn forward(&self, xs: &Tensor, taps: &mut TapSink) -> Result<Tensor> {
         let ys = match self.kernels {
             Kernels::Candle => self.conv.forward(&self.align_for_backward(xs)?)?,

@@ -114,9 +114,7 @@ impl BasicBlock {
     }
 
     fn forward(&self, xs: &Tensor, train: bool, taps: &mut TapSink) -> Result<Tensor> {
-        let ys = self.conv1.forward(xs, taps)?;
-        let ys = self.bn1.forward_relu_t(&ys, train)?;
-        self.conv1.emit(&ys, taps);
+        let ys = self.conv1.forward_bn_relu(xs, &self.bn1, train, taps)?;
         let ys = self.conv2.forward(&ys, taps)?;
         residual(
             &ys,
@@ -230,12 +228,8 @@ impl Bottleneck {
     }
 
     fn forward(&self, xs: &Tensor, train: bool, taps: &mut TapSink) -> Result<Tensor> {
-        let ys = self.conv1.forward(xs, taps)?;
-        let ys = self.bn1.forward_relu_t(&ys, train)?;
-        self.conv1.emit(&ys, taps);
-        let ys = self.conv2.forward(&ys, taps)?;
-        let ys = self.bn2.forward_relu_t(&ys, train)?;
-        self.conv2.emit(&ys, taps);
+        let ys = self.conv1.forward_bn_relu(xs, &self.bn1, train, taps)?;
+        let ys = self.conv2.forward_bn_relu(&ys, &self.bn2, train, taps)?;
         let ys = self.conv3.forward(&ys, taps)?;
         residual(
             &ys,
@@ -331,9 +325,7 @@ impl ResNet {
     }
 
     pub(crate) fn forward(&self, xs: &Tensor, train: bool, taps: &mut TapSink) -> Result<Tensor> {
-        let ys = self.conv1.forward(xs, taps)?;
-        let ys = self.bn1.forward_relu_t(&ys, train)?;
-        self.conv1.emit(&ys, taps);
+        let ys = self.conv1.forward_bn_relu(xs, &self.bn1, train, taps)?;
         let mut ys = kernels::max_pool2d(&ys, 3, 2, 1)?;
         for block in &self.layers {
             ys = block.forward(&ys, train, taps)?;

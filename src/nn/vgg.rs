@@ -161,11 +161,7 @@ impl Vgg16Bn {
         let mut ys = xs.clone();
         for feature in &self.features {
             ys = match feature {
-                Feature::Conv(conv, bn) => {
-                    let out = bn.forward_relu_t(&conv.forward(&ys, taps)?, train)?;
-                    conv.emit(&out, taps);
-                    out
-                }
+                Feature::Conv(conv, bn) => conv.forward_bn_relu(&ys, bn, train, taps)?,
                 Feature::Pool => kernels::max_pool2d(&ys, 2, 2, 0)?,
             };
         }

@@ -165,8 +165,8 @@ fn check_shapes(runs: &[&RunConfig]) -> Vec<Problem> {
         runs.iter().map(|r| (&r.dataset, &r.model)).collect();
     let mut problems = Vec::new();
     for &(dataset, model) in distinct(pairs.iter()) {
-        let shape = crate::data::nominal::Nominal::of(dataset);
-        let Err(e) = crate::nn::check_input(model, shape.input, shape.classes) else {
+        let (input, classes) = crate::data::nominal::Nominal::model_input(dataset);
+        let Err(e) = crate::nn::check_input(model, input, classes) else {
             continue;
         };
         let affected: Vec<&&RunConfig> = runs
@@ -204,11 +204,11 @@ fn check_inits(runs: &[&RunConfig]) -> Vec<Problem> {
         let Some(init) = &model.init else {
             continue;
         };
-        let shape = crate::data::nominal::Nominal::of(dataset);
+        let (input, classes) = crate::data::nominal::Nominal::model_input(dataset);
         let varmap = candle_nn::VarMap::new();
         let device = candle_core::Device::Cpu;
         let vb = candle_nn::VarBuilder::from_varmap(&varmap, candle_core::DType::F32, &device);
-        let built = crate::nn::build(model, shape.input[0], shape.classes, vb);
+        let built = crate::nn::build(model, input[0], classes, vb);
         // A model that does not build is check_shapes' to report.
         if built.is_err() {
             continue;

@@ -21,8 +21,6 @@ pub mod tree;
 use std::path::Path;
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
-
 use crate::config::{
     IMAGENET_MEAN, IMAGENET_STD, ImageFolderSpec, ImageNormalisation, Limits, NamedNormalisation,
 };
@@ -218,9 +216,8 @@ fn normalisation(
             },
         }),
         ImageNormalisation::Named(NamedNormalisation::Computed) => {
-            let mut h = Sha256::new();
-            h.update(store::key(&all[..train.len()], target).as_bytes());
-            let key: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+            // Keyed by the training images alone: other splits do not change them.
+            let key = store::key(&all[..train.len()], target);
             let path = cache_dir.join("images").join(format!("{key}.stats.json"));
             // A missing or torn statistics file is a cache miss: computed again below.
             if let Ok(text) = std::fs::read_to_string(&path)

@@ -138,19 +138,14 @@ impl Split for FolderSplit {
 
 /// The centre `size` square, placed as torchvision's `CenterCrop` places it.
 fn centre(h: u32, w: u32, size: u32) -> Crop {
-    let offset = |len: u32| round_half_even(f64::from(len.saturating_sub(size)) / 2.0);
+    // Python's `round`: halves go to the even neighbour.
+    let offset = |len: u32| (f64::from(len.saturating_sub(size)) / 2.0).round_ties_even() as u32;
     Crop {
         top: offset(h),
         left: offset(w),
         height: size.min(h),
         width: size.min(w),
     }
-}
-
-/// Python's `round`: halves go to the even neighbour.
-fn round_half_even(v: f64) -> u32 {
-    let r = v.round_ties_even();
-    r as u32
 }
 
 /// torchvision's `RandomResizedCrop.get_params`: ten tries at a random area and aspect

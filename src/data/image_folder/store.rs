@@ -2,6 +2,7 @@
 //! parallel, under a key of every file's path, size and modification time and of the
 //! decoding settings, so that later runs and epochs never decode again.
 
+use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -208,16 +209,17 @@ fn read(path: &Path, channels: usize, count: usize) -> Result<Option<FolderStore
     Ok(Some(FolderStore::new(channels, shapes, bytes, labels)))
 }
 
-/// Written atomically: a reader never sees half a cache.
+/// Written atomically (a reader never sees half a cache), the pixels straight from the
+/// store rather than through a second copy of them.
 fn write(path: &Path, store: &FolderStore) -> Result<(), DataError> {
-    let mut bytes = Vec::with_capacity(8 + HEADER_ENTRY * store.len() + store.pixels.len());
-    bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(&(store.len() as u32).to_le_bytes());
-    for (&(h, w), &l) in store.shapes.iter().zip(&store.labels) {
-        bytes.extend_from_slice(&h.to_le_bytes());
-        bytes.extend_from_slice(&w.to_le_bytes());
-        bytes.extend_from_slice(&l.to_le_bytes());
-    }
-    bytes.extend_from_slice(&store.pixels);
-    crate::data::write_cache(path, &bytes)
+    crate::data::write_cache_with(path, |out| {
+        out.write_all(MAGIC)?;
+        out.write_all(&(store.len() as u32).to_le_bytes())?;
+        for (&(h, w), &l) in store.shapes.iter().zip(&store.labels) {
+            for v in [h, w, l] {
+                out.write_all(&v.to_le_bytes())?;
+            }
+        }
+        out.write_all(&store.pixels)
+    })
 }

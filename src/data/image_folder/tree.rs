@@ -123,6 +123,11 @@ pub fn index(root: &Path) -> Result<Tree, DataError> {
     })
 }
 
+/// The classes, `train/`'s folders in name order, without walking their files.
+pub fn classes(root: &Path) -> Result<Vec<String>, DataError> {
+    subfolders(&root.join("train"))
+}
+
 /// The folders in `dir` (not hidden), sorted by name as torchvision sorts classes.
 fn subfolders(dir: &Path) -> Result<Vec<String>, DataError> {
     let mut names = Vec::new();
