@@ -102,6 +102,10 @@ struct Args {
     kernels: KernelsArg,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
     device: DeviceChoice,
+    /// Also print, to stderr, the wall time of every fast op and of the step's phases
+    /// over the timed steps (`topo::kernels::profile`).
+    #[arg(long)]
+    profile: bool,
     /// Cargo passes `--bench` to bench targets; accepted and ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -214,9 +218,16 @@ fn main() -> anyhow::Result<()> {
         .collect();
     let labels = Tensor::from_vec(labels, args.batch, &device)?;
 
+    if args.profile {
+        topo::kernels::profile::enable();
+    }
     let mut run = || -> anyhow::Result<Vec<f64>> {
         let mut times = Vec::with_capacity(args.steps);
         for step in 0..args.warmup + args.steps {
+            if step == args.warmup {
+                // The warm-up's ops stay out of the profile.
+                topo::kernels::profile::take();
+            }
             let t0 = Instant::now();
             match args.mode {
                 Mode::Train => train_step(model.as_ref(), loss.as_ref(), &mut sgd, &xs, &labels)?,
@@ -238,6 +249,10 @@ fn main() -> anyhow::Result<()> {
         Caller::Worker => on_pool(run)?,
         Caller::Outside => run()?,
     };
+    if args.profile {
+        eprintln!();
+        print_profile(&times);
+    }
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     let line = serde_json::json!({
@@ -270,6 +285,7 @@ fn train_step(
     xs: &Tensor,
     labels: &Tensor,
 ) -> anyhow::Result<()> {
+    let forward = topo::kernels::profile::scope("step: forward and loss");
     let out = model.forward_t(xs, true)?;
     let ce = candle_nn::loss::cross_entropy(&out.logits, labels)?;
     let total = match loss {
@@ -282,9 +298,40 @@ fn train_step(
         }
         None => ce,
     };
+    drop(forward);
+    let backward = topo::kernels::profile::scope("step: backward");
     let grads = total.backward()?;
+    drop(backward);
+    let _update = topo::kernels::profile::scope("step: sgd");
     sgd.step(&grads)?;
     Ok(())
+}
+
+/// The profile of the timed steps, per step: the phases first, then every op by time.
+fn print_profile(times: &[f64]) {
+    let totals = topo::kernels::profile::take();
+    let steps = times.len().max(1) as f64;
+    let step_ms = times.iter().sum::<f64>() * 1e3 / steps;
+    let (phases, mut ops): (Vec<_>, Vec<_>) = totals
+        .into_iter()
+        .partition(|(name, _)| name.starts_with("step: "));
+    ops.sort_by_key(|(_, total)| std::cmp::Reverse(total.time));
+    eprintln!("per step (mean of {} steps): {step_ms:.2} ms", times.len());
+    let ops_ms: f64 = ops.iter().map(|(_, t)| t.time.as_secs_f64()).sum::<f64>() * 1e3 / steps;
+    for (name, total) in phases.iter().chain(&ops) {
+        let ms = total.time.as_secs_f64() * 1e3 / steps;
+        eprintln!(
+            "  {name:<32} {ms:8.3} ms {:5.1}%  {:5.1} calls",
+            100.0 * ms / step_ms,
+            total.calls as f64 / steps
+        );
+    }
+    eprintln!(
+        "  {:<32} {:8.3} ms {:5.1}%  (candle's ops, autograd, allocation)",
+        "outside the fast ops",
+        step_ms - ops_ms,
+        100.0 * (step_ms - ops_ms) / step_ms
+    );
 }
 
 /// Peak resident set of this process in MB, from `/proc/self/status`.

@@ -127,6 +127,7 @@ impl CustomOp3 for Forward {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _timer = crate::profile::scope(self.name());
         let d = Dims::of(l1.shape())?;
         let x = f32_slice(s1, l1, "batch_norm", "input")?;
         let (gamma, beta, residual) = if self.epilogue == Epilogue::AddRelu {
@@ -247,6 +248,7 @@ impl CustomOp3 for Backward {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _timer = crate::profile::scope(self.name());
         let d = Dims::of(l1.shape())?;
         let x = f32_slice(s1, l1, "batch_norm", "input")?;
         let y = f32_slice(s2, l2, "batch_norm", "output")?;
@@ -427,6 +429,7 @@ impl CustomOp1 for Eval {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let _timer = crate::profile::scope(self.name());
         let d = self.dims(layout)?;
         let x = f32_slice(storage, layout, "batch_norm", "input")?;
         let y = affine_channels(x, d, &self.scale, &self.shift, self.relu, None);
@@ -459,6 +462,7 @@ impl CustomOp2 for EvalAddRelu {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _timer = crate::profile::scope(self.name());
         let d = self.0.dims(l1)?;
         let x = f32_slice(s1, l1, "batch_norm", "input")?;
         let r = residual_slice(s2, l2, l1)?;

@@ -26,6 +26,7 @@ pub(crate) mod gemm;
 pub(crate) mod lanes;
 mod linear;
 mod max_pool;
+pub mod profile;
 pub mod sgd;
 pub(crate) mod storage;
 pub mod threads;

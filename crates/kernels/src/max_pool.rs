@@ -159,6 +159,7 @@ impl CustomOp1 for MaxPoolForward {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let _timer = crate::profile::scope(self.name());
         match storage {
             CpuStorage::F32(d) => self.run(d, layout).map(|(v, s)| (CpuStorage::F32(v), s)),
             CpuStorage::F64(d) => self.run(d, layout).map(|(v, s)| (CpuStorage::F64(v), s)),
@@ -243,6 +244,7 @@ impl CustomOp2 for MaxPoolBackward {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _timer = crate::profile::scope(self.name());
         let shape = l1.shape().clone();
         match (s1, s2) {
             (CpuStorage::F32(d), CpuStorage::F32(g)) => {

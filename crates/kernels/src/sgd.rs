@@ -48,6 +48,7 @@ impl InplaceOp3 for Momentum {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<()> {
+        let _timer = crate::profile::scope(self.name());
         let buf = slice_mut(s1, l1, "momentum buffer")?;
         let (grad, p) = (
             f32_slice(s2, l2, "sgd", "gradient")?,
@@ -111,6 +112,7 @@ impl InplaceOp2 for Descend {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<()> {
+        let _timer = crate::profile::scope(self.name());
         let p = slice_mut(s1, l1, "parameter")?;
         let buf = f32_slice(s2, l2, "sgd", "momentum buffer")?;
         if buf.len() != p.len() {

@@ -147,6 +147,7 @@ impl CustomOp1 for Unfold {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let _timer = crate::profile::scope(self.name());
         if layout.shape().elem_count() != self.0.input_len() {
             bail!(
                 "unfold: input of shape {:?} for {:?}",
@@ -185,6 +186,7 @@ impl CustomOp1 for Fold {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let _timer = crate::profile::scope(self.name());
         let (rows, width) = self.0.cols();
         if layout.shape().dims() != [rows, width] {
             bail!(
@@ -261,6 +263,7 @@ impl CustomOp2 for Conv {
         w: &CpuStorage,
         w_layout: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _timer = crate::profile::scope(self.name());
         let (columns, _) = Unfold(self.0).cpu_fwd(x, x_layout)?;
         self.product(w, w_layout, &columns, &candle_core::cpu_backend::CpuDevice)
     }
