@@ -799,6 +799,83 @@ fn max_pool_pads_with_minus_infinity_and_sends_ties_to_the_first_maximum() {
     );
 }
 
+/// PyTorch's rule, one window at a time: the first maximum in row-major order, a NaN
+/// winning over anything before it; `(value, flat index)` per window.
+fn max_pool_by_the_rule(
+    plane: &[f32],
+    (h, w): (usize, usize),
+    (k, s, p): (usize, usize, usize),
+) -> Vec<(f32, usize)> {
+    let out = |n: usize| (n + 2 * p - k) / s + 1;
+    let mut windows = Vec::new();
+    for oy in 0..out(h) {
+        for ox in 0..out(w) {
+            let mut win: Option<(f32, usize)> = None;
+            for y in (oy * s).saturating_sub(p)..(oy * s + k - p).min(h) {
+                for x in (ox * s).saturating_sub(p)..(ox * s + k - p).min(w) {
+                    let v = plane[y * w + x];
+                    if win.is_none_or(|(top, _)| v > top || v.is_nan()) {
+                        win = Some((v, y * w + x));
+                    }
+                }
+            }
+            windows.push(win.unwrap());
+        }
+    }
+    windows
+}
+
+#[test]
+fn max_pool_matches_the_rule_on_odd_shapes_ties_and_nans() {
+    for (i, (h, w, k, s, p)) in [
+        (28, 28, 3, 2, 1),
+        (7, 5, 3, 2, 1),
+        (6, 9, 2, 2, 0),
+        (5, 5, 3, 1, 1),
+        (9, 7, 4, 3, 2),
+        (1, 4, 3, 2, 1),
+        (8, 8, 5, 1, 2),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // Few distinct values (ties everywhere), some -inf and NaN.
+        let plane: Vec<f32> = (0..h * w)
+            .map(|j| match (j * 7 + i * 3) % 11 {
+                0 => f32::NAN,
+                1 => f32::NEG_INFINITY,
+                r => (r % 4) as f32,
+            })
+            .collect();
+        let x =
+            Var::from_tensor(&Tensor::from_vec(plane.clone(), (1, 1, h, w), &Device::Cpu).unwrap())
+                .unwrap();
+        let y = kernels::max_pool2d(x.as_tensor(), k, s, p).unwrap();
+        let expected = max_pool_by_the_rule(&plane, (h, w), (k, s, p));
+        let values = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let want: Vec<f32> = expected.iter().map(|&(v, _)| v).collect();
+        assert_eq!(
+            values.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            "case {i}: values {values:?} vs {want:?}"
+        );
+        // The gradient of the sum counts, per cell, the windows it won.
+        let g = y.sum_all().unwrap().backward().unwrap();
+        let counts = g
+            .get(x.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let mut want = vec![0f32; h * w];
+        for &(_, at) in &expected {
+            want[at] += 1.0;
+        }
+        assert_eq!(counts, want, "case {i}: winners differ");
+    }
+}
+
 #[test]
 fn adaptive_avg_pool_matches_pytorch_windows() {
     // torch: start = floor(i*n/m), end = ceil((i+1)*n/m)

@@ -211,3 +211,27 @@ fn winograd_is_refused_for_shapes_it_cannot_compute() {
         ConvAlgorithm::Winograd
     );
 }
+
+/// A conv on a plain tensor (the network's input) gives its weight the same gradient and
+/// computes none for the input, by either algorithm.
+#[test]
+fn a_conv_on_an_untracked_input_skips_its_input_gradient() {
+    for algorithm in [ConvAlgorithm::Im2col, ConvAlgorithm::Winograd] {
+        let x = tensor(&[2, 3, 6, 5], 7);
+        let wt = tensor(&[4, 3, 3, 3], 8);
+        let g = tensor(&[2, 4, 6, 5], 9);
+        let (_, tracked_dw) = grads(&x, &wt, &g, algorithm);
+        let wv = Var::from_tensor(&wt).unwrap();
+        let loss = (conv(&x, wv.as_tensor(), algorithm) * &g)
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        let store = loss.backward().unwrap();
+        assert!(
+            store.get(&x).is_none(),
+            "{algorithm:?}: an input gradient was kept"
+        );
+        let dw = flat(store.get(wv.as_tensor()).unwrap());
+        assert_eq!(dw, tracked_dw, "{algorithm:?}: the weight gradient changed");
+    }
+}

@@ -359,14 +359,22 @@ impl CustomOp2 for Forward {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
-        let dx = grad.apply_op2_no_bwd(
-            weight,
-            &InputGrad {
-                conv: *self,
-                h: x.dim(2)?,
-                w: x.dim(3)?,
-            },
-        )?;
+        // A conv on the network's input (the stem) needs no input gradient: candle would
+        // drop it, after an input-sized product and fold (a sixth of the narrow
+        // ResNet-18's stem, all of its backward on 224 x 224 images).
+        let dx = x
+            .track_op()
+            .then(|| {
+                grad.apply_op2_no_bwd(
+                    weight,
+                    &InputGrad {
+                        conv: *self,
+                        h: x.dim(2)?,
+                        w: x.dim(3)?,
+                    },
+                )
+            })
+            .transpose()?;
         let dw = x.apply_op2_no_bwd(
             &grad,
             &WeightGrad {
@@ -375,7 +383,7 @@ impl CustomOp2 for Forward {
                 kw: weight.dim(3)?,
             },
         )?;
-        Ok((Some(dx), Some(dw)))
+        Ok((dx, Some(dw)))
     }
 }
 

@@ -38,42 +38,65 @@ impl Pool {
         Ok((padded - self.kernel) / self.stride + 1)
     }
 
-    /// Flat index (within one `h x w` plane) of the first maximum of every window of the
-    /// plane, row-major; `None` never happens because a window always overlaps the input
-    /// when `padding < kernel` (checked by `max_pool2d`).
-    fn argmax_plane<T: Elem>(
+    /// Each window's first maximum in row-major order (`top`) and its flat index within
+    /// the `h x w` plane (`best`), for one plane. A window always overlaps the input when
+    /// `2 padding <= kernel` (checked by `max_pool2d`); padding cells never win.
+    ///
+    /// Tap by tap over a whole row of windows: each tap's cells are first copied side by
+    /// side (`cells`, lowest where the tap falls in the padding), so that the comparison
+    /// runs over contiguous slices with selects, which vectorise, instead of a branch per
+    /// cell: where a maximum lies is data, and mispredicting it was most of the pool's
+    /// time. Each window still sees its cells in row-major order.
+    #[inline(always)]
+    fn pool_plane<T: Elem>(
         &self,
         plane: &[T],
-        h: usize,
-        w: usize,
-        oh: usize,
-        ow: usize,
-        out: &mut [u32],
+        (h, w): (usize, usize),
+        top: &mut [T],
+        best: &mut [u32],
+        cells: &mut [T],
     ) {
-        for oy in 0..oh {
-            // Window rows clipped to the input: padding cells never win.
-            let y0 = (oy * self.stride).saturating_sub(self.padding);
-            let y1 = (oy * self.stride + self.kernel)
-                .saturating_sub(self.padding)
-                .min(h);
-            for ox in 0..ow {
-                let x0 = (ox * self.stride).saturating_sub(self.padding);
-                let x1 = (ox * self.stride + self.kernel)
-                    .saturating_sub(self.padding)
-                    .min(w);
-                let mut best = y0 * w + x0;
-                let mut top = plane[best];
-                for y in y0..y1 {
-                    for (x, &v) in plane[y * w + x0..y * w + x1].iter().enumerate() {
+        let (k, s, p) = (self.kernel, self.stride, self.padding);
+        let ow = cells.len();
+        for (oy, (top, best)) in top.chunks_mut(ow).zip(best.chunks_mut(ow)).enumerate() {
+            // Window rows clipped to the input.
+            let y0 = (oy * s).saturating_sub(p);
+            let y1 = (oy * s + k).saturating_sub(p).min(h);
+            top.fill(T::LOWEST);
+            for (ox, b) in best.iter_mut().enumerate() {
+                // The window's first cell: what it keeps when no cell is larger.
+                // `h * w` fits in u32 (checked by `dims4`).
+                *b = (y0 * w + (ox * s).saturating_sub(p)) as u32;
+            }
+            for y in y0..y1 {
+                let row = &plane[y * w..(y + 1) * w];
+                for dx in 0..k {
+                    for (ox, c) in cells.iter_mut().enumerate() {
+                        // Column `ox s + dx - p`, when it lies in `0..w`.
+                        *c = (ox * s + dx)
+                            .checked_sub(p)
+                            .and_then(|x| row.get(x))
+                            .copied()
+                            .unwrap_or(T::LOWEST);
+                    }
+                    // Cell `ox` sits at `y w + ox s + dx - p`; wrapping, because that is
+                    // below zero where the tap falls in the left padding (never taken).
+                    let base = ((y * w + dx) as u32).wrapping_sub(p as u32);
+                    let stride = s as u32;
+                    let columns = (0u32..).map(|ox| base.wrapping_add(ox.wrapping_mul(stride)));
+                    for (((t, b), &v), index) in top
+                        .iter_mut()
+                        .zip(best.iter_mut())
+                        .zip(&*cells)
+                        .zip(columns)
+                    {
                         // Strict `>` keeps the first maximum; a NaN wins, as in PyTorch.
-                        if v > top || v.is_nan() {
-                            best = y * w + x0 + x;
-                            top = v;
-                        }
+                        // `|`, not `||`: no branch on the data.
+                        let take = (v > *t) | v.is_nan();
+                        *t = if take { v } else { *t };
+                        *b = if take { index } else { *b };
                     }
                 }
-                // `h * w` fits in u32 (checked by `dims4`).
-                out[oy * ow + ox] = best as u32;
             }
         }
     }
@@ -81,16 +104,20 @@ impl Pool {
 
 /// The element types the op runs on.
 trait Elem: PartialOrd + Copy + Send + Sync + Default + std::ops::AddAssign {
+    /// Below every value but NaN: a window's running maximum before its first cell.
+    const LOWEST: Self;
     fn is_nan(self) -> bool;
 }
 
 impl Elem for f32 {
+    const LOWEST: Self = f32::NEG_INFINITY;
     fn is_nan(self) -> bool {
         f32::is_nan(self)
     }
 }
 
 impl Elem for f64 {
+    const LOWEST: Self = f64::NEG_INFINITY;
     fn is_nan(self) -> bool {
         f64::is_nan(self)
     }
@@ -142,12 +169,15 @@ impl MaxPoolForward {
         out.par_chunks_mut(oh * ow)
             .zip(idx.par_chunks_mut(oh * ow))
             .zip(data.par_chunks(h * w))
-            .for_each(|((o, idx), plane)| {
-                self.pool.argmax_plane(plane, h, w, oh, ow, idx);
-                for (dst, &i) in o.iter_mut().zip(idx.iter()) {
-                    *dst = plane[i as usize];
-                }
-            });
+            .for_each_init(
+                || vec![T::LOWEST; ow],
+                |cells, ((o, idx), plane)| {
+                    crate::winograd::vectorized(
+                        #[inline(always)]
+                        || self.pool.pool_plane(plane, (h, w), o, idx, cells),
+                    )
+                },
+            );
         self.keep(Argmax::Cpu(Arc::new(idx)))?;
         Ok((out, Shape::from((b, c, oh, ow))))
     }

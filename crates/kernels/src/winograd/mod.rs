@@ -34,6 +34,7 @@ use rayon::prelude::*;
 use crate::gemm::{Mat, Store, sgemm};
 use crate::storage::f32_slice;
 use transform::Planes;
+pub(crate) use transform::vectorized;
 
 /// Positions of a transformed tile.
 const XI: usize = 16;
@@ -313,9 +314,13 @@ impl CustomOp2 for Forward {
         let input_grad = InputGrad {
             weights: self.weights.get().cloned(),
         };
-        let dx = grad.apply_op2_no_bwd(weight, &input_grad)?;
+        // The network's input needs no gradient (see `conv2d`'s backward).
+        let dx = x
+            .track_op()
+            .then(|| grad.apply_op2_no_bwd(weight, &input_grad))
+            .transpose()?;
         let dw = x.apply_op2_no_bwd(&grad, &WeightGrad)?;
-        Ok((Some(dx), Some(dw)))
+        Ok((dx, Some(dw)))
     }
 }
 

@@ -121,7 +121,7 @@ impl Lane for X8 {
 /// with FMA, else the portable baseline), by pulp's safe runtime dispatch. Only what is
 /// inlined into `f` is compiled so: hence `#[inline(always)]` on everything it calls.
 #[inline(always)]
-fn vectorized(f: impl FnOnce()) {
+pub(crate) fn vectorized(f: impl FnOnce()) {
     struct Op<F>(F);
     impl<F: FnOnce()> pulp::WithSimd for Op<F> {
         type Output = ();
