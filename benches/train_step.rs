@@ -307,31 +307,50 @@ fn train_step(
     Ok(())
 }
 
-/// The profile of the timed steps, per step: the phases first, then every op by time.
+/// The profile of the timed steps, per step: the phases, every op by time, then each op
+/// by operand shapes (the model's layers), largest first.
 fn print_profile(times: &[f64]) {
     let totals = topo::kernels::profile::take();
     let steps = times.len().max(1) as f64;
     let step_ms = times.iter().sum::<f64>() * 1e3 / steps;
-    let (phases, mut ops): (Vec<_>, Vec<_>) = totals
+    let mut by_name = std::collections::BTreeMap::<&str, topo::kernels::profile::Total>::new();
+    for ((name, _), total) in &totals {
+        let sum = by_name.entry(name).or_default();
+        sum.time += total.time;
+        sum.calls += total.calls;
+    }
+    let (phases, mut ops): (Vec<_>, Vec<_>) = by_name
         .into_iter()
         .partition(|(name, _)| name.starts_with("step: "));
     ops.sort_by_key(|(_, total)| std::cmp::Reverse(total.time));
-    eprintln!("per step (mean of {} steps): {step_ms:.2} ms", times.len());
-    let ops_ms: f64 = ops.iter().map(|(_, t)| t.time.as_secs_f64()).sum::<f64>() * 1e3 / steps;
-    for (name, total) in phases.iter().chain(&ops) {
+    let line = |label: &str, total: &topo::kernels::profile::Total| {
         let ms = total.time.as_secs_f64() * 1e3 / steps;
         eprintln!(
-            "  {name:<32} {ms:8.3} ms {:5.1}%  {:5.1} calls",
+            "  {label:<60} {ms:8.3} ms {:5.1}%  {:5.1} calls",
             100.0 * ms / step_ms,
             total.calls as f64 / steps
         );
+    };
+    eprintln!("per step (mean of {} steps): {step_ms:.2} ms", times.len());
+    for (name, total) in phases.iter().chain(&ops) {
+        line(name, total);
     }
+    let ops_ms: f64 = ops.iter().map(|(_, t)| t.time.as_secs_f64()).sum::<f64>() * 1e3 / steps;
     eprintln!(
-        "  {:<32} {:8.3} ms {:5.1}%  (candle's ops, autograd, allocation)",
+        "  {:<60} {:8.3} ms {:5.1}%  (candle's ops, autograd, allocation)",
         "outside the fast ops",
         step_ms - ops_ms,
         100.0 * (step_ms - ops_ms) / step_ms
     );
+    eprintln!("by operand shapes:");
+    let mut shaped: Vec<_> = totals
+        .iter()
+        .filter(|((name, shapes), _)| !name.starts_with("step: ") && !shapes.is_empty())
+        .collect();
+    shaped.sort_by_key(|(_, total)| std::cmp::Reverse(total.time));
+    for ((name, shapes), total) in shaped.iter().take(40) {
+        line(&format!("{name} {shapes}"), total);
+    }
 }
 
 /// Peak resident set of this process in MB, from `/proc/self/status`.

@@ -18,6 +18,7 @@ use candle_core::{
 use rayon::prelude::*;
 
 use crate::lanes::lane_sum;
+use crate::simd::vectorized;
 use crate::storage::f32_slice;
 
 /// Per-channel batch statistics of one forward pass.
@@ -57,6 +58,7 @@ impl Dims {
     /// Sum over channel `c`'s elements of `term(x, y, dy)` (the three tensors' values at
     /// one index): each plane's partial in f32 lanes, the planes added in f64, in a fixed
     /// order.
+    #[inline(always)]
     fn channel_sum(
         &self,
         c: usize,
@@ -127,7 +129,7 @@ impl CustomOp3 for Forward {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let _timer = crate::profile::scope(self.name());
+        let _timer = crate::profile::scope_of(self.name(), &[l1.dims(), l2.dims()]);
         let d = Dims::of(l1.shape())?;
         let x = f32_slice(s1, l1, "batch_norm", "input")?;
         let (gamma, beta, residual) = if self.epilogue == Epilogue::AddRelu {
@@ -156,11 +158,17 @@ impl CustomOp3 for Forward {
             .into_par_iter()
             .map(|c| {
                 let planes = [x, x, x];
-                let mean = d.channel_sum(c, planes, |x, _, _| x) / m;
+                let mean = vectorized(
+                    #[inline(always)]
+                    || d.channel_sum(c, planes, |x, _, _| x),
+                ) / m;
                 let mu = mean as f32;
                 // The second pass around the f32 mean: exact enough, and no cancellation.
                 let shift = f64::from(mu) - mean;
-                let centred = d.channel_sum(c, planes, |x, _, _| (x - mu) * (x - mu)) / m;
+                let centred = vectorized(
+                    #[inline(always)]
+                    || d.channel_sum(c, planes, |x, _, _| (x - mu) * (x - mu)),
+                ) / m;
                 let var = centred - shift * shift;
                 (mean as f32, var as f32)
             })
@@ -248,7 +256,7 @@ impl CustomOp3 for Backward {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let _timer = crate::profile::scope(self.name());
+        let _timer = crate::profile::scope_of(self.name(), &[l1.dims(), l2.dims()]);
         let d = Dims::of(l1.shape())?;
         let x = f32_slice(s1, l1, "batch_norm", "input")?;
         let y = f32_slice(s2, l2, "batch_norm", "output")?;
@@ -273,9 +281,14 @@ impl CustomOp3 for Backward {
             .map(|c| {
                 let mu = mean[c];
                 let planes = [x, y, dy];
-                let dbeta = d.channel_sum(c, planes, |_, y, dy| dz(y, dy));
-                let dxhat = d.channel_sum(c, planes, |x, y, dy| dz(y, dy) * (x - mu)) * invstd[c];
-                (dbeta, dxhat)
+                vectorized(
+                    #[inline(always)]
+                    || {
+                        let dbeta = d.channel_sum(c, planes, |_, y, dy| dz(y, dy));
+                        let dxhat = d.channel_sum(c, planes, |x, y, dy| dz(y, dy) * (x - mu));
+                        (dbeta, dxhat * invstd[c])
+                    },
+                )
             })
             .unzip();
         // dx = gamma * invstd / m * (m * dz - dbeta - xhat * dgamma)
@@ -296,36 +309,56 @@ impl CustomOp3 for Backward {
         let (dx, rest) = out.split_at_mut(total);
         let (dz_out, rest) = rest.split_at_mut(dz_len);
         let plane = d.plane.max(1);
-        // One pass writes dx and, for the residual, dz too.
-        let fill = |p: usize, dx: &mut [f32], dz_out: Option<&mut [f32]>| {
-            let (k, kb, kg, mu) = coef[p % d.channels];
-            let start = p * d.plane;
-            let grad = |i: usize| dz(y[start + i], dy[start + i]);
-            let dx_at = |i: usize, g: f32| k * g - kb - (x[start + i] - mu) * kg;
-            match dz_out {
-                Some(dz_out) => {
-                    for (j, (dx, v)) in dx.iter_mut().zip(dz_out).enumerate() {
-                        let g = grad(j);
-                        *v = g;
-                        *dx = dx_at(j, g);
-                    }
-                }
-                None => {
-                    for (j, dx) in dx.iter_mut().enumerate() {
-                        *dx = dx_at(j, grad(j));
-                    }
-                }
-            }
-        };
+        let image = plane * d.channels.max(1);
+        // One pass writes dx and, for the residual, dz too; in parallel over images
+        // (a plane can be 2 x 2), each image's planes under vector dispatch.
+        let x_dy = x
+            .par_chunks(image)
+            .zip(y.par_chunks(image).zip(dy.par_chunks(image)));
         if self.emit_dz {
-            dx.par_chunks_mut(plane)
-                .zip(dz_out.par_chunks_mut(plane))
-                .enumerate()
-                .for_each(|(p, (dx, dz))| fill(p, dx, Some(dz)));
+            dx.par_chunks_mut(image)
+                .zip(dz_out.par_chunks_mut(image))
+                .zip(x_dy)
+                .for_each(|((dx, dz_out), (x, (y, dy)))| {
+                    vectorized(
+                        #[inline(always)]
+                        || {
+                            let planes = dx.chunks_mut(plane).zip(dz_out.chunks_mut(plane));
+                            let inputs = x.chunks(plane).zip(y.chunks(plane).zip(dy.chunks(plane)));
+                            for (&(k, kb, kg, mu), ((dx, dz_out), (x, (y, dy)))) in
+                                coef.iter().zip(planes.zip(inputs))
+                            {
+                                for (((dx, v), &x), (&y, &dy)) in
+                                    dx.iter_mut().zip(dz_out).zip(x).zip(y.iter().zip(dy))
+                                {
+                                    let g = dz(y, dy);
+                                    *v = g;
+                                    *dx = k * g - kb - (x - mu) * kg;
+                                }
+                            }
+                        },
+                    )
+                });
         } else {
-            dx.par_chunks_mut(plane)
-                .enumerate()
-                .for_each(|(p, dx)| fill(p, dx, None));
+            dx.par_chunks_mut(image)
+                .zip(x_dy)
+                .for_each(|(dx, (x, (y, dy)))| {
+                    vectorized(
+                        #[inline(always)]
+                        || {
+                            let inputs = x.chunks(plane).zip(y.chunks(plane).zip(dy.chunks(plane)));
+                            for (&(k, kb, kg, mu), (dx, (x, (y, dy)))) in
+                                coef.iter().zip(dx.chunks_mut(plane).zip(inputs))
+                            {
+                                for ((dx, &x), (&y, &dy)) in
+                                    dx.iter_mut().zip(x).zip(y.iter().zip(dy))
+                                {
+                                    *dx = k * dz(y, dy) - kb - (x - mu) * kg;
+                                }
+                            }
+                        },
+                    )
+                });
         }
         for c in 0..d.channels {
             rest[c] = dgamma[c] as f32;
@@ -348,25 +381,46 @@ fn affine_channels(
 ) -> Vec<f32> {
     let mut y = vec![0f32; x.len()];
     let plane = d.plane.max(1);
-    y.par_chunks_mut(plane)
-        .zip(x.par_chunks(plane))
-        .enumerate()
-        .for_each(|(i, (y, x))| {
-            let (a, b) = (scale[i % d.channels], shift[i % d.channels]);
-            let finish = |v: f32| if relu { v.max(0.0) } else { v };
-            match residual.and_then(|r| r.get(i * plane..(i + 1) * plane)) {
-                Some(r) => {
-                    for ((y, &x), &r) in y.iter_mut().zip(x).zip(r) {
-                        *y = finish(x * a + b + r);
-                    }
-                }
-                None => {
-                    for (y, &x) in y.iter_mut().zip(x) {
-                        *y = finish(x * a + b);
-                    }
-                }
-            }
-        });
+    let image = plane * d.channels.max(1);
+    let finish = |v: f32| if relu { v.max(0.0) } else { v };
+    // In parallel over images (a plane can be 2 x 2), each image's planes under vector
+    // dispatch.
+    match residual {
+        Some(r) => y
+            .par_chunks_mut(image)
+            .zip(x.par_chunks(image).zip(r.par_chunks(image)))
+            .for_each(|(y, (x, r))| {
+                vectorized(
+                    #[inline(always)]
+                    || {
+                        let planes = y
+                            .chunks_mut(plane)
+                            .zip(x.chunks(plane).zip(r.chunks(plane)));
+                        for ((&a, &b), (y, (x, r))) in scale.iter().zip(shift).zip(planes) {
+                            for ((y, &x), &r) in y.iter_mut().zip(x).zip(r) {
+                                *y = finish(x * a + b + r);
+                            }
+                        }
+                    },
+                )
+            }),
+        None => y
+            .par_chunks_mut(image)
+            .zip(x.par_chunks(image))
+            .for_each(|(y, x)| {
+                vectorized(
+                    #[inline(always)]
+                    || {
+                        let planes = y.chunks_mut(plane).zip(x.chunks(plane));
+                        for ((&a, &b), (y, x)) in scale.iter().zip(shift).zip(planes) {
+                            for (y, &x) in y.iter_mut().zip(x) {
+                                *y = finish(x * a + b);
+                            }
+                        }
+                    },
+                )
+            }),
+    }
     y
 }
 
@@ -429,7 +483,7 @@ impl CustomOp1 for Eval {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let _timer = crate::profile::scope(self.name());
+        let _timer = crate::profile::scope_of(self.name(), &[layout.dims()]);
         let d = self.dims(layout)?;
         let x = f32_slice(storage, layout, "batch_norm", "input")?;
         let y = affine_channels(x, d, &self.scale, &self.shift, self.relu, None);
@@ -462,7 +516,7 @@ impl CustomOp2 for EvalAddRelu {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let _timer = crate::profile::scope(self.name());
+        let _timer = crate::profile::scope_of(self.name(), &[l1.dims(), l2.dims()]);
         let d = self.0.dims(l1)?;
         let x = f32_slice(s1, l1, "batch_norm", "input")?;
         let r = residual_slice(s2, l2, l1)?;

@@ -320,7 +320,7 @@ impl CustomOp2 for Forward {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let _timer = crate::profile::scope(self.name());
+        let _timer = crate::profile::scope_of(self.name(), &[l1.dims(), l2.dims()]);
         let g = Geometry::new(l1.shape(), l2.shape(), self.stride, self.padding)?;
         let x = f32_slice(s1, l1, "conv2d", "input")?;
         let weight = f32_slice(s2, l2, "conv2d", "weight")?;
@@ -407,7 +407,7 @@ impl CustomOp2 for InputGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let _timer = crate::profile::scope(self.name());
+        let _timer = crate::profile::scope_of(self.name(), &[l1.dims(), l2.dims()]);
         let (batch, _, _, _) = l1.shape().dims4()?;
         let (_, c_in, _, _) = l2.shape().dims4()?;
         let x_shape = Shape::from((batch, c_in, self.h, self.w));
@@ -470,7 +470,7 @@ impl CustomOp2 for WeightGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let _timer = crate::profile::scope(self.name());
+        let _timer = crate::profile::scope_of(self.name(), &[l1.dims(), l2.dims()]);
         let (_, c_in, _, _) = l1.shape().dims4()?;
         let (_, c_out, _, _) = l2.shape().dims4()?;
         let w_shape = Shape::from((c_out, c_in, self.kh, self.kw));

@@ -28,6 +28,7 @@ mod linear;
 mod max_pool;
 pub mod profile;
 pub mod sgd;
+mod simd;
 pub(crate) mod storage;
 pub mod threads;
 pub mod topographic_loss;

@@ -84,7 +84,7 @@ impl CustomOp2 for Product {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let _timer = crate::profile::scope(self.name());
+        let _timer = crate::profile::scope_of(self.name(), &[l1.dims(), l2.dims()]);
         let a = f32_slice(s1, l1, "linear", "first operand")?;
         let b = f32_slice(s2, l2, "linear", "second operand")?;
         let (out, dims) = self.run(

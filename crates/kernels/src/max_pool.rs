@@ -172,7 +172,7 @@ impl MaxPoolForward {
             .for_each_init(
                 || vec![T::LOWEST; ow],
                 |cells, ((o, idx), plane)| {
-                    crate::winograd::vectorized(
+                    crate::simd::vectorized(
                         #[inline(always)]
                         || self.pool.pool_plane(plane, (h, w), o, idx, cells),
                     )
@@ -189,7 +189,7 @@ impl CustomOp1 for MaxPoolForward {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let _timer = crate::profile::scope(self.name());
+        let _timer = crate::profile::scope_of(self.name(), &[layout.dims()]);
         match storage {
             CpuStorage::F32(d) => self.run(d, layout).map(|(v, s)| (CpuStorage::F32(v), s)),
             CpuStorage::F64(d) => self.run(d, layout).map(|(v, s)| (CpuStorage::F64(v), s)),
@@ -274,7 +274,7 @@ impl CustomOp2 for MaxPoolBackward {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let _timer = crate::profile::scope(self.name());
+        let _timer = crate::profile::scope_of(self.name(), &[l1.dims(), l2.dims()]);
         let shape = l1.shape().clone();
         match (s1, s2) {
             (CpuStorage::F32(d), CpuStorage::F32(g)) => {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
-static TOTALS: Mutex<BTreeMap<&'static str, Total>> = Mutex::new(BTreeMap::new());
+static TOTALS: Mutex<BTreeMap<(&'static str, String), Total>> = Mutex::new(BTreeMap::new());
 
 /// One name's time and calls.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -28,15 +28,33 @@ pub fn enable() {
 /// variable: `let _timer = scope(..)`).
 #[must_use = "the scope ends when this is dropped"]
 pub fn scope(name: &'static str) -> Scope {
+    scope_of(name, &[])
+}
+
+/// [`scope`] under `name` and the shapes of its operands (formatted only when enabled),
+/// so that a report tells a model's layers apart.
+#[must_use = "the scope ends when this is dropped"]
+pub fn scope_of(name: &'static str, shapes: &[&[usize]]) -> Scope {
+    let on = ENABLED.load(Ordering::Relaxed);
     Scope {
         name,
-        start: ENABLED.load(Ordering::Relaxed).then(Instant::now),
+        shapes: if on {
+            shapes
+                .iter()
+                .map(|s| format!("{s:?}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        } else {
+            String::new()
+        },
+        start: on.then(Instant::now),
     }
 }
 
 /// A running timer; see [`scope`].
 pub struct Scope {
     name: &'static str,
+    shapes: String,
     start: Option<Instant>,
 }
 
@@ -47,15 +65,17 @@ impl Drop for Scope {
             // A poisoned lock only means another thread panicked mid-update of a sum:
             // the totals are still usable for a profile.
             let mut totals = TOTALS.lock().unwrap_or_else(|e| e.into_inner());
-            let total = totals.entry(self.name).or_default();
+            let key = (self.name, std::mem::take(&mut self.shapes));
+            let total = totals.entry(key).or_default();
             total.time += elapsed;
             total.calls += 1;
         }
     }
 }
 
-/// The totals so far, and clears them (to drop the warm-up steps).
-pub fn take() -> BTreeMap<&'static str, Total> {
+/// The totals so far per name and operand shapes, and clears them (to drop the warm-up
+/// steps).
+pub fn take() -> BTreeMap<(&'static str, String), Total> {
     std::mem::take(&mut *TOTALS.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
@@ -74,9 +94,17 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         let totals = take();
-        assert!(!totals.contains_key("test-profile-off"));
-        let on = totals["test-profile-on"];
+        assert!(!totals.keys().any(|(name, _)| *name == "test-profile-off"));
+        let on = totals[&("test-profile-on", String::new())];
         assert_eq!(on.calls, 3);
         assert!(on.time >= Duration::from_millis(3));
+        {
+            let _shaped = scope_of("test-profile-shaped", &[&[2, 3], &[4]]);
+        }
+        let totals = take();
+        assert_eq!(
+            totals[&("test-profile-shaped", "[2, 3] [4]".to_string())].calls,
+            1
+        );
     }
 }

@@ -148,7 +148,7 @@ impl CustomOp1 for Loss {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let _timer = crate::profile::scope(self.name());
+        let _timer = crate::profile::scope_of(self.name(), &[layout.dims()]);
         let (b, c, l) = dims(layout.shape())?;
         let target = &self.target;
         if c != target.channels {
@@ -203,7 +203,7 @@ impl CustomOp2 for Grad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let _timer = crate::profile::scope(self.name());
+        let _timer = crate::profile::scope_of(self.name(), &[l1.dims(), l2.dims()]);
         let (b, c, l) = dims(l1.shape())?;
         let y = f32_slice(s1, l1, "topographic loss", "tap")?;
         let g = f32_slice(s2, l2, "topographic loss", "loss gradient")?;

@@ -129,7 +129,7 @@ impl CustomOp1 for Loss {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let _timer = crate::profile::scope(self.name());
+        let _timer = crate::profile::scope_of(self.name(), &[layout.dims()]);
         let (c, e) = dims(layout.shape(), &self.0)?;
         let x = f32_slice(storage, layout, "TopoLoss", "weight")?;
         let y = self.0.blur(x, e, false);
@@ -158,7 +158,7 @@ impl CustomOp2 for Grad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let _timer = crate::profile::scope(self.name());
+        let _timer = crate::profile::scope_of(self.name(), &[l1.dims(), l2.dims()]);
         let (c, e) = dims(l1.shape(), &self.0)?;
         let x = f32_slice(s1, l1, "TopoLoss", "weight")?;
         let &[g] = f32_slice(s2, l2, "TopoLoss", "loss gradient")? else {

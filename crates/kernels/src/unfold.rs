@@ -147,7 +147,7 @@ impl CustomOp1 for Unfold {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let _timer = crate::profile::scope(self.name());
+        let _timer = crate::profile::scope_of(self.name(), &[layout.dims()]);
         if layout.shape().elem_count() != self.0.input_len() {
             bail!(
                 "unfold: input of shape {:?} for {:?}",
@@ -186,7 +186,7 @@ impl CustomOp1 for Fold {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let _timer = crate::profile::scope(self.name());
+        let _timer = crate::profile::scope_of(self.name(), &[layout.dims()]);
         let (rows, width) = self.0.cols();
         if layout.shape().dims() != [rows, width] {
             bail!(
@@ -263,7 +263,7 @@ impl CustomOp2 for Conv {
         w: &CpuStorage,
         w_layout: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let _timer = crate::profile::scope(self.name());
+        let _timer = crate::profile::scope_of(self.name(), &[x_layout.dims(), w_layout.dims()]);
         let (columns, _) = Unfold(self.0).cpu_fwd(x, x_layout)?;
         self.product(w, w_layout, &columns, &candle_core::cpu_backend::CpuDevice)
     }

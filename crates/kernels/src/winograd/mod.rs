@@ -34,7 +34,6 @@ use rayon::prelude::*;
 use crate::gemm::{Mat, Store, sgemm};
 use crate::storage::f32_slice;
 use transform::Planes;
-pub(crate) use transform::vectorized;
 
 /// Positions of a transformed tile.
 const XI: usize = 16;
@@ -242,7 +241,7 @@ impl CustomOp2 for Forward {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let _timer = crate::profile::scope(self.name());
+        let _timer = crate::profile::scope_of(self.name(), &[l1.dims(), l2.dims()]);
         let g = Tiling::new(l1.shape(), l2.shape())?;
         let x = f32_slice(s1, l1, "winograd conv", "input")?;
         let weight = f32_slice(s2, l2, "winograd conv", "weight")?;
@@ -343,7 +342,7 @@ impl CustomOp2 for InputGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let _timer = crate::profile::scope(self.name());
+        let _timer = crate::profile::scope_of(self.name(), &[l1.dims(), l2.dims()]);
         let (batch, c_out, h, w) = l1.shape().dims4()?;
         let (_, c_in, _, _) = l2.shape().dims4()?;
         let x_shape = Shape::from((batch, c_in, h, w));
@@ -427,7 +426,7 @@ impl CustomOp2 for WeightGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let _timer = crate::profile::scope(self.name());
+        let _timer = crate::profile::scope_of(self.name(), &[l1.dims(), l2.dims()]);
         let (_, c_in, _, _) = l1.shape().dims4()?;
         let (_, c_out, _, _) = l2.shape().dims4()?;
         let w_shape = Shape::from((c_out, c_in, 3, 3));

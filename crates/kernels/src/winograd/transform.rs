@@ -14,6 +14,8 @@
 
 use std::ops::{Add, Mul, Neg, Sub};
 
+use crate::simd::vectorized;
+
 /// Values side by side that the transforms treat alike: one image (`f32`) or eight
 /// ([`X8`]).
 pub(super) trait Lane:
@@ -115,22 +117,6 @@ impl Lane for X8 {
             *d += v;
         }
     }
-}
-
-/// Runs `f` compiled for the widest vector instructions this CPU has (AVX-512, or AVX2
-/// with FMA, else the portable baseline), by pulp's safe runtime dispatch. Only what is
-/// inlined into `f` is compiled so: hence `#[inline(always)]` on everything it calls.
-#[inline(always)]
-pub(crate) fn vectorized(f: impl FnOnce()) {
-    struct Op<F>(F);
-    impl<F: FnOnce()> pulp::WithSimd for Op<F> {
-        type Output = ();
-        #[inline(always)]
-        fn with_simd<S: pulp::Simd>(self, _: S) {
-            (self.0)()
-        }
-    }
-    pulp::Arch::new().dispatch(Op(f));
 }
 
 /// `B^T = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]]` on a 4-vector.
