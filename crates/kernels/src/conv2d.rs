@@ -13,6 +13,7 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
+use crate::scratch::Scratch;
 use crate::storage::f32_slice;
 
 use crate::gemm::{Mat, Store, sgemm};
@@ -326,8 +327,8 @@ impl CustomOp2 for Forward {
         let weight = f32_slice(s2, l2, "conv2d", "weight")?;
         let mut y = vec![0f32; g.batch * g.out_plane()];
         let (k, l, chunk) = (g.k(), g.l(), g.chunk());
-        let mut cols = vec![0f32; k * chunk * l];
-        let mut ys = vec![0f32; g.c_out * chunk * l];
+        let mut cols = Scratch::take(k * chunk * l);
+        let mut ys = Scratch::take(g.c_out * chunk * l);
         for first in (0..g.batch).step_by(chunk) {
             let nb = chunk.min(g.batch - first);
             let width = nb * l;
@@ -423,8 +424,8 @@ impl CustomOp2 for InputGrad {
         let weight = f32_slice(s2, l2, "conv2d", "weight")?;
         let (k, l, chunk) = (g.k(), g.l(), g.chunk());
         let mut dx = vec![0f32; g.batch * g.in_plane()];
-        let mut dys = vec![0f32; g.c_out * chunk * l];
-        let mut dcols = vec![0f32; k * chunk * l];
+        let mut dys = Scratch::take(g.c_out * chunk * l);
+        let mut dcols = Scratch::take(k * chunk * l);
         for first in (0..g.batch).step_by(chunk) {
             let nb = chunk.min(g.batch - first);
             let width = nb * l;
@@ -489,8 +490,8 @@ impl CustomOp2 for WeightGrad {
         // order, then transposed: gemm runs this orientation 1.3-3x faster than
         // dW = dy cols^T (a wide transposed operand with a long reduction).
         let mut dwt = vec![0f32; k * c_out];
-        let mut cols = vec![0f32; k * chunk * l];
-        let mut dys = vec![0f32; c_out * chunk * l];
+        let mut cols = Scratch::take(k * chunk * l);
+        let mut dys = Scratch::take(c_out * chunk * l);
         for first in (0..g.batch).step_by(chunk) {
             let nb = chunk.min(g.batch - first);
             let width = nb * l;

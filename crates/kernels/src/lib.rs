@@ -27,6 +27,7 @@ pub(crate) mod lanes;
 mod linear;
 mod max_pool;
 pub mod profile;
+mod scratch;
 pub mod sgd;
 mod simd;
 pub(crate) mod storage;

@@ -24,7 +24,6 @@
 //! depend on scheduling.
 
 mod transform;
-mod workspace;
 
 use std::sync::{Arc, OnceLock};
 
@@ -34,6 +33,8 @@ use rayon::prelude::*;
 use crate::gemm::{Mat, Store, sgemm};
 use crate::storage::f32_slice;
 use transform::Planes;
+
+use crate::scratch::Scratch;
 
 /// Positions of a transformed tile.
 const XI: usize = 16;
@@ -141,7 +142,7 @@ impl Tiling {
             .par_chunks_mut((XI * t).max(1))
             .enumerate()
             .for_each_init(
-                || vec![0f32; p.padded_len()],
+                || Scratch::take(p.padded_len()),
                 |staged, (c, block)| {
                     p.stage_input(|i| self.plane_of(x, self.c_in, first + i, c), staged);
                     p.input(staged, block, t);
@@ -157,7 +158,7 @@ impl Tiling {
             .par_chunks_mut((XI * t).max(1))
             .enumerate()
             .for_each_init(
-                || vec![0f32; p.tiled_len()],
+                || Scratch::take(p.tiled_len()),
                 |staged, (c, block)| {
                     p.stage_output(|i| self.plane_of(dy, self.c_out, first + i, c), staged);
                     p.output_adjoint(staged, block, t);
@@ -249,9 +250,9 @@ impl CustomOp2 for Forward {
             .weights
             .get_or_init(|| Arc::new(transform_weights(weight, g.c_out, g.c_in)));
         let most = g.chunk() * g.tiles();
-        let mut v = workspace::take(XI * g.c_in * most);
-        let mut m = workspace::take(XI * g.c_out * most);
-        let mut staged = workspace::take(g.c_out * g.planes(g.chunk()).tiled_len());
+        let mut v = Scratch::take(XI * g.c_in * most);
+        let mut m = Scratch::take(XI * g.c_out * most);
+        let mut staged = Scratch::take(g.c_out * g.planes(g.chunk()).tiled_len());
         let mut y = vec![0f32; g.batch * g.c_out * g.plane()];
         for (first, nb) in g.chunks() {
             let t = nb * g.tiles();
@@ -293,9 +294,6 @@ impl CustomOp2 for Forward {
                     p.unstage_output(&staged[c * tl..], i, plane);
                 });
         }
-        workspace::give(staged);
-        workspace::give(v);
-        workspace::give(m);
         Ok((
             CpuStorage::F32(y),
             Shape::from((g.batch, g.c_out, g.h, g.w)),
@@ -360,9 +358,9 @@ impl CustomOp2 for InputGrad {
             None => Arc::new(transform_weights(weight, g.c_out, g.c_in)),
         };
         let most = g.chunk() * g.tiles();
-        let mut dm = workspace::take(XI * g.c_out * most);
-        let mut dv = workspace::take(XI * g.c_in * most);
-        let mut padded = workspace::take(g.c_in * g.planes(g.chunk()).padded_len());
+        let mut dm = Scratch::take(XI * g.c_out * most);
+        let mut dv = Scratch::take(XI * g.c_in * most);
+        let mut padded = Scratch::take(g.c_in * g.planes(g.chunk()).padded_len());
         let mut dx = vec![0f32; g.batch * g.c_in * g.plane()];
         for (first, nb) in g.chunks() {
             let t = nb * g.tiles();
@@ -403,9 +401,6 @@ impl CustomOp2 for InputGrad {
                     p.unstage_input(&padded[c * pl..], i, plane);
                 });
         }
-        workspace::give(padded);
-        workspace::give(dm);
-        workspace::give(dv);
         Ok((CpuStorage::F32(dx), x_shape))
     }
 }
@@ -441,8 +436,8 @@ impl CustomOp2 for WeightGrad {
         let x = f32_slice(s1, l1, "winograd conv", "input")?;
         let dy = f32_slice(s2, l2, "winograd conv", "output gradient")?;
         let most = g.chunk() * g.tiles();
-        let mut v = workspace::take(XI * g.c_in * most);
-        let mut dm = workspace::take(XI * g.c_out * most);
+        let mut v = Scratch::take(XI * g.c_in * most);
+        let mut dm = Scratch::take(XI * g.c_out * most);
         // [xi][c_in][c_out]: gemm runs this orientation (long sums, the narrow operand
         // transposed) faster than dU = dM V^T, as for im2col's weight gradient.
         let mut dut = vec![0f32; XI * g.c_in * g.c_out];
@@ -473,8 +468,6 @@ impl CustomOp2 for WeightGrad {
                 store,
             )?;
         }
-        workspace::give(v);
-        workspace::give(dm);
         let n = g.c_in * g.c_out;
         let mut dw = vec![0f32; n * 9];
         dw.par_chunks_mut(9 * g.c_in)

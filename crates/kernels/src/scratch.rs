@@ -1,0 +1,101 @@
+//! Reused scratch buffers, one small pool per thread.
+//!
+//! The convolutions' unfolded inputs, their products and the Winograd tiles are
+//! overwritten in full before they are read, yet a fresh `vec![0.0; n]` zero-fills them
+//! on every call (the recycling allocator returns the memory, not zeros): a tenth of a
+//! narrow model's step went to such memsets. Buffers come back here instead, so the
+//! zero-fill happens once per thread, when a pool first grows.
+
+use std::cell::RefCell;
+use std::ops::{Deref, DerefMut};
+
+/// Buffers kept per thread at most.
+const KEPT: usize = 6;
+/// Larger buffers (a single huge image) are freed rather than kept.
+const MAX_KEPT_LEN: usize = 4 << 20;
+
+thread_local! {
+    static POOL: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `len` values whose contents are left from earlier use: the holder writes every value
+/// it later reads. Back to this thread's pool when dropped.
+pub(crate) struct Scratch {
+    buffer: Vec<f32>,
+    len: usize,
+}
+
+impl Scratch {
+    pub(crate) fn take(len: usize) -> Scratch {
+        // The largest kept buffer that fits, else the largest to grow: a pool serves
+        // one op's few buffers of similar sizes.
+        let mut buffer = POOL
+            .with(|pool| {
+                let mut pool = pool.borrow_mut();
+                let pick = pool
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, b)| b.len() >= len)
+                    .min_by_key(|(_, b)| b.len())
+                    .or_else(|| pool.iter().enumerate().max_by_key(|(_, b)| b.len()))
+                    .map(|(i, _)| i);
+                pick.map(|i| pool.swap_remove(i))
+            })
+            .unwrap_or_default();
+        if buffer.len() < len {
+            buffer.resize(len, 0.0);
+        }
+        Scratch { buffer, len }
+    }
+}
+
+impl Deref for Scratch {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &self.buffer[..self.len]
+    }
+}
+
+impl DerefMut for Scratch {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        &mut self.buffer[..self.len]
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let buffer = std::mem::take(&mut self.buffer);
+        if buffer.len() > MAX_KEPT_LEN {
+            return;
+        }
+        match POOL.try_with(|pool| {
+            let mut pool = pool.borrow_mut();
+            if pool.len() < KEPT {
+                pool.push(buffer);
+            }
+        }) {
+            Ok(()) => {}
+            // A thread being torn down has no pool left: the buffer went with the
+            // closure, freed, which is all there is to do.
+            Err(_torn_down) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_buffer_comes_back_with_its_contents_and_the_asked_length() {
+        {
+            let mut a = Scratch::take(10);
+            a.fill(3.0);
+        }
+        let b = Scratch::take(8);
+        assert_eq!(b.len(), 8);
+        assert_eq!(&b[..], &[3.0; 8]);
+        let c = Scratch::take(12);
+        assert_eq!(c.len(), 12);
+    }
+}
