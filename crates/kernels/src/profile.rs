@@ -1,8 +1,9 @@
 //! Wall time per operation, for the bench's op-by-op profile (`train_step --profile`).
 //!
 //! Off unless [`enable`]d: a scope then costs one relaxed atomic load. On, every scope
-//! adds its wall time and a call to its name's total. Ops nest (a conv's backward runs
-//! two ops); each is timed on its own, so a report names the innermost ops that matter.
+//! adds its wall time and a call to the total of its name and operand shapes. Each op's
+//! CPU forward is one scope (a backward is ops of its own, timed as such); only the
+//! unfold conv runs another op inside, whose time then counts under both.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
