@@ -5,6 +5,7 @@ mod analyses;
 mod browser;
 mod common;
 mod config;
+mod conv_dense;
 mod cuda_source;
 mod data;
 mod device;

@@ -17,26 +17,31 @@ use crate::scratch::Scratch;
 use crate::storage::f32_slice;
 
 use crate::gemm::{Mat, Store, sgemm};
-use crate::winograd;
+use crate::{conv_dense, winograd};
 
-/// Shapes of one convolution.
+/// Shapes of one convolution (also the dense algorithm's, `conv_dense.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Geometry {
-    batch: usize,
-    c_in: usize,
-    h: usize,
-    w: usize,
-    c_out: usize,
-    kh: usize,
-    kw: usize,
-    stride: usize,
-    padding: usize,
-    oh: usize,
-    ow: usize,
+pub(crate) struct Geometry {
+    pub batch: usize,
+    pub c_in: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c_out: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: usize,
+    pub padding: usize,
+    pub oh: usize,
+    pub ow: usize,
 }
 
 impl Geometry {
-    fn new(x: &Shape, weight: &Shape, stride: usize, padding: usize) -> Result<Geometry> {
+    pub(crate) fn new(
+        x: &Shape,
+        weight: &Shape,
+        stride: usize,
+        padding: usize,
+    ) -> Result<Geometry> {
         let (batch, c_in, h, w) = x.dims4()?;
         let (c_out, wc_in, kh, kw) = weight.dims4()?;
         if wc_in != c_in {
@@ -68,15 +73,15 @@ impl Geometry {
         self.c_in * self.kh * self.kw
     }
 
-    fn l(&self) -> usize {
+    pub(crate) fn l(&self) -> usize {
         self.oh * self.ow
     }
 
-    fn in_plane(&self) -> usize {
+    pub(crate) fn in_plane(&self) -> usize {
         self.c_in * self.h * self.w
     }
 
-    fn out_plane(&self) -> usize {
+    pub(crate) fn out_plane(&self) -> usize {
         self.c_out * self.l()
     }
 
@@ -521,7 +526,7 @@ impl CustomOp2 for WeightGrad {
 /// The `cols x rows` transpose of a row-major `rows x cols` matrix, in 32 x 32 tiles (a
 /// plain loop strides through memory on every read: 10% of a step for the deep layers'
 /// 4608 x 512 weight gradients), in parallel over tile rows of the result.
-fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+pub(crate) fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     const TILE: usize = 32;
     let mut out = vec![0f32; rows * cols];
     out.par_chunks_mut((TILE * rows).max(1))
@@ -548,13 +553,17 @@ pub enum ConvAlgorithm {
     Im2col,
     /// Winograd's F(2x2, 3x3): 3x3 kernels at stride 1 with padding 1 only.
     Winograd,
+    /// One dense layer over each image's whole plane: planes with fewer pixels than
+    /// the kernel has taps (`conv_dense.rs`).
+    Dense,
 }
 
 impl ConvAlgorithm {
-    /// The faster of the two for a conv of `weight` on input `x` at `stride` and
-    /// `padding`.
+    /// The fastest for a conv of `weight` on input `x` at `stride` and `padding`.
     pub fn for_conv(x: &Shape, weight: &Shape, stride: usize, padding: usize) -> ConvAlgorithm {
-        if winograd::wins(x, weight, stride, padding) {
+        if conv_dense::wins(x, weight, stride, padding) {
+            ConvAlgorithm::Dense
+        } else if winograd::wins(x, weight, stride, padding) {
             ConvAlgorithm::Winograd
         } else {
             ConvAlgorithm::Im2col
@@ -584,6 +593,7 @@ pub fn conv2d_with(
         ConvAlgorithm::Winograd if winograd::fits(weight.shape(), stride, padding) => {
             winograd::conv2d(x, weight)
         }
+        ConvAlgorithm::Dense => conv_dense::conv2d(x, weight, stride, padding),
         ConvAlgorithm::Winograd => bail!(
             "conv2d: Winograd F(2x2, 3x3) needs a 3x3 kernel at stride 1 with padding 1, got {:?} at stride {stride}, padding {padding}",
             weight.dims()

@@ -20,6 +20,7 @@ mod avg_pool;
 mod batch_norm;
 mod choice;
 mod conv2d;
+mod conv_dense;
 #[cfg(feature = "cuda")]
 mod cuda;
 pub(crate) mod gemm;

@@ -1,0 +1,284 @@
+//! A convolution on a plane smaller than its kernel (ResNet's last stage on 28-32 px
+//! images: 3x3 kernels on 2x2 maps; VGG's on 1x1 ones) as one dense layer.
+//!
+//! On such a plane every output sees most of the input, and im2col multiplies by every
+//! tap of every output, padding included (5 of 9 taps on a 2x2 map). The convolution is
+//! a linear map of each image's `C_in x H x W` values to its `C_out x OH x OW` ones:
+//! `y = x Wd^T`, with `Wd[(co, p), (ci, j)] = W[co, ci, tap]` for the tap joining output
+//! `p` to input pixel `j` (zero where none does). Per channel pair that is `HW` products
+//! per output instead of `kh kw` (16 instead of 36 on a 2x2 map), as one gemm whose sides
+//! are the batch and the channels times the plane, where im2col's are 4 wide. The
+//! backward is two more gemms, `dx = dy Wd` and `dWd = dy^T x`, and `dW` sums `dWd` back
+//! onto the taps in a fixed order.
+
+use std::sync::{Arc, OnceLock};
+
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, bail};
+use rayon::prelude::*;
+
+use crate::conv2d::{Geometry, transpose};
+use crate::gemm::{Mat, Store, sgemm};
+use crate::scratch::Scratch;
+use crate::storage::f32_slice;
+
+/// Largest `Wd` (values) the dense algorithm builds. Building it is a pass over `Wd`
+/// per step that im2col does not make: at 512 channels on 2x2 maps (4M values, batch 32)
+/// that pass and its transpose cost more than the products saved (ResNet-18's three
+/// such convs: 56 ms a step against im2col's 45), at 64 channels (65k values) it is
+/// small beside them (3.6 to 1.0 ms).
+const MAX_DENSE: usize = 1 << 20;
+
+/// Whether the dense map wins over im2col: fewer input pixels than taps (fewer
+/// products), and a `Wd` small enough to build every step.
+pub(crate) fn wins(x: &Shape, weight: &Shape, stride: usize, padding: usize) -> bool {
+    match Geometry::new(x, weight, stride, padding) {
+        Ok(g) => g.h * g.w < g.kh * g.kw && g.out_plane() * g.in_plane() <= MAX_DENSE,
+        Err(_) => false,
+    }
+}
+
+impl Geometry {
+    /// The kernel tap (`ky kw + kx`) joining output `p` to input pixel `j`, if any, at
+    /// `p HW + j`: the same for every channel pair, so worked out once.
+    fn taps(&self) -> Vec<Option<usize>> {
+        let hw = self.h * self.w;
+        (0..self.l() * hw)
+            .map(|pj| {
+                let (p, j) = (pj / hw, pj % hw);
+                let (oy, ox) = (p / self.ow, p % self.ow);
+                let (iy, ix) = (j / self.w, j % self.w);
+                let ky = (iy + self.padding).checked_sub(oy * self.stride)?;
+                let kx = (ix + self.padding).checked_sub(ox * self.stride)?;
+                (ky < self.kh && kx < self.kw).then_some(ky * self.kw + kx)
+            })
+            .collect()
+    }
+
+    /// `Wd`, `(C_out OH OW) x (C_in H W)` row-major, from the weight.
+    fn dense_weight(&self, weight: &[f32]) -> Vec<f32> {
+        let (l, hw, kk) = (self.l(), self.h * self.w, self.kh * self.kw);
+        let taps = self.taps();
+        let mut wd = vec![0f32; self.out_plane() * self.in_plane()];
+        wd.par_chunks_mut(l * self.in_plane())
+            .zip(weight.par_chunks(self.c_in * kk))
+            .for_each(|(rows, kernels)| {
+                for (row, taps) in rows.chunks_mut(self.in_plane()).zip(taps.chunks(hw)) {
+                    for (pixels, kernel) in row.chunks_mut(hw).zip(kernels.chunks(kk)) {
+                        for (v, tap) in pixels.iter_mut().zip(taps) {
+                            if let Some(t) = tap {
+                                *v = kernel[*t];
+                            }
+                        }
+                    }
+                }
+            });
+        wd
+    }
+
+    /// `dW` from `dWd`: each entry added onto its tap, outputs then pixels in order.
+    fn fold_weight_grad(&self, dwd: &[f32]) -> Vec<f32> {
+        let (l, hw, kk) = (self.l(), self.h * self.w, self.kh * self.kw);
+        let taps = self.taps();
+        let mut dw = vec![0f32; self.c_out * self.c_in * kk];
+        dw.par_chunks_mut(self.c_in * kk)
+            .zip(dwd.par_chunks(l * self.in_plane()))
+            .for_each(|(kernels, rows)| {
+                for (row, taps) in rows.chunks(self.in_plane()).zip(taps.chunks(hw)) {
+                    for (pixels, kernel) in row.chunks(hw).zip(kernels.chunks_mut(kk)) {
+                        for (&v, tap) in pixels.iter().zip(taps) {
+                            if let Some(t) = tap {
+                                kernel[*t] += v;
+                            }
+                        }
+                    }
+                }
+            });
+        dw
+    }
+}
+
+/// `y = conv2d(x, weight)` as `x Wd^T`; keeps `Wd` for the input gradient.
+#[derive(Debug)]
+struct Forward {
+    stride: usize,
+    padding: usize,
+    dense: OnceLock<Arc<Vec<f32>>>,
+}
+
+impl CustomOp2 for Forward {
+    fn name(&self) -> &'static str {
+        "dense-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let _timer = crate::profile::scope_of(self.name(), &[l1.dims(), l2.dims()]);
+        let g = Geometry::new(l1.shape(), l2.shape(), self.stride, self.padding)?;
+        let x = f32_slice(s1, l1, "dense conv", "input")?;
+        let weight = f32_slice(s2, l2, "dense conv", "weight")?;
+        let wd = self.dense.get_or_init(|| Arc::new(g.dense_weight(weight)));
+        // `Wd^T` laid out as such: gemm ran this product 2.5x slower on the transposed
+        // view (64 channels on 2x2 maps at batch 64), more than the transpose costs.
+        let wdt = transpose(wd, g.out_plane(), g.in_plane());
+        let mut y = vec![0f32; g.batch * g.out_plane()];
+        sgemm(
+            &mut y,
+            Mat::dense(g.batch, g.out_plane()),
+            x,
+            Mat::dense(g.batch, g.in_plane()),
+            &wdt,
+            Mat::dense(g.in_plane(), g.out_plane()),
+            Store::Overwrite,
+            rayon::current_num_threads(),
+        )?;
+        Ok((
+            CpuStorage::F32(y),
+            Shape::from((g.batch, g.c_out, g.oh, g.ow)),
+        ))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let geometry = Geometry::new(x.shape(), weight.shape(), self.stride, self.padding)?;
+        // The network's input needs no gradient (see `conv2d`'s backward).
+        let dx = x
+            .track_op()
+            .then(|| {
+                grad.apply_op2_no_bwd(
+                    weight,
+                    &InputGrad {
+                        geometry,
+                        dense: self.dense.get().cloned(),
+                    },
+                )
+            })
+            .transpose()?;
+        let dw = x.apply_op2_no_bwd(&grad, &WeightGrad { geometry })?;
+        Ok((dx, Some(dw)))
+    }
+}
+
+/// `dx = dy Wd` from `(dy, weight)`.
+struct InputGrad {
+    geometry: Geometry,
+    /// The forward's `Wd`, when it kept it.
+    dense: Option<Arc<Vec<f32>>>,
+}
+
+impl CustomOp2 for InputGrad {
+    fn name(&self) -> &'static str {
+        "dense-conv2d-input-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let _timer = crate::profile::scope_of(self.name(), &[l1.dims(), l2.dims()]);
+        let g = self.geometry;
+        if l1.shape().dims() != [g.batch, g.c_out, g.oh, g.ow] {
+            bail!(
+                "dense conv backward: gradient shape {:?} does not match output {:?}",
+                l1.shape().dims(),
+                [g.batch, g.c_out, g.oh, g.ow]
+            )
+        }
+        let dy = f32_slice(s1, l1, "dense conv", "output gradient")?;
+        let weight = f32_slice(s2, l2, "dense conv", "weight")?;
+        let rebuilt;
+        let wd = match &self.dense {
+            Some(wd) => wd.as_slice(),
+            None => {
+                rebuilt = g.dense_weight(weight);
+                &rebuilt
+            }
+        };
+        let mut dx = vec![0f32; g.batch * g.in_plane()];
+        sgemm(
+            &mut dx,
+            Mat::dense(g.batch, g.in_plane()),
+            dy,
+            Mat::dense(g.batch, g.out_plane()),
+            wd,
+            Mat::dense(g.out_plane(), g.in_plane()),
+            Store::Overwrite,
+            rayon::current_num_threads(),
+        )?;
+        Ok((
+            CpuStorage::F32(dx),
+            Shape::from((g.batch, g.c_in, g.h, g.w)),
+        ))
+    }
+}
+
+/// `dW` from `(x, dy)`: `dWd = dy^T x`, folded onto the taps.
+struct WeightGrad {
+    geometry: Geometry,
+}
+
+impl CustomOp2 for WeightGrad {
+    fn name(&self) -> &'static str {
+        "dense-conv2d-weight-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let _timer = crate::profile::scope_of(self.name(), &[l1.dims(), l2.dims()]);
+        let g = self.geometry;
+        if l2.shape().dims() != [g.batch, g.c_out, g.oh, g.ow] {
+            bail!(
+                "dense conv backward: gradient shape {:?} does not match output {:?}",
+                l2.shape().dims(),
+                [g.batch, g.c_out, g.oh, g.ow]
+            )
+        }
+        let x = f32_slice(s1, l1, "dense conv", "input")?;
+        let dy = f32_slice(s2, l2, "dense conv", "output gradient")?;
+        let mut dwd = Scratch::take(g.out_plane() * g.in_plane());
+        sgemm(
+            &mut dwd,
+            Mat::dense(g.out_plane(), g.in_plane()),
+            dy,
+            Mat::dense(g.batch, g.out_plane()).t(),
+            x,
+            Mat::dense(g.batch, g.in_plane()),
+            Store::Overwrite,
+            rayon::current_num_threads(),
+        )?;
+        Ok((
+            CpuStorage::F32(g.fold_weight_grad(&dwd)),
+            Shape::from((g.c_out, g.c_in, g.kh, g.kw)),
+        ))
+    }
+}
+
+/// `conv2d(x, weight)` as a dense layer, f32 on the CPU.
+pub(crate) fn conv2d(x: &Tensor, weight: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
+    x.contiguous()?.apply_op2(
+        &weight.contiguous()?,
+        Forward {
+            stride,
+            padding,
+            dense: OnceLock::new(),
+        },
+    )
+}
