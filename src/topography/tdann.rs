@@ -29,7 +29,7 @@
 //! of all its channels, as `trace.json` shows. A layer whose pair correlations are all
 //! equal (every channel dead) gets correlation 0 where TDANN's Pearson would divide 0 by 0.
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -106,6 +106,8 @@ pub struct Tdann {
     neighbourhoods: usize,
     /// The run's stream for neighbourhood draws; each step's draw is keyed by its index.
     seed: u64,
+    /// f32 taps on the CPU take the one-op kernel (`topo_kernels::tdann`).
+    kernel: bool,
 }
 
 impl Tdann {
@@ -159,7 +161,15 @@ impl Tdann {
             neighbourhood,
             neighbourhoods,
             seed,
+            kernel: true,
         })
+    }
+
+    /// The same loss in candle's tensor ops only, whatever the taps' type: the reference
+    /// the one-op kernel is tested against.
+    pub fn in_tensor_ops(mut self) -> Tdann {
+        self.kernel = false;
+        self
     }
 
     /// The channels of each neighbourhood of `layer` at `step`, each in channel order:
@@ -341,6 +351,22 @@ impl TopographicMethod for Tdann {
                         layer.channels
                     );
                 }
+                let hoods = self.neighbourhoods(i, inputs.step);
+                if self.kernel && tap.device().is_cpu() && tap.dtype() == DType::F32 {
+                    let hoods = hoods
+                        .into_iter()
+                        .map(|units| {
+                            let (target, target_norm) =
+                                centred_target(&layer.distances, layer.channels, &units);
+                            crate::kernels::tdann::Neighbourhood {
+                                units,
+                                target,
+                                target_norm,
+                            }
+                        })
+                        .collect();
+                    return crate::kernels::tdann::tdann_loss(tap, hoods);
+                }
                 // (C, B * H * W): each channel's responses over the batch's images and
                 // positions.
                 let flat = tap.flatten_from(2)?;
@@ -348,8 +374,7 @@ impl TopographicMethod for Tdann {
                     .transpose(0, 1)?
                     .contiguous()?
                     .reshape((layer.channels, ()))?;
-                let losses = self
-                    .neighbourhoods(i, inputs.step)
+                let losses = hoods
                     .iter()
                     .map(|units| {
                         let (target, norm) =

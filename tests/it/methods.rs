@@ -182,6 +182,80 @@ fn topoloss_one_op_kernel_matches_the_tensor_ops() {
     }
 }
 
+/// A one-layer method's loss on `tap` at `step`, and its gradient, in f64 whatever the
+/// tap's type.
+fn tap_value_and_grad(method: &dyn TopographicMethod, tap: &Var, step: u64) -> (f64, Vec<f64>) {
+    let taps = [tap.as_tensor().clone()];
+    let loss = &method
+        .layer_losses(&StepInputs { taps: &taps, step })
+        .unwrap()[0];
+    let g = loss
+        .backward()
+        .unwrap()
+        .get(tap.as_tensor())
+        .unwrap()
+        .clone();
+    let to64 = |t: &Tensor| {
+        t.to_dtype(DType::F64)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap()
+    };
+    (to64(&loss.reshape(1).unwrap())[0], to64(&g))
+}
+
+#[test]
+fn tdann_one_op_kernel_matches_the_tensor_ops() {
+    // The whole layer, overlapping nearest-channel neighbourhoods, a dead channel, and one
+    // position per image.
+    let cases: [(&[usize], Neighbourhood, usize, bool); 4] = [
+        (&[3, 9, 4, 5], Neighbourhood::Layer, 1, false),
+        (&[4, 16, 3, 3], Neighbourhood::Nearest(5), 3, false),
+        (&[5, 12, 2, 3], Neighbourhood::Layer, 1, true),
+        (&[16, 10, 1, 1], Neighbourhood::Nearest(6), 2, false),
+    ];
+    for (shape, hood, count, dead) in cases {
+        let c = shape[1];
+        let p = positions(topo::topography::Layout::Grid, 2, c).unwrap();
+        let make =
+            || Tdann::new(std::slice::from_ref(&p), Norm::Euclidean, hood, count, 3).unwrap();
+        let mut tap = Tensor::randn(0f32, 1.0, shape.to_vec(), &Device::Cpu).unwrap();
+        if dead {
+            let plane: usize = shape[2..].iter().product();
+            let mut v = tap.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            for n in 0..shape[0] {
+                v[(n * c + 4) * plane..(n * c + 5) * plane]
+                    .iter_mut()
+                    .for_each(|x| *x = 0.0);
+            }
+            tap = Tensor::from_vec(v, shape.to_vec(), &Device::Cpu).unwrap();
+        }
+        let t32 = Var::from_tensor(&tap).unwrap();
+        let t64 = Var::from_tensor(&tap.to_dtype(DType::F64).unwrap()).unwrap();
+        for step in [0, 1] {
+            let (value, grad) = tap_value_and_grad(&make(), &t32, step);
+            let (ref_value, ref_grad) = tap_value_and_grad(&make().in_tensor_ops(), &t32, step);
+            // The tensor ops in f64 on the same tap: what both approximate.
+            let (exact_value, exact_grad) = tap_value_and_grad(&make(), &t64, step);
+            let scale = exact_grad.iter().fold(1e-3, |m: f64, g| m.max(g.abs()));
+            assert!(
+                (value - exact_value).abs() < 1e-5,
+                "{shape:?} step {step}: kernel {value}, f64 {exact_value}, candle f32 {ref_value}"
+            );
+            let (ours, theirs) = (
+                max_abs_diff(&grad, &exact_grad),
+                max_abs_diff(&ref_grad, &exact_grad),
+            );
+            assert!(
+                ours < 1e-4 * scale,
+                "{shape:?} step {step}: kernel gradient off by {ours} (candle f32: {theirs}, scale {scale})"
+            );
+        }
+    }
+}
+
 /// Central differences of the method's own value, against its autograd gradient.
 fn check_finite_differences(method: &dyn TopographicMethod, taps: &[Tensor], x: &Var) {
     let (_, grad) = value_and_grad(method, taps, x);

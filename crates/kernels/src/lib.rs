@@ -32,6 +32,7 @@ mod scratch;
 pub mod sgd;
 mod simd;
 pub(crate) mod storage;
+pub mod tdann;
 pub mod threads;
 pub mod topographic_loss;
 pub mod topoloss;
