@@ -73,6 +73,18 @@ impl Geometry {
         self.c_in * self.kh * self.kw
     }
 
+    /// An error unless `shape` is this conv's output's: a backward's gradient.
+    pub(crate) fn check_output_grad(&self, shape: &Shape, op: &str) -> Result<()> {
+        let output = [self.batch, self.c_out, self.oh, self.ow];
+        if shape.dims() != output {
+            bail!(
+                "{op} backward: gradient shape {:?} does not match output {output:?}",
+                shape.dims()
+            )
+        }
+        Ok(())
+    }
+
     pub(crate) fn l(&self) -> usize {
         self.oh * self.ow
     }
@@ -418,13 +430,7 @@ impl CustomOp2 for InputGrad {
         let (_, c_in, _, _) = l2.shape().dims4()?;
         let x_shape = Shape::from((batch, c_in, self.h, self.w));
         let g = Geometry::new(&x_shape, l2.shape(), self.conv.stride, self.conv.padding)?;
-        if l1.shape().dims() != [batch, g.c_out, g.oh, g.ow] {
-            bail!(
-                "conv2d backward: gradient shape {:?} does not match output {:?}",
-                l1.shape().dims(),
-                [batch, g.c_out, g.oh, g.ow]
-            )
-        }
+        g.check_output_grad(l1.shape(), "conv2d")?;
         let dy = f32_slice(s1, l1, "conv2d", "output gradient")?;
         let weight = f32_slice(s2, l2, "conv2d", "weight")?;
         let (k, l, chunk) = (g.k(), g.l(), g.chunk());
@@ -481,13 +487,7 @@ impl CustomOp2 for WeightGrad {
         let (_, c_out, _, _) = l2.shape().dims4()?;
         let w_shape = Shape::from((c_out, c_in, self.kh, self.kw));
         let g = Geometry::new(l1.shape(), &w_shape, self.conv.stride, self.conv.padding)?;
-        if l2.shape().dims() != [g.batch, c_out, g.oh, g.ow] {
-            bail!(
-                "conv2d backward: gradient shape {:?} does not match output {:?}",
-                l2.shape().dims(),
-                [g.batch, c_out, g.oh, g.ow]
-            )
-        }
+        g.check_output_grad(l2.shape(), "conv2d")?;
         let x = f32_slice(s1, l1, "conv2d", "input")?;
         let dy = f32_slice(s2, l2, "conv2d", "output gradient")?;
         let (k, l, chunk) = (g.k(), g.l(), g.chunk());

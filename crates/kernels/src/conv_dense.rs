@@ -13,7 +13,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, bail};
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::conv2d::{Geometry, transpose};
@@ -190,13 +190,7 @@ impl CustomOp2 for InputGrad {
     ) -> Result<(CpuStorage, Shape)> {
         let _timer = crate::profile::scope_of(self.name(), &[l1.dims(), l2.dims()]);
         let g = self.geometry;
-        if l1.shape().dims() != [g.batch, g.c_out, g.oh, g.ow] {
-            bail!(
-                "dense conv backward: gradient shape {:?} does not match output {:?}",
-                l1.shape().dims(),
-                [g.batch, g.c_out, g.oh, g.ow]
-            )
-        }
+        g.check_output_grad(l1.shape(), "dense conv")?;
         let dy = f32_slice(s1, l1, "dense conv", "output gradient")?;
         let weight = f32_slice(s2, l2, "dense conv", "weight")?;
         let rebuilt;
@@ -244,13 +238,7 @@ impl CustomOp2 for WeightGrad {
     ) -> Result<(CpuStorage, Shape)> {
         let _timer = crate::profile::scope_of(self.name(), &[l1.dims(), l2.dims()]);
         let g = self.geometry;
-        if l2.shape().dims() != [g.batch, g.c_out, g.oh, g.ow] {
-            bail!(
-                "dense conv backward: gradient shape {:?} does not match output {:?}",
-                l2.shape().dims(),
-                [g.batch, g.c_out, g.oh, g.ow]
-            )
-        }
+        g.check_output_grad(l2.shape(), "dense conv")?;
         let x = f32_slice(s1, l1, "dense conv", "input")?;
         let dy = f32_slice(s2, l2, "dense conv", "output gradient")?;
         let mut dwd = Scratch::take(g.out_plane() * g.in_plane());
