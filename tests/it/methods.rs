@@ -42,16 +42,35 @@ fn golden() -> Golden {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-/// The loss of a one-layer method and its gradient with respect to `x`.
+/// The loss of a one-layer method and its gradient with respect to `x`, at step 0.
 fn value_and_grad(method: &dyn TopographicMethod, taps: &[Tensor], x: &Var) -> (f64, Vec<f64>) {
-    let losses = method.layer_losses(&StepInputs { taps, step: 0 }).unwrap();
+    value_and_grad_at(method, taps, x, 0)
+}
+
+/// The loss of a one-layer method at `step` and its gradient with respect to `x`, in
+/// f64 whatever the tensors' type (zero where `x` gets no gradient).
+fn value_and_grad_at(
+    method: &dyn TopographicMethod,
+    taps: &[Tensor],
+    x: &Var,
+    step: u64,
+) -> (f64, Vec<f64>) {
+    let to64 = |t: &Tensor| {
+        t.to_dtype(DType::F64)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap()
+    };
+    let losses = method.layer_losses(&StepInputs { taps, step }).unwrap();
     let loss = &losses[0];
     let grads = loss.backward().unwrap();
     let g = grads
         .get(x.as_tensor())
-        .map(|g| g.flatten_all().unwrap().to_vec1::<f64>().unwrap())
+        .map(to64)
         .unwrap_or_else(|| vec![0.0; x.elem_count()]);
-    (loss.to_scalar::<f64>().unwrap(), g)
+    (to64(&loss.reshape(1).unwrap())[0], g)
 }
 
 fn tdann_of(case: &TdannCase) -> (Tdann, Var) {
@@ -117,23 +136,6 @@ fn topoloss_value_and_gradient_match_the_independent_implementation() {
     }
 }
 
-/// The value and gradient of a method on an f32 weight, in f64.
-fn value_and_grad_f32(method: &TopoLoss, x: &Var) -> (f64, Vec<f64>) {
-    let loss = &method
-        .layer_losses(&StepInputs { taps: &[], step: 0 })
-        .unwrap()[0];
-    let g = loss.backward().unwrap().get(x.as_tensor()).unwrap().clone();
-    let to64 = |t: &Tensor| {
-        t.to_dtype(DType::F64)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f64>()
-            .unwrap()
-    };
-    (to64(&loss.reshape(1).unwrap())[0], to64(&g))
-}
-
 #[test]
 fn topoloss_one_op_kernel_matches_the_tensor_ops() {
     // Square, oblong and one-row sheets, odd factors, and a sheet with a zero cell (the
@@ -154,11 +156,11 @@ fn topoloss_one_op_kernel_matches_the_tensor_ops() {
         }
         let w32 = Var::from_tensor(&w).unwrap();
         let kernel = TopoLoss::new(&[("w".to_string(), w32.clone())], factor).unwrap();
-        let (value, grad) = value_and_grad_f32(&kernel, &w32);
+        let (value, grad) = value_and_grad(&kernel, &[], &w32);
         let reference = TopoLoss::new(&[("w".to_string(), w32.clone())], factor)
             .unwrap()
             .in_tensor_ops();
-        let (ref_value, ref_grad) = value_and_grad_f32(&reference, &w32);
+        let (ref_value, ref_grad) = value_and_grad(&reference, &[], &w32);
         // The tensor ops in f64 on the same weights: what both approximate.
         let w64 = Var::from_tensor(&w.to_dtype(DType::F64).unwrap()).unwrap();
         let exact = TopoLoss::new(&[("w".to_string(), w64.clone())], factor).unwrap();
@@ -180,30 +182,6 @@ fn topoloss_one_op_kernel_matches_the_tensor_ops() {
             max_abs_diff(&grad, &exact_grad) <= max_abs_diff(&ref_grad, &exact_grad) + 1e-6 * scale
         );
     }
-}
-
-/// A one-layer method's loss on `tap` at `step`, and its gradient, in f64 whatever the
-/// tap's type.
-fn tap_value_and_grad(method: &dyn TopographicMethod, tap: &Var, step: u64) -> (f64, Vec<f64>) {
-    let taps = [tap.as_tensor().clone()];
-    let loss = &method
-        .layer_losses(&StepInputs { taps: &taps, step })
-        .unwrap()[0];
-    let g = loss
-        .backward()
-        .unwrap()
-        .get(tap.as_tensor())
-        .unwrap()
-        .clone();
-    let to64 = |t: &Tensor| {
-        t.to_dtype(DType::F64)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f64>()
-            .unwrap()
-    };
-    (to64(&loss.reshape(1).unwrap())[0], to64(&g))
 }
 
 #[test]
@@ -235,10 +213,16 @@ fn tdann_one_op_kernel_matches_the_tensor_ops() {
         let t32 = Var::from_tensor(&tap).unwrap();
         let t64 = Var::from_tensor(&tap.to_dtype(DType::F64).unwrap()).unwrap();
         for step in [0, 1] {
-            let (value, grad) = tap_value_and_grad(&make(), &t32, step);
-            let (ref_value, ref_grad) = tap_value_and_grad(&make().in_tensor_ops(), &t32, step);
+            let (value, grad) = value_and_grad_at(&make(), &[t32.as_tensor().clone()], &t32, step);
+            let (ref_value, ref_grad) = value_and_grad_at(
+                &make().in_tensor_ops(),
+                &[t32.as_tensor().clone()],
+                &t32,
+                step,
+            );
             // The tensor ops in f64 on the same tap: what both approximate.
-            let (exact_value, exact_grad) = tap_value_and_grad(&make(), &t64, step);
+            let (exact_value, exact_grad) =
+                value_and_grad_at(&make(), &[t64.as_tensor().clone()], &t64, step);
             let scale = exact_grad.iter().fold(1e-3, |m: f64, g| m.max(g.abs()));
             assert!(
                 (value - exact_value).abs() < 1e-5,

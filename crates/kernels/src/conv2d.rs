@@ -319,6 +319,13 @@ impl Geometry {
     }
 }
 
+/// A conv backward's input gradient, by `f`, unless the input is the network's own
+/// (untracked): candle would drop it, after an input-sized product and fold (a sixth of
+/// the narrow ResNet-18's stem, all of its backward on 224 x 224 images).
+pub(crate) fn input_grad(x: &Tensor, f: impl FnOnce() -> Result<Tensor>) -> Result<Option<Tensor>> {
+    x.track_op().then(f).transpose()
+}
+
 /// `y = conv2d(x, weight)`.
 #[derive(Debug, Clone, Copy)]
 struct Forward {
@@ -377,22 +384,16 @@ impl CustomOp2 for Forward {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
-        // A conv on the network's input (the stem) needs no input gradient: candle would
-        // drop it, after an input-sized product and fold (a sixth of the narrow
-        // ResNet-18's stem, all of its backward on 224 x 224 images).
-        let dx = x
-            .track_op()
-            .then(|| {
-                grad.apply_op2_no_bwd(
-                    weight,
-                    &InputGrad {
-                        conv: *self,
-                        h: x.dim(2)?,
-                        w: x.dim(3)?,
-                    },
-                )
-            })
-            .transpose()?;
+        let dx = input_grad(x, || {
+            grad.apply_op2_no_bwd(
+                weight,
+                &InputGrad {
+                    conv: *self,
+                    h: x.dim(2)?,
+                    w: x.dim(3)?,
+                },
+            )
+        })?;
         let dw = x.apply_op2_no_bwd(
             &grad,
             &WeightGrad {

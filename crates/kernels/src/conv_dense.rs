@@ -16,7 +16,7 @@ use std::sync::{Arc, OnceLock};
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::conv2d::{Geometry, transpose};
+use crate::conv2d::{Geometry, input_grad, transpose};
 use crate::gemm::{Mat, Store, sgemm};
 use crate::scratch::Scratch;
 use crate::storage::f32_slice;
@@ -24,8 +24,8 @@ use crate::storage::f32_slice;
 /// Largest `Wd` (values) the dense algorithm builds. Building it is a pass over `Wd`
 /// per step that im2col does not make: at 512 channels on 2x2 maps (4M values, batch 32)
 /// that pass and its transpose cost more than the products saved (ResNet-18's three
-/// such convs: 56 ms a step against im2col's 45), at 64 channels (65k values) it is
-/// small beside them (3.6 to 1.0 ms).
+/// such convs: 56 ms a step against im2col's 45); at 64 channels (65k values) it is
+/// small beside them (the narrow ResNet-18's three: about 2.9 ms a step to 1.0).
 const MAX_DENSE: usize = 1 << 20;
 
 /// Whether the dense map wins over im2col: fewer input pixels than taps (fewer
@@ -151,19 +151,15 @@ impl CustomOp2 for Forward {
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
         let geometry = Geometry::new(x.shape(), weight.shape(), self.stride, self.padding)?;
-        // The network's input needs no gradient (see `conv2d`'s backward).
-        let dx = x
-            .track_op()
-            .then(|| {
-                grad.apply_op2_no_bwd(
-                    weight,
-                    &InputGrad {
-                        geometry,
-                        dense: self.dense.get().cloned(),
-                    },
-                )
-            })
-            .transpose()?;
+        let dx = input_grad(x, || {
+            grad.apply_op2_no_bwd(
+                weight,
+                &InputGrad {
+                    geometry,
+                    dense: self.dense.get().cloned(),
+                },
+            )
+        })?;
         let dw = x.apply_op2_no_bwd(&grad, &WeightGrad { geometry })?;
         Ok((dx, Some(dw)))
     }

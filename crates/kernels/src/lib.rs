@@ -2,8 +2,10 @@
 //! padding and overlapping windows (ResNet's and DenseNet's 3x3 stride-2 stem pool), and
 //! PyTorch's adaptive average pooling (VGG's 7x7 pool for any input size), average
 //! pooling whose backward is right for odd sizes; and the fast CPU kernels (convolution
-//! through Winograd's F(2x2, 3x3) or im2col + gemm, batch norm fused with ReLU) that replace candle's slower ones;
-//! the topographic loss of a layer as one op; topo's recycling allocator.
+//! through Winograd's F(2x2, 3x3), im2col + gemm, or a dense layer on planes smaller than
+//! the kernel; batch norm fused with ReLU) that replace candle's slower ones; the paper's,
+//! TDANN's and TopoLoss's losses of a layer as one op each; topo's recycling allocator;
+//! and a per-op wall-time profile (`profile`).
 //!
 //! With the `cuda` feature, the max pool, the SGD update and the convolutions' unfold and
 //! fold also run as CUDA kernels of this crate (`cuda/*.cu`, compiled to PTX by

@@ -293,11 +293,7 @@ impl CustomOp2 for Conv {
         // dY as (O, B OH OW), the product's own layout.
         let dy = grad.transpose(0, 1)?.contiguous()?.reshape((out, width))?;
         let w2 = weight.contiguous()?.reshape((out, rows))?;
-        // The network's input needs no gradient (see `conv2d`'s backward).
-        let dx = x
-            .track_op()
-            .then(|| w2.t()?.matmul(&dy)?.apply_op1_no_bwd(&Fold(*g)))
-            .transpose()?;
+        let dx = crate::conv2d::input_grad(x, || w2.t()?.matmul(&dy)?.apply_op1_no_bwd(&Fold(*g)))?;
         let columns = x.contiguous()?.apply_op1_no_bwd(&Unfold(*g))?;
         let dw = dy.matmul(&columns.t()?)?.reshape(weight.shape())?;
         Ok((dx, Some(dw)))

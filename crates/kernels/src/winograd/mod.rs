@@ -311,11 +311,7 @@ impl CustomOp2 for Forward {
         let input_grad = InputGrad {
             weights: self.weights.get().cloned(),
         };
-        // The network's input needs no gradient (see `conv2d`'s backward).
-        let dx = x
-            .track_op()
-            .then(|| grad.apply_op2_no_bwd(weight, &input_grad))
-            .transpose()?;
+        let dx = crate::conv2d::input_grad(x, || grad.apply_op2_no_bwd(weight, &input_grad))?;
         let dw = x.apply_op2_no_bwd(&grad, &WeightGrad)?;
         Ok((dx, Some(dw)))
     }
