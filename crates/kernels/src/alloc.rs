@@ -6,9 +6,12 @@
 //! threshold (at most 32 MiB) straight from the kernel and unmaps them on free, so every
 //! step faults in, zeroes and unmaps its memory again: a quarter of a ResNet-18 step at
 //! batch 128 went to page faults and TLB shootdowns. Keeping freed blocks of 256 KiB and
-//! more (up to 64 MiB), and handing one back for a request of exactly its size and
-//! alignment, removes that. The cache is bounded (slots and bytes); the oldest block goes
-//! first when full.
+//! more, and handing one back for a request of exactly its size and alignment, removes
+//! that. Blocks above 64 MiB (VGG's classifier weight and its gradients, ~400 MiB each:
+//! their page faults were a fifth of a VGG step) are kept only once their size has been
+//! asked for twice, so that one-off buffers (the weights' initialisation) do not stay
+//! resident. The cache is bounded (slots and bytes); the oldest block goes first when
+//! full.
 //!
 //! Install it in a binary with
 //! `#[global_allocator] static ALLOC: topo::kernels::Recycler = topo::kernels::Recycler::new();`.
@@ -19,15 +22,18 @@ use std::sync::{Mutex, MutexGuard};
 /// Blocks smaller than this go straight to the system allocator, which already recycles
 /// them well.
 const MIN_BLOCK: usize = 256 << 10;
-/// Blocks larger than this go straight back to the system: the largest activations of
-/// the models at batch 128 are ~34 MiB, while VGG's classifier weights and their
-/// gradients (~400 MiB each) would only add to the peak if kept (faulting them in again
-/// costs little next to the product that fills them).
-const MAX_BLOCK: usize = 64 << 20;
-/// Cached blocks at most.
-const SLOTS: usize = 128;
+/// Blocks above this are kept only when their size recurs (see the module).
+const LARGE_BLOCK: usize = 64 << 20;
+/// Blocks larger than this go straight back to the system.
+const MAX_BLOCK: usize = 1 << 30;
+/// Large block sizes whose requests are counted.
+const COUNTED: usize = 32;
+/// Cached blocks at most: more than a step frees (VGG-16 at batch 32 frees some 340
+/// blocks of 256 KiB and more a step; with 128 slots its classifier's gradients were
+/// evicted before their next use and faulted in again, 240k page faults a step).
+const SLOTS: usize = 512;
 /// Cached bytes at most.
-const MAX_CACHED: usize = 1 << 30;
+const MAX_CACHED: usize = 4 << 30;
 
 #[derive(Clone, Copy)]
 struct Slot {
@@ -50,9 +56,38 @@ struct Cache {
     slots: [Slot; SLOTS],
     bytes: usize,
     clock: u64,
+    /// Requests per large block size, `(size, count)`; size 0 when unused.
+    requests: [(usize, u32); COUNTED],
 }
 
 impl Cache {
+    /// Counts a request for a large block of `size` bytes (the least asked-for size
+    /// makes room when the table is full).
+    fn count_request(&mut self, size: usize) {
+        if let Some(entry) = self.requests.iter_mut().find(|(s, _)| *s == size) {
+            entry.1 = entry.1.saturating_add(1);
+        } else if let Some(entry) = self.requests.iter_mut().min_by_key(|(_, count)| *count) {
+            *entry = (size, 1);
+        }
+    }
+
+    /// Whether a freed block of `size` bytes is worth keeping.
+    fn keeps(&self, size: usize) -> bool {
+        size <= LARGE_BLOCK
+            || self
+                .requests
+                .iter()
+                .any(|&(s, count)| s == size && count >= 2)
+    }
+
+    /// A request for `layout`: a cached block if there is one.
+    fn request(&mut self, layout: Layout) -> Option<*mut u8> {
+        if layout.size() > LARGE_BLOCK {
+            self.count_request(layout.size());
+        }
+        self.take(layout)
+    }
+
     /// Takes a cached block of exactly this layout, if there is one.
     fn take(&mut self, layout: Layout) -> Option<*mut u8> {
         let slot = self
@@ -68,6 +103,9 @@ impl Cache {
     /// Keeps a freed block, evicting the oldest ones into `evicted` (for the caller to
     /// free outside the lock) until it fits; returns whether it was kept.
     fn put(&mut self, ptr: *mut u8, layout: Layout, evicted: &mut Vec<Slot>) -> bool {
+        if !self.keeps(layout.size()) {
+            return false;
+        }
         while self.bytes + layout.size() > MAX_CACHED || self.free_slot().is_none() {
             let Some(oldest) = self
                 .slots
@@ -112,6 +150,7 @@ impl Recycler {
                 slots: [EMPTY; SLOTS],
                 bytes: 0,
                 clock: 0,
+                requests: [(0, 0); COUNTED],
             }),
         }
     }
@@ -136,7 +175,7 @@ impl Default for Recycler {
 unsafe impl GlobalAlloc for Recycler {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if (MIN_BLOCK..=MAX_BLOCK).contains(&layout.size())
-            && let Some(ptr) = self.cache().take(layout)
+            && let Some(ptr) = self.cache().request(layout)
         {
             return ptr;
         }
@@ -146,7 +185,7 @@ unsafe impl GlobalAlloc for Recycler {
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         if (MIN_BLOCK..=MAX_BLOCK).contains(&layout.size())
-            && let Some(ptr) = self.cache().take(layout)
+            && let Some(ptr) = self.cache().request(layout)
         {
             // SAFETY: the block is `layout.size()` bytes, owned by the caller now.
             unsafe { ptr.write_bytes(0, layout.size()) };
@@ -207,6 +246,26 @@ mod tests {
             assert_ne!(c, a, "another size never gets the cached block");
             recycler.dealloc(c, other);
             assert_eq!(recycler.cache().bytes, big.size() + other.size());
+        }
+    }
+
+    #[test]
+    fn a_block_above_64_mib_is_kept_only_once_its_size_recurs() {
+        let recycler = Recycler::new();
+        let huge = Layout::from_size_align(LARGE_BLOCK + 4096, 64).unwrap();
+        #[allow(unsafe_code)]
+        // SAFETY: every block is freed once with its layout (and never written: the
+        // pages of an untouched block are not even mapped).
+        unsafe {
+            let once = recycler.alloc(huge);
+            recycler.dealloc(once, huge);
+            assert_eq!(recycler.cache().bytes, 0, "asked for once: not kept");
+            let twice = recycler.alloc(huge);
+            recycler.dealloc(twice, huge);
+            assert_eq!(recycler.cache().bytes, huge.size(), "asked for twice: kept");
+            let again = recycler.alloc(huge);
+            assert_eq!(again, twice, "and handed back");
+            recycler.dealloc(again, huge);
         }
     }
 
