@@ -7,7 +7,7 @@ use super::kernels::{finite_differences, flat, rel_diff, tensor};
 use topo::kernels::{self, ConvAlgorithm};
 
 /// `(batch, c_in, h, w, c_out, kernel, stride, padding)`.
-type Case = (usize, usize, usize, usize, usize, usize, usize, usize);
+pub(super) type Case = (usize, usize, usize, usize, usize, usize, usize, usize);
 
 /// ResNet's 2x2 maps, 1x1 maps (VGG's last stage), planes that are not square, a
 /// stride-2 conv onto one pixel, a 5x5 kernel, and no padding.
@@ -21,12 +21,18 @@ const SHAPES: [Case; 7] = [
     (3, 4, 2, 2, 2, 2, 1, 0),
 ];
 
-fn conv(x: &Tensor, w: &Tensor, stride: usize, padding: usize, a: ConvAlgorithm) -> Tensor {
+pub(super) fn conv(
+    x: &Tensor,
+    w: &Tensor,
+    stride: usize,
+    padding: usize,
+    a: ConvAlgorithm,
+) -> Tensor {
     kernels::conv2d_with(x, w, stride, padding, a).unwrap()
 }
 
 /// Gradients of `sum(g * conv(x, w))` with respect to `x` and `w`.
-fn grads(
+pub(super) fn grads(
     x: &Tensor,
     w: &Tensor,
     g: &Tensor,

@@ -201,22 +201,33 @@ fn winograd_is_refused_for_shapes_it_cannot_compute() {
     );
     assert_eq!(pick(&x, &[64, 64, 3, 3], 2), ConvAlgorithm::Im2col);
     assert_eq!(pick(&x, &[64, 64, 5, 5], 1), ConvAlgorithm::Im2col);
-    // 32 tiles (2x2 maps at batch 32) are too few; 128 are enough.
+    // 32 tiles (4x4 maps at batch 8) are too few; 128 (batch 32) are enough.
     assert_eq!(
-        pick(&[32, 512, 2, 2], &[512, 512, 3, 3], 1),
+        pick(&[8, 512, 4, 4], &[512, 512, 3, 3], 1),
         ConvAlgorithm::Im2col
     );
     assert_eq!(
-        pick(&[128, 512, 2, 2], &[512, 512, 3, 3], 1),
+        pick(&[32, 512, 4, 4], &[512, 512, 3, 3], 1),
         ConvAlgorithm::Winograd
+    );
+    // Planes smaller than the kernel go to the dense layer or the tap walk instead
+    // (`conv_taps.rs`): one 4x4 tile per 2x2 map multiplies as much as the walk.
+    assert_eq!(
+        pick(&[128, 512, 2, 2], &[512, 512, 3, 3], 1),
+        ConvAlgorithm::Taps
     );
 }
 
 /// A conv on a plain tensor (the network's input) gives its weight the same gradient and
-/// computes none for the input, by either algorithm.
+/// computes none for the input, by every algorithm.
 #[test]
 fn a_conv_on_an_untracked_input_skips_its_input_gradient() {
-    for algorithm in [ConvAlgorithm::Im2col, ConvAlgorithm::Winograd] {
+    for algorithm in [
+        ConvAlgorithm::Im2col,
+        ConvAlgorithm::Winograd,
+        ConvAlgorithm::Dense,
+        ConvAlgorithm::Taps,
+    ] {
         let x = tensor(&[2, 3, 6, 5], 7);
         let wt = tensor(&[4, 3, 3, 3], 8);
         let g = tensor(&[2, 4, 6, 5], 9);

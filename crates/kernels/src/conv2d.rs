@@ -17,7 +17,7 @@ use crate::scratch::Scratch;
 use crate::storage::f32_slice;
 
 use crate::gemm::{Mat, Store, sgemm};
-use crate::{conv_dense, winograd};
+use crate::{conv_dense, conv_taps, winograd};
 
 /// Shapes of one convolution (also the dense algorithm's, `conv_dense.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +98,7 @@ impl Geometry {
     }
 
     /// Input row read by kernel row `ky` for output row `oy`, or `None` in the padding.
-    fn source_row(&self, oy: usize, ky: usize) -> Option<usize> {
+    pub(crate) fn source_row(&self, oy: usize, ky: usize) -> Option<usize> {
         (oy * self.stride + ky)
             .checked_sub(self.padding)
             .filter(|&y| y < self.h)
@@ -106,7 +106,7 @@ impl Geometry {
 
     /// Range of output columns whose tap `kx` lands inside the input, and the input
     /// column of the first: `ox * stride + kx - padding in [0, w)`.
-    fn valid_cols(&self, kx: usize) -> (usize, usize) {
+    pub(crate) fn valid_cols(&self, kx: usize) -> (usize, usize) {
         let s = self.stride;
         // First ox with ox * s + kx >= padding.
         let lo = self.padding.saturating_sub(kx).div_ceil(s);
@@ -557,6 +557,9 @@ pub enum ConvAlgorithm {
     /// One dense layer over each image's whole plane: planes with fewer pixels than
     /// the kernel has taps (`conv_dense.rs`).
     Dense,
+    /// Tap by tap over the pixels each joins: stride 1 on planes with fewer pixels than
+    /// the kernel has taps, where the dense layer is too large (`conv_taps.rs`).
+    Taps,
 }
 
 impl ConvAlgorithm {
@@ -564,6 +567,8 @@ impl ConvAlgorithm {
     pub fn for_conv(x: &Shape, weight: &Shape, stride: usize, padding: usize) -> ConvAlgorithm {
         if conv_dense::wins(x, weight, stride, padding) {
             ConvAlgorithm::Dense
+        } else if conv_taps::wins(x, weight, stride, padding) {
+            ConvAlgorithm::Taps
         } else if winograd::wins(x, weight, stride, padding) {
             ConvAlgorithm::Winograd
         } else {
@@ -579,7 +584,8 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, stride: usize, padding: usize) -> Res
     conv2d_with(x, weight, stride, padding, algorithm)
 }
 
-/// [`conv2d`] by a chosen algorithm; Winograd's is refused for a shape it cannot compute.
+/// [`conv2d`] by a chosen algorithm; Winograd's and the tap walk are refused for a shape
+/// they cannot compute.
 pub fn conv2d_with(
     x: &Tensor,
     weight: &Tensor,
@@ -595,6 +601,8 @@ pub fn conv2d_with(
             winograd::conv2d(x, weight)
         }
         ConvAlgorithm::Dense => conv_dense::conv2d(x, weight, stride, padding),
+        ConvAlgorithm::Taps if stride == 1 => conv_taps::conv2d(x, weight, padding),
+        ConvAlgorithm::Taps => bail!("conv2d: the tap-by-tap conv needs stride 1, got {stride}"),
         ConvAlgorithm::Winograd => bail!(
             "conv2d: Winograd F(2x2, 3x3) needs a 3x3 kernel at stride 1 with padding 1, got {:?} at stride {stride}, padding {padding}",
             weight.dims()

@@ -2,8 +2,8 @@
 //! padding and overlapping windows (ResNet's and DenseNet's 3x3 stride-2 stem pool), and
 //! PyTorch's adaptive average pooling (VGG's 7x7 pool for any input size), average
 //! pooling whose backward is right for odd sizes; and the fast CPU kernels (convolution
-//! through Winograd's F(2x2, 3x3), im2col + gemm, or a dense layer on planes smaller than
-//! the kernel; batch norm fused with ReLU) that replace candle's slower ones; the paper's,
+//! through Winograd's F(2x2, 3x3), im2col + gemm, or, on planes smaller than the kernel, a
+//! dense layer or a tap-by-tap walk; batch norm fused with ReLU) that replace candle's slower ones; the paper's,
 //! TDANN's and TopoLoss's losses of a layer as one op each; topo's recycling allocator;
 //! and a per-op wall-time profile (`profile`).
 //!
@@ -23,6 +23,7 @@ mod batch_norm;
 mod choice;
 mod conv2d;
 mod conv_dense;
+mod conv_taps;
 #[cfg(feature = "cuda")]
 mod cuda;
 pub(crate) mod gemm;

@@ -1,0 +1,299 @@
+//! A stride-1 convolution on a plane smaller than its kernel, one kernel tap at a time,
+//! over the pixels that tap joins (ResNet-18's and VGG's 512-channel convs on 2x2 maps,
+//! where the dense map of `conv_dense.rs` is too large to build every step).
+//!
+//! im2col multiplies by every tap of every output, padding included: on a 2x2 map 20
+//! of its 36 tap-pixel pairs are padding. Here, for each tap and output row, the outputs
+//! whose tap lands inside the input are a run of columns reading a run of input columns,
+//! and with the activations laid out channel, pixel, image (`[c][p][b]`) that run is one
+//! product `Y[:, run] += W_tap X[:, run']` of `C_out x C_in` by `C_in x (pixels B)`: only
+//! the 16 real pairs are multiplied. The weight is laid out tap-major per output channel
+//! (`[co][tap][ci]`) once per step, a local transpose of each output channel's kernels,
+//! and kept for the input gradient, `dX[:, run'] += W_tap^T dY[:, run]`; the weight
+//! gradient sums `dY[:, run] X[:, run']^T` per tap and is laid back kernel-major.
+
+use std::sync::{Arc, OnceLock};
+
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use crate::conv2d::{Geometry, input_grad, transpose};
+use crate::gemm::{Mat, Store, sgemm};
+use crate::storage::f32_slice;
+
+/// Whether the tap walk applies and wins over im2col: stride 1 (so a run of outputs
+/// reads a run of inputs) and fewer input pixels than the kernel has taps.
+pub(crate) fn wins(x: &Shape, weight: &Shape, stride: usize, padding: usize) -> bool {
+    match Geometry::new(x, weight, stride, padding) {
+        Ok(g) => g.stride == 1 && g.h * g.w < g.kh * g.kw,
+        Err(_) => false,
+    }
+}
+
+/// One product of the walk: tap `tap` joins `pixels` outputs from output pixel `out` to
+/// as many inputs from input pixel `inp` (row-major pixel indices).
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    tap: usize,
+    out: usize,
+    inp: usize,
+    pixels: usize,
+}
+
+impl Geometry {
+    /// Every run, taps then output rows in order (the gradients' summation order).
+    fn runs(&self) -> Vec<Run> {
+        let mut runs = Vec::new();
+        for ky in 0..self.kh {
+            for kx in 0..self.kw {
+                let (lo, hi) = self.valid_cols(kx);
+                if lo >= hi {
+                    continue;
+                }
+                for oy in 0..self.oh {
+                    if let Some(iy) = self.source_row(oy, ky) {
+                        runs.push(Run {
+                            tap: ky * self.kw + kx,
+                            out: oy * self.ow + lo,
+                            // lo >= padding - kx at stride 1, so this is not negative.
+                            inp: iy * self.w + lo + kx - self.padding,
+                            pixels: hi - lo,
+                        });
+                    }
+                }
+            }
+        }
+        runs
+    }
+
+    /// `[co][tap][ci]` from the weight's `[co][ci][tap]`.
+    fn tap_major(&self, weight: &[f32]) -> Vec<f32> {
+        let kk = self.kh * self.kw;
+        let mut out = vec![0f32; self.c_out * self.c_in * kk];
+        out.par_chunks_mut((self.c_in * kk).max(1))
+            .zip(weight.par_chunks((self.c_in * kk).max(1)))
+            .for_each(|(taps, kernels)| {
+                for (ci, kernel) in kernels.chunks(kk).enumerate() {
+                    for (t, &v) in kernel.iter().enumerate() {
+                        taps[t * self.c_in + ci] = v;
+                    }
+                }
+            });
+        out
+    }
+
+    /// The weight's `[co][ci][tap]` from `[co][tap][ci]`.
+    fn kernel_major(&self, taps: &[f32]) -> Vec<f32> {
+        let kk = self.kh * self.kw;
+        let mut out = vec![0f32; self.c_out * self.c_in * kk];
+        out.par_chunks_mut((self.c_in * kk).max(1))
+            .zip(taps.par_chunks((self.c_in * kk).max(1)))
+            .for_each(|(kernels, taps)| {
+                for (t, tap) in taps.chunks(self.c_in.max(1)).enumerate() {
+                    for (ci, &v) in tap.iter().enumerate() {
+                        kernels[ci * kk + t] = v;
+                    }
+                }
+            });
+        out
+    }
+
+    /// `C x (pixels B)` at `pixel` of a `[c][p][b]` buffer of `plane` pixels.
+    fn run_view(&self, channels: usize, plane: usize, pixels: usize) -> Mat {
+        Mat {
+            rows: channels,
+            cols: pixels * self.batch,
+            row_stride: plane * self.batch,
+            col_stride: 1,
+        }
+    }
+
+    /// Tap `t`'s `C_out x C_in` block of the tap-major weight starts at `t C_in`.
+    fn tap_view(&self) -> Mat {
+        Mat {
+            rows: self.c_out,
+            cols: self.c_in,
+            row_stride: self.kh * self.kw * self.c_in,
+            col_stride: 1,
+        }
+    }
+}
+
+/// `y = conv2d(x, weight)` tap by tap; keeps the tap-major weight for the input gradient.
+#[derive(Debug)]
+struct Forward {
+    padding: usize,
+    taps: OnceLock<Arc<Vec<f32>>>,
+}
+
+impl CustomOp2 for Forward {
+    fn name(&self) -> &'static str {
+        "taps-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let _timer = crate::profile::scope_of(self.name(), &[l1.dims(), l2.dims()]);
+        let g = Geometry::new(l1.shape(), l2.shape(), 1, self.padding)?;
+        let x = f32_slice(s1, l1, "tap conv", "input")?;
+        let weight = f32_slice(s2, l2, "tap conv", "weight")?;
+        let taps = self.taps.get_or_init(|| Arc::new(g.tap_major(weight)));
+        let (b, plane, l) = (g.batch, g.h * g.w, g.l());
+        let xt = transpose(x, b, g.in_plane());
+        let mut yt = vec![0f32; g.out_plane() * b];
+        for run in g.runs() {
+            sgemm(
+                &mut yt[run.out * b..],
+                g.run_view(g.c_out, l, run.pixels),
+                &taps[run.tap * g.c_in..],
+                g.tap_view(),
+                &xt[run.inp * b..],
+                g.run_view(g.c_in, plane, run.pixels),
+                Store::Accumulate,
+                rayon::current_num_threads(),
+            )?;
+        }
+        Ok((
+            CpuStorage::F32(transpose(&yt, g.out_plane(), b)),
+            Shape::from((b, g.c_out, g.oh, g.ow)),
+        ))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let geometry = Geometry::new(x.shape(), weight.shape(), 1, self.padding)?;
+        let dx = input_grad(x, || {
+            grad.apply_op2_no_bwd(
+                weight,
+                &InputGrad {
+                    geometry,
+                    taps: self.taps.get().cloned(),
+                },
+            )
+        })?;
+        let dw = x.apply_op2_no_bwd(&grad, &WeightGrad { geometry })?;
+        Ok((dx, Some(dw)))
+    }
+}
+
+/// `dx` from `(dy, weight)`: `dX[:, run'] += W_tap^T dY[:, run]`.
+struct InputGrad {
+    geometry: Geometry,
+    /// The forward's tap-major weight, when it kept it.
+    taps: Option<Arc<Vec<f32>>>,
+}
+
+impl CustomOp2 for InputGrad {
+    fn name(&self) -> &'static str {
+        "taps-conv2d-input-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let _timer = crate::profile::scope_of(self.name(), &[l1.dims(), l2.dims()]);
+        let g = self.geometry;
+        g.check_output_grad(l1.shape(), "tap conv")?;
+        let dy = f32_slice(s1, l1, "tap conv", "output gradient")?;
+        let weight = f32_slice(s2, l2, "tap conv", "weight")?;
+        let rebuilt;
+        let taps = match &self.taps {
+            Some(taps) => taps.as_slice(),
+            None => {
+                rebuilt = g.tap_major(weight);
+                &rebuilt
+            }
+        };
+        let (b, plane, l) = (g.batch, g.h * g.w, g.l());
+        let dyt = transpose(dy, b, g.out_plane());
+        let mut dxt = vec![0f32; g.in_plane() * b];
+        for run in g.runs() {
+            sgemm(
+                &mut dxt[run.inp * b..],
+                g.run_view(g.c_in, plane, run.pixels),
+                &taps[run.tap * g.c_in..],
+                g.tap_view().t(),
+                &dyt[run.out * b..],
+                g.run_view(g.c_out, l, run.pixels),
+                Store::Accumulate,
+                rayon::current_num_threads(),
+            )?;
+        }
+        Ok((
+            CpuStorage::F32(transpose(&dxt, g.in_plane(), b)),
+            Shape::from((b, g.c_in, g.h, g.w)),
+        ))
+    }
+}
+
+/// `dW` from `(x, dy)`: per tap `dY[:, run] X[:, run']^T` summed over its runs.
+struct WeightGrad {
+    geometry: Geometry,
+}
+
+impl CustomOp2 for WeightGrad {
+    fn name(&self) -> &'static str {
+        "taps-conv2d-weight-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let _timer = crate::profile::scope_of(self.name(), &[l1.dims(), l2.dims()]);
+        let g = self.geometry;
+        g.check_output_grad(l2.shape(), "tap conv")?;
+        let x = f32_slice(s1, l1, "tap conv", "input")?;
+        let dy = f32_slice(s2, l2, "tap conv", "output gradient")?;
+        let (b, plane, l) = (g.batch, g.h * g.w, g.l());
+        let xt = transpose(x, b, g.in_plane());
+        let dyt = transpose(dy, b, g.out_plane());
+        // A tap no run reaches (all its outputs read padding) has a zero gradient.
+        let mut dtaps = vec![0f32; g.c_out * g.kh * g.kw * g.c_in];
+        for run in g.runs() {
+            sgemm(
+                &mut dtaps[run.tap * g.c_in..],
+                g.tap_view(),
+                &dyt[run.out * b..],
+                g.run_view(g.c_out, l, run.pixels),
+                &xt[run.inp * b..],
+                g.run_view(g.c_in, plane, run.pixels).t(),
+                Store::Accumulate,
+                rayon::current_num_threads(),
+            )?;
+        }
+        Ok((
+            CpuStorage::F32(g.kernel_major(&dtaps)),
+            Shape::from((g.c_out, g.c_in, g.kh, g.kw)),
+        ))
+    }
+}
+
+/// `conv2d(x, weight)` at stride 1, tap by tap, f32 on the CPU.
+pub(crate) fn conv2d(x: &Tensor, weight: &Tensor, padding: usize) -> Result<Tensor> {
+    x.contiguous()?.apply_op2(
+        &weight.contiguous()?,
+        Forward {
+            padding,
+            taps: OnceLock::new(),
+        },
+    )
+}
