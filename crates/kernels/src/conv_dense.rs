@@ -22,11 +22,11 @@ use crate::scratch::Scratch;
 use crate::storage::f32_slice;
 
 /// Largest `Wd` (values) the dense algorithm builds. Building it is a pass over `Wd`
-/// per step that im2col does not make: at 512 channels on 2x2 maps (4M values, batch 32)
-/// that pass and its transpose cost more than the products saved (ResNet-18's three
-/// such convs: 56 ms a step against im2col's 45); at 64 channels (65k values) it is
-/// small beside them (the narrow ResNet-18's three: about 2.9 ms a step to 1.0).
-const MAX_DENSE: usize = 1 << 20;
+/// per step that the tap walk (`conv_taps.rs`, the same products) does not make: at 64
+/// channels on 2x2 maps (65k values) the dense layer is still the faster (the narrow
+/// ResNet-18's three such convs: 1.2-1.4 ms a step against 1.4-1.6), at 128 (262k) the
+/// walk is (width 1/4: 3.2-3.4 ms against 3.8-4.2).
+const MAX_DENSE: usize = 1 << 17;
 
 /// Whether the dense map wins over im2col: fewer input pixels than taps (fewer
 /// products), and a `Wd` small enough to build every step.
