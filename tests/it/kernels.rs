@@ -118,6 +118,21 @@ fn fast_conv_over_several_chunks_with_a_partial_last_one_matches_candle() {
     assert!(ex < 1e-5 && ew < 1e-5, "dx {ex}, dw {ew}");
 }
 
+#[test]
+fn a_small_weight_gradient_reduced_in_parts_matches_candle() {
+    // A stem-like conv (2 input channels, 3 outputs: a 18 x 3 weight gradient) over
+    // 9 images of 64 x 64, 36,864 output pixels: reduced in parts of 2 images, the last
+    // one image.
+    let x = tensor(&[9, 2, 64, 64], 17);
+    let wt = tensor(&[3, 2, 3, 3], 18);
+    let out = kernels::conv2d(&x, &wt, 1, 1).unwrap();
+    let g = tensor(out.dims(), 19);
+    let (dx, dw) = grads(&|x, w| kernels::conv2d(x, w, 1, 1).unwrap(), &x, &wt, &g);
+    let (cx, cw) = grads(&|x, w| x.conv2d(w, 1, 1, 1, 1).unwrap(), &x, &wt, &g);
+    let (ex, ew) = (rel_diff(&dx, &cx), rel_diff(&dw, &cw));
+    assert!(ex < 1e-5 && ew < 1e-5, "dx {ex}, dw {ew}");
+}
+
 /// `sum(g * f(x))` is linear in `x` (and in `w`), so a central difference with a large
 /// step is exact up to rounding: a wrong gradient entry shows at once.
 pub(super) fn finite_differences(

@@ -319,6 +319,112 @@ impl Geometry {
     }
 }
 
+/// Largest weight gradient (values) reduced in parts: below it gemm has too few
+/// blocks of `dW` to split over threads while its reduction runs over every pixel of
+/// the batch (the stem's 27 x 64 over 32k pixels: 76 GFLOP/s on two threads, where
+/// each thread alone runs 106).
+const SPLIT_MAX: usize = 1 << 16;
+
+/// Fewest output pixels in a batch (the reduction's length) for the split. Shorter
+/// reductions take well under a millisecond either way; this bound also keeps the tiny
+/// golden run (32 images of 28 x 28: 25k) on the unsplit summation order, whose AVX2
+/// records could not be re-blessed on the AVX-512 machine that added the split.
+const MIN_SPLIT_PIXELS: usize = 1 << 15;
+
+/// Parts a small weight gradient's batch is split into (fixed, so that the sum's order
+/// does not depend on the thread count).
+const PARTS: usize = 8;
+
+impl Geometry {
+    /// `dW^T (K x C_out) = cols (K x nb L) dy^T (nb L x C_out)`, summed over chunks in
+    /// order: gemm runs this orientation 1.3-3x faster than `dW = dy cols^T` (a wide
+    /// transposed operand with a long reduction).
+    fn weight_grad_in_chunks(&self, x: &[f32], dy: &[f32]) -> Result<Vec<f32>> {
+        let (k, l, chunk, c_out) = (self.k(), self.l(), self.chunk(), self.c_out);
+        let mut dwt = vec![0f32; k * c_out];
+        let mut cols = Scratch::take(k * chunk * l);
+        let mut dys = Scratch::take(c_out * chunk * l);
+        for first in (0..self.batch).step_by(chunk) {
+            let nb = chunk.min(self.batch - first);
+            let store = if first == 0 {
+                Store::Overwrite
+            } else {
+                Store::Accumulate
+            };
+            self.weight_grad_of(x, dy, first, nb, (&mut cols, &mut dys), &mut dwt, store, 0)?;
+        }
+        Ok(dwt)
+    }
+
+    /// [`Geometry::weight_grad_in_chunks`] for a small `dW`: the batch's parts reduced
+    /// in parallel, one thread each, then summed in order.
+    fn weight_grad_in_parts(&self, x: &[f32], dy: &[f32]) -> Result<Vec<f32>> {
+        let (k, l, c_out) = (self.k(), self.l(), self.c_out);
+        let part = self.chunk().min(self.batch.div_ceil(PARTS));
+        let firsts: Vec<usize> = (0..self.batch).step_by(part).collect();
+        let partials = firsts
+            .par_iter()
+            .map(|&first| {
+                let nb = part.min(self.batch - first);
+                let mut cols = Scratch::take(k * nb * l);
+                let mut dys = Scratch::take(c_out * nb * l);
+                let mut dwt = vec![0f32; k * c_out];
+                self.weight_grad_of(
+                    x,
+                    dy,
+                    first,
+                    nb,
+                    (&mut cols, &mut dys),
+                    &mut dwt,
+                    Store::Overwrite,
+                    1,
+                )?;
+                Ok(dwt)
+            })
+            .collect::<Result<Vec<Vec<f32>>>>()?;
+        let mut parts = partials.into_iter();
+        let mut dwt = parts.next().unwrap_or_else(|| vec![0f32; k * c_out]);
+        for partial in parts {
+            dwt.iter_mut().zip(&partial).for_each(|(a, b)| *a += b);
+        }
+        Ok(dwt)
+    }
+
+    /// `dwt (K x C_out)` = or += the `nb` images from `first`'s `cols dy^T`, on `threads`
+    /// threads (0: all of the pool's).
+    #[allow(clippy::too_many_arguments)]
+    fn weight_grad_of(
+        &self,
+        x: &[f32],
+        dy: &[f32],
+        first: usize,
+        nb: usize,
+        (cols, dys): (&mut [f32], &mut [f32]),
+        dwt: &mut [f32],
+        store: Store,
+        threads: usize,
+    ) -> Result<()> {
+        let (k, width) = (self.k(), nb * self.l());
+        self.im2col(x, first, nb, cols);
+        let images = &dy[first * self.out_plane()..(first + nb) * self.out_plane()];
+        self.gather_images(images, nb, dys);
+        let threads = match threads {
+            0 => rayon::current_num_threads(),
+            n => n,
+        };
+        sgemm(
+            dwt,
+            Mat::dense(k, self.c_out),
+            cols,
+            Mat::dense(k, width),
+            dys,
+            Mat::dense(self.c_out, width).t(),
+            store,
+            threads,
+        )
+    }
+}
+
 /// A conv backward's input gradient, by `f`, unless the input is the network's own
 /// (untracked): candle would drop it, after an input-sized product and fold (a sixth of
 /// the narrow ResNet-18's stem, all of its backward on 224 x 224 images).
@@ -491,36 +597,12 @@ impl CustomOp2 for WeightGrad {
         g.check_output_grad(l2.shape(), "conv2d")?;
         let x = f32_slice(s1, l1, "conv2d", "input")?;
         let dy = f32_slice(s2, l2, "conv2d", "output gradient")?;
-        let (k, l, chunk) = (g.k(), g.l(), g.chunk());
-        // dW^T (K x C_out) = cols (K x nb L) dy^T (nb L x C_out), summed over chunks in
-        // order, then transposed: gemm runs this orientation 1.3-3x faster than
-        // dW = dy cols^T (a wide transposed operand with a long reduction).
-        let mut dwt = vec![0f32; k * c_out];
-        let mut cols = Scratch::take(k * chunk * l);
-        let mut dys = Scratch::take(c_out * chunk * l);
-        for first in (0..g.batch).step_by(chunk) {
-            let nb = chunk.min(g.batch - first);
-            let width = nb * l;
-            g.im2col(x, first, nb, &mut cols);
-            let images = &dy[first * g.out_plane()..(first + nb) * g.out_plane()];
-            g.gather_images(images, nb, &mut dys);
-            let store = if first == 0 {
-                Store::Overwrite
-            } else {
-                Store::Accumulate
-            };
-            sgemm(
-                &mut dwt,
-                Mat::dense(k, c_out),
-                &cols,
-                Mat::dense(k, width),
-                &dys,
-                Mat::dense(c_out, width).t(),
-                store,
-                rayon::current_num_threads(),
-            )?;
-        }
-        Ok((CpuStorage::F32(transpose(&dwt, k, c_out)), w_shape))
+        let dwt = if g.k() * c_out <= SPLIT_MAX && g.batch * g.l() >= MIN_SPLIT_PIXELS {
+            g.weight_grad_in_parts(x, dy)?
+        } else {
+            g.weight_grad_in_chunks(x, dy)?
+        };
+        Ok((CpuStorage::F32(transpose(&dwt, g.k(), c_out)), w_shape))
     }
 }
 
