@@ -179,6 +179,20 @@ fn winograd_error_stays_within_its_stated_bound() {
     assert!(worst > 1e-4, "largest error is {worst:e} of the bound");
 }
 
+/// Past 2M transformed values the forward does not keep its transformed input, and the
+/// weight gradient transforms the input again, over several chunks.
+#[test]
+fn a_large_input_is_transformed_again_for_the_weight_gradient() {
+    // 16 x 64 x 150 tiles = 154k values per image, 14 images: 2.15M, in chunks of 6.
+    let x = tensor(&[14, 64, 20, 30], 31);
+    let wt = tensor(&[8, 64, 3, 3], 32);
+    let g = tensor(&[14, 8, 20, 30], 33);
+    let (dx, dw) = grads(&x, &wt, &g, ConvAlgorithm::Winograd);
+    let (px, pw) = grads(&x, &wt, &g, ConvAlgorithm::Im2col);
+    let (ex, ew) = (rel_diff(&dx, &px), rel_diff(&dw, &pw));
+    assert!(ex < 1e-5 && ew < 1e-5, "dx {ex}, dw {ew}");
+}
+
 #[test]
 fn winograd_is_refused_for_shapes_it_cannot_compute() {
     let x = tensor(&[1, 8, 6, 6], 0);
