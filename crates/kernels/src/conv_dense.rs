@@ -11,15 +11,13 @@
 //! backward is two more gemms, `dx = dy Wd` and `dWd = dy^T x`, and `dW` sums `dWd` back
 //! onto the taps in a fixed order.
 
-use std::sync::{Arc, OnceLock};
-
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::conv2d::{Geometry, input_grad, transpose};
+use crate::conv_rearranged::{self, Rearranged};
+use crate::conv2d::{Geometry, transpose};
 use crate::gemm::{Mat, Store, sgemm};
 use crate::scratch::Scratch;
-use crate::storage::f32_slice;
 
 /// Largest `Wd` (values) the dense algorithm builds. Building it is a pass over `Wd`
 /// per step that the tap walk (`conv_taps.rs`, the same products) does not make: at 64
@@ -97,31 +95,23 @@ impl Geometry {
     }
 }
 
-/// `y = conv2d(x, weight)` as `x Wd^T`; keeps `Wd` for the input gradient.
-#[derive(Debug)]
-struct Forward {
-    stride: usize,
-    padding: usize,
-    dense: OnceLock<Arc<Vec<f32>>>,
-}
+/// The dense layer: `Wd` is the rearranged weight.
+pub(crate) struct Dense;
 
-impl CustomOp2 for Forward {
-    fn name(&self) -> &'static str {
-        "dense-conv2d"
+impl Rearranged for Dense {
+    const NAMES: [&'static str; 3] = [
+        "dense-conv2d",
+        "dense-conv2d-input-grad",
+        "dense-conv2d-weight-grad",
+    ];
+    const WHAT: &'static str = "dense conv";
+
+    fn rearrange(g: &Geometry, weight: &[f32]) -> Vec<f32> {
+        g.dense_weight(weight)
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let _timer = crate::profile::scope_of(self.name(), &[l1.dims(), l2.dims()]);
-        let g = Geometry::new(l1.shape(), l2.shape(), self.stride, self.padding)?;
-        let x = f32_slice(s1, l1, "dense conv", "input")?;
-        let weight = f32_slice(s2, l2, "dense conv", "weight")?;
-        let wd = self.dense.get_or_init(|| Arc::new(g.dense_weight(weight)));
+    /// `y = x Wd^T`.
+    fn forward(g: &Geometry, x: &[f32], wd: &[f32]) -> Result<Vec<f32>> {
         // `Wd^T` laid out as such: gemm ran this product 2.5x slower on the transposed
         // view (64 channels on 2x2 maps at batch 64), more than the transpose costs.
         let wdt = transpose(wd, g.out_plane(), g.in_plane());
@@ -136,67 +126,11 @@ impl CustomOp2 for Forward {
             Store::Overwrite,
             rayon::current_num_threads(),
         )?;
-        Ok((
-            CpuStorage::F32(y),
-            Shape::from((g.batch, g.c_out, g.oh, g.ow)),
-        ))
+        Ok(y)
     }
 
-    fn bwd(
-        &self,
-        x: &Tensor,
-        weight: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let grad = grad.contiguous()?;
-        let geometry = Geometry::new(x.shape(), weight.shape(), self.stride, self.padding)?;
-        let dx = input_grad(x, || {
-            grad.apply_op2_no_bwd(
-                weight,
-                &InputGrad {
-                    geometry,
-                    dense: self.dense.get().cloned(),
-                },
-            )
-        })?;
-        let dw = x.apply_op2_no_bwd(&grad, &WeightGrad { geometry })?;
-        Ok((dx, Some(dw)))
-    }
-}
-
-/// `dx = dy Wd` from `(dy, weight)`.
-struct InputGrad {
-    geometry: Geometry,
-    /// The forward's `Wd`, when it kept it.
-    dense: Option<Arc<Vec<f32>>>,
-}
-
-impl CustomOp2 for InputGrad {
-    fn name(&self) -> &'static str {
-        "dense-conv2d-input-grad"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let _timer = crate::profile::scope_of(self.name(), &[l1.dims(), l2.dims()]);
-        let g = self.geometry;
-        g.check_output_grad(l1.shape(), "dense conv")?;
-        let dy = f32_slice(s1, l1, "dense conv", "output gradient")?;
-        let weight = f32_slice(s2, l2, "dense conv", "weight")?;
-        let rebuilt;
-        let wd = match &self.dense {
-            Some(wd) => wd.as_slice(),
-            None => {
-                rebuilt = g.dense_weight(weight);
-                &rebuilt
-            }
-        };
+    /// `dx = dy Wd`.
+    fn input_grad(g: &Geometry, dy: &[f32], wd: &[f32]) -> Result<Vec<f32>> {
         let mut dx = vec![0f32; g.batch * g.in_plane()];
         sgemm(
             &mut dx,
@@ -208,35 +142,11 @@ impl CustomOp2 for InputGrad {
             Store::Overwrite,
             rayon::current_num_threads(),
         )?;
-        Ok((
-            CpuStorage::F32(dx),
-            Shape::from((g.batch, g.c_in, g.h, g.w)),
-        ))
-    }
-}
-
-/// `dW` from `(x, dy)`: `dWd = dy^T x`, folded onto the taps.
-struct WeightGrad {
-    geometry: Geometry,
-}
-
-impl CustomOp2 for WeightGrad {
-    fn name(&self) -> &'static str {
-        "dense-conv2d-weight-grad"
+        Ok(dx)
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let _timer = crate::profile::scope_of(self.name(), &[l1.dims(), l2.dims()]);
-        let g = self.geometry;
-        g.check_output_grad(l2.shape(), "dense conv")?;
-        let x = f32_slice(s1, l1, "dense conv", "input")?;
-        let dy = f32_slice(s2, l2, "dense conv", "output gradient")?;
+    /// `dWd = dy^T x`, folded onto the taps.
+    fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Result<Vec<f32>> {
         let mut dwd = Scratch::take(g.out_plane() * g.in_plane());
         sgemm(
             &mut dwd,
@@ -248,21 +158,11 @@ impl CustomOp2 for WeightGrad {
             Store::Overwrite,
             rayon::current_num_threads(),
         )?;
-        Ok((
-            CpuStorage::F32(g.fold_weight_grad(&dwd)),
-            Shape::from((g.c_out, g.c_in, g.kh, g.kw)),
-        ))
+        Ok(g.fold_weight_grad(&dwd))
     }
 }
 
 /// `conv2d(x, weight)` as a dense layer, f32 on the CPU.
 pub(crate) fn conv2d(x: &Tensor, weight: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
-    x.contiguous()?.apply_op2(
-        &weight.contiguous()?,
-        Forward {
-            stride,
-            padding,
-            dense: OnceLock::new(),
-        },
-    )
+    conv_rearranged::conv2d::<Dense>(x, weight, stride, padding)
 }

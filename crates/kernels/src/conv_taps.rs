@@ -12,14 +12,12 @@
 //! and kept for the input gradient, `dX[:, run'] += W_tap^T dY[:, run]`; the weight
 //! gradient sums `dY[:, run] X[:, run']^T` per tap and is laid back kernel-major.
 
-use std::sync::{Arc, OnceLock};
-
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::conv2d::{Geometry, input_grad, transpose};
+use crate::conv_rearranged::{self, Rearranged};
+use crate::conv2d::{Geometry, transpose};
 use crate::gemm::{Mat, Store, sgemm};
-use crate::storage::f32_slice;
 
 /// Whether the tap walk applies and wins over im2col: stride 1 (so a run of outputs
 /// reads a run of inputs) and fewer input pixels than the kernel has taps.
@@ -119,30 +117,23 @@ impl Geometry {
     }
 }
 
-/// `y = conv2d(x, weight)` tap by tap; keeps the tap-major weight for the input gradient.
-#[derive(Debug)]
-struct Forward {
-    padding: usize,
-    taps: OnceLock<Arc<Vec<f32>>>,
-}
+/// The tap walk: the tap-major weight is the rearranged one.
+pub(crate) struct Taps;
 
-impl CustomOp2 for Forward {
-    fn name(&self) -> &'static str {
-        "taps-conv2d"
+impl Rearranged for Taps {
+    const NAMES: [&'static str; 3] = [
+        "taps-conv2d",
+        "taps-conv2d-input-grad",
+        "taps-conv2d-weight-grad",
+    ];
+    const WHAT: &'static str = "tap conv";
+
+    fn rearrange(g: &Geometry, weight: &[f32]) -> Vec<f32> {
+        g.tap_major(weight)
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let _timer = crate::profile::scope_of(self.name(), &[l1.dims(), l2.dims()]);
-        let g = Geometry::new(l1.shape(), l2.shape(), 1, self.padding)?;
-        let x = f32_slice(s1, l1, "tap conv", "input")?;
-        let weight = f32_slice(s2, l2, "tap conv", "weight")?;
-        let taps = self.taps.get_or_init(|| Arc::new(g.tap_major(weight)));
+    /// `Y[:, run] += W_tap X[:, run']`.
+    fn forward(g: &Geometry, x: &[f32], taps: &[f32]) -> Result<Vec<f32>> {
         let (b, plane, l) = (g.batch, g.h * g.w, g.l());
         let xt = transpose(x, b, g.in_plane());
         let mut yt = vec![0f32; g.out_plane() * b];
@@ -158,67 +149,11 @@ impl CustomOp2 for Forward {
                 rayon::current_num_threads(),
             )?;
         }
-        Ok((
-            CpuStorage::F32(transpose(&yt, g.out_plane(), b)),
-            Shape::from((b, g.c_out, g.oh, g.ow)),
-        ))
+        Ok(transpose(&yt, g.out_plane(), b))
     }
 
-    fn bwd(
-        &self,
-        x: &Tensor,
-        weight: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let grad = grad.contiguous()?;
-        let geometry = Geometry::new(x.shape(), weight.shape(), 1, self.padding)?;
-        let dx = input_grad(x, || {
-            grad.apply_op2_no_bwd(
-                weight,
-                &InputGrad {
-                    geometry,
-                    taps: self.taps.get().cloned(),
-                },
-            )
-        })?;
-        let dw = x.apply_op2_no_bwd(&grad, &WeightGrad { geometry })?;
-        Ok((dx, Some(dw)))
-    }
-}
-
-/// `dx` from `(dy, weight)`: `dX[:, run'] += W_tap^T dY[:, run]`.
-struct InputGrad {
-    geometry: Geometry,
-    /// The forward's tap-major weight, when it kept it.
-    taps: Option<Arc<Vec<f32>>>,
-}
-
-impl CustomOp2 for InputGrad {
-    fn name(&self) -> &'static str {
-        "taps-conv2d-input-grad"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let _timer = crate::profile::scope_of(self.name(), &[l1.dims(), l2.dims()]);
-        let g = self.geometry;
-        g.check_output_grad(l1.shape(), "tap conv")?;
-        let dy = f32_slice(s1, l1, "tap conv", "output gradient")?;
-        let weight = f32_slice(s2, l2, "tap conv", "weight")?;
-        let rebuilt;
-        let taps = match &self.taps {
-            Some(taps) => taps.as_slice(),
-            None => {
-                rebuilt = g.tap_major(weight);
-                &rebuilt
-            }
-        };
+    /// `dX[:, run'] += W_tap^T dY[:, run]`.
+    fn input_grad(g: &Geometry, dy: &[f32], taps: &[f32]) -> Result<Vec<f32>> {
         let (b, plane, l) = (g.batch, g.h * g.w, g.l());
         let dyt = transpose(dy, b, g.out_plane());
         let mut dxt = vec![0f32; g.in_plane() * b];
@@ -234,35 +169,11 @@ impl CustomOp2 for InputGrad {
                 rayon::current_num_threads(),
             )?;
         }
-        Ok((
-            CpuStorage::F32(transpose(&dxt, g.in_plane(), b)),
-            Shape::from((b, g.c_in, g.h, g.w)),
-        ))
-    }
-}
-
-/// `dW` from `(x, dy)`: per tap `dY[:, run] X[:, run']^T` summed over its runs.
-struct WeightGrad {
-    geometry: Geometry,
-}
-
-impl CustomOp2 for WeightGrad {
-    fn name(&self) -> &'static str {
-        "taps-conv2d-weight-grad"
+        Ok(transpose(&dxt, g.in_plane(), b))
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let _timer = crate::profile::scope_of(self.name(), &[l1.dims(), l2.dims()]);
-        let g = self.geometry;
-        g.check_output_grad(l2.shape(), "tap conv")?;
-        let x = f32_slice(s1, l1, "tap conv", "input")?;
-        let dy = f32_slice(s2, l2, "tap conv", "output gradient")?;
+    /// Per tap `dY[:, run] X[:, run']^T` summed over its runs, laid back kernel-major.
+    fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Result<Vec<f32>> {
         let (b, plane, l) = (g.batch, g.h * g.w, g.l());
         let xt = transpose(x, b, g.in_plane());
         let dyt = transpose(dy, b, g.out_plane());
@@ -280,20 +191,11 @@ impl CustomOp2 for WeightGrad {
                 rayon::current_num_threads(),
             )?;
         }
-        Ok((
-            CpuStorage::F32(g.kernel_major(&dtaps)),
-            Shape::from((g.c_out, g.c_in, g.kh, g.kw)),
-        ))
+        Ok(g.kernel_major(&dtaps))
     }
 }
 
 /// `conv2d(x, weight)` at stride 1, tap by tap, f32 on the CPU.
 pub(crate) fn conv2d(x: &Tensor, weight: &Tensor, padding: usize) -> Result<Tensor> {
-    x.contiguous()?.apply_op2(
-        &weight.contiguous()?,
-        Forward {
-            padding,
-            taps: OnceLock::new(),
-        },
-    )
+    conv_rearranged::conv2d::<Taps>(x, weight, 1, padding)
 }
