@@ -19,7 +19,7 @@ use crate::storage::f32_slice;
 use crate::gemm::{Mat, Store, sgemm};
 use crate::{conv_dense, conv_taps, winograd};
 
-/// Shapes of one convolution (also the dense algorithm's, `conv_dense.rs`).
+/// Shapes of one convolution (also the dense layer's and the tap walk's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Geometry {
     pub batch: usize,
@@ -351,7 +351,17 @@ impl Geometry {
             } else {
                 Store::Accumulate
             };
-            self.weight_grad_of(x, dy, first, nb, (&mut cols, &mut dys), &mut dwt, store, 0)?;
+            let threads = rayon::current_num_threads();
+            self.weight_grad_of(
+                x,
+                dy,
+                first,
+                nb,
+                (&mut cols, &mut dys),
+                &mut dwt,
+                store,
+                threads,
+            )?;
         }
         Ok(dwt)
     }
@@ -391,7 +401,7 @@ impl Geometry {
     }
 
     /// `dwt (K x C_out)` = or += the `nb` images from `first`'s `cols dy^T`, on `threads`
-    /// threads (0: all of the pool's).
+    /// threads.
     #[allow(clippy::too_many_arguments)]
     fn weight_grad_of(
         &self,
@@ -408,10 +418,6 @@ impl Geometry {
         self.im2col(x, first, nb, cols);
         let images = &dy[first * self.out_plane()..(first + nb) * self.out_plane()];
         self.gather_images(images, nb, dys);
-        let threads = match threads {
-            0 => rayon::current_num_threads(),
-            n => n,
-        };
         sgemm(
             dwt,
             Mat::dense(k, self.c_out),

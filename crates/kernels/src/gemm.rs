@@ -66,8 +66,9 @@ pub(crate) enum Store {
 /// they want a row-major right operand (a transposed one ran at a third of the speed:
 /// 33 against 108 GFLOP/s for the Winograd weight gradient's 64 x 64 x 1024 products,
 /// 44 against 181 for VGG's classifier; AVX-512, gemm 0.19 called directly). So such a
-/// right operand is first copied row-major into scratch, or, where that copy would be the larger (VGG's 25088 x 4096 weight seen
-/// transposed), the transposed product `dst^T = rhs^T lhs^T` is formed and copied back.
+/// right operand is first copied row-major into scratch, or, where that copy would be the
+/// larger (VGG's 25088 x 4096 weight seen transposed), the transposed product
+/// `dst^T = rhs^T lhs^T` is formed and copied back.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn sgemm(
     dst: &mut [f32],

@@ -270,19 +270,13 @@ impl CustomOp2 for Forward {
             .weights
             .get_or_init(|| Arc::new(transform_weights(weight, g.c_out, g.c_in)));
         let most = g.chunk() * g.tiles();
-        let mut scratch = Scratch::take(if self.keep_input {
-            0
-        } else {
-            XI * g.c_in * most
-        });
-        let mut kept = vec![
-            0f32;
-            if self.keep_input {
-                g.transformed_len()
-            } else {
-                0
-            }
-        ];
+        // Each chunk's V goes to the kept whole-batch buffer, or to reused scratch.
+        let (kept_len, scratch_len) = match self.keep_input {
+            true => (g.transformed_len(), 0),
+            false => (0, XI * g.c_in * most),
+        };
+        let mut scratch = Scratch::take(scratch_len);
+        let mut kept = vec![0f32; kept_len];
         let mut m = Scratch::take(XI * g.c_out * most);
         let mut staged = Scratch::take(g.c_out * g.planes(g.chunk()).tiled_len());
         let mut y = vec![0f32; g.batch * g.c_out * g.plane()];
