@@ -7,7 +7,9 @@ one subprocess per measurement so that peak memory is per configuration, the ord
 from one round to the next so that a machine that slows down or speeds up over a round does
 not favour either. A round's ratio is topo's images per second over PyTorch's in that round;
 the table gives the median ratio over rounds with its range (lowest-highest), so that a
-single noisy pass on a shared machine cannot pass for a result.
+single noisy pass on a shared machine cannot pass for a result. A round runs every row in
+turn, so a loss's row and its loss-free partner, whose step times give the loss's share,
+run seconds apart in the same round.
 
 Rows: ResNet-18, VGG-16-BN and DenseNet-121 as the paper trains them (32 x 32, full width);
 the narrow ResNet-18 CPU users train (width 1/8 on Fashion-MNIST's 28 x 28, batch 64, as
@@ -497,12 +499,15 @@ def main(argv: list[str]) -> int:
     if args.topo_bin is not None:
         topo_bin = str(args.topo_bin.resolve())
     print(f"{instruction_set()}: {cpu_model()}, {args.rounds} rounds", file=sys.stderr)
-    rows = []
-    for config in configs:
-        row = Row(config)
-        common = base + ["--steps", str(args.steps * config.repeat)]
-        print(f"{config.label()}:", end="", file=sys.stderr, flush=True)
-        for round_ in range(args.rounds):
+    rows = [Row(config) for config in configs]
+    # Round by round over all rows, so that a loss's row and its loss-free partner run
+    # seconds apart, not minutes: the loss shares compare them within a round, and this
+    # machine's slow spells last minutes.
+    for round_ in range(args.rounds):
+        for row in rows:
+            config = row.config
+            common = base + ["--steps", str(args.steps * config.repeat)]
+            print(f"round {round_ + 1}/{args.rounds} {config.label()}:", end="", file=sys.stderr, flush=True)
             sides = [("pytorch", lambda: run_one([sys.executable, str(REFERENCE)] + config.args() + common, "pytorch", config, args.timeout), row.pytorch)]
             if topo_bin is not None:
                 sides.append(("topo", lambda: run_one([topo_bin] + config.args() + common, "topo", config, args.timeout), row.topo))
@@ -514,9 +519,10 @@ def main(argv: list[str]) -> int:
             for name, measure, into in sides if round_ % 2 == 0 else list(reversed(sides)):
                 print(f" {name}", end="", file=sys.stderr, flush=True)
                 into.append(measure())
+            print(file=sys.stderr, flush=True)
+    for row in rows:
         r = ratios(row.topo, row.pytorch)
-        print(f"  ratio {median_cell(r, 2)} ({range_cell(r)})", file=sys.stderr, flush=True)
-        rows.append(row)
+        print(f"{row.config.label()}: ratio {median_cell(r, 2)} ({range_cell(r)})", file=sys.stderr, flush=True)
 
     lines, notes = table(rows)
     if topo_bin is None:
