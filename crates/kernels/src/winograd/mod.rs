@@ -34,7 +34,7 @@ use crate::gemm::{Mat, Store, sgemm};
 use crate::storage::f32_slice;
 use transform::Planes;
 
-use crate::scratch::Scratch;
+use crate::scratch::{Kept, Scratch};
 
 /// Positions of a transformed tile.
 const XI: usize = 16;
@@ -241,7 +241,7 @@ struct Forward {
     /// Whether to keep the transformed input for the weight gradient (see [`KEPT_INPUT`]).
     keep_input: bool,
     /// The transformed input, every chunk's `V` one after another, when kept.
-    input: OnceLock<Arc<Vec<f32>>>,
+    input: OnceLock<Arc<Kept>>,
 }
 
 /// Largest transformed input (values, 4x the conv's input) the forward keeps for the
@@ -276,7 +276,7 @@ impl CustomOp2 for Forward {
             false => (0, XI * g.c_in * most),
         };
         let mut scratch = Scratch::take(scratch_len);
-        let mut kept = vec![0f32; kept_len];
+        let mut kept = Kept::take(kept_len);
         let mut m = Scratch::take(XI * g.c_out * most);
         let mut staged = Scratch::take(g.c_out * g.planes(g.chunk()).tiled_len());
         let mut y = vec![0f32; g.batch * g.c_out * g.plane()];
@@ -442,7 +442,7 @@ impl CustomOp2 for InputGrad {
 /// `G^T dU G` per kernel.
 struct WeightGrad {
     /// The forward's transformed input, when it kept it.
-    input: Option<Arc<Vec<f32>>>,
+    input: Option<Arc<Kept>>,
 }
 
 impl CustomOp2 for WeightGrad {
