@@ -89,8 +89,9 @@ impl Drop for Scratch {
 /// step zero-filling the inputs they keep).
 static SHARED: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
 
-/// Buffers [`SHARED`] keeps at most (a model's convs keep one each).
-const SHARED_KEPT: usize = 64;
+/// Values [`SHARED`] keeps at most (32M: 128 MiB), the oldest buffers going first: a
+/// process that trains model after model (a grid of runs) keeps only recent sizes.
+const SHARED_VALUES: usize = 1 << 25;
 
 /// `len` values, contents left from earlier use (the holder overwrites them all before
 /// reading), that go back to a pool shared by all threads when dropped.
@@ -102,7 +103,7 @@ impl Kept {
         let reused = {
             let mut pool = shared_pool();
             let found = pool.iter().position(|b| b.len() == len);
-            found.map(|i| pool.swap_remove(i))
+            found.map(|i| pool.remove(i))
         };
         Kept(reused.unwrap_or_else(|| vec![0f32; len]))
     }
@@ -130,12 +131,13 @@ impl DerefMut for Kept {
 impl Drop for Kept {
     fn drop(&mut self) {
         let buffer = std::mem::take(&mut self.0);
-        if buffer.is_empty() {
+        if buffer.is_empty() || buffer.len() > SHARED_VALUES {
             return;
         }
         let mut pool = shared_pool();
-        if pool.len() < SHARED_KEPT {
-            pool.push(buffer);
+        pool.push(buffer);
+        while pool.iter().map(Vec::len).sum::<usize>() > SHARED_VALUES {
+            pool.remove(0);
         }
     }
 }
@@ -157,9 +159,9 @@ mod tests {
         assert_eq!(c.len(), 12);
     }
 
+    /// One test, as the pool is shared by every thread of the process.
     #[test]
-    fn a_kept_buffer_comes_back_for_the_same_length_only() {
-        // A length no other test uses: the pool is shared by every thread.
+    fn kept_buffers_come_back_by_length_and_the_oldest_go_past_the_bound() {
         let first = {
             let mut a = Kept::take(12_345);
             a.fill(2.0);
@@ -171,5 +173,19 @@ mod tests {
         let c = Kept::take(12_346);
         assert_ne!(c.as_ptr(), first);
         assert!(c.iter().all(|&v| v == 0.0), "a new length starts zeroed");
+
+        let (a, b) = (SHARED_VALUES / 2 + 1, SHARED_VALUES / 2 + 2);
+        let mut old = Kept::take(a);
+        old[0] = 5.0;
+        let new = Kept::take(b);
+        drop(old);
+        drop(new);
+        // Together over the bound: the one dropped first went.
+        let again = Kept::take(a);
+        assert_eq!(again[0], 0.0, "a fresh buffer, not the evicted one");
+        assert!(
+            shared_pool().iter().any(|v| v.len() == b),
+            "the newer one is kept"
+        );
     }
 }
