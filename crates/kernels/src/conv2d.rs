@@ -344,6 +344,7 @@ impl Geometry {
         let mut dwt = vec![0f32; k * c_out];
         let mut cols = Scratch::take(k * chunk * l);
         let mut dys = Scratch::take(c_out * chunk * l);
+        let threads = rayon::current_num_threads();
         for first in (0..self.batch).step_by(chunk) {
             let nb = chunk.min(self.batch - first);
             let store = if first == 0 {
@@ -351,7 +352,6 @@ impl Geometry {
             } else {
                 Store::Accumulate
             };
-            let threads = rayon::current_num_threads();
             self.weight_grad_of(
                 x,
                 dy,

@@ -66,30 +66,25 @@ impl Geometry {
 
     /// `[co][tap][ci]` from the weight's `[co][ci][tap]`.
     fn tap_major(&self, weight: &[f32]) -> Vec<f32> {
-        let kk = self.kh * self.kw;
-        let mut out = vec![0f32; self.c_out * self.c_in * kk];
-        out.par_chunks_mut((self.c_in * kk).max(1))
-            .zip(weight.par_chunks((self.c_in * kk).max(1)))
-            .for_each(|(taps, kernels)| {
-                for (ci, kernel) in kernels.chunks(kk).enumerate() {
-                    for (t, &v) in kernel.iter().enumerate() {
-                        taps[t * self.c_in + ci] = v;
-                    }
-                }
-            });
-        out
+        self.transpose_per_output(weight, self.c_in, self.kh * self.kw)
     }
 
     /// The weight's `[co][ci][tap]` from `[co][tap][ci]`.
     fn kernel_major(&self, taps: &[f32]) -> Vec<f32> {
-        let kk = self.kh * self.kw;
-        let mut out = vec![0f32; self.c_out * self.c_in * kk];
-        out.par_chunks_mut((self.c_in * kk).max(1))
-            .zip(taps.par_chunks((self.c_in * kk).max(1)))
-            .for_each(|(kernels, taps)| {
-                for (t, tap) in taps.chunks(self.c_in.max(1)).enumerate() {
-                    for (ci, &v) in tap.iter().enumerate() {
-                        kernels[ci * kk + t] = v;
+        self.transpose_per_output(taps, self.kh * self.kw, self.c_in)
+    }
+
+    /// Each output channel's `rows x cols` block of `m` transposed, in parallel over
+    /// output channels (each block is small and stays in cache).
+    fn transpose_per_output(&self, m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+        let block = (rows * cols).max(1);
+        let mut out = vec![0f32; self.c_out * rows * cols];
+        out.par_chunks_mut(block)
+            .zip(m.par_chunks(block))
+            .for_each(|(dst, src)| {
+                for (r, row) in src.chunks(cols.max(1)).enumerate() {
+                    for (c, &v) in row.iter().enumerate() {
+                        dst[c * rows + r] = v;
                     }
                 }
             });

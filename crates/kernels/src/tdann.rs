@@ -13,7 +13,7 @@
 //! models a quarter of the step for a loss whose arithmetic is a few `k x k` matrices
 //! and two products. The `k x k` parts run in f64; the products in f32, as before.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
@@ -222,7 +222,7 @@ impl Neighbourhood {
 /// neighbourhood's forward for the backward, which would otherwise redo it.
 struct Loss {
     hoods: Arc<Vec<Neighbourhood>>,
-    passes: Mutex<Option<Arc<Vec<Pass>>>>,
+    passes: OnceLock<Arc<Vec<Pass>>>,
 }
 
 impl CustomOp1 for Loss {
@@ -241,7 +241,7 @@ impl CustomOp1 for Loss {
             .collect::<Result<Vec<_>>>()?;
         let total: f64 = passes.iter().map(Neighbourhood::loss).sum();
         let mean = total / self.hoods.len().max(1) as f64;
-        *lock(&self.passes)? = Some(Arc::new(passes));
+        self.passes.get_or_init(|| Arc::new(passes));
         Ok((CpuStorage::F32(vec![mean as f32]), Shape::from(())))
     }
 
@@ -249,15 +249,10 @@ impl CustomOp1 for Loss {
         let grad = grad.contiguous()?;
         let op = Grad {
             hoods: self.hoods.clone(),
-            passes: lock(&self.passes)?.clone(),
+            passes: self.passes.get().cloned(),
         };
         Ok(Some(arg.apply_op2_no_bwd(&grad, &op)?))
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>> {
-    m.lock()
-        .map_err(|_| candle_core::Error::Msg("TDANN loss: a lock was poisoned".into()))
 }
 
 /// `(tap, d loss)` to `d tap`.
@@ -311,6 +306,6 @@ pub fn tdann_loss(tap: &Tensor, neighbourhoods: Vec<Neighbourhood>) -> Result<Te
     }
     tap.contiguous()?.apply_op1(Loss {
         hoods: Arc::new(neighbourhoods),
-        passes: Mutex::new(None),
+        passes: OnceLock::new(),
     })
 }

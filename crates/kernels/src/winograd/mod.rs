@@ -134,8 +134,6 @@ impl Tiling {
         &data[start..start + self.plane()]
     }
 
-    /// `B^T d B` of images `first..first + nb` into `v`, laid out `[c_in][xi][tile][image]`,
-    /// in parallel over channels.
     /// Values of the whole batch's transformed input (every chunk's `V`).
     fn transformed_len(&self) -> usize {
         XI * self.c_in * self.batch * self.tiles()
@@ -146,6 +144,8 @@ impl Tiling {
         XI * self.c_in * first * self.tiles()
     }
 
+    /// `B^T d B` of images `first..first + nb` into `v`, laid out `[c_in][xi][tile][image]`,
+    /// in parallel over channels.
     fn transform_inputs(&self, x: &[f32], first: usize, nb: usize, v: &mut [f32]) {
         let (p, t) = (self.planes(nb), nb * self.tiles());
         v[..self.c_in * XI * t]
@@ -238,10 +238,9 @@ fn products(
 #[derive(Debug, Default)]
 struct Forward {
     weights: OnceLock<Arc<Vec<f32>>>,
-    /// Whether to keep the transformed input for the weight gradient (see [`KEPT_INPUT`]).
-    keep_input: bool,
-    /// The transformed input, every chunk's `V` one after another, when kept.
-    input: OnceLock<Arc<Kept>>,
+    /// Where the transformed input (every chunk's `V`, one after another) is kept for the
+    /// weight gradient, if it is (see [`KEPT_INPUT`]).
+    kept_input: Option<OnceLock<Arc<Kept>>>,
 }
 
 /// Largest transformed input (values, 4x the conv's input) the forward keeps for the
@@ -271,9 +270,9 @@ impl CustomOp2 for Forward {
             .get_or_init(|| Arc::new(transform_weights(weight, g.c_out, g.c_in)));
         let most = g.chunk() * g.tiles();
         // Each chunk's V goes to the kept whole-batch buffer, or to reused scratch.
-        let (kept_len, scratch_len) = match self.keep_input {
-            true => (g.transformed_len(), 0),
-            false => (0, XI * g.c_in * most),
+        let (kept_len, scratch_len) = match self.kept_input {
+            Some(_) => (g.transformed_len(), 0),
+            None => (0, XI * g.c_in * most),
         };
         let mut scratch = Scratch::take(scratch_len);
         let mut kept = Kept::take(kept_len);
@@ -282,9 +281,9 @@ impl CustomOp2 for Forward {
         let mut y = vec![0f32; g.batch * g.c_out * g.plane()];
         for (first, nb) in g.chunks() {
             let t = nb * g.tiles();
-            let v = match self.keep_input {
-                true => &mut kept[g.transformed_offset(first)..],
-                false => &mut scratch[..],
+            let v = match self.kept_input {
+                Some(_) => &mut kept[g.transformed_offset(first)..],
+                None => &mut scratch[..],
             };
             g.transform_inputs(x, first, nb, v);
             let v = &*v;
@@ -325,8 +324,8 @@ impl CustomOp2 for Forward {
                     p.unstage_output(&staged[c * tl..], i, plane);
                 });
         }
-        if self.keep_input {
-            self.input.get_or_init(|| Arc::new(kept));
+        if let Some(slot) = &self.kept_input {
+            slot.get_or_init(|| Arc::new(kept));
         }
         Ok((
             CpuStorage::F32(y),
@@ -347,7 +346,10 @@ impl CustomOp2 for Forward {
         };
         let dx = crate::conv2d::input_grad(x, || grad.apply_op2_no_bwd(weight, &input_grad))?;
         let weight_grad = WeightGrad {
-            input: self.input.get().cloned(),
+            input: self
+                .kept_input
+                .as_ref()
+                .and_then(|slot| slot.get().cloned()),
         };
         let dw = x.apply_op2_no_bwd(&grad, &weight_grad)?;
         Ok((dx, Some(dw)))
@@ -535,8 +537,9 @@ impl CustomOp2 for WeightGrad {
 /// `conv2d(x, weight)` for a 3x3 weight at stride 1 and padding 1, f32 on the CPU.
 pub(crate) fn conv2d(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
     let g = Tiling::new(x.shape(), weight.shape())?;
+    let keep = weight.track_op() && g.transformed_len() <= KEPT_INPUT;
     let forward = Forward {
-        keep_input: weight.track_op() && g.transformed_len() <= KEPT_INPUT,
+        kept_input: keep.then(OnceLock::new),
         ..Forward::default()
     };
     x.contiguous()?.apply_op2(&weight.contiguous()?, forward)
