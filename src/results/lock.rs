@@ -163,21 +163,28 @@ impl Lock {
                     });
                 }
             };
-            let Some(why) = staleness(&owner, age(path), &host(), alive, policy) else {
-                return Ok(LockOutcome::Held(owner));
-            };
-            if !remove_if_still(path, &owner, policy)? {
-                // Someone else is recovering it, or it changed hands: theirs.
-                return Ok(LockOutcome::Held(owner));
+            match remove_stale(path, &owner, policy)? {
+                Some(message) => recovered = Some(message),
+                // Held, or someone else is recovering it, or it changed hands: theirs.
+                None => return Ok(LockOutcome::Held(owner)),
             }
-            let message = format!(
-                "recovering the lock {} left by {owner} ({why})",
-                path.display()
-            );
-            crate::log::log(&format!("  {message}"));
-            recovered = Some(message);
         }
         Ok(LockOutcome::Held("another worker".into()))
+    }
+
+    /// Removes the lock at `path` if it is stale, saying so; the message, or `None` when
+    /// there is no lock or it is held. For a run found finished: its worker may have
+    /// been killed between writing its record and releasing its lock, and no one takes
+    /// the lock of a finished run again.
+    pub fn clear_if_stale(path: &Path, policy: LockPolicy) -> Result<Option<String>, ResultsError> {
+        match std::fs::read_to_string(path) {
+            Ok(owner) => remove_stale(path, owner.trim(), policy),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(ResultsError::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
     }
 
     fn held(path: &Path, owner: String, recovered: Option<String>, policy: LockPolicy) -> Lock {
@@ -260,6 +267,27 @@ impl Drop for Lock {
             ));
         }
     }
+}
+
+/// Removes the lock at `path`, holding `owner`, if it is stale, and logs why; the
+/// message, or `None` when it is held or another worker is recovering it.
+fn remove_stale(
+    path: &Path,
+    owner: &str,
+    policy: LockPolicy,
+) -> Result<Option<String>, ResultsError> {
+    let Some(why) = staleness(owner, age(path), &host(), alive, policy) else {
+        return Ok(None);
+    };
+    if !remove_if_still(path, owner, policy)? {
+        return Ok(None);
+    }
+    let message = format!(
+        "recovering the lock {} left by {owner} ({why})",
+        path.display()
+    );
+    crate::log::log(&format!("  {message}"));
+    Ok(Some(message))
 }
 
 /// Creates `path` holding `content` in one step; `false` if it exists.

@@ -221,7 +221,10 @@ fn attempt(
 ) -> Result<Outcome, EngineError> {
     let dir = options.experiment_dir.run(&run.id);
     match dir.state_on_disk() {
-        RunState::Done => return prune_added_points(run, &dir, i, total, options, workers),
+        RunState::Done => {
+            Lock::clear_if_stale(&dir.lock(), workers.lock)?;
+            return prune_added_points(run, &dir, i, total, options, workers);
+        }
         RunState::Failed if !options.retry_failed => {
             let reason = match read_json::<Summary>(&dir.summary()) {
                 Ok(s) => s.failure.map(|f| f.reason).unwrap_or_default(),

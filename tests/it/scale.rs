@@ -308,6 +308,40 @@ fn topo_run_recovers_a_dead_workers_lock_and_trains_the_run() {
 }
 
 #[test]
+fn topo_run_clears_the_lock_a_worker_killed_after_finishing_its_run_left() {
+    let e = Experiment::new();
+    let id = e.ids()[0].clone();
+    let out = e.topo("run", "results", &["--only", &id, "--no-report"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run = e.run_dir("results", &id);
+    let summary = std::fs::read(run.join("summary.json")).unwrap();
+    // Killed between writing its record and removing its lock.
+    let owner = format!("{}:{}", host(), dead_pid());
+    std::fs::write(run.join("lock"), &owner).unwrap();
+    let out = e.topo("run", "results", &["--only", &id, "--no-report"]);
+    let text = stderr(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!(
+            "recovering the lock {} left by {owner} (process gone)",
+            run.join("lock").display()
+        )),
+        "{text}"
+    );
+    assert!(!run.join("lock").exists(), "{text}");
+    // Not trained again.
+    assert_eq!(std::fs::read(run.join("summary.json")).unwrap(), summary);
+    // A live worker's lock on a finished run is its own business: left alone.
+    std::fs::write(run.join("lock"), owner_id()).unwrap();
+    let out = e.topo("run", "results", &["--only", &id, "--no-report"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(run.join("lock")).unwrap(),
+        owner_id()
+    );
+}
+
+#[test]
 fn the_slurm_script_has_a_task_per_pending_run_and_flags_override_the_file() {
     let e = Experiment::new();
     let ids = e.ids();
