@@ -17,7 +17,7 @@ use crate::scratch::Scratch;
 use crate::storage::f32_slice;
 
 use crate::gemm::{Mat, Store, sgemm};
-use crate::{conv_dense, conv_taps, winograd};
+use crate::{conv_dense, conv_direct, conv_taps, winograd};
 
 /// Shapes of one convolution (also the dense layer's and the tap walk's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -400,6 +400,32 @@ impl Geometry {
         Ok(dwt)
     }
 
+    /// `y = conv2d(x, weight)` by unfolding chunks of images and one gemm per chunk.
+    pub(crate) fn im2col_forward(&self, x: &[f32], weight: &[f32]) -> Result<Vec<f32>> {
+        let mut y = vec![0f32; self.batch * self.out_plane()];
+        let (k, l, chunk) = (self.k(), self.l(), self.chunk());
+        let mut cols = Scratch::take(k * chunk * l);
+        let mut ys = Scratch::take(self.c_out * chunk * l);
+        for first in (0..self.batch).step_by(chunk) {
+            let nb = chunk.min(self.batch - first);
+            let width = nb * l;
+            self.im2col(x, first, nb, &mut cols);
+            sgemm(
+                &mut ys,
+                Mat::dense(self.c_out, width),
+                weight,
+                Mat::dense(self.c_out, k),
+                &cols,
+                Mat::dense(k, width),
+                Store::Overwrite,
+                rayon::current_num_threads(),
+            )?;
+            let out = &mut y[first * self.out_plane()..(first + nb) * self.out_plane()];
+            self.scatter_images(&ys, nb, out);
+        }
+        Ok(y)
+    }
+
     /// `dwt (K x C_out)` = or += the `nb` images from `first`'s `cols dy^T`, on `threads`
     /// threads.
     #[allow(clippy::too_many_arguments)]
@@ -461,27 +487,12 @@ impl CustomOp2 for Forward {
         let g = Geometry::new(l1.shape(), l2.shape(), self.stride, self.padding)?;
         let x = f32_slice(s1, l1, "conv2d", "input")?;
         let weight = f32_slice(s2, l2, "conv2d", "weight")?;
-        let mut y = vec![0f32; g.batch * g.out_plane()];
-        let (k, l, chunk) = (g.k(), g.l(), g.chunk());
-        let mut cols = Scratch::take(k * chunk * l);
-        let mut ys = Scratch::take(g.c_out * chunk * l);
-        for first in (0..g.batch).step_by(chunk) {
-            let nb = chunk.min(g.batch - first);
-            let width = nb * l;
-            g.im2col(x, first, nb, &mut cols);
-            sgemm(
-                &mut ys,
-                Mat::dense(g.c_out, width),
-                weight,
-                Mat::dense(g.c_out, k),
-                &cols,
-                Mat::dense(k, width),
-                Store::Overwrite,
-                rayon::current_num_threads(),
-            )?;
-            let out = &mut y[first * g.out_plane()..(first + nb) * g.out_plane()];
-            g.scatter_images(&ys, nb, out);
-        }
+        let y = if conv_direct::fits(&g) {
+            // The same bits, without the unfolded copy (`conv_direct.rs`).
+            conv_direct::forward(&g, x, weight)
+        } else {
+            g.im2col_forward(x, weight)?
+        };
         Ok((
             CpuStorage::F32(y),
             Shape::from((g.batch, g.c_out, g.oh, g.ow)),

@@ -23,6 +23,7 @@ mod batch_norm;
 mod choice;
 mod conv2d;
 mod conv_dense;
+mod conv_direct;
 mod conv_rearranged;
 mod conv_taps;
 #[cfg(feature = "cuda")]

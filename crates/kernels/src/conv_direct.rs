@@ -1,0 +1,283 @@
+//! The forward of a stride-1 convolution with a short reduction (few input channels:
+//! the stems on 1-3 channels, the narrow models' 4-16 channel layers) computed directly,
+//! without unfolding the input.
+//!
+//! im2col copies every input value `kh kw` times and hands gemm a product whose inner
+//! dimension (`C_in kh kw`, 9 on a grey stem) is too short for its packing to pay. Here
+//! each image's planes are staged once with their padding, and an output is read in
+//! "padded-row" coordinates: output `(y, x)` sits at `y Wp + x` (`Wp = W + 2 padding`),
+//! and tap `(ky, kx)` of every output is the staged plane shifted by `ky Wp + kx`. So a
+//! vector of consecutive outputs takes each tap as one contiguous load (the `kw - 1`
+//! outputs a row spills past its end are computed and dropped), and one load feeds
+//! `CB` output channels' fused multiply-adds.
+//!
+//! Same bits as im2col's gemm: each output is one chain of fused multiply-adds from zero
+//! over `(ci, ky, kx)` in order, as gemm's microkernel forms it when the reduction fits
+//! one of its blocks, which [`MAX_REDUCTION`] keeps it within. So the choice between the
+//! two changes no result (tested), and the backward stays im2col's.
+
+use pulp::bytemuck;
+use rayon::prelude::*;
+
+use crate::conv2d::Geometry;
+
+/// Output channels computed together: each loaded input vector feeds this many
+/// independent accumulators (enough to hide the multiply-add latency).
+const CB: usize = 8;
+
+/// Longest reduction (`C_in kh kw`) computed directly: 16 channels of a 3x3 kernel, where
+/// it still took half im2col's time (`examples`-style timing at batch 64 on the narrow
+/// ResNet-18's 8- and 16-channel maps: 0.13 against 0.35-0.44 ms). gemm never splits
+/// a reduction this short into blocks (its smallest block is 512), so the order of the
+/// sums is its own.
+const MAX_REDUCTION: usize = 144;
+
+/// Widest vector any instruction set gives (AVX-512: 16 lanes): the padded-row outputs
+/// are rounded up to whole vectors of it.
+const MAX_LANES: usize = 16;
+
+/// Whether the direct forward computes this conv (and beats im2col's). Not a 1x1
+/// kernel: its unfolding is a plain copy and gemm's product is as fast.
+pub(crate) fn fits(g: &Geometry) -> bool {
+    g.stride == 1 && g.kh * g.kw > 1 && g.c_in * g.kh * g.kw <= MAX_REDUCTION
+}
+
+impl Geometry {
+    /// Width of a padded input row.
+    fn padded_w(&self) -> usize {
+        self.w + 2 * self.padding
+    }
+
+    /// Outputs computed per channel: `oh` padded rows, rounded up to whole vectors.
+    fn direct_len(&self) -> usize {
+        (self.oh * self.padded_w()).div_ceil(MAX_LANES) * MAX_LANES
+    }
+
+    /// A staged input plane: the padded plane, with room for the last vector's taps.
+    fn staged_len(&self) -> usize {
+        self.direct_len() + (self.kh - 1) * self.padded_w() + self.kw - 1
+    }
+
+    /// Where tap `t` (`ky kw + kx`) of an output lies from it in a staged plane.
+    fn tap_offsets(&self) -> Vec<usize> {
+        (0..self.kh * self.kw)
+            .map(|t| (t / self.kw) * self.padded_w() + t % self.kw)
+            .collect()
+    }
+}
+
+/// The weight as `[co block][ci][tap][CB]`, zero past `c_out`: the `CB` weights one
+/// input vector meets side by side.
+fn blocked_weight(g: &Geometry, weight: &[f32]) -> Vec<f32> {
+    let kk = g.kh * g.kw;
+    let blocks = g.c_out.div_ceil(CB);
+    let mut out = vec![0f32; blocks * g.c_in * kk * CB];
+    for (block, b) in out.chunks_exact_mut(g.c_in * kk * CB).enumerate() {
+        for (ci, per_channel) in b.chunks_exact_mut(kk * CB).enumerate() {
+            for (t, per_tap) in per_channel.chunks_exact_mut(CB).enumerate() {
+                for (c, v) in per_tap.iter_mut().enumerate() {
+                    let co = block * CB + c;
+                    if co < g.c_out {
+                        *v = weight[(co * g.c_in + ci) * kk + t];
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `y = conv2d(x, weight)` for a conv that [`fits`], `(B, C_out, OH, OW)` row-major; in
+/// parallel over images.
+pub(crate) fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
+    let blocked = blocked_weight(g, weight);
+    let offsets = g.tap_offsets();
+    let (in_plane, out_plane) = (g.h * g.w, g.oh * g.ow);
+    let mut y = vec![0f32; g.batch * g.c_out * out_plane];
+    y.par_chunks_mut((g.c_out * out_plane).max(1))
+        .zip(x.par_chunks((g.c_in * in_plane).max(1)))
+        .for_each_init(
+            // Staged planes (their padding stays zero: only the interior is written) and
+            // one block's padded-row outputs.
+            || {
+                (
+                    vec![0f32; g.c_in * g.staged_len()],
+                    vec![0f32; CB * g.direct_len()],
+                )
+            },
+            |(staged, outputs), (y, x)| image(g, x, &blocked, &offsets, staged, outputs, y),
+        );
+    y
+}
+
+/// One image: its planes staged, then each block of `CB` output channels.
+fn image(
+    g: &Geometry,
+    x: &[f32],
+    blocked: &[f32],
+    offsets: &[usize],
+    staged: &mut [f32],
+    outputs: &mut [f32],
+    y: &mut [f32],
+) {
+    let (pw, p, sl, dl) = (g.padded_w(), g.padding, g.staged_len(), g.direct_len());
+    for (plane, s) in x.chunks_exact(g.h * g.w).zip(staged.chunks_exact_mut(sl)) {
+        for (row, input) in plane.chunks_exact(g.w).enumerate() {
+            let at = (row + p) * pw + p;
+            s[at..at + g.w].copy_from_slice(input);
+        }
+    }
+    let out_plane = g.oh * g.ow;
+    for (block, weights) in blocked
+        .chunks_exact(g.c_in * offsets.len() * CB)
+        .enumerate()
+    {
+        pulp::Arch::new().dispatch(Block {
+            staged,
+            staged_len: sl,
+            weights,
+            offsets,
+            outputs,
+            len: dl,
+        });
+        let channels = CB.min(g.c_out - block * CB);
+        let planes = y[block * CB * out_plane..].chunks_exact_mut(out_plane.max(1));
+        for (plane, computed) in planes.take(channels).zip(outputs.chunks_exact(dl)) {
+            for (row, out) in plane.chunks_exact_mut(g.ow).enumerate() {
+                out.copy_from_slice(&computed[row * pw..row * pw + g.ow]);
+            }
+        }
+    }
+}
+
+/// One block of `CB` output channels of one image, in padded-row coordinates.
+struct Block<'a> {
+    staged: &'a [f32],
+    staged_len: usize,
+    /// `[ci][tap][CB]`.
+    weights: &'a [f32],
+    offsets: &'a [usize],
+    /// `[CB][len]`.
+    outputs: &'a mut [f32],
+    len: usize,
+}
+
+impl pulp::WithSimd for Block<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
+        let lanes = S::F32_LANES;
+        let per_channel = self.offsets.len() * CB;
+        // `len` is a multiple of `MAX_LANES`, so of every instruction set's lanes.
+        for at in (0..self.len).step_by(lanes) {
+            let mut acc = [simd.splat_f32s(0.0); CB];
+            for (plane, weights) in self
+                .staged
+                .chunks_exact(self.staged_len)
+                .zip(self.weights.chunks_exact(per_channel))
+            {
+                let from = &plane[at..];
+                for (&offset, taps) in self.offsets.iter().zip(weights.chunks_exact(CB)) {
+                    let xv: S::f32s = bytemuck::pod_read_unaligned(bytemuck::cast_slice(
+                        &from[offset..offset + lanes],
+                    ));
+                    // w x + acc, fused: gemm's rounding.
+                    for (a, &w) in acc.iter_mut().zip(taps) {
+                        *a = simd.mul_add_f32s(simd.splat_f32s(w), xv, *a);
+                    }
+                }
+            }
+            for (a, out) in acc.iter().zip(self.outputs.chunks_exact_mut(self.len)) {
+                out[at..at + lanes].copy_from_slice(bytemuck::cast_slice(std::slice::from_ref(a)));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Shape;
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        // Distinct magnitudes, so that any other order of the sums shows in the bits.
+        (0..n)
+            .map(|i| {
+                let v = ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32;
+                v / (1u32 << 24) as f32 * 2.0 - 1.0 + 1e-3 * (i % 7) as f32
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_direct_forward_gives_im2cols_bits_on_odd_shapes() {
+        // (batch, c_in, c_out, h, w, kh, kw, padding)
+        for (case, &(b, ci, co, h, w, kh, kw, p)) in [
+            (3, 1, 5, 9, 7, 3, 3, 1),
+            (2, 3, 9, 8, 8, 3, 3, 1),
+            (2, 16, 16, 7, 7, 3, 3, 1),
+            (1, 4, 4, 5, 6, 5, 5, 2),
+            (2, 2, 3, 6, 5, 3, 3, 0),
+            (1, 2, 17, 11, 13, 7, 7, 3),
+            (2, 1, 1, 1, 1, 3, 3, 1),
+            (1, 3, 8, 4, 9, 3, 1, 1),
+            (2, 5, 12, 28, 28, 3, 3, 1),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let x_shape = Shape::from((b, ci, h, w));
+            let w_shape = Shape::from((co, ci, kh, kw));
+            let g = Geometry::new(&x_shape, &w_shape, 1, p).unwrap();
+            assert!(fits(&g), "case {case}");
+            let x = values(b * ci * h * w, case as u32);
+            let weight = values(co * ci * kh * kw, 99 + case as u32);
+            let direct = forward(&g, &x, &weight);
+            let unfolded = g.im2col_forward(&x, &weight).unwrap();
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&direct), bits(&unfolded), "case {case}");
+            // And the convolution itself, in f64 by its definition.
+            for (i, &got) in direct.iter().enumerate() {
+                let (n, o) = (i / (co * g.oh * g.ow), i % (co * g.oh * g.ow));
+                let (c, oy, ox) = (o / (g.oh * g.ow), o % (g.oh * g.ow) / g.ow, o % g.ow);
+                let mut want = 0f64;
+                for cin in 0..ci {
+                    for ky in 0..kh {
+                        for kx in 0..kw {
+                            let (iy, ix) = ((oy + ky).checked_sub(p), (ox + kx).checked_sub(p));
+                            if let (Some(iy), Some(ix)) = (iy, ix)
+                                && iy < h
+                                && ix < w
+                            {
+                                want += f64::from(x[((n * ci + cin) * h + iy) * w + ix])
+                                    * f64::from(weight[((c * ci + cin) * kh + ky) * kw + kx]);
+                            }
+                        }
+                    }
+                }
+                assert!(
+                    (f64::from(got) - want).abs() < 1e-4,
+                    "case {case} output {i}: {got} vs {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn only_stride_one_short_reductions_past_1x1_go_direct() {
+        let g = |ci, k, stride| {
+            Geometry::new(
+                &Shape::from((2, ci, 8, 8)),
+                &Shape::from((4, ci, k, k)),
+                stride,
+                k / 2,
+            )
+            .unwrap()
+        };
+        assert!(fits(&g(16, 3, 1)));
+        assert!(!fits(&g(17, 3, 1)));
+        assert!(!fits(&g(3, 3, 2)));
+        assert!(!fits(&g(8, 1, 1)));
+    }
+}
