@@ -1,15 +1,18 @@
-//! The forward of a stride-1 convolution with a short reduction (few input channels:
-//! the stems on 1-3 channels, the narrow models' 4-16 channel layers) computed directly,
-//! without unfolding the input.
+//! The forward of a convolution with a short reduction (few input channels: the stems on
+//! 1-3 channels, the narrow models' 4-16 channel layers and their downsampling convs)
+//! computed directly, without unfolding the input.
 //!
 //! im2col copies every input value `kh kw` times and hands gemm a product whose inner
 //! dimension (`C_in kh kw`, 9 on a grey stem) is too short for its packing to pay. Here
 //! each image's planes are staged once with their padding, and an output is read in
-//! "padded-row" coordinates: output `(y, x)` sits at `y Wp + x` (`Wp = W + 2 padding`),
-//! and tap `(ky, kx)` of every output is the staged plane shifted by `ky Wp + kx`. So a
-//! vector of consecutive outputs takes each tap as one contiguous load (the `kw - 1`
-//! outputs a row spills past its end are computed and dropped), and one load feeds
-//! `CB` output channels' fused multiply-adds.
+//! "padded-row" coordinates: at stride 1, output `(y, x)` sits at `y Wp + x`
+//! (`Wp = W + 2 padding`), and tap `(ky, kx)` of every output is the staged plane
+//! shifted by `ky Wp + kx`. So a vector of consecutive outputs takes each tap as one
+//! contiguous load (the `kw - 1` outputs a row spills past its end are computed and
+//! dropped), and one load feeds `CB` output channels' fused multiply-adds. At stride `s`
+//! the padded plane is staged as `s^2` phase planes (the cells with the same row and
+//! column remainders mod `s`), in which a tap's cells for consecutive outputs are again
+//! consecutive.
 //!
 //! Same bits as im2col's gemm: each output is one chain of fused multiply-adds from zero
 //! over `(ci, ky, kx)` in order, as gemm's microkernel forms it when the reduction fits
@@ -32,6 +35,9 @@ const CB: usize = 8;
 /// sums is its own.
 const MAX_REDUCTION: usize = 144;
 
+/// Largest stride computed directly: the downsampling convs' 2.
+const MAX_STRIDE: usize = 2;
+
 /// Widest vector any instruction set gives (AVX-512: 16 lanes): the padded-row outputs
 /// are rounded up to whole vectors of it.
 const MAX_LANES: usize = 16;
@@ -39,30 +45,52 @@ const MAX_LANES: usize = 16;
 /// Whether the direct forward computes this conv (and beats im2col's). Not a 1x1
 /// kernel: its unfolding is a plain copy and gemm's product is as fast.
 pub(crate) fn fits(g: &Geometry) -> bool {
-    g.stride == 1 && g.kh * g.kw > 1 && g.c_in * g.kh * g.kw <= MAX_REDUCTION
+    g.stride <= MAX_STRIDE && g.kh * g.kw > 1 && g.c_in * g.kh * g.kw <= MAX_REDUCTION
 }
 
 impl Geometry {
-    /// Width of a padded input row.
-    fn padded_w(&self) -> usize {
-        self.w + 2 * self.padding
+    /// Width of a row of a phase plane: the padded input's columns `x` with the same
+    /// `x mod stride`, side by side.
+    fn phase_w(&self) -> usize {
+        (self.w + 2 * self.padding).div_ceil(self.stride)
     }
 
-    /// Outputs computed per channel: `oh` padded rows, rounded up to whole vectors.
+    /// Outputs computed per channel: `oh` phase rows, rounded up to whole vectors.
     fn direct_len(&self) -> usize {
-        (self.oh * self.padded_w()).div_ceil(MAX_LANES) * MAX_LANES
+        (self.oh * self.phase_w()).div_ceil(MAX_LANES) * MAX_LANES
     }
 
-    /// A staged input plane: the padded plane, with room for the last vector's taps.
+    /// One phase plane: the padded input's cells `(y, x)` with the same
+    /// `(y mod stride, x mod stride)`, at `(y / stride, x / stride)`, with room for the
+    /// last vector's taps.
+    fn phase_len(&self) -> usize {
+        let reach = (self.kh - 1) / self.stride * self.phase_w() + (self.kw - 1) / self.stride;
+        let rows = (self.h + 2 * self.padding).div_ceil(self.stride);
+        (self.direct_len() + reach).max(rows * self.phase_w())
+    }
+
+    /// A staged input channel: its `stride^2` phase planes.
     fn staged_len(&self) -> usize {
-        self.direct_len() + (self.kh - 1) * self.padded_w() + self.kw - 1
+        self.stride * self.stride * self.phase_len()
     }
 
-    /// Where tap `t` (`ky kw + kx`) of an output lies from it in a staged plane.
+    /// Where tap `t` (`ky kw + kx`) of an output lies from it in a staged channel.
     fn tap_offsets(&self) -> Vec<usize> {
+        let s = self.stride;
         (0..self.kh * self.kw)
-            .map(|t| (t / self.kw) * self.padded_w() + t % self.kw)
+            .map(|t| {
+                let (ky, kx) = (t / self.kw, t % self.kw);
+                let phase = (ky % s) * s + kx % s;
+                phase * self.phase_len() + (ky / s) * self.phase_w() + kx / s
+            })
             .collect()
+    }
+
+    /// Input value `(y, x)` of a channel: where it goes in the staged channel.
+    fn staged_at(&self, y: usize, x: usize) -> usize {
+        let (s, p) = (self.stride, self.padding);
+        let (py, px) = (y + p, x + p);
+        ((py % s) * s + px % s) * self.phase_len() + (py / s) * self.phase_w() + px / s
     }
 }
 
@@ -120,11 +148,21 @@ fn image(
     outputs: &mut [f32],
     y: &mut [f32],
 ) {
-    let (pw, p, sl, dl) = (g.padded_w(), g.padding, g.staged_len(), g.direct_len());
+    let (pw, sl, dl) = (g.phase_w(), g.staged_len(), g.direct_len());
+    // Where each input column lands in row 0's phase planes, and each row's start.
+    let columns: Vec<usize> = (0..g.w)
+        .map(|col| g.staged_at(0, col) - g.staged_at(0, 0))
+        .collect();
     for (plane, s) in x.chunks_exact(g.h * g.w).zip(staged.chunks_exact_mut(sl)) {
         for (row, input) in plane.chunks_exact(g.w).enumerate() {
-            let at = (row + p) * pw + p;
-            s[at..at + g.w].copy_from_slice(input);
+            let at = g.staged_at(row, 0);
+            if g.stride == 1 {
+                s[at..at + g.w].copy_from_slice(input);
+            } else {
+                for (&col, &v) in columns.iter().zip(input) {
+                    s[at + col] = v;
+                }
+            }
         }
     }
     let out_plane = g.oh * g.ow;
@@ -212,24 +250,29 @@ mod tests {
 
     #[test]
     fn the_direct_forward_gives_im2cols_bits_on_odd_shapes() {
-        // (batch, c_in, c_out, h, w, kh, kw, padding)
-        for (case, &(b, ci, co, h, w, kh, kw, p)) in [
-            (3, 1, 5, 9, 7, 3, 3, 1),
-            (2, 3, 9, 8, 8, 3, 3, 1),
-            (2, 16, 16, 7, 7, 3, 3, 1),
-            (1, 4, 4, 5, 6, 5, 5, 2),
-            (2, 2, 3, 6, 5, 3, 3, 0),
-            (1, 2, 17, 11, 13, 7, 7, 3),
-            (2, 1, 1, 1, 1, 3, 3, 1),
-            (1, 3, 8, 4, 9, 3, 1, 1),
-            (2, 5, 12, 28, 28, 3, 3, 1),
+        // (batch, c_in, c_out, h, w, kh, kw, padding, stride)
+        for (case, &(b, ci, co, h, w, kh, kw, p, stride)) in [
+            (3, 1, 5, 9, 7, 3, 3, 1, 1),
+            (2, 3, 9, 8, 8, 3, 3, 1, 1),
+            (2, 16, 16, 7, 7, 3, 3, 1, 1),
+            (1, 4, 4, 5, 6, 5, 5, 2, 1),
+            (2, 2, 3, 6, 5, 3, 3, 0, 1),
+            (1, 2, 17, 11, 13, 7, 7, 3, 1),
+            (2, 1, 1, 1, 1, 3, 3, 1, 1),
+            (1, 3, 8, 4, 9, 3, 1, 1, 1),
+            (2, 5, 12, 28, 28, 3, 3, 1, 1),
+            (2, 8, 16, 14, 14, 3, 3, 1, 2),
+            (3, 16, 9, 7, 7, 3, 3, 1, 2),
+            (1, 3, 5, 9, 8, 3, 3, 0, 2),
+            (2, 2, 7, 11, 10, 5, 5, 2, 2),
+            (1, 1, 3, 2, 3, 3, 3, 1, 2),
         ]
         .iter()
         .enumerate()
         {
             let x_shape = Shape::from((b, ci, h, w));
             let w_shape = Shape::from((co, ci, kh, kw));
-            let g = Geometry::new(&x_shape, &w_shape, 1, p).unwrap();
+            let g = Geometry::new(&x_shape, &w_shape, stride, p).unwrap();
             assert!(fits(&g), "case {case}");
             let x = values(b * ci * h * w, case as u32);
             let weight = values(co * ci * kh * kw, 99 + case as u32);
@@ -245,7 +288,10 @@ mod tests {
                 for cin in 0..ci {
                     for ky in 0..kh {
                         for kx in 0..kw {
-                            let (iy, ix) = ((oy + ky).checked_sub(p), (ox + kx).checked_sub(p));
+                            let (iy, ix) = (
+                                (oy * stride + ky).checked_sub(p),
+                                (ox * stride + kx).checked_sub(p),
+                            );
                             if let (Some(iy), Some(ix)) = (iy, ix)
                                 && iy < h
                                 && ix < w
@@ -265,7 +311,7 @@ mod tests {
     }
 
     #[test]
-    fn only_stride_one_short_reductions_past_1x1_go_direct() {
+    fn only_short_reductions_past_1x1_at_strides_1_and_2_go_direct() {
         let g = |ci, k, stride| {
             Geometry::new(
                 &Shape::from((2, ci, 8, 8)),
@@ -277,7 +323,8 @@ mod tests {
         };
         assert!(fits(&g(16, 3, 1)));
         assert!(!fits(&g(17, 3, 1)));
-        assert!(!fits(&g(3, 3, 2)));
+        assert!(fits(&g(3, 3, 2)));
+        assert!(!fits(&g(3, 3, 3)));
         assert!(!fits(&g(8, 1, 1)));
     }
 }
