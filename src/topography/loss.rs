@@ -170,27 +170,32 @@ impl TopographicLoss {
         }
         let pairs = (c * (c - 1) / 2) as f64;
         let y = tap.flatten_from(2)?;
+        let kernel_fits = tap.device().is_cpu() && tap.dtype() == DType::F32;
+        let kernel_wanted = match self.path {
+            LossPath::Kernel => true,
+            // Many channels on few positions (ResNet's layer3 and layer4): the Frobenius
+            // identity's small Gram beats the kernel's C x C pass.
+            LossPath::Auto => c <= 4 * y.dim(2)?,
+            LossPath::Reference | LossPath::Fast => false,
+        };
+        // The clamp checked by the kernel's own pass over the tap: no tensor of norms.
+        if kernel_wanted
+            && kernel_fits
+            && crate::kernels::topographic_loss::smallest_squared_norm(tap)? >= self.eps
+        {
+            return crate::kernels::topographic_loss::layer_samples(tap, &target.full_values);
+        }
         let q = y.sqr()?.sum_keepdim(D::Minus1)?;
         let fast = match self.path {
             LossPath::Reference => false,
             LossPath::Auto | LossPath::Fast | LossPath::Kernel => clamp_inactive(&q, self.eps)?,
         };
-        let kernel_fits = tap.device().is_cpu() && tap.dtype() == DType::F32;
-        match self.path {
-            LossPath::Kernel if fast && !kernel_fits => candle_core::bail!(
+        if self.path == LossPath::Kernel && fast && !kernel_fits {
+            candle_core::bail!(
                 "topographic loss: the kernel path needs f32 taps on the CPU, got {:?} on {:?}",
                 tap.dtype(),
                 tap.device()
-            ),
-            LossPath::Kernel if fast && kernel_fits => {
-                return crate::kernels::topographic_loss::layer_samples(tap, &target.full_values);
-            }
-            // Many channels on few positions (ResNet's layer3 and layer4): the Frobenius
-            // identity's small Gram beats the kernel's C x C pass.
-            LossPath::Auto if fast && kernel_fits && c <= 4 * y.dim(2)? => {
-                return crate::kernels::topographic_loss::layer_samples(tap, &target.full_values);
-            }
-            _ => {}
+            );
         }
         let cast = |t: &Tensor| t.to_dtype(tap.dtype());
         if fast {

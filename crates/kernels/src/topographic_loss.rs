@@ -225,6 +225,22 @@ impl CustomOp2 for Grad {
     }
 }
 
+/// The smallest squared norm of any sample's channel of `tap` `(B, C, ...)`, f32 on the
+/// CPU, summed as the loss sums its own: whether the loss's clamp is inactive, in one
+/// pass over the tap and without a tensor of norms.
+pub fn smallest_squared_norm(tap: &Tensor) -> Result<f64> {
+    let (_, _, l) = dims(tap.shape())?;
+    let tap = tap.contiguous()?;
+    let (storage, layout) = tap.storage_and_layout();
+    let candle_core::Storage::Cpu(cpu) = &*storage else {
+        bail!("topographic loss: the kernel needs the tap on the CPU")
+    };
+    let y = f32_slice(cpu, layout, "topographic loss", "tap")?;
+    Ok(y.par_chunks(l.max(1))
+        .map(|row| lane_sum(row, row, row, |v, _, _| v * v))
+        .reduce(|| f64::INFINITY, f64::min))
+}
+
 /// The per-sample loss `(B,)` of `tap` against `target` (`C x C`, row-major, symmetric),
 /// through the op above. The caller checks that every channel's squared norm is at
 /// least the loss's `eps`.
