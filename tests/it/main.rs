@@ -6,6 +6,7 @@ mod browser;
 mod common;
 mod config;
 mod conv_dense;
+mod conv_direct;
 mod conv_taps;
 mod cuda_source;
 mod data;

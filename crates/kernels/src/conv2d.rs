@@ -659,6 +659,9 @@ pub enum ConvAlgorithm {
     /// Tap by tap over the pixels each joins: stride 1 on planes with fewer pixels than
     /// the kernel has taps, where the dense layer is too large (`conv_taps.rs`).
     Taps,
+    /// Direct forward and input gradient, Winograd's weight gradient: 3x3 kernels at
+    /// stride 1 with padding 1 and at most 16 channels in and out (`conv_direct.rs`).
+    Direct,
 }
 
 impl ConvAlgorithm {
@@ -669,7 +672,11 @@ impl ConvAlgorithm {
         } else if conv_taps::wins(x, weight, stride, padding) {
             ConvAlgorithm::Taps
         } else if winograd::wins(x, weight, stride, padding) {
-            ConvAlgorithm::Winograd
+            if conv_direct::wins(x, weight, stride, padding) {
+                ConvAlgorithm::Direct
+            } else {
+                ConvAlgorithm::Winograd
+            }
         } else {
             ConvAlgorithm::Im2col
         }
@@ -702,6 +709,21 @@ pub fn conv2d_with(
         ConvAlgorithm::Dense => conv_dense::conv2d(x, weight, stride, padding),
         ConvAlgorithm::Taps if stride == 1 => conv_taps::conv2d(x, weight, padding),
         ConvAlgorithm::Taps => bail!("conv2d: the tap-by-tap conv needs stride 1, got {stride}"),
+        ConvAlgorithm::Direct
+            if winograd::fits(weight.shape(), stride, padding)
+                && conv_direct::fits(&Geometry::new(
+                    x.shape(),
+                    weight.shape(),
+                    stride,
+                    padding,
+                )?) =>
+        {
+            conv_direct::conv2d(x, weight)
+        }
+        ConvAlgorithm::Direct => bail!(
+            "conv2d: the direct conv needs a 3x3 kernel at stride 1 with padding 1 and at most 16 input channels, got {:?} at stride {stride}, padding {padding}",
+            weight.dims()
+        ),
         ConvAlgorithm::Winograd => bail!(
             "conv2d: Winograd F(2x2, 3x3) needs a 3x3 kernel at stride 1 with padding 1, got {:?} at stride {stride}, padding {padding}",
             weight.dims()

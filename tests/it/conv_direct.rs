@@ -1,0 +1,93 @@
+//! The direct conv (few channels on maps of 8 x 8 and more: the narrow models' first
+//! stage) against the im2col path and finite differences, and when it is chosen.
+
+use candle_core::Shape;
+
+use super::conv_dense::{Case, conv, grads};
+use super::kernels::{finite_differences, flat, rel_diff, tensor};
+use topo::kernels::ConvAlgorithm;
+
+/// The narrow ResNet-18's first stage, maps that are not square or not a whole number
+/// of vectors wide, one channel, channel counts that are not a multiple of the 8 output
+/// channels computed together, and the 16-channel limit on both sides.
+const SHAPES: [Case; 7] = [
+    (2, 8, 14, 14, 8, 3, 1, 1),
+    (3, 1, 9, 8, 5, 3, 1, 1),
+    (2, 3, 8, 11, 2, 3, 1, 1),
+    (1, 16, 10, 9, 16, 3, 1, 1),
+    (2, 9, 8, 8, 13, 3, 1, 1),
+    (1, 2, 17, 8, 3, 3, 1, 1),
+    (2, 5, 12, 20, 7, 3, 1, 1),
+];
+
+#[test]
+fn direct_conv_matches_im2col_forward_and_backward() {
+    for (i, &(b, ci, h, w, co, k, s, p)) in SHAPES.iter().enumerate() {
+        let x = tensor(&[b, ci, h, w], 240 + i as u64);
+        let wt = tensor(&[co, ci, k, k], 250 + i as u64);
+        let ours = conv(&x, &wt, s, p, ConvAlgorithm::Direct);
+        let plain = conv(&x, &wt, s, p, ConvAlgorithm::Im2col);
+        assert_eq!(ours.dims(), plain.dims(), "shape {i}");
+        let d = rel_diff(&flat(&ours), &flat(&plain));
+        assert!(d < 1e-6, "shape {i}: forward differs by {d}");
+        let g = tensor(ours.dims(), 260 + i as u64);
+        let (dx, dw) = grads(&x, &wt, &g, s, p, ConvAlgorithm::Direct);
+        let (px, pw) = grads(&x, &wt, &g, s, p, ConvAlgorithm::Im2col);
+        let (ex, ew) = (rel_diff(&dx, &px), rel_diff(&dw, &pw));
+        assert!(ex < 1e-5 && ew < 1e-5, "shape {i}: dx {ex}, dw {ew}");
+    }
+}
+
+#[test]
+fn direct_conv_backward_matches_finite_differences() {
+    for (i, &(b, ci, h, w, co, k, s, p)) in SHAPES.iter().enumerate().skip(1).take(3) {
+        let x = tensor(&[b, ci, h, w], 270 + i as u64);
+        let wt = tensor(&[co, ci, k, k], 280 + i as u64);
+        let out = conv(&x, &wt, s, p, ConvAlgorithm::Direct);
+        let g = tensor(out.dims(), 290 + i as u64);
+        let (dx, dw) = grads(&x, &wt, &g, s, p, ConvAlgorithm::Direct);
+        let nx = finite_differences(&|x| conv(x, &wt, s, p, ConvAlgorithm::Direct), &x, &g);
+        let nw = finite_differences(&|w| conv(&x, w, s, p, ConvAlgorithm::Direct), &wt, &g);
+        let (ex, ew) = (rel_diff(&dx, &nx), rel_diff(&dw, &nw));
+        assert!(ex < 1e-4 && ew < 1e-4, "shape {i}: dx {ex}, dw {ew}");
+    }
+}
+
+#[test]
+fn the_direct_conv_takes_few_channels_on_maps_of_8_and_more() {
+    let choose = |x: (usize, usize, usize, usize), w: (usize, usize, usize, usize)| {
+        ConvAlgorithm::for_conv(&Shape::from(x), &Shape::from(w), 1, 1)
+    };
+    // The narrow ResNet-18's first stage (8 channels on 14 x 14) and width 1/4's (16 on
+    // 16 x 16).
+    assert_eq!(choose((64, 8, 14, 14), (8, 8, 3, 3)), ConvAlgorithm::Direct);
+    assert_eq!(
+        choose((64, 16, 16, 16), (16, 16, 3, 3)),
+        ConvAlgorithm::Direct
+    );
+    // More channels: Winograd's products pay.
+    assert_eq!(
+        choose((64, 32, 16, 16), (32, 32, 3, 3)),
+        ConvAlgorithm::Winograd
+    );
+    assert_eq!(
+        choose((64, 16, 16, 16), (32, 16, 3, 3)),
+        ConvAlgorithm::Winograd
+    );
+    // The tiny golden run's Winograd convs stay there (see `MIN_SIDE`).
+    assert_eq!(choose((32, 8, 7, 7), (8, 8, 3, 3)), ConvAlgorithm::Winograd);
+    assert_eq!(
+        choose((32, 16, 4, 4), (16, 16, 3, 3)),
+        ConvAlgorithm::Winograd
+    );
+    // Too few channels for Winograd: im2col (whose forward is direct too).
+    assert_eq!(choose((32, 4, 14, 14), (4, 4, 3, 3)), ConvAlgorithm::Im2col);
+}
+
+#[test]
+fn the_direct_conv_refuses_a_shape_it_does_not_compute() {
+    let x = tensor(&[1, 2, 8, 8], 1);
+    let w = tensor(&[2, 2, 3, 3], 2);
+    let err = topo::kernels::conv2d_with(&x, &w, 2, 1, ConvAlgorithm::Direct).unwrap_err();
+    assert!(err.to_string().contains("stride 1"), "{err}");
+}
