@@ -659,8 +659,8 @@ pub enum ConvAlgorithm {
     /// Tap by tap over the pixels each joins: stride 1 on planes with fewer pixels than
     /// the kernel has taps, where the dense layer is too large (`conv_taps.rs`).
     Taps,
-    /// Direct forward and input gradient, Winograd's weight gradient: 3x3 kernels at
-    /// stride 1 with padding 1 and at most 16 channels in and out (`conv_direct.rs`).
+    /// Direct forward, input gradient and weight gradient: 3x3 kernels at stride 1 with
+    /// padding 1 and at most 16 channels in and out (`conv_direct.rs`).
     Direct,
 }
 

@@ -16,14 +16,22 @@
 //!
 //! Same bits as im2col's gemm: each output is one chain of fused multiply-adds from zero
 //! over `(ci, ky, kx)` in order, as gemm's microkernel forms it when the reduction fits
-//! one of its blocks, which [`MAX_REDUCTION`] keeps it within. So the choice between the
-//! two changes no result (tested), and the backward stays im2col's.
+//! one of its blocks, which [`MAX_REDUCTION`] keeps it within. So im2col's op computes
+//! its forward here whenever it [`fits`], which changes no result (tested), and keeps its
+//! own backward.
+//!
+//! `ConvAlgorithm::Direct` is the whole conv this way, for the 3x3 convs Winograd would
+//! take where few channels make its products short (see [`wins`]): this forward, the
+//! input gradient as the same forward of the output gradient (the weight flipped and its
+//! channel axes swapped), and the weight gradient as one product per tap over the staged
+//! planes. Its results differ from Winograd's by rounding.
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use pulp::bytemuck;
 use rayon::prelude::*;
 
 use crate::conv2d::{Geometry, input_grad};
+use crate::gemm::{Mat, Store, sgemm};
 use crate::storage::f32_slice;
 use crate::winograd;
 
@@ -37,6 +45,9 @@ const CB: usize = 8;
 /// a reduction this short into blocks (its smallest block is 512), so the order of the
 /// sums is its own.
 const MAX_REDUCTION: usize = 144;
+
+/// Fixed shares of the batch the weight gradient's products are split into.
+const PARTS: usize = 4;
 
 /// Largest stride computed directly: the downsampling convs' 2.
 const MAX_STRIDE: usize = 2;
@@ -54,7 +65,7 @@ const MAX_LANES: usize = 16;
 const MIN_SIDE: usize = 8;
 
 /// Whether the direct algorithm (`ConvAlgorithm::Direct`: this forward, the same for the
-/// input gradient, Winograd's weight gradient) beats Winograd's on a conv Winograd
+/// input gradient, and [`weight_grad`]) beats Winograd's on a conv Winograd
 /// computes: few channels on both sides (the input gradient is a direct conv of the
 /// output gradient) on maps of at least [`MIN_SIDE`]. Winograd's products run short
 /// there, and its transforms cost more than the multiplications they save.
@@ -204,7 +215,8 @@ impl CustomOp2 for Direct {
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
         let dx = input_grad(x, || grad.apply_op2_no_bwd(weight, &DirectInputGrad))?;
-        let dw = winograd::weight_grad(x, &grad)?;
+        let (_, _, kh, kw) = weight.dims4()?;
+        let dw = x.apply_op2_no_bwd(&grad, &DirectWeightGrad { kh, kw })?;
         Ok((dx, Some(dw)))
     }
 }
@@ -244,6 +256,127 @@ impl CustomOp2 for DirectInputGrad {
             Shape::from((g.batch, g.c_out, g.oh, g.ow)),
         ))
     }
+}
+
+/// `dW` from `(x, dy)`, by [`weight_grad`].
+struct DirectWeightGrad {
+    kh: usize,
+    kw: usize,
+}
+
+impl CustomOp2 for DirectWeightGrad {
+    fn name(&self) -> &'static str {
+        "direct-conv2d-weight-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let _timer = crate::profile::scope_of(self.name(), &[l1.dims(), l2.dims()]);
+        let (_, c_in, _, _) = l1.shape().dims4()?;
+        let (_, c_out, _, _) = l2.shape().dims4()?;
+        let w_shape = Shape::from((c_out, c_in, self.kh, self.kw));
+        let g = Geometry::new(l1.shape(), &w_shape, 1, 1)?;
+        g.check_output_grad(l2.shape(), "direct conv")?;
+        let x = f32_slice(s1, l1, "direct conv", "input")?;
+        let dy = f32_slice(s2, l2, "direct conv", "output gradient")?;
+        Ok((CpuStorage::F32(weight_grad(&g, x, dy)?), w_shape))
+    }
+}
+
+/// `dW` of a conv at stride 1 from its input and output gradient: per tap, one product
+/// over every image of the output gradients in padded-row coordinates (zero where no
+/// output is) with the staged input shifted by the tap, `dW_t^T = X_t dY^T`. The taps'
+/// products run in parallel, each on one thread, so the sums' order does not depend on
+/// the thread count.
+fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Result<Vec<f32>> {
+    let (sl, pw) = (g.staged_len(), g.phase_w());
+    let offsets = g.tap_offsets();
+    let reach = offsets.iter().max().copied().unwrap_or(0);
+    // The inner dimension: every image's staged plane side by side; the input's rows
+    // have room past it for the last taps' reach.
+    let len = g.batch * sl;
+    let stride = len + reach;
+    let (in_plane, out_plane) = (g.h * g.w, g.oh * g.ow);
+    let mut xs = vec![0f32; g.c_in * stride];
+    xs.par_chunks_mut(stride.max(1))
+        .enumerate()
+        .for_each(|(ci, row)| {
+            for (image, staged) in row.chunks_exact_mut(sl).take(g.batch).enumerate() {
+                let plane = &x[(image * g.c_in + ci) * in_plane..][..in_plane];
+                for (r, input) in plane.chunks_exact(g.w).enumerate() {
+                    let at = g.staged_at(r, 0);
+                    staged[at..at + g.w].copy_from_slice(input);
+                }
+            }
+        });
+    let mut dys = vec![0f32; g.c_out * len];
+    dys.par_chunks_mut(len.max(1))
+        .enumerate()
+        .for_each(|(co, row)| {
+            for (image, outputs) in row.chunks_exact_mut(sl).enumerate() {
+                let plane = &dy[(image * g.c_out + co) * out_plane..][..out_plane];
+                for (oy, grads) in plane.chunks_exact(g.ow).enumerate() {
+                    outputs[oy * pw..oy * pw + g.ow].copy_from_slice(grads);
+                }
+            }
+        });
+    // Each tap's product over a fixed share of the images (so 36 products for 2 threads
+    // to share evenly), the shares then added in order: the same sums whatever the
+    // thread count.
+    let kk = offsets.len();
+    let n = g.c_in * g.c_out;
+    let share = g.batch.div_ceil(PARTS) * sl;
+    let mut parts = vec![0f32; PARTS * kk * n];
+    parts
+        .par_chunks_mut(n.max(1))
+        .enumerate()
+        .try_for_each(|(i, d)| {
+            let (part, offset) = (i / kk, offsets[i % kk]);
+            let first = (part * share).min(len);
+            let cols = share.min(len - first);
+            let shifted = Mat {
+                rows: g.c_in,
+                cols,
+                row_stride: stride,
+                col_stride: 1,
+            };
+            let grads = Mat {
+                rows: g.c_out,
+                cols,
+                row_stride: len,
+                col_stride: 1,
+            };
+            sgemm(
+                d,
+                Mat::dense(g.c_in, g.c_out),
+                &xs[first + offset..],
+                shifted,
+                &dys[first..],
+                grads.t(),
+                Store::Overwrite,
+                1,
+            )
+        })?;
+    let mut dwt = vec![0f32; kk * n];
+    for part in parts.chunks_exact(kk * n) {
+        for (d, &p) in dwt.iter_mut().zip(part) {
+            *d += p;
+        }
+    }
+    let mut dw = vec![0f32; g.c_out * g.c_in * kk];
+    for (co, per_out) in dw.chunks_exact_mut(g.c_in * kk).enumerate() {
+        for (ci, kernel) in per_out.chunks_exact_mut(kk).enumerate() {
+            for (t, v) in kernel.iter_mut().enumerate() {
+                *v = dwt[(t * g.c_in + ci) * g.c_out + co];
+            }
+        }
+    }
+    Ok(dw)
 }
 
 /// One image: its planes staged, then each block of `CB` output channels.

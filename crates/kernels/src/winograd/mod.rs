@@ -534,12 +534,6 @@ impl CustomOp2 for WeightGrad {
     }
 }
 
-/// `dW` of the 3x3 conv at stride 1 and padding 1 of `x` whose output gradient is `dy`:
-/// for a conv whose forward another algorithm computes.
-pub(crate) fn weight_grad(x: &Tensor, dy: &Tensor) -> Result<Tensor> {
-    x.apply_op2_no_bwd(dy, &WeightGrad { input: None })
-}
-
 /// `conv2d(x, weight)` for a 3x3 weight at stride 1 and padding 1, f32 on the CPU.
 pub(crate) fn conv2d(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
     let g = Tiling::new(x.shape(), weight.shape())?;
