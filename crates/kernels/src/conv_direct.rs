@@ -40,10 +40,10 @@ use crate::winograd;
 const CB: usize = 8;
 
 /// Longest reduction (`C_in kh kw`) computed directly: 16 channels of a 3x3 kernel, where
-/// it still took half im2col's time (`examples`-style timing at batch 64 on the narrow
-/// ResNet-18's 8- and 16-channel maps: 0.13 against 0.35-0.44 ms). gemm never splits
-/// a reduction this short into blocks (its smallest block is 512), so the order of the
-/// sums is its own.
+/// it still took half im2col's time (both called on the narrow ResNet-18's 8- and
+/// 16-channel maps at batch 64: 0.13 against 0.35-0.44 ms; at 32 channels on 4x4 maps
+/// it no longer beat Winograd). gemm never splits a reduction this short into blocks
+/// (its smallest block is 512), so the order of the sums is its own.
 const MAX_REDUCTION: usize = 144;
 
 /// Fixed shares of the batch the weight gradient's products are split into.
