@@ -660,7 +660,7 @@ pub enum ConvAlgorithm {
     /// the kernel has taps, where the dense layer is too large (`conv_taps.rs`).
     Taps,
     /// Direct forward, input gradient and weight gradient: 3x3 kernels at stride 1 with
-    /// padding 1 and at most 16 channels in and out (`conv_direct.rs`).
+    /// padding 1, chosen for at most 16 channels in and out (`conv_direct.rs`).
     Direct,
 }
 
@@ -709,19 +709,11 @@ pub fn conv2d_with(
         ConvAlgorithm::Dense => conv_dense::conv2d(x, weight, stride, padding),
         ConvAlgorithm::Taps if stride == 1 => conv_taps::conv2d(x, weight, padding),
         ConvAlgorithm::Taps => bail!("conv2d: the tap-by-tap conv needs stride 1, got {stride}"),
-        ConvAlgorithm::Direct
-            if winograd::fits(weight.shape(), stride, padding)
-                && conv_direct::fits(&Geometry::new(
-                    x.shape(),
-                    weight.shape(),
-                    stride,
-                    padding,
-                )?) =>
-        {
+        ConvAlgorithm::Direct if winograd::fits(weight.shape(), stride, padding) => {
             conv_direct::conv2d(x, weight)
         }
         ConvAlgorithm::Direct => bail!(
-            "conv2d: the direct conv needs a 3x3 kernel at stride 1 with padding 1 and at most 16 input channels, got {:?} at stride {stride}, padding {padding}",
+            "conv2d: the direct conv needs a 3x3 kernel at stride 1 with padding 1, got {:?} at stride {stride}, padding {padding}",
             weight.dims()
         ),
         ConvAlgorithm::Winograd => bail!(

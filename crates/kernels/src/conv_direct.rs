@@ -175,8 +175,8 @@ pub(crate) fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     y
 }
 
-/// `conv2d(x, weight)` by the direct algorithm: a 3x3 weight at stride 1 and padding 1
-/// with at most 16 channels in and out (the caller checks [`wins`]).
+/// `conv2d(x, weight)` by the direct algorithm, for a 3x3 weight at stride 1 and padding
+/// 1 (the caller checks); any channel count, though [`wins`] says where it pays.
 pub(crate) fn conv2d(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op2(&weight.contiguous()?, Direct)
 }
