@@ -155,6 +155,15 @@ fn blocked_weight(g: &Geometry, weight: &[f32]) -> Vec<f32> {
 /// `y = conv2d(x, weight)` for a conv that [`fits`], `(B, C_out, OH, OW)` row-major; in
 /// parallel over images.
 pub(crate) fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
+    forward_on(g, x, weight, &|block| pulp::Arch::new().dispatch(block))
+}
+
+/// Runs a block of output channels: on the widest instruction set this CPU has, or (in
+/// the tests) a chosen one.
+type Dispatch<'d> = &'d (dyn for<'a> Fn(Block<'a>) + Sync);
+
+/// [`forward`], each block run by `run`.
+fn forward_on(g: &Geometry, x: &[f32], weight: &[f32], run: Dispatch<'_>) -> Vec<f32> {
     let blocked = blocked_weight(g, weight);
     let offsets = g.tap_offsets();
     let (in_plane, out_plane) = (g.h * g.w, g.oh * g.ow);
@@ -170,7 +179,9 @@ pub(crate) fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
                     vec![0f32; CB * g.direct_len()],
                 )
             },
-            |(staged, outputs), (y, x)| image(g, x, &blocked, &offsets, staged, outputs, y),
+            |(staged, outputs), (y, x)| {
+                image(g, x, (&blocked, &offsets), (staged, outputs), y, run)
+            },
         );
     y
 }
@@ -383,11 +394,10 @@ fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Result<Vec<f32>> {
 fn image(
     g: &Geometry,
     x: &[f32],
-    blocked: &[f32],
-    offsets: &[usize],
-    staged: &mut [f32],
-    outputs: &mut [f32],
+    (blocked, offsets): (&[f32], &[usize]),
+    (staged, outputs): (&mut [f32], &mut [f32]),
     y: &mut [f32],
+    run: Dispatch<'_>,
 ) {
     let (pw, sl, dl) = (g.phase_w(), g.staged_len(), g.direct_len());
     // Where each input column lands in row 0's phase planes, and each row's start.
@@ -411,7 +421,7 @@ fn image(
         .chunks_exact(g.c_in * offsets.len() * CB)
         .enumerate()
     {
-        pulp::Arch::new().dispatch(Block {
+        run(Block {
             staged,
             staged_len: sl,
             weights,
@@ -548,6 +558,33 @@ mod tests {
                     "case {case} output {i}: {got} vs {want}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn the_avx2_path_gives_im2cols_bits_too() {
+        // This machine's widest path is tested above; AVX2 machines take 8-lane vectors.
+        let v3 = pulp::x86::V3::try_new().expect("an x86-64 CPU with AVX2 and FMA");
+        for (case, &(b, ci, co, hw, stride)) in
+            [(2, 8, 8, 14, 1), (3, 3, 16, 9, 1), (2, 8, 16, 14, 2)]
+                .iter()
+                .enumerate()
+        {
+            let g = Geometry::new(
+                &Shape::from((b, ci, hw, hw)),
+                &Shape::from((co, ci, 3, 3)),
+                stride,
+                1,
+            )
+            .unwrap();
+            let x = values(b * ci * hw * hw, 7 + case as u32);
+            let weight = values(co * ci * 9, 70 + case as u32);
+            let direct = forward_on(&g, &x, &weight, &|block| {
+                pulp::Simd::vectorize(v3, block);
+            });
+            let unfolded = g.im2col_forward(&x, &weight).unwrap();
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&direct), bits(&unfolded), "case {case}");
         }
     }
 
