@@ -26,13 +26,13 @@
 //! channel axes swapped), and the weight gradient as one product per tap over the staged
 //! planes. Its results differ from Winograd's by rounding.
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{Result, Shape, Tensor};
 use pulp::bytemuck;
 use rayon::prelude::*;
 
-use crate::conv2d::{Geometry, input_grad};
+use crate::conv_rearranged::{self, Rearranged};
+use crate::conv2d::Geometry;
 use crate::gemm::{Mat, Store, sgemm};
-use crate::storage::f32_slice;
 use crate::winograd;
 
 /// Output channels computed together: each loaded input vector feeds this many
@@ -123,6 +123,44 @@ impl Geometry {
             .collect()
     }
 
+    /// The conv whose forward is this one's input gradient: from the output gradient to
+    /// the input's shape, at stride 1 with padding `k - 1 - padding` (for the direct
+    /// algorithm's 3x3 kernels at padding 1: 1).
+    fn transposed(&self) -> Geometry {
+        Geometry {
+            c_in: self.c_out,
+            h: self.oh,
+            w: self.ow,
+            c_out: self.c_in,
+            padding: self.kh - 1 - self.padding,
+            oh: self.h,
+            ow: self.w,
+            ..*self
+        }
+    }
+
+    /// Copies one input plane into its staged channel, whose padding stays as it is
+    /// (zero); `columns` are [`Geometry::staged_columns`].
+    fn stage(&self, plane: &[f32], staged: &mut [f32], columns: &[usize]) {
+        for (row, input) in plane.chunks_exact(self.w).enumerate() {
+            let at = self.staged_at(row, 0);
+            if self.stride == 1 {
+                staged[at..at + self.w].copy_from_slice(input);
+            } else {
+                for (&col, &v) in columns.iter().zip(input) {
+                    staged[at + col] = v;
+                }
+            }
+        }
+    }
+
+    /// Where each input column lands in a staged channel, from where its row starts.
+    fn staged_columns(&self) -> Vec<usize> {
+        (0..self.w)
+            .map(|col| self.staged_at(0, col) - self.staged_at(0, 0))
+            .collect()
+    }
+
     /// Input value `(y, x)` of a channel: where it goes in the staged channel.
     fn staged_at(&self, y: usize, x: usize) -> usize {
         let (s, p) = (self.stride, self.padding);
@@ -131,12 +169,16 @@ impl Geometry {
     }
 }
 
+/// Length of the [`blocked_weight`].
+fn blocked_len(g: &Geometry) -> usize {
+    g.c_out.div_ceil(CB) * g.c_in * g.kh * g.kw * CB
+}
+
 /// The weight as `[co block][ci][tap][CB]`, zero past `c_out`: the `CB` weights one
 /// input vector meets side by side.
 fn blocked_weight(g: &Geometry, weight: &[f32]) -> Vec<f32> {
     let kk = g.kh * g.kw;
-    let blocks = g.c_out.div_ceil(CB);
-    let mut out = vec![0f32; blocks * g.c_in * kk * CB];
+    let mut out = vec![0f32; blocked_len(g)];
     for (block, b) in out.chunks_exact_mut(g.c_in * kk * CB).enumerate() {
         for (ci, per_channel) in b.chunks_exact_mut(kk * CB).enumerate() {
             for (t, per_tap) in per_channel.chunks_exact_mut(CB).enumerate() {
@@ -155,16 +197,20 @@ fn blocked_weight(g: &Geometry, weight: &[f32]) -> Vec<f32> {
 /// `y = conv2d(x, weight)` for a conv that [`fits`], `(B, C_out, OH, OW)` row-major; in
 /// parallel over images.
 pub(crate) fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
-    forward_on(g, x, weight, &|block| pulp::Arch::new().dispatch(block))
+    forward_on(g, x, &blocked_weight(g, weight), &widest)
+}
+
+/// Runs a block on the widest instruction set this CPU has.
+fn widest(block: Block<'_>) {
+    pulp::Arch::new().dispatch(block)
 }
 
 /// Runs a block of output channels: on the widest instruction set this CPU has, or (in
 /// the tests) a chosen one.
 type Dispatch<'d> = &'d (dyn for<'a> Fn(Block<'a>) + Sync);
 
-/// [`forward`], each block run by `run`.
-fn forward_on(g: &Geometry, x: &[f32], weight: &[f32], run: Dispatch<'_>) -> Vec<f32> {
-    let blocked = blocked_weight(g, weight);
+/// [`forward`] from the [`blocked_weight`], each block run by `run`.
+fn forward_on(g: &Geometry, x: &[f32], blocked: &[f32], run: Dispatch<'_>) -> Vec<f32> {
     let offsets = g.tap_offsets();
     let (in_plane, out_plane) = (g.h * g.w, g.oh * g.ow);
     let mut y = vec![0f32; g.batch * g.c_out * out_plane];
@@ -179,9 +225,7 @@ fn forward_on(g: &Geometry, x: &[f32], weight: &[f32], run: Dispatch<'_>) -> Vec
                     vec![0f32; CB * g.direct_len()],
                 )
             },
-            |(staged, outputs), (y, x)| {
-                image(g, x, (&blocked, &offsets), (staged, outputs), y, run)
-            },
+            |(staged, outputs), (y, x)| image(g, x, (blocked, &offsets), (staged, outputs), y, run),
         );
     y
 }
@@ -189,70 +233,25 @@ fn forward_on(g: &Geometry, x: &[f32], weight: &[f32], run: Dispatch<'_>) -> Vec
 /// `conv2d(x, weight)` by the direct algorithm, for a 3x3 weight at stride 1 and padding
 /// 1 (the caller checks); any channel count, though [`wins`] says where it pays.
 pub(crate) fn conv2d(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
-    x.contiguous()?.apply_op2(&weight.contiguous()?, Direct)
+    conv_rearranged::conv2d::<Direct>(x, weight, 1, 1)
 }
 
-/// The direct conv at stride 1 and padding 1 as an op with its backward.
+/// `ConvAlgorithm::Direct`. Its rearranged weight is the forward's [`blocked_weight`]
+/// followed by the input gradient's: the input gradient is the direct forward of the
+/// output gradient ([`Geometry::transposed`]) with the weight flipped in both axes and
+/// its channel axes swapped.
 struct Direct;
 
-impl CustomOp2 for Direct {
-    fn name(&self) -> &'static str {
-        "direct-conv2d"
-    }
+impl Rearranged for Direct {
+    const NAMES: [&'static str; 3] = [
+        "direct-conv2d",
+        "direct-conv2d-input-grad",
+        "direct-conv2d-weight-grad",
+    ];
+    const WHAT: &'static str = "direct conv";
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let _timer = crate::profile::scope_of(self.name(), &[l1.dims(), l2.dims()]);
-        let g = Geometry::new(l1.shape(), l2.shape(), 1, 1)?;
-        let x = f32_slice(s1, l1, "direct conv", "input")?;
-        let weight = f32_slice(s2, l2, "direct conv", "weight")?;
-        Ok((
-            CpuStorage::F32(forward(&g, x, weight)),
-            Shape::from((g.batch, g.c_out, g.oh, g.ow)),
-        ))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        weight: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let grad = grad.contiguous()?;
-        let dx = input_grad(x, || grad.apply_op2_no_bwd(weight, &DirectInputGrad))?;
-        let (_, _, kh, kw) = weight.dims4()?;
-        let dw = x.apply_op2_no_bwd(&grad, &DirectWeightGrad { kh, kw })?;
-        Ok((dx, Some(dw)))
-    }
-}
-
-/// `dx` from `(dy, weight)`: the conv of `dy` at padding `k - 1 - padding` (1) with the
-/// weight flipped in both axes and its channel axes swapped, by the direct forward.
-struct DirectInputGrad;
-
-impl CustomOp2 for DirectInputGrad {
-    fn name(&self) -> &'static str {
-        "direct-conv2d-input-grad"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let _timer = crate::profile::scope_of(self.name(), &[l1.dims(), l2.dims()]);
-        let (c_out, c_in, kh, kw) = l2.shape().dims4()?;
-        let dy = f32_slice(s1, l1, "direct conv", "output gradient")?;
-        let weight = f32_slice(s2, l2, "direct conv", "weight")?;
-        let kk = kh * kw;
+    fn rearrange(g: &Geometry, weight: &[f32]) -> Vec<f32> {
+        let (c_out, c_in, kk) = (g.c_out, g.c_in, g.kh * g.kw);
         let mut flipped = vec![0f32; weight.len()];
         for (ci, per_in) in flipped.chunks_exact_mut(c_out * kk).enumerate() {
             for (co, kernel) in per_in.chunks_exact_mut(kk).enumerate() {
@@ -261,41 +260,26 @@ impl CustomOp2 for DirectInputGrad {
                 }
             }
         }
-        let g = Geometry::new(l1.shape(), &Shape::from((c_in, c_out, kh, kw)), 1, 1)?;
-        Ok((
-            CpuStorage::F32(forward(&g, dy, &flipped)),
-            Shape::from((g.batch, g.c_out, g.oh, g.ow)),
+        let mut both = blocked_weight(g, weight);
+        both.extend(blocked_weight(&g.transposed(), &flipped));
+        both
+    }
+
+    fn forward(g: &Geometry, x: &[f32], both: &[f32]) -> Result<Vec<f32>> {
+        Ok(forward_on(g, x, &both[..blocked_len(g)], &widest))
+    }
+
+    fn input_grad(g: &Geometry, dy: &[f32], both: &[f32]) -> Result<Vec<f32>> {
+        Ok(forward_on(
+            &g.transposed(),
+            dy,
+            &both[blocked_len(g)..],
+            &widest,
         ))
     }
-}
 
-/// `dW` from `(x, dy)`, by [`weight_grad`].
-struct DirectWeightGrad {
-    kh: usize,
-    kw: usize,
-}
-
-impl CustomOp2 for DirectWeightGrad {
-    fn name(&self) -> &'static str {
-        "direct-conv2d-weight-grad"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let _timer = crate::profile::scope_of(self.name(), &[l1.dims(), l2.dims()]);
-        let (_, c_in, _, _) = l1.shape().dims4()?;
-        let (_, c_out, _, _) = l2.shape().dims4()?;
-        let w_shape = Shape::from((c_out, c_in, self.kh, self.kw));
-        let g = Geometry::new(l1.shape(), &w_shape, 1, 1)?;
-        g.check_output_grad(l2.shape(), "direct conv")?;
-        let x = f32_slice(s1, l1, "direct conv", "input")?;
-        let dy = f32_slice(s2, l2, "direct conv", "output gradient")?;
-        Ok((CpuStorage::F32(weight_grad(&g, x, dy)?), w_shape))
+    fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Result<Vec<f32>> {
+        weight_grad(g, x, dy)
     }
 }
 
@@ -313,16 +297,14 @@ fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Result<Vec<f32>> {
     let len = g.batch * sl;
     let stride = len + reach;
     let (in_plane, out_plane) = (g.h * g.w, g.oh * g.ow);
+    let columns = g.staged_columns();
     let mut xs = vec![0f32; g.c_in * stride];
     xs.par_chunks_mut(stride.max(1))
         .enumerate()
         .for_each(|(ci, row)| {
             for (image, staged) in row.chunks_exact_mut(sl).take(g.batch).enumerate() {
                 let plane = &x[(image * g.c_in + ci) * in_plane..][..in_plane];
-                for (r, input) in plane.chunks_exact(g.w).enumerate() {
-                    let at = g.staged_at(r, 0);
-                    staged[at..at + g.w].copy_from_slice(input);
-                }
+                g.stage(plane, staged, &columns);
             }
         });
     let mut dys = vec![0f32; g.c_out * len];
@@ -400,21 +382,9 @@ fn image(
     run: Dispatch<'_>,
 ) {
     let (pw, sl, dl) = (g.phase_w(), g.staged_len(), g.direct_len());
-    // Where each input column lands in row 0's phase planes, and each row's start.
-    let columns: Vec<usize> = (0..g.w)
-        .map(|col| g.staged_at(0, col) - g.staged_at(0, 0))
-        .collect();
+    let columns = g.staged_columns();
     for (plane, s) in x.chunks_exact(g.h * g.w).zip(staged.chunks_exact_mut(sl)) {
-        for (row, input) in plane.chunks_exact(g.w).enumerate() {
-            let at = g.staged_at(row, 0);
-            if g.stride == 1 {
-                s[at..at + g.w].copy_from_slice(input);
-            } else {
-                for (&col, &v) in columns.iter().zip(input) {
-                    s[at + col] = v;
-                }
-            }
-        }
+        g.stage(plane, s, &columns);
     }
     let out_plane = g.oh * g.ow;
     for (block, weights) in blocked
@@ -579,7 +549,7 @@ mod tests {
             .unwrap();
             let x = values(b * ci * hw * hw, 7 + case as u32);
             let weight = values(co * ci * 9, 70 + case as u32);
-            let direct = forward_on(&g, &x, &weight, &|block| {
+            let direct = forward_on(&g, &x, &blocked_weight(&g, &weight), &|block| {
                 pulp::Simd::vectorize(v3, block);
             });
             let unfolded = g.im2col_forward(&x, &weight).unwrap();

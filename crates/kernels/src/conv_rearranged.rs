@@ -1,8 +1,8 @@
 //! The candle op plumbing of the convolutions that rearrange their weight once a step
-//! (the dense layer of `conv_dense.rs`, the tap walk of `conv_taps.rs`): the forward
-//! builds the rearranged weight and keeps it for the input gradient; the weight gradient
-//! needs only the input and the output gradient. Each algorithm supplies the four
-//! computations ([`Rearranged`]).
+//! (the dense layer of `conv_dense.rs`, the tap walk of `conv_taps.rs`, the direct conv
+//! of `conv_direct.rs`): the forward builds the rearranged weight and keeps it for the
+//! input gradient; the weight gradient needs only the input and the output gradient.
+//! Each algorithm supplies the four computations ([`Rearranged`]).
 
 use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
