@@ -20,7 +20,7 @@ plan file *args:
 validate file:
     cargo run --quiet -- validate {{file}}
 
-# The whole test suite: fmt, clippy, the schema check, every test (installs cargo-nextest, TensorBoard and Chromium once if missing; as root, also the tests that need it)
+# The whole test suite: fmt, clippy, the schema check, every test (installs cargo-nextest, TensorBoard, Chromium and QEMU once if missing; as root, also the tests that need it)
 test:
     #!/usr/bin/env bash
     set -euo pipefail
