@@ -273,9 +273,16 @@ fn candle_bn(
 
 #[test]
 fn fused_batch_norm_matches_candle_forward_backward_and_statistics() {
-    for (i, shape) in [[4, 3, 5, 6], [2, 5, 3, 3], [3, 4, 1, 1]]
-        .iter()
-        .enumerate()
+    // Many channels on 2 x 2 planes and planes past one unit of sums (`lanes.rs`) too.
+    for (i, shape) in [
+        [4, 3, 5, 6],
+        [2, 5, 3, 3],
+        [3, 4, 1, 1],
+        [3, 37, 2, 2],
+        [2, 3, 91, 93],
+    ]
+    .iter()
+    .enumerate()
     {
         for relu in [false, true] {
             let c = shape[1];
@@ -443,9 +450,16 @@ fn block_ending_args(shape: [usize; 4], seed: u64) -> [Tensor; 4] {
 
 #[test]
 fn fused_batch_norm_add_relu_matches_candle_forward_backward_and_statistics() {
-    for (i, shape) in [[4, 3, 5, 6], [2, 5, 3, 3], [3, 4, 1, 1]]
-        .into_iter()
-        .enumerate()
+    // Many channels on 2 x 2 planes and planes past one unit of sums (`lanes.rs`) too.
+    for (i, shape) in [
+        [4, 3, 5, 6],
+        [2, 5, 3, 3],
+        [3, 4, 1, 1],
+        [3, 37, 2, 2],
+        [2, 3, 91, 93],
+    ]
+    .into_iter()
+    .enumerate()
     {
         let args = block_ending_args(shape, 40 + 10 * i as u64);
         let vars = args.clone().map(|t| Var::from_tensor(&t).unwrap());

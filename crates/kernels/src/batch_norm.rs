@@ -4,10 +4,11 @@
 //! candle-nn's `BatchNorm` in training copies the input into channel-major order, runs a
 //! dozen element-wise passes (each result kept for the backward), and copies back; ReLU
 //! is one more pass and one more kept tensor, a residual add two more, and each of
-//! their backwards several. Here the forward reads the input twice
-//! (statistics, then output) and keeps only the input and the output; the backward
-//! reads them twice more. Per-channel sums run in parallel over channels, each plane in
-//! f32 lanes and the planes in f64 (`lanes.rs`), in a fixed order, so results do not
+//! their backwards several. Here the forward reads the input three times (its mean, its
+//! variance around that, the output) and keeps only the input and the output; the
+//! backward reads them twice more (its two sums in one pass, then the gradient). The
+//! per-channel sums (`lanes::channel_sums`) add the batch into an f32 accumulator per
+//! (channel, position), then the positions in f64, in a fixed order, so results do not
 //! depend on scheduling.
 
 use std::sync::{Arc, Mutex};
@@ -17,7 +18,7 @@ use candle_core::{
 };
 use rayon::prelude::*;
 
-use crate::lanes::lane_sum;
+use crate::lanes::{Planes, channel_sums};
 use crate::simd::vectorized;
 use crate::storage::f32_slice;
 
@@ -55,24 +56,12 @@ impl Dims {
         self.batch * self.plane
     }
 
-    /// Sum over channel `c`'s elements of `term(x, y, dy)` (the three tensors' values at
-    /// one index): each plane's partial in f32 lanes, the planes added in f64, in a fixed
-    /// order.
-    #[inline(always)]
-    fn channel_sum(
-        &self,
-        c: usize,
-        [x, y, dy]: [&[f32]; 3],
-        term: impl Fn(f32, f32, f32) -> f32,
-    ) -> f64 {
-        let mut total = 0f64;
-        for n in 0..self.batch {
-            let start = (n * self.channels + c) * self.plane;
-            let range = start..start + self.plane;
-            let [x, y, dy] = [x, y, dy].map(|t| t.get(range.clone()).unwrap_or(&[]));
-            total += lane_sum(x, y, dy, &term);
+    fn planes(&self) -> Planes {
+        Planes {
+            batch: self.batch,
+            channels: self.channels,
+            plane: self.plane,
         }
-        total
     }
 }
 
@@ -154,23 +143,22 @@ impl CustomOp3 for Forward {
             bail!("batch_norm: training needs more than one value per channel")
         }
         let m = d.count() as f64;
-        let (mean, var): (Vec<f32>, Vec<f32>) = (0..d.channels)
-            .into_par_iter()
-            .map(|c| {
-                let planes = [x, x, x];
-                let mean = vectorized(
-                    #[inline(always)]
-                    || d.channel_sum(c, planes, |x, _, _| x),
-                ) / m;
-                let mu = mean as f32;
-                // The second pass around the f32 mean: exact enough, and no cancellation.
-                let shift = f64::from(mu) - mean;
-                let centred = vectorized(
-                    #[inline(always)]
-                    || d.channel_sum(c, planes, |x, _, _| (x - mu) * (x - mu)),
-                ) / m;
-                let var = centred - shift * shift;
-                (mean as f32, var as f32)
+        let planes = [x, x, x];
+        let sums = channel_sums(d.planes(), planes, &vec![0f32; d.channels], |_, x, _, _| {
+            [x]
+        });
+        let means: Vec<f32> = sums.iter().map(|[sum]| (sum / m) as f32).collect();
+        // The second pass around the f32 mean: exact enough, and no cancellation.
+        let centred = channel_sums(d.planes(), planes, &means, |mu, x, _, _| {
+            [(x - mu) * (x - mu)]
+        });
+        let (mean, var): (Vec<f32>, Vec<f32>) = sums
+            .iter()
+            .zip(&centred)
+            .zip(&means)
+            .map(|(([sum], [centred]), &mu)| {
+                let shift = f64::from(mu) - sum / m;
+                (mu, (centred / m - shift * shift) as f32)
             })
             .unzip();
         // y = x * scale + shift per channel.
@@ -275,21 +263,15 @@ impl CustomOp3 for Backward {
         let relu = self.relu;
         // Gradient before the ReLU: dy where the output is positive.
         let dz = |y: f32, dy: f32| if relu && y <= 0.0 { 0.0 } else { dy };
-        // dbeta = sum dz, dgamma = sum dz * xhat.
-        let (dbeta, dgamma): (Vec<f64>, Vec<f64>) = (0..d.channels)
-            .into_par_iter()
-            .map(|c| {
-                let mu = mean[c];
-                let planes = [x, y, dy];
-                vectorized(
-                    #[inline(always)]
-                    || {
-                        let dbeta = d.channel_sum(c, planes, |_, y, dy| dz(y, dy));
-                        let dxhat = d.channel_sum(c, planes, |x, y, dy| dz(y, dy) * (x - mu));
-                        (dbeta, dxhat * invstd[c])
-                    },
-                )
+        // dbeta = sum dz, dgamma = sum dz * xhat, in one pass.
+        let (dbeta, dgamma): (Vec<f64>, Vec<f64>) =
+            channel_sums(d.planes(), [x, y, dy], mean, |mu, x, y, dy| {
+                let g = dz(y, dy);
+                [g, g * (x - mu)]
             })
+            .iter()
+            .zip(&invstd)
+            .map(|(&[dbeta, dxhat], invstd)| (dbeta, dxhat * invstd))
             .unzip();
         // dx = gamma * invstd / m * (m * dz - dbeta - xhat * dgamma)
         let coef: Vec<(f32, f32, f32, f32)> = (0..d.channels)

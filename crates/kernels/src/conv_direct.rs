@@ -56,13 +56,13 @@ const MAX_STRIDE: usize = 2;
 /// are rounded up to whole vectors of it.
 const MAX_LANES: usize = 16;
 
-/// Smallest map (each side) the direct algorithm takes over from Winograd's. The direct
-/// forward is faster on the 7x7 maps too (batch 64, 16 channels: 0.13 against 0.37 ms),
-/// but those stay on Winograd: the tiny golden run (`tests/fixtures/tiny.yaml`) has its
-/// 8- and 16-channel convs on 7x7 and 4x4 maps, and moving them changes its records,
-/// which must then be re-blessed on AVX2 and AVX-512 alike. A session that can do both
-/// can lower this to 1.
-const MIN_SIDE: usize = 8;
+/// Smallest map (each side) the direct algorithm takes over from Winograd's. It wins on
+/// 7 x 7 maps (3 calls each at batch 32 and 8 channels: forward, input and weight
+/// gradients 0.11, 0.11-0.12, 0.15-0.17 ms against Winograd's 0.27-0.29, 0.28-0.32,
+/// 0.15-0.16), not on 4 x 4 ones (16 channels: 0.18-0.19, 0.14-0.16, 0.27-0.30 against
+/// 0.21-0.23, 0.18-0.19, 0.12-0.13), where its weight gradient's padded rows are
+/// mostly padding.
+const MIN_SIDE: usize = 5;
 
 /// Whether the direct algorithm (`ConvAlgorithm::Direct`: this forward, the same for the
 /// input gradient, and [`weight_grad`]) beats Winograd's on a conv Winograd
