@@ -54,7 +54,7 @@ fn direct_conv_backward_matches_finite_differences() {
 }
 
 #[test]
-fn the_direct_conv_takes_few_channels_on_maps_of_8_and_more() {
+fn the_direct_conv_takes_few_channels_on_maps_of_5_and_more() {
     let choose = |x: (usize, usize, usize, usize), w: (usize, usize, usize, usize)| {
         ConvAlgorithm::for_conv(&Shape::from(x), &Shape::from(w), 1, 1)
     };
@@ -84,8 +84,17 @@ fn the_direct_conv_takes_few_channels_on_maps_of_8_and_more() {
         choose((32, 16, 4, 4), (16, 16, 3, 3)),
         ConvAlgorithm::Winograd
     );
-    // Too few channels for Winograd: im2col (whose forward is direct too).
-    assert_eq!(choose((32, 4, 14, 14), (4, 4, 3, 3)), ConvAlgorithm::Im2col);
+    // Too few channels for Winograd, and the stems: direct too.
+    assert_eq!(choose((32, 4, 14, 14), (4, 4, 3, 3)), ConvAlgorithm::Direct);
+    assert_eq!(
+        choose((64, 3, 32, 32), (16, 3, 3, 3)),
+        ConvAlgorithm::Direct
+    );
+    // A stem of many channels: im2col (whose forward is direct when it fits).
+    assert_eq!(
+        choose((32, 3, 32, 32), (64, 3, 3, 3)),
+        ConvAlgorithm::Im2col
+    );
 }
 
 #[test]

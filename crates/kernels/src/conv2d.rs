@@ -660,7 +660,8 @@ pub enum ConvAlgorithm {
     /// the kernel has taps, where the dense layer is too large (`conv_taps.rs`).
     Taps,
     /// Direct forward, input gradient and weight gradient: 3x3 kernels at stride 1 with
-    /// padding 1, chosen for at most 16 channels in and out (`conv_direct.rs`).
+    /// padding 1, chosen for at most 16 channels in and out, stems included
+    /// (`conv_direct.rs`).
     Direct,
 }
 
@@ -671,12 +672,10 @@ impl ConvAlgorithm {
             ConvAlgorithm::Dense
         } else if conv_taps::wins(x, weight, stride, padding) {
             ConvAlgorithm::Taps
+        } else if conv_direct::wins(x, weight, stride, padding) {
+            ConvAlgorithm::Direct
         } else if winograd::wins(x, weight, stride, padding) {
-            if conv_direct::wins(x, weight, stride, padding) {
-                ConvAlgorithm::Direct
-            } else {
-                ConvAlgorithm::Winograd
-            }
+            ConvAlgorithm::Winograd
         } else {
             ConvAlgorithm::Im2col
         }

@@ -20,11 +20,12 @@
 //! its forward here whenever it [`fits`], which changes no result (tested), and keeps its
 //! own backward.
 //!
-//! `ConvAlgorithm::Direct` is the whole conv this way, for the 3x3 convs Winograd would
-//! take where few channels make its products short (see [`wins`]): this forward, the
+//! `ConvAlgorithm::Direct` is the whole conv this way, for the 3x3 stride-1 convs with
+//! few channels (see [`wins`]), where Winograd's products run short: this forward, the
 //! input gradient as the same forward of the output gradient (the weight flipped and its
-//! channel axes swapped), and the weight gradient as one product per tap over the staged
-//! planes. Its results differ from Winograd's by rounding.
+//! channel axes swapped), and the weight gradient as passes over a share of images'
+//! staged planes, each keeping a block of output channels' row of taps in registers. Its
+//! results differ from Winograd's and im2col's by rounding.
 
 use candle_core::{Result, Shape, Tensor};
 use pulp::bytemuck;
@@ -32,7 +33,6 @@ use rayon::prelude::*;
 
 use crate::conv_rearranged::{self, Rearranged};
 use crate::conv2d::Geometry;
-use crate::gemm::{Mat, Store, sgemm};
 use crate::winograd;
 
 /// Output channels computed together: each loaded input vector feeds this many
@@ -65,10 +65,11 @@ const MAX_LANES: usize = 16;
 const MIN_SIDE: usize = 5;
 
 /// Whether the direct algorithm (`ConvAlgorithm::Direct`: this forward, the same for the
-/// input gradient, and [`weight_grad`]) beats Winograd's on a conv Winograd
-/// computes: few channels on both sides (the input gradient is a direct conv of the
-/// output gradient) on maps of at least [`MIN_SIDE`]. Winograd's products run short
-/// there, and its transforms cost more than the multiplications they save.
+/// input gradient, and [`weight_grad`]) beats the others on a 3x3 stride-1 conv: few
+/// channels on both sides (the input gradient is a direct conv of the output gradient)
+/// on maps of at least [`MIN_SIDE`]. Winograd's products run short there, and its
+/// transforms cost more than the multiplications they save; im2col's (the stems', on
+/// 1-3 channels) give gemm a reduction of 9-27 and copy the input nine times.
 pub(crate) fn wins(x: &Shape, weight: &Shape, stride: usize, padding: usize) -> bool {
     let (Ok((_, c_in, h, w)), Ok((c_out, _, kh, kw))) = (x.dims4(), weight.dims4()) else {
         return false;
@@ -283,93 +284,157 @@ impl Rearranged for Direct {
     }
 }
 
-/// `dW` of a conv at stride 1 from its input and output gradient: per tap, one product
-/// over every image of the output gradients in padded-row coordinates (zero where no
-/// output is) with the staged input shifted by the tap, `dW_t^T = X_t dY^T`. The taps'
-/// products run in parallel, each on one thread, so the sums' order does not depend on
-/// the thread count.
+/// Output channels whose weight gradients one pass accumulates together: each loaded
+/// input vector feeds this many channels' multiply-adds for each of a row's taps.
+const WG_CB: usize = 4;
+
+/// Taps of one kernel row, accumulated together (the direct algorithm's kernels are 3x3).
+const WG_TAPS: usize = 3;
+
+/// `dW` of a conv at stride 1 from its input and output gradient, in padded-row
+/// coordinates: `dW[co][ci][t] = sum over images and outputs p of dy[co][p] x[ci][p +
+/// offset_t]`, the output gradient staged with zeros where no output is. A share of
+/// images is staged side by side, then for every `WG_CB` output channels, input channel
+/// and kernel row, one pass over the share's outputs keeps `WG_CB x WG_TAPS` vector accumulators in
+/// registers and adds them to per-lane partial sums. The batch is cut into `PARTS` fixed
+/// shares, each on one thread, whose lanes are summed and the shares then added in
+/// order: the same sums whatever the thread count.
 fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Result<Vec<f32>> {
-    let (sl, pw) = (g.staged_len(), g.phase_w());
+    weight_grad_on(g, x, dy, &widest_wg)
+}
+
+/// [`weight_grad`] with each image's products run by `run`.
+fn weight_grad_on(g: &Geometry, x: &[f32], dy: &[f32], run: WgDispatch<'_>) -> Result<Vec<f32>> {
     let offsets = g.tap_offsets();
+    if g.stride != 1 || !offsets.len().is_multiple_of(WG_TAPS) {
+        candle_core::bail!(
+            "direct conv weight gradient: stride 1 and rows of {WG_TAPS} taps only, got stride {} and a {}x{} kernel",
+            g.stride,
+            g.kh,
+            g.kw
+        )
+    }
+    let (sl, pw) = (g.staged_len(), g.phase_w());
+    let (kk, c_out_blocks) = (offsets.len(), g.c_out.div_ceil(WG_CB));
     let reach = offsets.iter().max().copied().unwrap_or(0);
-    // The inner dimension: every image's staged plane side by side; the input's rows
-    // have room past it for the last taps' reach.
-    let len = g.batch * sl;
-    let stride = len + reach;
     let (in_plane, out_plane) = (g.h * g.w, g.oh * g.ow);
     let columns = g.staged_columns();
-    let mut xs = vec![0f32; g.c_in * stride];
-    xs.par_chunks_mut(stride.max(1))
-        .enumerate()
-        .for_each(|(ci, row)| {
-            for (image, staged) in row.chunks_exact_mut(sl).take(g.batch).enumerate() {
-                let plane = &x[(image * g.c_in + ci) * in_plane..][..in_plane];
-                g.stage(plane, staged, &columns);
-            }
-        });
-    let mut dys = vec![0f32; g.c_out * len];
-    dys.par_chunks_mut(len.max(1))
-        .enumerate()
-        .for_each(|(co, row)| {
-            for (image, outputs) in row.chunks_exact_mut(sl).enumerate() {
-                let plane = &dy[(image * g.c_out + co) * out_plane..][..out_plane];
-                for (oy, grads) in plane.chunks_exact(g.ow).enumerate() {
-                    outputs[oy * pw..oy * pw + g.ow].copy_from_slice(grads);
+    let lanes_len = c_out_blocks * WG_CB * g.c_in * kk * MAX_LANES;
+    let share = g.batch.div_ceil(PARTS).max(1);
+    let firsts: Vec<usize> = (0..g.batch).step_by(share).collect();
+    let parts: Vec<Vec<f32>> = firsts
+        .par_iter()
+        .map(|&first| {
+            let images = first..(first + share).min(g.batch);
+            // The share's images side by side, each in its staged layout, so that one
+            // pass covers them all; the last taps read up to `reach` past the end.
+            let len = (images.len() * sl).div_ceil(MAX_LANES) * MAX_LANES;
+            let row = len + reach + MAX_LANES;
+            let mut staged = vec![0f32; g.c_in * row];
+            // Zero where no output is, and for channels past `c_out` up to a whole block.
+            let mut grads = vec![0f32; c_out_blocks * WG_CB * len];
+            for (i, image) in images.enumerate() {
+                let x = &x[image * g.c_in * in_plane..][..g.c_in * in_plane];
+                for (plane, s) in x.chunks_exact(in_plane).zip(staged.chunks_exact_mut(row)) {
+                    g.stage(plane, &mut s[i * sl..(i + 1) * sl], &columns);
+                }
+                let dy = &dy[image * g.c_out * out_plane..][..g.c_out * out_plane];
+                for (plane, outputs) in dy.chunks_exact(out_plane).zip(grads.chunks_exact_mut(len))
+                {
+                    for (oy, out) in plane.chunks_exact(g.ow).enumerate() {
+                        let at = i * sl + oy * pw;
+                        outputs[at..at + g.ow].copy_from_slice(out);
+                    }
                 }
             }
-        });
-    // Each tap's product over a fixed share of the images (so 36 products for 2 threads
-    // to share evenly), the shares then added in order: the same sums whatever the
-    // thread count.
-    let kk = offsets.len();
-    let n = g.c_in * g.c_out;
-    let share = g.batch.div_ceil(PARTS) * sl;
-    let mut parts = vec![0f32; PARTS * kk * n];
-    parts
-        .par_chunks_mut(n.max(1))
-        .enumerate()
-        .try_for_each(|(i, d)| {
-            let (part, offset) = (i / kk, offsets[i % kk]);
-            let first = (part * share).min(len);
-            let cols = share.min(len - first);
-            let shifted = Mat {
-                rows: g.c_in,
-                cols,
-                row_stride: stride,
-                col_stride: 1,
-            };
-            let grads = Mat {
-                rows: g.c_out,
-                cols,
-                row_stride: len,
-                col_stride: 1,
-            };
-            sgemm(
-                d,
-                Mat::dense(g.c_in, g.c_out),
-                &xs[first + offset..],
-                shifted,
-                &dys[first..],
-                grads.t(),
-                Store::Overwrite,
-                1,
-            )
-        })?;
-    let mut dwt = vec![0f32; kk * n];
-    for part in parts.chunks_exact(kk * n) {
-        for (d, &p) in dwt.iter_mut().zip(part) {
+            let mut lanes = vec![0f32; lanes_len];
+            run(WeightGradImage {
+                staged: &staged,
+                staged_len: row,
+                grads: &grads,
+                len,
+                offsets: &offsets,
+                c_in: g.c_in,
+                lanes: &mut lanes,
+            });
+            // Each weight's lanes, in order.
+            lanes
+                .chunks_exact(MAX_LANES)
+                .map(|l| l.iter().sum::<f32>())
+                .collect()
+        })
+        .collect();
+    let mut dw = vec![0f32; g.c_out * g.c_in * kk];
+    for part in &parts {
+        for (d, &p) in dw.iter_mut().zip(part) {
             *d += p;
         }
     }
-    let mut dw = vec![0f32; g.c_out * g.c_in * kk];
-    for (co, per_out) in dw.chunks_exact_mut(g.c_in * kk).enumerate() {
-        for (ci, kernel) in per_out.chunks_exact_mut(kk).enumerate() {
-            for (t, v) in kernel.iter_mut().enumerate() {
-                *v = dwt[(t * g.c_in + ci) * g.c_out + co];
+    Ok(dw)
+}
+
+/// Runs one share's weight-gradient products: on the widest instruction set this CPU
+/// has, or (in the tests) a chosen one.
+type WgDispatch<'d> = &'d (dyn for<'a> Fn(WeightGradImage<'a>) + Sync);
+
+fn widest_wg(image: WeightGradImage<'_>) {
+    pulp::Arch::new().dispatch(image)
+}
+
+/// A share of images' staged inputs and padded-row output gradients, each channel's
+/// images side by side; their products are added into the per-lane partial sums
+/// `lanes`, `[co][ci][tap][MAX_LANES]`.
+struct WeightGradImage<'a> {
+    staged: &'a [f32],
+    staged_len: usize,
+    /// `[co][len]`, `c_out` rounded up to whole `WG_CB` blocks.
+    grads: &'a [f32],
+    len: usize,
+    offsets: &'a [usize],
+    c_in: usize,
+    lanes: &'a mut [f32],
+}
+
+impl pulp::WithSimd for WeightGradImage<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
+        let n = S::F32_LANES;
+        let kk = self.offsets.len();
+        let load = |v: &[f32], at: usize| -> S::f32s {
+            bytemuck::pod_read_unaligned(bytemuck::cast_slice(&v[at..at + n]))
+        };
+        for (block, grads) in self.grads.chunks_exact(WG_CB * self.len).enumerate() {
+            for (ci, plane) in self.staged.chunks_exact(self.staged_len).enumerate() {
+                for (row, taps) in self.offsets.chunks_exact(WG_TAPS).enumerate() {
+                    let mut acc = [[simd.splat_f32s(0.0); WG_TAPS]; WG_CB];
+                    // `len` is a multiple of `MAX_LANES`, so of every instruction set's
+                    // lanes.
+                    for at in (0..self.len).step_by(n) {
+                        let d: [S::f32s; WG_CB] =
+                            std::array::from_fn(|j| load(grads, j * self.len + at));
+                        for (k, &offset) in taps.iter().enumerate() {
+                            let xv = load(plane, at + offset);
+                            for (a, &dv) in acc.iter_mut().zip(&d) {
+                                a[k] = simd.mul_add_f32s(dv, xv, a[k]);
+                            }
+                        }
+                    }
+                    for (j, per_co) in acc.iter().enumerate() {
+                        let co = block * WG_CB + j;
+                        for (k, a) in per_co.iter().enumerate() {
+                            let t = row * WG_TAPS + k;
+                            let at = ((co * self.c_in + ci) * kk + t) * MAX_LANES;
+                            let sums = &mut self.lanes[at..at + n];
+                            let add = simd.add_f32s(load(sums, 0), *a);
+                            sums.copy_from_slice(bytemuck::cast_slice(std::slice::from_ref(&add)));
+                        }
+                    }
+                }
             }
         }
     }
-    Ok(dw)
 }
 
 /// One image: its planes staged, then each block of `CB` output channels.
@@ -555,6 +620,62 @@ mod tests {
             let unfolded = g.im2col_forward(&x, &weight).unwrap();
             let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&direct), bits(&unfolded), "case {case}");
+        }
+    }
+
+    #[test]
+    fn the_weight_gradient_is_its_definitions_on_both_instruction_sets() {
+        // Odd channel counts (a block of `WG_CB` part-filled), maps down to 5 x 5, and
+        // batches that leave the last share short or empty.
+        let v3 = pulp::x86::V3::try_new().expect("an x86-64 CPU with AVX2 and FMA");
+        for (case, &(b, ci, co, h, w)) in [
+            (5, 3, 6, 7, 9),
+            (2, 8, 8, 14, 14),
+            (3, 16, 5, 5, 5),
+            (9, 1, 8, 28, 28),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let g = Geometry::new(
+                &Shape::from((b, ci, h, w)),
+                &Shape::from((co, ci, 3, 3)),
+                1,
+                1,
+            )
+            .unwrap();
+            let x = values(b * ci * h * w, 11 + case as u32);
+            let dy = values(b * co * h * w, 110 + case as u32);
+            let widest = weight_grad(&g, &x, &dy).unwrap();
+            let avx2 = weight_grad_on(&g, &x, &dy, &|image| {
+                pulp::Simd::vectorize(v3, image);
+            })
+            .unwrap();
+            for (i, (&got, &got2)) in widest.iter().zip(&avx2).enumerate() {
+                let (o, c, t) = (i / (ci * 9), i / 9 % ci, i % 9);
+                let (ky, kx) = (t / 3, t % 3);
+                let mut want = 0f64;
+                for n in 0..b {
+                    for oy in 0..h {
+                        for ox in 0..w {
+                            let (iy, ix) = ((oy + ky).checked_sub(1), (ox + kx).checked_sub(1));
+                            if let (Some(iy), Some(ix)) = (iy, ix)
+                                && iy < h
+                                && ix < w
+                            {
+                                want += f64::from(x[((n * ci + c) * h + iy) * w + ix])
+                                    * f64::from(dy[((n * co + o) * h + oy) * w + ox]);
+                            }
+                        }
+                    }
+                }
+                for v in [got, got2] {
+                    assert!(
+                        (f64::from(v) - want).abs() < 1e-4 * want.abs().max(1.0),
+                        "case {case} weight {i}: {v} vs {want}"
+                    );
+                }
+            }
         }
     }
 
