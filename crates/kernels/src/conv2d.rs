@@ -614,6 +614,14 @@ impl CustomOp2 for WeightGrad {
         g.check_output_grad(l2.shape(), "conv2d")?;
         let x = f32_slice(s1, l1, "conv2d", "input")?;
         let dy = f32_slice(s2, l2, "conv2d", "output gradient")?;
+        if conv_direct::fits_weight_grad(&g) {
+            // Direct passes over the staged planes instead of an unfolded copy and a
+            // product with a short side (`conv_direct.rs`).
+            return Ok((
+                CpuStorage::F32(conv_direct::weight_grad(&g, x, dy)?),
+                w_shape,
+            ));
+        }
         let dwt = if g.k() * c_out <= SPLIT_MAX && g.batch * g.l() >= MIN_SPLIT_PIXELS {
             g.weight_grad_in_parts(x, dy)?
         } else {

@@ -291,58 +291,73 @@ const WG_CB: usize = 4;
 /// Taps of one kernel row, accumulated together (the direct algorithm's kernels are 3x3).
 const WG_TAPS: usize = 3;
 
-/// `dW` of a conv at stride 1 from its input and output gradient, in padded-row
-/// coordinates: `dW[co][ci][t] = sum over images and outputs p of dy[co][p] x[ci][p +
-/// offset_t]`, the output gradient staged with zeros where no output is. A share of
-/// images is staged side by side, then for every `WG_CB` output channels, input channel
-/// and kernel row, one pass over the share's outputs keeps `WG_CB x WG_TAPS` vector accumulators in
+/// `dW` of a 3-wide conv at stride 1 or 2 from its input and output gradient, in
+/// padded-row coordinates (of phase planes at stride 2, see the module):
+/// `dW[co][ci][t] = sum over images and outputs p of dy[co][p] x[ci][p + offset_t]`, the
+/// output gradient staged with zeros where no output is. A share of images is staged
+/// side by side, then for every `WG_CB` output channels, input channel and kernel row,
+/// one pass over the share's outputs keeps `WG_CB x WG_TAPS` vector accumulators in
 /// registers and adds them to per-lane partial sums. The batch is cut into `PARTS` fixed
 /// shares, each on one thread, whose lanes are summed and the shares then added in
 /// order: the same sums whatever the thread count.
-fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Result<Vec<f32>> {
+pub(crate) fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Result<Vec<f32>> {
     weight_grad_on(g, x, dy, &widest_wg)
 }
 
-/// [`weight_grad`] with each image's products run by `run`.
+/// [`weight_grad`] with each share's products run by `run`.
 fn weight_grad_on(g: &Geometry, x: &[f32], dy: &[f32], run: WgDispatch<'_>) -> Result<Vec<f32>> {
-    let offsets = g.tap_offsets();
-    if g.stride != 1 || !offsets.len().is_multiple_of(WG_TAPS) {
+    if g.stride > MAX_STRIDE || g.kw != WG_TAPS {
         candle_core::bail!(
-            "direct conv weight gradient: stride 1 and rows of {WG_TAPS} taps only, got stride {} and a {}x{} kernel",
+            "direct conv weight gradient: strides up to {MAX_STRIDE} and rows of {WG_TAPS} taps only, got stride {} and a {}x{} kernel",
             g.stride,
             g.kh,
             g.kw
         )
     }
-    let (sl, pw) = (g.staged_len(), g.phase_w());
-    let (kk, c_out_blocks) = (offsets.len(), g.c_out.div_ceil(WG_CB));
-    let reach = offsets.iter().max().copied().unwrap_or(0);
+    let (sl, pl, pw) = (g.staged_len(), g.phase_len(), g.phase_w());
+    let (kk, c_out_blocks) = (g.kh * g.kw, g.c_out.div_ceil(WG_CB));
     let (in_plane, out_plane) = (g.h * g.w, g.oh * g.ow);
     let columns = g.staged_columns();
     let lanes_len = c_out_blocks * WG_CB * g.c_in * kk * MAX_LANES;
+    // Each phase plane holds the share's images side by side, `q` apart (room for its
+    // cells, and for its outputs' taps), so that one pass covers them all; a tap reads
+    // its phase's block, shifted.
+    let shift = (g.kh - 1) / g.stride * pw + (g.kw - 1) / g.stride;
+    let rows = (g.h + 2 * g.padding).div_ceil(g.stride);
+    let q = (rows * pw).max(g.oh * pw + shift);
     let share = g.batch.div_ceil(PARTS).max(1);
     let firsts: Vec<usize> = (0..g.batch).step_by(share).collect();
     let parts: Vec<Vec<f32>> = firsts
         .par_iter()
         .map(|&first| {
             let images = first..(first + share).min(g.batch);
-            // The share's images side by side, each in its staged layout, so that one
-            // pass covers them all; the last taps read up to `reach` past the end.
-            let len = (images.len() * sl).div_ceil(MAX_LANES) * MAX_LANES;
-            let row = len + reach + MAX_LANES;
+            let len = (images.len() * q).div_ceil(MAX_LANES) * MAX_LANES;
+            let block = len + shift + MAX_LANES;
+            let row = g.stride * g.stride * block;
+            let taps: Vec<usize> = (0..kk)
+                .map(|t| {
+                    let (ky, kx) = (t / g.kw, t % g.kw);
+                    let phase = (ky % g.stride) * g.stride + kx % g.stride;
+                    phase * block + (ky / g.stride) * pw + kx / g.stride
+                })
+                .collect();
             let mut staged = vec![0f32; g.c_in * row];
+            let mut one = vec![0f32; sl];
             // Zero where no output is, and for channels past `c_out` up to a whole block.
             let mut grads = vec![0f32; c_out_blocks * WG_CB * len];
             for (i, image) in images.enumerate() {
                 let x = &x[image * g.c_in * in_plane..][..g.c_in * in_plane];
                 for (plane, s) in x.chunks_exact(in_plane).zip(staged.chunks_exact_mut(row)) {
-                    g.stage(plane, &mut s[i * sl..(i + 1) * sl], &columns);
+                    g.stage(plane, &mut one, &columns);
+                    for (phase, from) in one.chunks_exact(pl).enumerate() {
+                        s[phase * block + i * q..][..q].copy_from_slice(&from[..q]);
+                    }
                 }
                 let dy = &dy[image * g.c_out * out_plane..][..g.c_out * out_plane];
                 for (plane, outputs) in dy.chunks_exact(out_plane).zip(grads.chunks_exact_mut(len))
                 {
                     for (oy, out) in plane.chunks_exact(g.ow).enumerate() {
-                        let at = i * sl + oy * pw;
+                        let at = i * q + oy * pw;
                         outputs[at..at + g.ow].copy_from_slice(out);
                     }
                 }
@@ -353,7 +368,7 @@ fn weight_grad_on(g: &Geometry, x: &[f32], dy: &[f32], run: WgDispatch<'_>) -> R
                 staged_len: row,
                 grads: &grads,
                 len,
-                offsets: &offsets,
+                offsets: &taps,
                 c_in: g.c_in,
                 lanes: &mut lanes,
             });
@@ -373,6 +388,23 @@ fn weight_grad_on(g: &Geometry, x: &[f32], dy: &[f32], run: WgDispatch<'_>) -> R
     Ok(dw)
 }
 
+/// Most weights (`C_out C_in`) whose gradient im2col's op leaves to [`weight_grad`]:
+/// each keeps `MAX_LANES` partial sums a share.
+const MAX_WG_WEIGHTS: usize = 2048;
+
+/// Whether [`weight_grad`] computes this conv's weight gradient in im2col's op: rows of
+/// [`WG_TAPS`] taps at stride 1 or 2 (the downsampling convs), few weights, outputs of at
+/// least [`MIN_SIDE`] a side. On smaller outputs each pass is short and the per-weight
+/// work dominates (narrow ResNet-18 at batch 64, 3x3 and 1x1 weight gradients together:
+/// 8 -> 16 channels onto 7 x 7, 0.33-0.37 -> 0.23-0.26 ms; 32 -> 64 onto 2 x 2,
+/// 0.31-0.32 -> 0.63-0.70 ms).
+pub(crate) fn fits_weight_grad(g: &Geometry) -> bool {
+    g.stride <= MAX_STRIDE
+        && g.kw == WG_TAPS
+        && g.c_in * g.c_out <= MAX_WG_WEIGHTS
+        && g.oh.min(g.ow) >= MIN_SIDE
+}
+
 /// Runs one share's weight-gradient products: on the widest instruction set this CPU
 /// has, or (in the tests) a chosen one.
 type WgDispatch<'d> = &'d (dyn for<'a> Fn(WeightGradImage<'a>) + Sync);
@@ -385,11 +417,13 @@ fn widest_wg(image: WeightGradImage<'_>) {
 /// images side by side; their products are added into the per-lane partial sums
 /// `lanes`, `[co][ci][tap][MAX_LANES]`.
 struct WeightGradImage<'a> {
+    /// `[ci][staged_len]`: each channel's phase planes, each holding the share's images.
     staged: &'a [f32],
     staged_len: usize,
     /// `[co][len]`, `c_out` rounded up to whole `WG_CB` blocks.
     grads: &'a [f32],
     len: usize,
+    /// Where each tap reads in a channel's `staged` row, from an output's position.
     offsets: &'a [usize],
     c_in: usize,
     lanes: &'a mut [f32],
@@ -625,14 +659,16 @@ mod tests {
 
     #[test]
     fn the_weight_gradient_is_its_definitions_on_both_instruction_sets() {
-        // Odd channel counts (a block of `WG_CB` part-filled), maps down to 5 x 5, and
-        // batches that leave the last share short or empty.
+        // Odd channel counts (a block of `WG_CB` part-filled), maps down to 5 x 5, batches
+        // that leave the last share short or empty, and stride 2 on odd and even sides.
         let v3 = pulp::x86::V3::try_new().expect("an x86-64 CPU with AVX2 and FMA");
-        for (case, &(b, ci, co, h, w)) in [
-            (5, 3, 6, 7, 9),
-            (2, 8, 8, 14, 14),
-            (3, 16, 5, 5, 5),
-            (9, 1, 8, 28, 28),
+        for (case, &(b, ci, co, h, w, stride)) in [
+            (5, 3, 6, 7, 9, 1),
+            (2, 8, 8, 14, 14, 1),
+            (3, 16, 5, 5, 5, 1),
+            (9, 1, 8, 28, 28, 1),
+            (3, 8, 16, 14, 14, 2),
+            (2, 5, 7, 7, 9, 2),
         ]
         .iter()
         .enumerate()
@@ -640,12 +676,13 @@ mod tests {
             let g = Geometry::new(
                 &Shape::from((b, ci, h, w)),
                 &Shape::from((co, ci, 3, 3)),
-                1,
+                stride,
                 1,
             )
             .unwrap();
+            let (oh, ow) = (g.oh, g.ow);
             let x = values(b * ci * h * w, 11 + case as u32);
-            let dy = values(b * co * h * w, 110 + case as u32);
+            let dy = values(b * co * oh * ow, 110 + case as u32);
             let widest = weight_grad(&g, &x, &dy).unwrap();
             let avx2 = weight_grad_on(&g, &x, &dy, &|image| {
                 pulp::Simd::vectorize(v3, image);
@@ -656,15 +693,18 @@ mod tests {
                 let (ky, kx) = (t / 3, t % 3);
                 let mut want = 0f64;
                 for n in 0..b {
-                    for oy in 0..h {
-                        for ox in 0..w {
-                            let (iy, ix) = ((oy + ky).checked_sub(1), (ox + kx).checked_sub(1));
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            let (iy, ix) = (
+                                (oy * stride + ky).checked_sub(1),
+                                (ox * stride + kx).checked_sub(1),
+                            );
                             if let (Some(iy), Some(ix)) = (iy, ix)
                                 && iy < h
                                 && ix < w
                             {
                                 want += f64::from(x[((n * ci + c) * h + iy) * w + ix])
-                                    * f64::from(dy[((n * co + o) * h + oy) * w + ox]);
+                                    * f64::from(dy[((n * co + o) * oh + oy) * ow + ox]);
                             }
                         }
                     }
