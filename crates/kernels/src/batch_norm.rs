@@ -7,8 +7,8 @@
 //! their backwards several. Here the forward reads the input three times (its mean, its
 //! variance around that, the output) and keeps only the input and the output; the
 //! backward reads them twice more (its two sums in one pass, then the gradient). The
-//! per-channel sums (`lanes::channel_sums`) add the batch into an f32 accumulator per
-//! (channel, position), then the positions in f64, in a fixed order, so results do not
+//! per-channel sums (`lanes::channel_sums`: f32 lanes along each plane, or on small
+//! planes along the batch, added up in f64) run in a fixed order, so results do not
 //! depend on scheduling.
 
 use std::sync::{Arc, Mutex};
@@ -32,20 +32,14 @@ pub struct BatchStats {
     pub count: usize,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Dims {
-    batch: usize,
-    channels: usize,
-    plane: usize,
-}
-
-impl Dims {
-    fn of(shape: &Shape) -> Result<Dims> {
+/// An input's shape, as the per-channel sums take it.
+impl Planes {
+    fn of(shape: &Shape) -> Result<Planes> {
         let dims = shape.dims();
         if dims.len() < 2 {
             bail!("batch_norm: input must have a channel dimension, got {dims:?}")
         }
-        Ok(Dims {
+        Ok(Planes {
             batch: dims[0],
             channels: dims[1],
             plane: dims[2..].iter().product(),
@@ -54,14 +48,6 @@ impl Dims {
 
     fn count(&self) -> usize {
         self.batch * self.plane
-    }
-
-    fn planes(&self) -> Planes {
-        Planes {
-            batch: self.batch,
-            channels: self.channels,
-            plane: self.plane,
-        }
     }
 }
 
@@ -119,7 +105,7 @@ impl CustomOp3 for Forward {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let _timer = crate::profile::scope_of(self.name(), &[l1.dims(), l2.dims()]);
-        let d = Dims::of(l1.shape())?;
+        let d = Planes::of(l1.shape())?;
         let x = f32_slice(s1, l1, "batch_norm", "input")?;
         let (gamma, beta, residual) = if self.epilogue == Epilogue::AddRelu {
             let packed = f32_slice(s2, l2, "batch_norm", "weight and bias")?;
@@ -144,14 +130,10 @@ impl CustomOp3 for Forward {
         }
         let m = d.count() as f64;
         let planes = [x, x, x];
-        let sums = channel_sums(d.planes(), planes, &vec![0f32; d.channels], |_, x, _, _| {
-            [x]
-        });
+        let sums = channel_sums(d, planes, &vec![0f32; d.channels], |_, x, _, _| [x]);
         let means: Vec<f32> = sums.iter().map(|[sum]| (sum / m) as f32).collect();
         // The second pass around the f32 mean: exact enough, and no cancellation.
-        let centred = channel_sums(d.planes(), planes, &means, |mu, x, _, _| {
-            [(x - mu) * (x - mu)]
-        });
+        let centred = channel_sums(d, planes, &means, |mu, x, _, _| [(x - mu) * (x - mu)]);
         let (mean, var): (Vec<f32>, Vec<f32>) = sums
             .iter()
             .zip(&centred)
@@ -245,7 +227,7 @@ impl CustomOp3 for Backward {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let _timer = crate::profile::scope_of(self.name(), &[l1.dims(), l2.dims()]);
-        let d = Dims::of(l1.shape())?;
+        let d = Planes::of(l1.shape())?;
         let x = f32_slice(s1, l1, "batch_norm", "input")?;
         let y = f32_slice(s2, l2, "batch_norm", "output")?;
         let dy = f32_slice(s3, l3, "batch_norm", "output gradient")?;
@@ -265,7 +247,7 @@ impl CustomOp3 for Backward {
         let dz = |y: f32, dy: f32| if relu && y <= 0.0 { 0.0 } else { dy };
         // dbeta = sum dz, dgamma = sum dz * xhat, in one pass.
         let (dbeta, dgamma): (Vec<f64>, Vec<f64>) =
-            channel_sums(d.planes(), [x, y, dy], mean, |mu, x, y, dy| {
+            channel_sums(d, [x, y, dy], mean, |mu, x, y, dy| {
                 let g = dz(y, dy);
                 [g, g * (x - mu)]
             })
@@ -355,7 +337,7 @@ impl CustomOp3 for Backward {
 /// planes.
 fn affine_channels(
     x: &[f32],
-    d: Dims,
+    d: Planes,
     scale: &[f32],
     shift: &[f32],
     relu: bool,
@@ -425,8 +407,8 @@ impl Eval {
     }
 
     /// The input's dimensions, checked against the layer's channels.
-    fn dims(&self, layout: &Layout) -> Result<Dims> {
-        let d = Dims::of(layout.shape())?;
+    fn dims(&self, layout: &Layout) -> Result<Planes> {
+        let d = Planes::of(layout.shape())?;
         if d.channels != self.scale.len() {
             bail!(
                 "batch_norm: input has {} channels, the layer {}",

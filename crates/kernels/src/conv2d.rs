@@ -557,6 +557,11 @@ impl CustomOp2 for InputGrad {
         g.check_output_grad(l1.shape(), "conv2d")?;
         let dy = f32_slice(s1, l1, "conv2d", "output gradient")?;
         let weight = f32_slice(s2, l2, "conv2d", "weight")?;
+        if conv_direct::fits_input_grad(&g) {
+            // By the input's parities, without the unfolded copy's zeros (`conv_direct.rs`).
+            let dx = conv_direct::input_grad_strided(&g, dy, weight)?;
+            return Ok((CpuStorage::F32(dx), x_shape));
+        }
         let (k, l, chunk) = (g.k(), g.l(), g.chunk());
         let mut dx = vec![0f32; g.batch * g.in_plane()];
         let mut dys = Scratch::take(g.c_out * chunk * l);

@@ -284,6 +284,140 @@ impl Rearranged for Direct {
     }
 }
 
+/// Images whose output gradients [`input_grad_strided`] stages side by side.
+const GROUP: usize = 8;
+
+/// Whether [`input_grad_strided`] computes this conv's input gradient in im2col's op:
+/// 3x3 kernels at stride 2 with padding 1 (the downsampling convs) onto outputs of at
+/// least [`MIN_SIDE`] a side. Below, each image's parities are a few vectors and the
+/// blocks' overhead dominates (narrow ResNet-18, batch 64: 8 -> 16 channels onto 7 x 7,
+/// 0.18-0.25 -> 0.14-0.15 ms; 16 -> 32 onto 4 x 4, level; 32 -> 64 onto 2 x 2, 0.18 ->
+/// 0.29 ms).
+pub(crate) fn fits_input_grad(g: &Geometry) -> bool {
+    g.stride == 2 && g.padding == 1 && g.kh == 3 && g.kw == 3 && g.oh.min(g.ow) >= MIN_SIDE
+}
+
+/// The input gradient of a 3x3 conv at stride 2 with padding 1, by the parity of the
+/// input's row and column: input row `2a` is reached by kernel row 1 from output row `a`
+/// alone, row `2a + 1` by kernel row 2 from `a` and kernel row 0 from `a + 1` (columns
+/// alike). So each of the four parities is a stride-1 correlation of the output gradient
+/// with 1-4 of the taps, computed by the direct forward's blocks on the output gradient
+/// staged with a zero row and column past its end, and written to its interleaved
+/// positions. No multiply meets a zero that im2col's unfolding (or a dilated output
+/// gradient) would add.
+pub(crate) fn input_grad_strided(g: &Geometry, dy: &[f32], weight: &[f32]) -> Result<Vec<f32>> {
+    if g.stride != 2 || g.padding != 1 || g.kh != 3 || g.kw != 3 {
+        candle_core::bail!(
+            "direct strided input gradient: 3x3 kernels at stride 2 and padding 1 only, got {}x{} at stride {} and padding {}",
+            g.kh,
+            g.kw,
+            g.stride,
+            g.padding
+        )
+    }
+    // The output gradient's planes with one zero row and column after them, `GROUP`
+    // images side by side (`q` apart) so that each block's pass covers them all.
+    let pw = g.ow + 1;
+    let (rows_of, cols_of) = (|r: usize| (g.h + 1 - r) / 2, |c: usize| (g.w + 1 - c) / 2);
+    let q = (g.oh + 1) * pw;
+    let len = (GROUP * q).div_ceil(MAX_LANES) * MAX_LANES;
+    let sl = len + pw + 1 + MAX_LANES;
+    // Per parity (r, c): its taps `(ky, kx, offset)`, and its weights blocked as the
+    // forward's (`[ci block][co][tap][CB]`: here the output gradient's channels are the
+    // ones reduced over).
+    let parities: Vec<(usize, usize, Vec<usize>, Vec<f32>)> = [(0, 0), (0, 1), (1, 0), (1, 1)]
+        .into_iter()
+        .map(|(r, c)| {
+            // Kernel index and the output offset it reads at, per parity.
+            let axis = |p: usize| -> Vec<(usize, usize)> {
+                if p == 0 {
+                    vec![(1, 0)]
+                } else {
+                    vec![(2, 0), (0, 1)]
+                }
+            };
+            let taps: Vec<(usize, usize, usize)> = axis(r)
+                .iter()
+                .flat_map(|&(ky, oy)| {
+                    axis(c)
+                        .into_iter()
+                        .map(move |(kx, ox)| (ky, kx, oy * pw + ox))
+                })
+                .collect();
+            let offsets = taps.iter().map(|t| t.2).collect();
+            let blocks = g.c_in.div_ceil(CB);
+            let mut blocked = vec![0f32; blocks * g.c_out * taps.len() * CB];
+            for (block, b) in blocked
+                .chunks_exact_mut(g.c_out * taps.len() * CB)
+                .enumerate()
+            {
+                for (co, per_co) in b.chunks_exact_mut(taps.len() * CB).enumerate() {
+                    for (&(ky, kx, _), per_tap) in taps.iter().zip(per_co.chunks_exact_mut(CB)) {
+                        for (j, v) in per_tap.iter_mut().enumerate() {
+                            let ci = block * CB + j;
+                            if ci < g.c_in {
+                                *v = weight[((co * g.c_in + ci) * 3 + ky) * 3 + kx];
+                            }
+                        }
+                    }
+                }
+            }
+            (r, c, offsets, blocked)
+        })
+        .collect();
+    let (in_plane, out_plane) = (g.h * g.w, g.oh * g.ow);
+    let mut dx = vec![0f32; g.batch * g.c_in * in_plane];
+    dx.par_chunks_mut((GROUP * g.c_in * in_plane).max(1))
+        .zip(dy.par_chunks((GROUP * g.c_out * out_plane).max(1)))
+        .for_each_init(
+            || (vec![0f32; g.c_out * sl], vec![0f32; CB * len]),
+            |(staged, outputs), (dx, dy)| {
+                for (i, image) in dy.chunks_exact(g.c_out * out_plane).enumerate() {
+                    for (plane, s) in image
+                        .chunks_exact(out_plane)
+                        .zip(staged.chunks_exact_mut(sl))
+                    {
+                        for (oy, row) in plane.chunks_exact(g.ow).enumerate() {
+                            s[i * q + oy * pw..][..g.ow].copy_from_slice(row);
+                        }
+                    }
+                }
+                for (r, c, offsets, blocked) in &parities {
+                    let (rows, cols) = (rows_of(*r), cols_of(*c));
+                    for (block, weights) in blocked
+                        .chunks_exact(g.c_out * offsets.len() * CB)
+                        .enumerate()
+                    {
+                        widest(Block {
+                            staged,
+                            staged_len: sl,
+                            weights,
+                            offsets,
+                            outputs,
+                            len,
+                        });
+                        let channels = CB.min(g.c_in - block * CB);
+                        for (i, image) in dx.chunks_exact_mut(g.c_in * in_plane).enumerate() {
+                            let planes = image[block * CB * in_plane..].chunks_exact_mut(in_plane);
+                            for (plane, computed) in
+                                planes.take(channels).zip(outputs.chunks_exact(len))
+                            {
+                                let computed = &computed[i * q..];
+                                for a in 0..rows {
+                                    let to = &mut plane[(2 * a + r) * g.w..(2 * a + r + 1) * g.w];
+                                    for b in 0..cols {
+                                        to[2 * b + c] = computed[a * pw + b];
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            },
+        );
+    Ok(dx)
+}
+
 /// Output channels whose weight gradients one pass accumulates together: each loaded
 /// input vector feeds this many channels' multiply-adds for each of a row's taps.
 const WG_CB: usize = 4;
@@ -715,6 +849,58 @@ mod tests {
                         "case {case} weight {i}: {v} vs {want}"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn the_strided_input_gradient_is_its_definition() {
+        // Odd and even sides, channel counts past one block, one-pixel outputs, and a
+        // batch whose last group of images is short.
+        for (case, &(b, ci, co, h, w)) in [
+            (11, 3, 5, 9, 7),
+            (2, 3, 5, 7, 9),
+            (3, 9, 4, 8, 8),
+            (1, 16, 17, 14, 14),
+            (2, 2, 3, 2, 1),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let g = Geometry::new(
+                &Shape::from((b, ci, h, w)),
+                &Shape::from((co, ci, 3, 3)),
+                2,
+                1,
+            )
+            .unwrap();
+            let (oh, ow) = (g.oh, g.ow);
+            let dy = values(b * co * oh * ow, 21 + case as u32);
+            let weight = values(co * ci * 9, 210 + case as u32);
+            let dx = input_grad_strided(&g, &dy, &weight).unwrap();
+            for (i, &got) in dx.iter().enumerate() {
+                let (n, c, iy, ix) = (i / (ci * h * w), i / (h * w) % ci, i / w % h, i % w);
+                let mut want = 0f64;
+                for o in 0..co {
+                    for ky in 0..3 {
+                        for kx in 0..3 {
+                            // iy = 2 oy + ky - 1
+                            let (ty, tx) = (iy + 1, ix + 1);
+                            if ty < ky || tx < kx || (ty - ky) % 2 != 0 || (tx - kx) % 2 != 0 {
+                                continue;
+                            }
+                            let (oy, ox) = ((ty - ky) / 2, (tx - kx) / 2);
+                            if oy < oh && ox < ow {
+                                want += f64::from(dy[((n * co + o) * oh + oy) * ow + ox])
+                                    * f64::from(weight[((o * ci + c) * 3 + ky) * 3 + kx]);
+                            }
+                        }
+                    }
+                }
+                assert!(
+                    (f64::from(got) - want).abs() < 1e-4,
+                    "case {case} input {i}: {got} vs {want}"
+                );
             }
         }
     }
