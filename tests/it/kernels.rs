@@ -271,19 +271,19 @@ fn candle_bn(
     )
 }
 
+/// Batch-norm inputs: odd planes, one value per plane, many channels on 2 x 2 planes
+/// (summed along the batch, `lanes.rs`) and planes past one vector.
+const BATCH_NORM_SHAPES: [[usize; 4]; 5] = [
+    [4, 3, 5, 6],
+    [2, 5, 3, 3],
+    [3, 4, 1, 1],
+    [3, 37, 2, 2],
+    [2, 3, 91, 93],
+];
+
 #[test]
 fn fused_batch_norm_matches_candle_forward_backward_and_statistics() {
-    // Many channels on 2 x 2 planes and planes past one unit of sums (`lanes.rs`) too.
-    for (i, shape) in [
-        [4, 3, 5, 6],
-        [2, 5, 3, 3],
-        [3, 4, 1, 1],
-        [3, 37, 2, 2],
-        [2, 3, 91, 93],
-    ]
-    .iter()
-    .enumerate()
-    {
+    for (i, shape) in BATCH_NORM_SHAPES.iter().enumerate() {
         for relu in [false, true] {
             let c = shape[1];
             let x = (tensor(shape, i as u64) * 3.0).unwrap() + 0.5;
@@ -450,17 +450,7 @@ fn block_ending_args(shape: [usize; 4], seed: u64) -> [Tensor; 4] {
 
 #[test]
 fn fused_batch_norm_add_relu_matches_candle_forward_backward_and_statistics() {
-    // Many channels on 2 x 2 planes and planes past one unit of sums (`lanes.rs`) too.
-    for (i, shape) in [
-        [4, 3, 5, 6],
-        [2, 5, 3, 3],
-        [3, 4, 1, 1],
-        [3, 37, 2, 2],
-        [2, 3, 91, 93],
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    for (i, shape) in BATCH_NORM_SHAPES.into_iter().enumerate() {
         let args = block_ending_args(shape, 40 + 10 * i as u64);
         let vars = args.clone().map(|t| Var::from_tensor(&t).unwrap());
         let [x, gamma, beta, residual] = vars.each_ref().map(|v| v.as_tensor());

@@ -187,7 +187,7 @@ fn batch_sums<const K: usize>(
 
 /// `sum(v)` in f64, in 8 partial sums (so independent adds), in a fixed order.
 #[inline(always)]
-fn f64_sum(v: &[f32]) -> f64 {
+pub(crate) fn f64_sum(v: &[f32]) -> f64 {
     let chunks = v.chunks_exact(8);
     let tail: f64 = chunks.remainder().iter().map(|&a| f64::from(a)).sum();
     let mut acc = [0f64; 8];

@@ -19,6 +19,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tenso
 use rayon::prelude::*;
 
 use crate::gemm::{Mat, Store, sgemm};
+use crate::lanes::f64_sum;
 use crate::storage::f32_slice;
 
 /// Lower bound of the squared spread of the pairs' correlations (TDANN's Pearson
@@ -66,15 +67,7 @@ fn dims(shape: &Shape) -> Result<(usize, usize, usize)> {
 /// loss's time on the narrow models' 50k-value rows), rounded to f32.
 #[inline(always)]
 fn mean(row: &[f32]) -> f32 {
-    let chunks = row.chunks_exact(8);
-    let tail: f64 = chunks.remainder().iter().map(|&v| f64::from(v)).sum();
-    let mut acc = [0f64; 8];
-    for values in chunks {
-        for (a, &v) in acc.iter_mut().zip(values) {
-            *a += f64::from(v);
-        }
-    }
-    ((acc.iter().sum::<f64>() + tail) / row.len().max(1) as f64) as f32
+    (f64_sum(row) / row.len().max(1) as f64) as f32
 }
 
 /// `x` clamped to `[-1, 1]` as candle's `clamp` (a maximum, then a minimum) passes
