@@ -1,5 +1,7 @@
-//! The direct conv (few channels on maps of 8 x 8 and more: the narrow models' first
-//! stage) against the im2col path and finite differences, and when it is chosen.
+//! The direct conv (few channels on maps of 5 x 5 and more: the stems, the narrow models'
+//! first stages) against the im2col path and finite differences, and when it is chosen;
+//! and im2col's strided convs, whose gradients the direct kernels take (by parity, and
+//! per tap row), against finite differences.
 
 use candle_core::Shape;
 
@@ -103,4 +105,25 @@ fn the_direct_conv_refuses_a_shape_it_does_not_compute() {
     let w = tensor(&[2, 2, 3, 3], 2);
     let err = topo::kernels::conv2d_with(&x, &w, 2, 1, ConvAlgorithm::Direct).unwrap_err();
     assert!(err.to_string().contains("stride 1"), "{err}");
+}
+
+#[test]
+fn strided_convs_direct_gradients_match_finite_differences() {
+    // Outputs of 5+ a side (where the direct gradients take over), odd and even sides,
+    // channel counts past the kernels' blocks.
+    for (i, &(b, ci, h, w, co)) in [(2, 3, 11, 10, 5), (1, 9, 9, 12, 10)].iter().enumerate() {
+        let x = tensor(&[b, ci, h, w], 300 + i as u64);
+        let wt = tensor(&[co, ci, 3, 3], 310 + i as u64);
+        let out = conv(&x, &wt, 2, 1, ConvAlgorithm::Im2col);
+        assert!(
+            out.dims()[2].min(out.dims()[3]) >= 5,
+            "shape {i}: outputs too small"
+        );
+        let g = tensor(out.dims(), 320 + i as u64);
+        let (dx, dw) = grads(&x, &wt, &g, 2, 1, ConvAlgorithm::Im2col);
+        let nx = finite_differences(&|x| conv(x, &wt, 2, 1, ConvAlgorithm::Im2col), &x, &g);
+        let nw = finite_differences(&|w| conv(&x, w, 2, 1, ConvAlgorithm::Im2col), &wt, &g);
+        let (ex, ew) = (rel_diff(&dx, &nx), rel_diff(&dw, &nw));
+        assert!(ex < 1e-4 && ew < 1e-4, "shape {i}: dx {ex}, dw {ew}");
+    }
 }
