@@ -8,9 +8,10 @@
 //!
 //! An AVX-512 machine checks and blesses both sets: the AVX2 one by running `topo` under
 //! QEMU's Haswell model (`qemu-x86_64 -cpu Haswell`, no AVX-512), whose fused
-//! multiply-adds are exact, so its records are a real AVX2 machine's (it reproduced, to
-//! the bit, the set blessed on one). QEMU 7.2 has no AVX-512, so an AVX2 machine checks
-//! its own set only. Each set is picked by the instruction set the run recorded.
+//! multiply-adds round once, as the hardware's do: it reproduced the set blessed on a
+//! real AVX2 machine within this test's tolerance, so its records stand for one. QEMU 7.2
+//! has no AVX-512, so an AVX2 machine checks its own set only. Each set is picked by the
+//! instruction set the run recorded.
 
 use std::path::Path;
 
