@@ -178,12 +178,13 @@ impl TopographicLoss {
             LossPath::Auto => c <= 4 * y.dim(2)?,
             LossPath::Reference | LossPath::Fast => false,
         };
-        // The clamp checked by the kernel's own pass over the tap: no tensor of norms.
+        // The kernel checks the clamp on the norms it computes anyway: no tensor of norms.
         if kernel_wanted
             && kernel_fits
-            && crate::kernels::topographic_loss::smallest_squared_norm(tap)? >= self.eps
+            && let Some(samples) =
+                crate::kernels::topographic_loss::layer_samples(tap, &target.full_values, self.eps)?
         {
-            return crate::kernels::topographic_loss::layer_samples(tap, &target.full_values);
+            return Ok(samples);
         }
         let q = y.sqr()?.sum_keepdim(D::Minus1)?;
         let fast = match self.path {

@@ -179,14 +179,27 @@ fn blocked_len(g: &Geometry) -> usize {
 /// input vector meets side by side.
 fn blocked_weight(g: &Geometry, weight: &[f32]) -> Vec<f32> {
     let kk = g.kh * g.kw;
-    let mut out = vec![0f32; blocked_len(g)];
-    for (block, b) in out.chunks_exact_mut(g.c_in * kk * CB).enumerate() {
-        for (ci, per_channel) in b.chunks_exact_mut(kk * CB).enumerate() {
+    blocked(g.c_out, g.c_in, kk, |co, ci, t| {
+        weight[(co * g.c_in + ci) * kk + t]
+    })
+}
+
+/// `[co block][ci][tap][CB]` of `c_out x c_in x taps` weights, `at(co, ci, tap)`, zero past
+/// `c_out`: the layout the forward's [`Block`]s read.
+fn blocked(
+    c_out: usize,
+    c_in: usize,
+    taps: usize,
+    at: impl Fn(usize, usize, usize) -> f32,
+) -> Vec<f32> {
+    let mut out = vec![0f32; c_out.div_ceil(CB) * c_in * taps * CB];
+    for (block, b) in out.chunks_exact_mut(c_in * taps * CB).enumerate() {
+        for (ci, per_channel) in b.chunks_exact_mut(taps * CB).enumerate() {
             for (t, per_tap) in per_channel.chunks_exact_mut(CB).enumerate() {
                 for (c, v) in per_tap.iter_mut().enumerate() {
                     let co = block * CB + c;
-                    if co < g.c_out {
-                        *v = weight[(co * g.c_in + ci) * kk + t];
+                    if co < c_out {
+                        *v = at(co, ci, t);
                     }
                 }
             }
@@ -252,17 +265,13 @@ impl Rearranged for Direct {
     const WHAT: &'static str = "direct conv";
 
     fn rearrange(g: &Geometry, weight: &[f32]) -> Vec<f32> {
-        let (c_out, c_in, kk) = (g.c_out, g.c_in, g.kh * g.kw);
-        let mut flipped = vec![0f32; weight.len()];
-        for (ci, per_in) in flipped.chunks_exact_mut(c_out * kk).enumerate() {
-            for (co, kernel) in per_in.chunks_exact_mut(kk).enumerate() {
-                for (t, v) in kernel.iter_mut().enumerate() {
-                    *v = weight[(co * c_in + ci) * kk + kk - 1 - t];
-                }
-            }
-        }
+        let (c_in, kk) = (g.c_in, g.kh * g.kw);
         let mut both = blocked_weight(g, weight);
-        both.extend(blocked_weight(&g.transposed(), &flipped));
+        // The input gradient's: from output-gradient channel `co` to input channel `ci`,
+        // the kernel flipped.
+        both.extend(blocked(c_in, g.c_out, kk, |ci, co, t| {
+            weight[(co * c_in + ci) * kk + kk - 1 - t]
+        }));
         both
     }
 
@@ -345,23 +354,10 @@ pub(crate) fn input_grad_strided(g: &Geometry, dy: &[f32], weight: &[f32]) -> Re
                 })
                 .collect();
             let offsets = taps.iter().map(|t| t.2).collect();
-            let blocks = g.c_in.div_ceil(CB);
-            let mut blocked = vec![0f32; blocks * g.c_out * taps.len() * CB];
-            for (block, b) in blocked
-                .chunks_exact_mut(g.c_out * taps.len() * CB)
-                .enumerate()
-            {
-                for (co, per_co) in b.chunks_exact_mut(taps.len() * CB).enumerate() {
-                    for (&(ky, kx, _), per_tap) in taps.iter().zip(per_co.chunks_exact_mut(CB)) {
-                        for (j, v) in per_tap.iter_mut().enumerate() {
-                            let ci = block * CB + j;
-                            if ci < g.c_in {
-                                *v = weight[((co * g.c_in + ci) * 3 + ky) * 3 + kx];
-                            }
-                        }
-                    }
-                }
-            }
+            let blocked = blocked(g.c_in, g.c_out, taps.len(), |ci, co, t| {
+                let (ky, kx, _) = taps[t];
+                weight[((co * g.c_in + ci) * 3 + ky) * 3 + kx]
+            });
             (r, c, offsets, blocked)
         })
         .collect();

@@ -46,12 +46,11 @@ struct Target {
 }
 
 impl Target {
-    fn sample(&self, y: &[f32], l: usize) -> Result<Sample> {
+    /// One sample's similarity from its channels `y` (`C x l`) and their squared norms
+    /// `q` ([`squared_norms`]).
+    fn sample(&self, y: &[f32], l: usize, q: &[f64]) -> Result<Sample> {
         let c = self.channels;
-        let q: Vec<f64> = y
-            .chunks(l.max(1))
-            .map(|row| lane_sum(row, row, row, |v, _, _| v * v))
-            .collect();
+        let q = q.to_vec();
         let mut s = vec![0f32; c * c];
         sgemm(
             &mut s,
@@ -138,6 +137,9 @@ const CACHED_VALUES: usize = 8 << 20;
 /// Tap `(B, C, ...)` to the per-sample loss `(B,)`.
 struct Loss {
     target: Target,
+    /// Every sample's channels' squared norms, `(B, C)`: computed once, for the clamp's
+    /// check, and read by the forward and a backward that recomputes.
+    norms: Arc<Vec<f64>>,
     /// Each sample's similarity, when small enough to keep for the backward.
     kept: OnceLock<Arc<Vec<Sample>>>,
 }
@@ -158,10 +160,15 @@ impl CustomOp1 for Loss {
             )
         }
         let y = f32_slice(storage, layout, "topographic loss", "tap")?;
-        let per_sample = y.par_chunks((c * l).max(1));
+        if self.norms.len() != b * c {
+            bail!("topographic loss: norms of another tap")
+        }
+        let per_sample = y
+            .par_chunks((c * l).max(1))
+            .zip(self.norms.par_chunks(c.max(1)));
         let out = if b * c * c <= CACHED_VALUES {
             let samples = per_sample
-                .map(|sample| target.sample(sample, l))
+                .map(|(sample, q)| target.sample(sample, l, q))
                 .collect::<Result<Vec<Sample>>>()?;
             let out = samples.iter().map(|s| target.loss(s)).collect();
             // A fresh op is made per call, so nothing was kept before.
@@ -169,7 +176,7 @@ impl CustomOp1 for Loss {
             out
         } else {
             per_sample
-                .map(|sample| Ok(target.loss(&target.sample(sample, l)?)))
+                .map(|(sample, q)| Ok(target.loss(&target.sample(sample, l, q)?)))
                 .collect::<Result<Vec<f32>>>()?
         };
         Ok((CpuStorage::F32(out), Shape::from(b)))
@@ -179,6 +186,7 @@ impl CustomOp1 for Loss {
         let grad = grad.contiguous()?;
         let op = Grad {
             target: self.target.clone(),
+            norms: Arc::clone(&self.norms),
             kept: self.kept.get().cloned(),
         };
         Ok(Some(arg.apply_op2_no_bwd(&grad, &op)?))
@@ -188,6 +196,7 @@ impl CustomOp1 for Loss {
 /// `(tap, d loss_b)` to `d tap`.
 struct Grad {
     target: Target,
+    norms: Arc<Vec<f64>>,
     kept: Option<Arc<Vec<Sample>>>,
 }
 
@@ -209,45 +218,53 @@ impl CustomOp2 for Grad {
         let g = f32_slice(s2, l2, "topographic loss", "loss gradient")?;
         let target = &self.target;
         let kept = self.kept.as_deref().filter(|kept| kept.len() == b);
-        if g.len() != b || c != target.channels {
+        if g.len() != b || c != target.channels || self.norms.len() != b * c {
             bail!("topographic loss backward: shapes do not match the forward's")
         }
         let mut dy = vec![0f32; y.len()];
         dy.par_chunks_mut((c * l).max(1))
             .zip(y.par_chunks((c * l).max(1)))
             .zip(g.par_iter())
+            .zip(self.norms.par_chunks(c.max(1)))
             .enumerate()
-            .try_for_each(|(i, ((dy, y), &g))| match kept {
+            .try_for_each(|(i, (((dy, y), &g), q))| match kept {
                 Some(kept) => target.grad(y, l, &kept[i], g, dy),
-                None => target.grad(y, l, &target.sample(y, l)?, g, dy),
+                None => target.grad(y, l, &target.sample(y, l, q)?, g, dy),
             })?;
         Ok((CpuStorage::F32(dy), l1.shape().clone()))
     }
 }
 
-/// The smallest squared norm of any sample's channel of `tap` `(B, C, ...)`, f32 on the
-/// CPU, summed as the loss sums its own: whether the loss's clamp is inactive, in one
-/// pass over the tap and without a tensor of norms.
-pub fn smallest_squared_norm(tap: &Tensor) -> Result<f64> {
-    let (_, _, l) = dims(tap.shape())?;
-    let tap = tap.contiguous()?;
-    let (storage, layout) = tap.storage_and_layout();
-    let candle_core::Storage::Cpu(cpu) = &*storage else {
-        bail!("topographic loss: the kernel needs the tap on the CPU")
-    };
-    let y = f32_slice(cpu, layout, "topographic loss", "tap")?;
-    Ok(y.par_chunks(l.max(1))
+/// Each row's (one sample's channel's) squared norm, in f32 lanes added in f64.
+fn squared_norms(y: &[f32], l: usize) -> Vec<f64> {
+    y.par_chunks(l.max(1))
         .map(|row| lane_sum(row, row, row, |v, _, _| v * v))
-        .reduce(|| f64::INFINITY, f64::min))
+        .collect()
 }
 
 /// The per-sample loss `(B,)` of `tap` against `target` (`C x C`, row-major, symmetric),
-/// through the op above. The caller checks that every channel's squared norm is at
-/// least the loss's `eps`.
-pub fn layer_samples(tap: &Tensor, target: &std::sync::Arc<Vec<f32>>) -> Result<Tensor> {
-    let c = tap.dim(1)?;
+/// through the op above; `None` when some channel's squared norm is under the loss's
+/// `eps`, where the loss clamps it and the caller's path takes over. The norms are
+/// computed once, for this check and for the op.
+pub fn layer_samples(
+    tap: &Tensor,
+    target: &std::sync::Arc<Vec<f32>>,
+    eps: f64,
+) -> Result<Option<Tensor>> {
+    let (_, c, l) = dims(tap.shape())?;
     if target.len() != c * c || c < 2 {
         bail!("topographic loss: a {c}-channel tap needs a {c}x{c} target and 2 channels")
+    }
+    let tap = tap.contiguous()?;
+    let norms = {
+        let (storage, layout) = tap.storage_and_layout();
+        let candle_core::Storage::Cpu(cpu) = &*storage else {
+            bail!("topographic loss: the kernel needs the tap on the CPU")
+        };
+        squared_norms(f32_slice(cpu, layout, "topographic loss", "tap")?, l)
+    };
+    if norms.iter().any(|&q| q < eps) {
+        return Ok(None);
     }
     let op = Loss {
         target: Target {
@@ -255,7 +272,8 @@ pub fn layer_samples(tap: &Tensor, target: &std::sync::Arc<Vec<f32>>) -> Result<
             values: Arc::clone(target),
             pairs: (c * (c - 1) / 2) as f64,
         },
+        norms: Arc::new(norms),
         kept: OnceLock::new(),
     };
-    tap.contiguous()?.apply_op1(op)
+    tap.apply_op1(op).map(Some)
 }
