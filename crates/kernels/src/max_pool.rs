@@ -42,11 +42,15 @@ impl Pool {
     /// the `h x w` plane (`best`), for one plane. A window always overlaps the input when
     /// `2 padding <= kernel` (checked by `max_pool2d`); padding cells never win.
     ///
-    /// Tap by tap over a whole row of windows: each tap's cells are first copied side by
-    /// side (`cells`, lowest where the tap falls in the padding), so that the comparison
-    /// runs over contiguous slices with selects, which vectorise, instead of a branch per
-    /// cell: where a maximum lies is data, and mispredicting it was most of the pool's
-    /// time. Each window still sees its cells in row-major order.
+    /// In two passes, as the window is a product of a row range and a column range:
+    /// each input row's maximum over every window's columns (`rows`), then each
+    /// window's maximum over its rows' maxima, compared across whole rows of windows
+    /// (contiguous, so it vectorises). The first maximum of the first row holding the
+    /// window's maximum is its first in row-major order, and a NaN wins over what comes
+    /// before it in both passes, so this is the one-window rule exactly; and a row
+    /// shared by overlapping windows (stride under the kernel) is scanned once, not
+    /// once per window: the narrow ResNet-18's pool (64 x 8 planes of 28 x 28) took
+    /// 0.75 ms scanning per window (5% of its step), 0.54 ms so.
     #[inline(always)]
     fn pool_plane<T: Elem>(
         &self,
@@ -54,50 +58,72 @@ impl Pool {
         (h, w): (usize, usize),
         top: &mut [T],
         best: &mut [u32],
-        cells: &mut [T],
+        rows: &mut RowMaxima<T>,
     ) {
         let (k, s, p) = (self.kernel, self.stride, self.padding);
-        let ow = cells.len();
+        let ow = rows.ow;
+        for ((row, values), cols) in plane
+            .chunks_exact(w)
+            .zip(rows.values.chunks_exact_mut(ow))
+            .zip(rows.columns.chunks_exact_mut(ow))
+        {
+            for (ox, (m, at)) in values.iter_mut().zip(cols.iter_mut()).enumerate() {
+                // Window `ox`'s columns, clipped to the input: never empty (see above).
+                let range = (ox * s).saturating_sub(p)..(ox * s + k - p).min(w);
+                let (mut top, mut first) = (row[range.start], range.start);
+                for (x, &v) in row.iter().enumerate().take(range.end).skip(range.start + 1) {
+                    // Strict `>` keeps the first maximum; a NaN wins, as in PyTorch.
+                    // `|`, not `||`: no branch on the data.
+                    let take = (v > top) | v.is_nan();
+                    top = if take { v } else { top };
+                    first = if take { x } else { first };
+                }
+                *m = top;
+                // `h * w` fits in u32 (checked by `dims4`).
+                *at = first as u32;
+            }
+        }
         for (oy, (top, best)) in top.chunks_mut(ow).zip(best.chunks_mut(ow)).enumerate() {
             // Window rows clipped to the input.
             let y0 = (oy * s).saturating_sub(p);
-            let y1 = (oy * s + k).saturating_sub(p).min(h);
-            top.fill(T::LOWEST);
-            for (ox, b) in best.iter_mut().enumerate() {
-                // The window's first cell: what it keeps when no cell is larger.
-                // `h * w` fits in u32 (checked by `dims4`).
-                *b = (y0 * w + (ox * s).saturating_sub(p)) as u32;
+            let y1 = (oy * s + k - p).min(h);
+            let values = |y: usize| &rows.values[y * ow..(y + 1) * ow];
+            let cols = |y: usize| &rows.columns[y * ow..(y + 1) * ow];
+            top.copy_from_slice(values(y0));
+            let base = (y0 * w) as u32;
+            for (b, &x) in best.iter_mut().zip(cols(y0)) {
+                *b = base + x;
             }
-            for y in y0..y1 {
-                let row = &plane[y * w..(y + 1) * w];
-                for dx in 0..k {
-                    for (ox, c) in cells.iter_mut().enumerate() {
-                        // Column `ox s + dx - p`, when it lies in `0..w`.
-                        *c = (ox * s + dx)
-                            .checked_sub(p)
-                            .and_then(|x| row.get(x))
-                            .copied()
-                            .unwrap_or(T::LOWEST);
-                    }
-                    // Cell `ox` sits at `y w + ox s + dx - p`; wrapping, because that is
-                    // below zero where the tap falls in the left padding (never taken).
-                    let base = ((y * w + dx) as u32).wrapping_sub(p as u32);
-                    let stride = s as u32;
-                    let columns = (0u32..).map(|ox| base.wrapping_add(ox.wrapping_mul(stride)));
-                    for (((t, b), &v), index) in top
-                        .iter_mut()
-                        .zip(best.iter_mut())
-                        .zip(&*cells)
-                        .zip(columns)
-                    {
-                        // Strict `>` keeps the first maximum; a NaN wins, as in PyTorch.
-                        // `|`, not `||`: no branch on the data.
-                        let take = (v > *t) | v.is_nan();
-                        *t = if take { v } else { *t };
-                        *b = if take { index } else { *b };
-                    }
+            for y in y0 + 1..y1 {
+                let base = (y * w) as u32;
+                for ((t, b), (&v, &x)) in top
+                    .iter_mut()
+                    .zip(best.iter_mut())
+                    .zip(values(y).iter().zip(cols(y)))
+                {
+                    let take = (v > *t) | v.is_nan();
+                    *t = if take { v } else { *t };
+                    *b = if take { base + x } else { *b };
                 }
             }
+        }
+    }
+}
+
+/// One plane's row maxima over every window's columns: `values[y ow + ox]` is the first
+/// maximum of input row `y` over window `ox`'s columns, `columns[y ow + ox]` its column.
+struct RowMaxima<T> {
+    ow: usize,
+    values: Vec<T>,
+    columns: Vec<u32>,
+}
+
+impl<T: Elem> RowMaxima<T> {
+    fn new(h: usize, ow: usize) -> Self {
+        RowMaxima {
+            ow,
+            values: vec![T::LOWEST; h * ow],
+            columns: vec![0; h * ow],
         }
     }
 }
@@ -170,11 +196,11 @@ impl MaxPoolForward {
             .zip(idx.par_chunks_mut(oh * ow))
             .zip(data.par_chunks(h * w))
             .for_each_init(
-                || vec![T::LOWEST; ow],
-                |cells, ((o, idx), plane)| {
+                || RowMaxima::new(h, ow),
+                |rows, ((o, idx), plane)| {
                     crate::simd::vectorized(
                         #[inline(always)]
-                        || self.pool.pool_plane(plane, (h, w), o, idx, cells),
+                        || self.pool.pool_plane(plane, (h, w), o, idx, rows),
                     )
                 },
             );
