@@ -41,16 +41,25 @@ test:
 schema:
     cargo run --quiet -- schema
 
-# Training speed against PyTorch, side by side, 3 rounds per row with the frameworks alternating: medians and ranges of the ratios, every model a CPU user trains, each loss, and one whole fmnist_pruning run (installs torch and the full Fashion-MNIST once; about an hour); writes bench/RESULTS-<instruction set>.md. `just bench --quick`: one narrow row, one round
+# Training speed against PyTorch, side by side, 3 rounds per row with the frameworks alternating: medians and ranges of the ratios, every model a CPU user trains, each loss, and one whole fmnist_pruning run (installs torch and the full Fashion-MNIST once; about an hour); writes bench/RESULTS-<instruction set>.md. `just bench --quick`: one narrow row, one round. `just bench --cap-avx2` on an AVX-512 CPU: both frameworks held to AVX2 (topo built without its `avx512` feature, in target/avx2), written to bench/RESULTS-avx2-capped.md
 bench *ARGS:
     #!/usr/bin/env bash
     set -euo pipefail
     bash bench/setup.sh
     bash scripts/fashion_mnist.sh
-    cargo build --quiet --release --bin topo
-    bin=$(cargo bench --bench train_step --no-run --message-format=json \
-        | python3 -c 'import json, sys; print([m["executable"] for m in map(json.loads, sys.stdin) if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "train_step" and m.get("executable")][-1])')
+    features=()
     isa=$(grep -q avx512f /proc/cpuinfo && echo avx512 || echo avx2)
+    case " {{ARGS}} " in
+        *" --cap-avx2 "*)
+            # Its own target folder: the feature change would otherwise rebuild the default one.
+            features=(--no-default-features)
+            export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/avx2"
+            isa=avx2-capped
+            ;;
+    esac
+    cargo build --quiet --release "${features[@]}" --bin topo
+    bin=$(cargo bench "${features[@]}" --bench train_step --no-run --message-format=json \
+        | python3 -c 'import json, sys; print([m["executable"] for m in map(json.loads, sys.stdin) if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "train_step" and m.get("executable")][-1])')
     python3 bench/compare.py --topo-bin "$bin" --topo-cli "${CARGO_TARGET_DIR:-target}/release/topo" --markdown "bench/RESULTS-$isa.md" {{ARGS}}
 
 # topo against an independent PyTorch implementation of the same recipe (bench/parity.py): the base and 2D grid runs of experiments/fmnist_pruning.yaml, 5 seeds in each framework; installs torch and the full Fashion-MNIST once. `just parity --steps [N]`: instead, N steps (20) of experiments/steps.yaml traced by `topo trace` and retaken in PyTorch, compared step by step (bench/steps.py)

@@ -118,6 +118,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smoke check: the narrow ResNet-18 alone, one round")
     parser.add_argument("--only", metavar="SUBSTRING", help=f"only rows whose label (e.g. 'resnet18 w1/8 28px train 64 grid2d', '{JOB_LABEL}') contains it")
     parser.add_argument("--markdown", type=Path, metavar="FILE", help="also write the table with the machine's description to FILE")
+    parser.add_argument(
+        "--cap-avx2",
+        action="store_true",
+        help="on an AVX-512 CPU, measure both at AVX2: PyTorch under " + " ".join(f"{k}={v}" for k, v in CAP_AVX2.items())
+        + "; topo's binaries built without the `avx512` feature (checked on every record)",
+    )
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds before a measurement counts as failed (default 3600)")
     args = parser.parse_args(argv)
     if args.rounds is None:
@@ -129,6 +135,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.steps < 1 or args.warmup < 0 or args.threads < 1 or args.rounds < 1:
         parser.error("--steps, --rounds and --threads must be >= 1, --warmup >= 0")
     return args
+
+
+# What caps PyTorch at AVX2 on an AVX-512 CPU: its own kernels (ATen's dispatch), oneDNN's
+# convolutions and MKL's matrix products.
+CAP_AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
 
 
 @dataclass(frozen=True)
@@ -176,11 +187,14 @@ def run_command(command: list[str], timeout: float, cwd: Path | None = None) -> 
     return None, done.stdout
 
 
-def run_one(command: list[str], framework: str, config: Config, timeout: float) -> Outcome:
+def run_one(command: list[str], framework: str, config: Config, timeout: float, isa: str | None = None) -> Outcome:
+    """One measurement; `isa`: the instruction set the record must report (topo's kernels)."""
     error, stdout = run_command(command, timeout)
     if error is not None:
         return Outcome(error=error)
     outcome = parse_record(stdout, framework)
+    if outcome.record is not None and isa is not None and outcome.record.get("isa") != isa:
+        return Outcome(error=f"the kernels ran {outcome.record.get('isa')}, not {isa}: build without the avx512 feature")
     if outcome.record is not None:
         # A binary that ignored an argument would otherwise fill the wrong row.
         r = outcome.record
@@ -417,8 +431,11 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def instruction_set() -> str:
-    """The widest x86 vector extension the CPU reports (what gemm and PyTorch pick)."""
+def instruction_set(capped: bool = False) -> str:
+    """The widest x86 vector extension the CPU reports (what gemm and PyTorch pick), or
+    AVX2 under `--cap-avx2`."""
+    if capped:
+        return "AVX2 (capped on an AVX-512 CPU)"
     try:
         flags = set()
         with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
@@ -443,10 +460,19 @@ def topo_version(rows: list[Row]) -> str:
 def markdown(rows: list[Row], args: argparse.Namespace, torch: Torch, body: list[str]) -> str:
     now = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     header = [
-        f"# Training speed: topo against PyTorch ({instruction_set()})",
+        f"# Training speed: topo against PyTorch ({instruction_set(args.cap_avx2)})",
         "",
         f"- date: {now}",
         f"- CPU: {cpu_model()}, {os.cpu_count()} cores, {instruction_set()}",
+        *(
+            [
+                "- both capped at AVX2: PyTorch under " + ", ".join(f"`{k}={v}`" for k, v in CAP_AVX2.items())
+                + "; topo built without the `avx512` feature (every record says its kernels ran AVX2). "
+                "A stand-in for an AVX2-only machine, not one: the same cores run both"
+            ]
+            if args.cap_avx2
+            else []
+        ),
         f"- threads: {args.threads}; {args.rounds} rounds per row, the frameworks alternating; "
         f"each measurement {args.warmup} warm-up steps, then the median of {args.steps} timed steps "
         "(6x as many for the width-1/8 rows, 4x for the width-1/4 ones)",
@@ -481,6 +507,12 @@ def write_atomic(path: Path, text: str) -> None:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    if args.cap_avx2:
+        if instruction_set() != "AVX-512":
+            print("--cap-avx2 is for AVX-512 CPUs: this one already stops below", file=sys.stderr)
+            return 2
+        # Inherited by every PyTorch process, the probe's included.
+        os.environ.update(CAP_AVX2)
     torch = probe_torch()
     if torch is None:
         print(f"torch is not importable by {sys.executable}: install it first with `bash bench/setup.sh`", file=sys.stderr)
@@ -498,7 +530,8 @@ def main(argv: list[str]) -> int:
             return 2
     if args.topo_bin is not None:
         topo_bin = str(args.topo_bin.resolve())
-    print(f"{instruction_set()}: {cpu_model()}, {args.rounds} rounds", file=sys.stderr)
+    print(f"{instruction_set(args.cap_avx2)}: {cpu_model()}, {args.rounds} rounds", file=sys.stderr)
+    isa = "avx2" if args.cap_avx2 else None
     rows = [Row(config) for config in configs]
     # Round by round over all rows, so that a loss's row and its loss-free partner run
     # seconds apart, not minutes: the loss shares compare them within a round, and this
@@ -510,10 +543,10 @@ def main(argv: list[str]) -> int:
             print(f"round {round_ + 1}/{args.rounds} {config.label()}:", end="", file=sys.stderr, flush=True)
             sides = [("pytorch", lambda: run_one([sys.executable, str(REFERENCE)] + config.args() + common, "pytorch", config, args.timeout), row.pytorch)]
             if topo_bin is not None:
-                sides.append(("topo", lambda: run_one([topo_bin] + config.args() + common, "topo", config, args.timeout), row.topo))
+                sides.append(("topo", lambda: run_one([topo_bin] + config.args() + common, "topo", config, args.timeout, isa), row.topo))
                 if args.plain:
                     sides.append(
-                        ("candle", lambda: run_one([topo_bin] + config.args() + common + ["--kernels", "candle"], "topo", config, args.timeout), row.plain)
+                        ("candle", lambda: run_one([topo_bin] + config.args() + common + ["--kernels", "candle"], "topo", config, args.timeout, isa), row.plain)
                     )
             # Swapped every other round: neither framework always runs on a warmer machine.
             for name, measure, into in sides if round_ % 2 == 0 else list(reversed(sides)):

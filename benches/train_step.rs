@@ -273,6 +273,8 @@ fn main() -> anyhow::Result<()> {
         "img_per_s": args.batch as f64 / median,
         "peak_rss_mb": peak_rss_mb(),
         "candle_threads": std::env::var("CANDLE_NUM_THREADS").ok(),
+        // The kernels' instruction set: AVX2 on an AVX-512 CPU in a build without `avx512`.
+        "isa": topo::results::Isa::of_this_cpu().name(),
     });
     println!("{line}");
     Ok(())

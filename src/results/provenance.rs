@@ -27,8 +27,9 @@ impl GitState {
     }
 }
 
-/// The widest vector instruction set the CPU offers to the kernels (and gemm, whose
-/// float rounding depends on it).
+/// The widest vector instruction set the kernels (and gemm, whose float rounding depends
+/// on it) use on this CPU: AVX-512 only where the CPU has it and the build has its
+/// kernels (the default `avx512` feature).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Isa {
@@ -42,7 +43,7 @@ impl Isa {
     pub fn of_this_cpu() -> Isa {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512f") {
+            if crate::kernels::AVX512_KERNELS && std::arch::is_x86_feature_detected!("avx512f") {
                 return Isa::Avx512;
             }
             if std::arch::is_x86_feature_detected!("avx2")

@@ -46,6 +46,10 @@ mod winograd;
 
 pub use alloc::Recycler;
 
+/// Whether this build has the AVX-512 kernels (the `avx512` feature, on by default):
+/// without them an AVX-512 CPU runs the AVX2 ones, and computes as an AVX2 machine does.
+pub const AVX512_KERNELS: bool = cfg!(feature = "avx512");
+
 pub use adaptive_avg_pool::{adaptive_avg_pool2d, adaptive_windows};
 pub use avg_pool::avg_pool2d;
 pub use batch_norm::{
