@@ -11,8 +11,9 @@ use topo::kernels::ConvAlgorithm;
 
 /// The narrow ResNet-18's first stage, maps that are not square or not a whole number
 /// of vectors wide, one channel, channel counts that are not a multiple of the 8 output
-/// channels computed together, and the 16-channel limit on both sides.
-const SHAPES: [Case; 7] = [
+/// channels computed together, the 16-channel limit of its own weight gradient on both
+/// sides, and past it (Winograd's weight gradient) up to the 32-channel limit.
+const SHAPES: [Case; 9] = [
     (2, 8, 14, 14, 8, 3, 1, 1),
     (3, 1, 9, 8, 5, 3, 1, 1),
     (2, 3, 8, 11, 2, 3, 1, 1),
@@ -20,6 +21,8 @@ const SHAPES: [Case; 7] = [
     (2, 9, 8, 8, 13, 3, 1, 1),
     (1, 2, 17, 8, 3, 3, 1, 1),
     (2, 5, 12, 20, 7, 3, 1, 1),
+    (2, 32, 8, 8, 32, 3, 1, 1),
+    (1, 17, 7, 10, 30, 3, 1, 1),
 ];
 
 #[test]
@@ -42,7 +45,9 @@ fn direct_conv_matches_im2col_forward_and_backward() {
 
 #[test]
 fn direct_conv_backward_matches_finite_differences() {
-    for (i, &(b, ci, h, w, co, k, s, p)) in SHAPES.iter().enumerate().skip(1).take(3) {
+    // The last: the weight gradient Winograd's computes for the direct conv.
+    for i in [1, 2, 3, 8] {
+        let (b, ci, h, w, co, k, s, p) = SHAPES[i];
         let x = tensor(&[b, ci, h, w], 270 + i as u64);
         let wt = tensor(&[co, ci, k, k], 280 + i as u64);
         let out = conv(&x, &wt, s, p, ConvAlgorithm::Direct);
@@ -67,13 +72,18 @@ fn the_direct_conv_takes_few_channels_on_maps_of_5_and_more() {
         choose((64, 16, 16, 16), (16, 16, 3, 3)),
         ConvAlgorithm::Direct
     );
-    // More channels: Winograd's products pay.
+    // Width 1/4's second stage (32 channels on 8 x 8) too; more channels: Winograd's
+    // products pay.
     assert_eq!(
-        choose((64, 32, 16, 16), (32, 32, 3, 3)),
+        choose((64, 32, 8, 8), (32, 32, 3, 3)),
+        ConvAlgorithm::Direct
+    );
+    assert_eq!(
+        choose((64, 64, 8, 8), (64, 64, 3, 3)),
         ConvAlgorithm::Winograd
     );
     assert_eq!(
-        choose((64, 16, 16, 16), (32, 16, 3, 3)),
+        choose((64, 32, 16, 16), (64, 32, 3, 3)),
         ConvAlgorithm::Winograd
     );
     // 7 x 7 maps go direct, 4 x 4 ones stay on Winograd (see `MIN_SIDE`).

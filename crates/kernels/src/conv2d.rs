@@ -672,9 +672,9 @@ pub enum ConvAlgorithm {
     /// Tap by tap over the pixels each joins: stride 1 on planes with fewer pixels than
     /// the kernel has taps, where the dense layer is too large (`conv_taps.rs`).
     Taps,
-    /// Direct forward, input gradient and weight gradient: 3x3 kernels at stride 1 with
-    /// padding 1, chosen for at most 16 channels in and out, stems included
-    /// (`conv_direct.rs`).
+    /// Direct forward and input gradient: 3x3 kernels at stride 1 with padding 1, chosen
+    /// for at most 32 channels in and out, stems included; the weight gradient direct too
+    /// up to 16 x 16 channels, Winograd's above (`conv_direct.rs`).
     Direct,
 }
 

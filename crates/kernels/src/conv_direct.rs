@@ -71,14 +71,24 @@ const MIN_SIDE: usize = 5;
 /// transforms cost more than the multiplications they save; im2col's (the stems', on
 /// 1-3 channels) give gemm a reduction of 9-27 and copy the input nine times.
 pub(crate) fn wins(x: &Shape, weight: &Shape, stride: usize, padding: usize) -> bool {
-    let (Ok((_, c_in, h, w)), Ok((c_out, _, kh, kw))) = (x.dims4(), weight.dims4()) else {
+    let (Ok((_, c_in, h, w)), Ok((c_out, ..))) = (x.dims4(), weight.dims4()) else {
         return false;
     };
     winograd::fits(weight, stride, padding)
-        && c_in * kh * kw <= MAX_REDUCTION
-        && c_out * kh * kw <= MAX_REDUCTION
+        && c_in.max(c_out) <= MAX_CHANNELS
         && h.min(w) >= MIN_SIDE
 }
+
+/// Most channels (in and out) of a conv the Direct algorithm takes. At 32 (the width-1/4
+/// ResNet-18's second stage, 8 x 8 maps, batch 64) its forward and input gradient still
+/// beat Winograd's (0.60-0.65 against 0.67-0.83 ms a call, 0.55-0.57 against 0.77-1.0)
+/// but its weight gradient did not (1.07-1.10 against 0.81-0.91): above
+/// [`MAX_OWN_WG_WEIGHTS`] the Direct algorithm takes Winograd's weight gradient.
+const MAX_CHANNELS: usize = 32;
+
+/// Most weights (`C_out C_in`) whose gradient the Direct algorithm computes itself (16
+/// channels on both sides); Winograd's above (see [`MAX_CHANNELS`]).
+const MAX_OWN_WG_WEIGHTS: usize = 256;
 
 /// Whether the direct forward computes this conv (and beats im2col's). Not a 1x1
 /// kernel: its unfolding is a plain copy and gemm's product is as fast.
@@ -289,6 +299,11 @@ impl Rearranged for Direct {
     }
 
     fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Result<Vec<f32>> {
+        if g.c_in * g.c_out > MAX_OWN_WG_WEIGHTS {
+            let x_shape = Shape::from((g.batch, g.c_in, g.h, g.w));
+            let w_shape = Shape::from((g.c_out, g.c_in, g.kh, g.kw));
+            return winograd::Tiling::new(&x_shape, &w_shape)?.weight_grad(x, dy, None);
+        }
         weight_grad(g, x, dy)
     }
 }

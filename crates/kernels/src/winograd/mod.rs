@@ -68,7 +68,7 @@ pub(crate) fn wins(x: &Shape, weight: &Shape, stride: usize, padding: usize) -> 
 
 /// Shapes of one convolution and its tiling.
 #[derive(Debug, Clone, Copy)]
-struct Tiling {
+pub(crate) struct Tiling {
     batch: usize,
     c_in: usize,
     c_out: usize,
@@ -77,7 +77,7 @@ struct Tiling {
 }
 
 impl Tiling {
-    fn new(x: &Shape, weight: &Shape) -> Result<Tiling> {
+    pub(crate) fn new(x: &Shape, weight: &Shape) -> Result<Tiling> {
         let (batch, c_in, h, w) = x.dims4()?;
         let (c_out, wc_in, kh, kw) = weight.dims4()?;
         if wc_in != c_in {
@@ -473,30 +473,44 @@ impl CustomOp2 for WeightGrad {
         }
         let x = f32_slice(s1, l1, "winograd conv", "input")?;
         let dy = f32_slice(s2, l2, "winograd conv", "output gradient")?;
-        let most = g.chunk() * g.tiles();
-        if let Some(kept) = &self.input
-            && kept.len() != g.transformed_len()
+        let dw = g.weight_grad(x, dy, self.input.as_deref())?;
+        Ok((CpuStorage::F32(dw), w_shape))
+    }
+}
+
+impl Tiling {
+    /// The weight gradient `(C_out, C_in, 3, 3)` of input `x` and output gradient `dy`,
+    /// from the forward's transformed input when it kept it (`input`).
+    pub(crate) fn weight_grad(
+        &self,
+        x: &[f32],
+        dy: &[f32],
+        input: Option<&Kept>,
+    ) -> Result<Vec<f32>> {
+        let most = self.chunk() * self.tiles();
+        if let Some(kept) = input
+            && kept.len() != self.transformed_len()
         {
             bail!("winograd conv backward: the kept transformed input does not fit the input")
         }
-        let mut scratch = Scratch::take(match self.input {
+        let mut scratch = Scratch::take(match input {
             Some(_) => 0,
-            None => XI * g.c_in * most,
+            None => XI * self.c_in * most,
         });
-        let mut dm = Scratch::take(XI * g.c_out * most);
+        let mut dm = Scratch::take(XI * self.c_out * most);
         // [xi][c_in][c_out]: gemm runs this orientation (long sums, the narrow operand
         // transposed) faster than dU = dM V^T, as for im2col's weight gradient.
-        let mut dut = vec![0f32; XI * g.c_in * g.c_out];
-        for (first, nb) in g.chunks() {
-            let t = nb * g.tiles();
-            let v: &[f32] = match &self.input {
-                Some(kept) => &kept[g.transformed_offset(first)..],
+        let mut dut = vec![0f32; XI * self.c_in * self.c_out];
+        for (first, nb) in self.chunks() {
+            let t = nb * self.tiles();
+            let v: &[f32] = match input {
+                Some(kept) => &kept[self.transformed_offset(first)..],
                 None => {
-                    g.transform_inputs(x, first, nb, &mut scratch);
+                    self.transform_inputs(x, first, nb, &mut scratch);
                     &scratch
                 }
             };
-            g.transform_output_grads(dy, first, nb, &mut dm);
+            self.transform_output_grads(dy, first, nb, &mut dm);
             let strided = |rows| Mat {
                 rows,
                 cols: t,
@@ -510,27 +524,27 @@ impl CustomOp2 for WeightGrad {
             };
             products(
                 &mut dut,
-                Mat::dense(g.c_in, g.c_out),
+                Mat::dense(self.c_in, self.c_out),
                 v,
-                strided(g.c_in),
+                strided(self.c_in),
                 t,
                 &dm,
-                strided(g.c_out).t(),
+                strided(self.c_out).t(),
                 t,
                 store,
             )?;
         }
-        let n = g.c_in * g.c_out;
+        let n = self.c_in * self.c_out;
         let mut dw = vec![0f32; n * 9];
-        dw.par_chunks_mut(9 * g.c_in)
+        dw.par_chunks_mut(9 * self.c_in)
             .enumerate()
             .for_each(|(co, kernels)| {
                 for (ci, k) in kernels.chunks_exact_mut(9).enumerate() {
-                    let du = std::array::from_fn(|xi| dut[xi * n + ci * g.c_out + co]);
+                    let du = std::array::from_fn(|xi| dut[xi * n + ci * self.c_out + co]);
                     k.copy_from_slice(&transform::kernel_adjoint(du));
                 }
             });
-        Ok((CpuStorage::F32(dw), w_shape))
+        Ok(dw)
     }
 }
 
