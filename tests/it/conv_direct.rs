@@ -12,8 +12,9 @@ use topo::kernels::ConvAlgorithm;
 /// The narrow ResNet-18's first stage, maps that are not square or not a whole number
 /// of vectors wide, one channel, channel counts that are not a multiple of the 8 output
 /// channels computed together, the 16-channel limit of its own weight gradient on both
-/// sides, and past it (Winograd's weight gradient) up to the 32-channel limit.
-const SHAPES: [Case; 9] = [
+/// sides, and past it (Winograd's weight gradient) up to the 32-channel limit and the
+/// 64-channel one of larger maps.
+const SHAPES: [Case; 10] = [
     (2, 8, 14, 14, 8, 3, 1, 1),
     (3, 1, 9, 8, 5, 3, 1, 1),
     (2, 3, 8, 11, 2, 3, 1, 1),
@@ -23,6 +24,7 @@ const SHAPES: [Case; 9] = [
     (2, 5, 12, 20, 7, 3, 1, 1),
     (2, 32, 8, 8, 32, 3, 1, 1),
     (1, 17, 7, 10, 30, 3, 1, 1),
+    (1, 64, 16, 17, 48, 3, 1, 1),
 ];
 
 #[test]
@@ -83,7 +85,25 @@ fn the_direct_conv_takes_few_channels_on_maps_of_5_and_more() {
         ConvAlgorithm::Winograd
     );
     assert_eq!(
-        choose((64, 32, 16, 16), (64, 32, 3, 3)),
+        choose((64, 32, 8, 8), (64, 32, 3, 3)),
+        ConvAlgorithm::Winograd
+    );
+    // 64 channels on maps of 16 and more (ResNet-18's and VGG-16's first stages), not
+    // on 8 x 8; 128 on none.
+    assert_eq!(
+        choose((32, 64, 16, 16), (64, 64, 3, 3)),
+        ConvAlgorithm::Direct
+    );
+    assert_eq!(
+        choose((32, 64, 32, 32), (64, 64, 3, 3)),
+        ConvAlgorithm::Direct
+    );
+    assert_eq!(
+        choose((32, 128, 16, 16), (128, 128, 3, 3)),
+        ConvAlgorithm::Winograd
+    );
+    assert_eq!(
+        choose((32, 128, 16, 16), (32, 128, 3, 3)),
         ConvAlgorithm::Winograd
     );
     // 7 x 7 maps go direct, 4 x 4 ones stay on Winograd (see `MIN_SIDE`).
@@ -102,9 +122,14 @@ fn the_direct_conv_takes_few_channels_on_maps_of_5_and_more() {
         choose((64, 3, 32, 32), (16, 3, 3, 3)),
         ConvAlgorithm::Direct
     );
-    // A stem of many channels: im2col (whose forward is direct when it fits).
+    // The paper's 64-channel stems on 32 x 32 (level with im2col's, measured in VGG-16);
+    // a stem of more channels: im2col (whose forward is direct when it fits).
     assert_eq!(
         choose((32, 3, 32, 32), (64, 3, 3, 3)),
+        ConvAlgorithm::Direct
+    );
+    assert_eq!(
+        choose((32, 3, 32, 32), (128, 3, 3, 3)),
         ConvAlgorithm::Im2col
     );
 }

@@ -208,9 +208,12 @@ fn winograd_is_refused_for_shapes_it_cannot_compute() {
     let s = |d: &[usize]| candle_core::Shape::from(d);
     let pick = |x: &[usize], w: &[usize], stride| ConvAlgorithm::for_conv(&s(x), &s(w), stride, 1);
     let x = [32, 64, 16, 16];
-    assert_eq!(pick(&x, &[64, 64, 3, 3], 1), ConvAlgorithm::Winograd);
     assert_eq!(
-        pick(&[32, 3, 16, 16], &[64, 3, 3, 3], 1),
+        pick(&[32, 128, 8, 8], &[128, 128, 3, 3], 1),
+        ConvAlgorithm::Winograd
+    );
+    assert_eq!(
+        pick(&[32, 3, 16, 16], &[128, 3, 3, 3], 1),
         ConvAlgorithm::Im2col
     );
     assert_eq!(pick(&x, &[64, 64, 3, 3], 2), ConvAlgorithm::Im2col);

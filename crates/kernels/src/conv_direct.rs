@@ -74,17 +74,30 @@ pub(crate) fn wins(x: &Shape, weight: &Shape, stride: usize, padding: usize) -> 
     let (Ok((_, c_in, h, w)), Ok((c_out, ..))) = (x.dims4(), weight.dims4()) else {
         return false;
     };
+    let (channels, side) = (c_in.max(c_out), h.min(w));
     winograd::fits(weight, stride, padding)
-        && c_in.max(c_out) <= MAX_CHANNELS
-        && h.min(w) >= MIN_SIDE
+        && side >= MIN_SIDE
+        && (channels <= MAX_CHANNELS || (channels <= MAX_CHANNELS_LARGE && side >= LARGE_SIDE))
 }
 
-/// Most channels (in and out) of a conv the Direct algorithm takes. At 32 (the width-1/4
-/// ResNet-18's second stage, 8 x 8 maps, batch 64) its forward and input gradient still
-/// beat Winograd's (0.60-0.65 against 0.67-0.83 ms a call, 0.55-0.57 against 0.77-1.0)
-/// but its weight gradient did not (1.07-1.10 against 0.81-0.91): above
-/// [`MAX_OWN_WG_WEIGHTS`] the Direct algorithm takes Winograd's weight gradient.
+/// Most channels (in and out) of a conv the Direct algorithm takes on any map. At 32
+/// (the width-1/4 ResNet-18's second stage, 8 x 8 maps, batch 64) its forward and input
+/// gradient still beat Winograd's (0.60-0.65 against 0.67-0.83 ms a call, 0.55-0.57
+/// against 0.77-1.0) but its weight gradient did not (1.07-1.10 against 0.81-0.91):
+/// above [`MAX_OWN_WG_WEIGHTS`] the Direct algorithm takes Winograd's weight gradient.
 const MAX_CHANNELS: usize = 32;
+
+/// Most channels it takes on maps of [`LARGE_SIDE`] and more, where its padded rows waste
+/// less: 64 channels on 16 x 16 (ResNet-18's first stage, batch 32: forward 3.6-3.7
+/// against 4.7 ms a call, input gradient 3.3-3.5 against 4.5-5.1) and 32 x 32 (VGG-16's
+/// first, batch 32: 12.7-13.2 against 28-39 ms, 12.0-12.1 against 30-39), not on 8 x 8
+/// (width 1/2's second stage, batch 64: 2.0-2.2 against 1.55-1.6, 1.85 against 1.5-1.6);
+/// nor 128 channels on 8 x 8 (4.1 against 2.5-3.1) or on 16 x 16 (VGG-16, DenseNet's
+/// 128 -> 32: level).
+const MAX_CHANNELS_LARGE: usize = 64;
+
+/// See [`MAX_CHANNELS_LARGE`].
+const LARGE_SIDE: usize = 16;
 
 /// Most weights (`C_out C_in`) whose gradient the Direct algorithm computes itself (16
 /// channels on both sides); Winograd's above (see [`MAX_CHANNELS`]).
