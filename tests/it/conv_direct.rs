@@ -13,8 +13,8 @@ use topo::kernels::ConvAlgorithm;
 /// of vectors wide, one channel, channel counts that are not a multiple of the 8 output
 /// channels computed together, the 16-channel limit of its own weight gradient on both
 /// sides, and past it (Winograd's weight gradient) up to the 32-channel limit and the
-/// 64-channel one of larger maps.
-const SHAPES: [Case; 10] = [
+/// 64-channel one of larger maps, where its own weight gradient comes back (32 x 32).
+const SHAPES: [Case; 11] = [
     (2, 8, 14, 14, 8, 3, 1, 1),
     (3, 1, 9, 8, 5, 3, 1, 1),
     (2, 3, 8, 11, 2, 3, 1, 1),
@@ -25,6 +25,7 @@ const SHAPES: [Case; 10] = [
     (2, 32, 8, 8, 32, 3, 1, 1),
     (1, 17, 7, 10, 30, 3, 1, 1),
     (1, 64, 16, 17, 48, 3, 1, 1),
+    (1, 48, 32, 34, 64, 3, 1, 1),
 ];
 
 #[test]
