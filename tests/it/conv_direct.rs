@@ -89,11 +89,11 @@ fn the_direct_conv_takes_few_channels_on_maps_of_5_and_more() {
         choose((64, 32, 8, 8), (64, 32, 3, 3)),
         ConvAlgorithm::Winograd
     );
-    // 64 channels on maps of 16 and more (ResNet-18's and VGG-16's first stages), not
-    // on 8 x 8; 128 on none.
+    // 64 channels on maps of 32 and more (VGG-16's first stage), not on 16 x 16
+    // (ResNet-18's); 128 on none.
     assert_eq!(
         choose((32, 64, 16, 16), (64, 64, 3, 3)),
-        ConvAlgorithm::Direct
+        ConvAlgorithm::Winograd
     );
     assert_eq!(
         choose((32, 64, 32, 32), (64, 64, 3, 3)),

@@ -88,20 +88,19 @@ pub(crate) fn wins(x: &Shape, weight: &Shape, stride: usize, padding: usize) -> 
 const MAX_CHANNELS: usize = 32;
 
 /// Most channels it takes on maps of [`LARGE_SIDE`] and more, where its padded rows waste
-/// less: 64 channels on 16 x 16 (ResNet-18's first stage, batch 32: forward 3.6-3.7
-/// against 4.7 ms a call, input gradient 3.3-3.5 against 4.5-5.1) and 32 x 32 (VGG-16's
-/// first, batch 32: 12.7-13.2 against 28-39 ms, 12.0-12.1 against 30-39), not on 8 x 8
-/// (width 1/2's second stage, batch 64: 2.0-2.2 against 1.55-1.6, 1.85 against 1.5-1.6);
-/// nor 128 channels on 8 x 8 (4.1 against 2.5-3.1) or on 16 x 16 (VGG-16, DenseNet's
-/// 128 -> 32: level).
+/// least: 64 channels on 32 x 32 (VGG-16's first stage, batch 32: the three ops 44-54 ms
+/// a step against Winograd's 108-114, in two alternating pairs). Not on 16 x 16
+/// (ResNet-18's first stage, batch 32: 44-54 against 39-40 ms in three pairs; a single
+/// pair on a busy machine had read the other way) nor 8 x 8; nor 128 channels (lost on
+/// 8 x 8, level on 16 x 16).
 const MAX_CHANNELS_LARGE: usize = 64;
 
 /// See [`MAX_CHANNELS_LARGE`].
-const LARGE_SIDE: usize = 16;
+const LARGE_SIDE: usize = 32;
 
 /// Most weights (`C_out C_in`) whose gradient the Direct algorithm computes itself (16
 /// channels on both sides) on maps under [`OWN_WG_SIDE`]; Winograd's above (see
-/// [`MAX_CHANNELS`]; 64 channels on 16 x 16: 4.2-6.2 against 4.2-4.4 ms a call).
+/// [`MAX_CHANNELS`]).
 const MAX_OWN_WG_WEIGHTS: usize = 256;
 
 /// Smallest map on which the Direct algorithm computes every weight gradient it takes
