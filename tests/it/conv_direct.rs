@@ -65,74 +65,106 @@ fn direct_conv_backward_matches_finite_differences() {
 
 #[test]
 fn the_direct_conv_takes_few_channels_on_maps_of_5_and_more() {
-    let choose = |x: (usize, usize, usize, usize), w: (usize, usize, usize, usize)| {
-        ConvAlgorithm::for_conv(&Shape::from(x), &Shape::from(w), 1, 1)
-    };
-    // The narrow ResNet-18's first stage (8 channels on 14 x 14) and width 1/4's (16 on
-    // 16 x 16).
-    assert_eq!(choose((64, 8, 14, 14), (8, 8, 3, 3)), ConvAlgorithm::Direct);
-    assert_eq!(
-        choose((64, 16, 16, 16), (16, 16, 3, 3)),
-        ConvAlgorithm::Direct
-    );
-    // Width 1/4's second stage (32 channels on 8 x 8) too; more channels: Winograd's
-    // products pay.
-    assert_eq!(
-        choose((64, 32, 8, 8), (32, 32, 3, 3)),
-        ConvAlgorithm::Direct
-    );
-    assert_eq!(
-        choose((64, 64, 8, 8), (64, 64, 3, 3)),
-        ConvAlgorithm::Winograd
-    );
-    assert_eq!(
-        choose((64, 32, 8, 8), (64, 32, 3, 3)),
-        ConvAlgorithm::Winograd
-    );
-    // 64 channels on maps of 32 and more (VGG-16's first stage), not on 16 x 16
-    // (ResNet-18's); 128 on none.
-    assert_eq!(
-        choose((32, 64, 16, 16), (64, 64, 3, 3)),
-        ConvAlgorithm::Winograd
-    );
-    assert_eq!(
-        choose((32, 64, 32, 32), (64, 64, 3, 3)),
-        ConvAlgorithm::Direct
-    );
-    assert_eq!(
-        choose((32, 128, 16, 16), (128, 128, 3, 3)),
-        ConvAlgorithm::Winograd
-    );
-    assert_eq!(
-        choose((32, 128, 16, 16), (32, 128, 3, 3)),
-        ConvAlgorithm::Winograd
-    );
-    // 7 x 7 maps go direct, 4 x 4 ones stay on Winograd (see `MIN_SIDE`).
-    assert_eq!(choose((32, 8, 7, 7), (8, 8, 3, 3)), ConvAlgorithm::Direct);
-    assert_eq!(
-        choose((64, 16, 7, 7), (16, 16, 3, 3)),
-        ConvAlgorithm::Direct
-    );
-    assert_eq!(
-        choose((32, 16, 4, 4), (16, 16, 3, 3)),
-        ConvAlgorithm::Winograd
-    );
-    // Too few channels for Winograd, and the stems: direct too.
-    assert_eq!(choose((32, 4, 14, 14), (4, 4, 3, 3)), ConvAlgorithm::Direct);
-    assert_eq!(
-        choose((64, 3, 32, 32), (16, 3, 3, 3)),
-        ConvAlgorithm::Direct
-    );
-    // The paper's 64-channel stems on 32 x 32 (level with im2col's, measured in VGG-16);
-    // a stem of more channels: im2col (whose forward is direct when it fits).
-    assert_eq!(
-        choose((32, 3, 32, 32), (64, 3, 3, 3)),
-        ConvAlgorithm::Direct
-    );
-    assert_eq!(
-        choose((32, 3, 32, 32), (128, 3, 3, 3)),
-        ConvAlgorithm::Im2col
-    );
+    use ConvAlgorithm::{Direct, Im2col, Winograd};
+    type Dims = (usize, usize, usize, usize);
+    let cases: [(Dims, Dims, ConvAlgorithm, &str); 17] = [
+        (
+            (64, 8, 14, 14),
+            (8, 8, 3, 3),
+            Direct,
+            "the narrow ResNet-18's first stage",
+        ),
+        (
+            (64, 16, 16, 16),
+            (16, 16, 3, 3),
+            Direct,
+            "width 1/4's first stage",
+        ),
+        (
+            (64, 32, 8, 8),
+            (32, 32, 3, 3),
+            Direct,
+            "width 1/4's second stage",
+        ),
+        (
+            (64, 64, 8, 8),
+            (64, 64, 3, 3),
+            Winograd,
+            "more channels: Winograd's products pay",
+        ),
+        ((64, 32, 8, 8), (64, 32, 3, 3), Winograd, "64 out on 8 x 8"),
+        (
+            (32, 64, 16, 16),
+            (64, 64, 3, 3),
+            Winograd,
+            "ResNet-18's first stage",
+        ),
+        (
+            (32, 64, 32, 32),
+            (64, 64, 3, 3),
+            Direct,
+            "VGG-16's first stage",
+        ),
+        (
+            (32, 128, 16, 16),
+            (128, 128, 3, 3),
+            Winograd,
+            "128 channels, on no map",
+        ),
+        (
+            (32, 128, 16, 16),
+            (32, 128, 3, 3),
+            Winograd,
+            "DenseNet-121's 3x3 convs",
+        ),
+        (
+            (32, 8, 7, 7),
+            (8, 8, 3, 3),
+            Direct,
+            "7 x 7 maps go direct (`MIN_SIDE`)",
+        ),
+        (
+            (64, 16, 7, 7),
+            (16, 16, 3, 3),
+            Direct,
+            "7 x 7 maps go direct",
+        ),
+        (
+            (32, 16, 4, 4),
+            (16, 16, 3, 3),
+            Winograd,
+            "4 x 4 ones stay on Winograd",
+        ),
+        (
+            (32, 4, 14, 14),
+            (4, 4, 3, 3),
+            Direct,
+            "too few channels for Winograd",
+        ),
+        ((64, 3, 32, 32), (16, 3, 3, 3), Direct, "a stem"),
+        (
+            (32, 3, 32, 32),
+            (64, 3, 3, 3),
+            Direct,
+            "the paper's 64-channel stems",
+        ),
+        (
+            (32, 3, 32, 32),
+            (128, 3, 3, 3),
+            Im2col,
+            "more: im2col's (its forward direct)",
+        ),
+        (
+            (32, 1, 28, 28),
+            (8, 1, 3, 3),
+            Direct,
+            "the narrow ResNet-18's grey stem",
+        ),
+    ];
+    for (x, w, want, why) in cases {
+        let got = ConvAlgorithm::for_conv(&Shape::from(x), &Shape::from(w), 1, 1);
+        assert_eq!(got, want, "{x:?} * {w:?} ({why})");
+    }
 }
 
 #[test]
