@@ -122,7 +122,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--cap-avx2",
         action="store_true",
         help="on an AVX-512 CPU, measure both at AVX2: PyTorch under " + " ".join(f"{k}={v}" for k, v in CAP_AVX2.items())
-        + "; topo's binaries built without the `avx512` feature (checked on every record)",
+        + "; topo's binaries built without the `avx512` feature (checked on every record and the job's run)",
     )
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds before a measurement counts as failed (default 3600)")
     args = parser.parse_args(argv)
@@ -259,11 +259,14 @@ print(json.dumps({"seconds": time.perf_counter() - start, "test": record["test_a
 """
 
 
-def job_round(topo_cli: Path, threads: int, timeout: float, keep: Path, pytorch_first: bool, job: Job) -> None:
+def job_round(
+    topo_cli: Path, threads: int, timeout: float, keep: Path, pytorch_first: bool, job: Job, isa: str | None = None
+) -> None:
     """One round of the whole-job row: the baseline run of seed 0 trained, evaluated and
     pruned from scratch by `topo run` (its analyses off: PyTorch's side has none) and by
     parity.py's PyTorch recipe, read from a topo run's run.yaml (kept in `keep` from the
-    first round, which runs topo first), in the order asked."""
+    first round, which runs topo first), in the order asked. `isa`: the instruction set the
+    topo run must have recorded (its summary's provenance)."""
     sets = ["--set", "analyses.measures=[]", "--set", "grid.seed=[0]", "--set", "grid.topography=[base]"]
     recipe = keep / "run.yaml"
     splits = keep / "splits.json"
@@ -275,7 +278,12 @@ def job_round(topo_cli: Path, threads: int, timeout: float, keep: Path, pytorch_
             error, _ = run_command(
                 [str(topo_cli), "run", JOB_EXPERIMENT, *sets, "--results", str(results), "--no-report"], timeout, ROOT
             )
-            job.topo.append(time.perf_counter() - start if error is None else error)
+            seconds = time.perf_counter() - start
+            if error is None and isa is not None:
+                ran = {json.loads(p.read_text())["provenance"]["isa"] for p in results.glob("*/runs/*/summary.json")}
+                if ran != {isa}:
+                    error = f"the kernels ran {', '.join(sorted(ran)) or 'nothing'}, not {isa}: build without the avx512 feature"
+            job.topo.append(seconds if error is None else error)
             written = list(results.glob("*/runs/*/run.yaml"))
             if error is None and written and not recipe.exists():
                 recipe.write_text(written[0].read_text())
@@ -568,7 +576,7 @@ def main(argv: list[str]) -> int:
         with tempfile.TemporaryDirectory(prefix="topo-bench-recipe-") as keep:
             for round_ in range(args.rounds):
                 print(f"{JOB_LABEL}: round {round_ + 1}/{args.rounds}", file=sys.stderr, flush=True)
-                job_round(args.topo_cli.resolve(), args.threads, args.timeout, Path(keep), round_ % 2 == 1, job)
+                job_round(args.topo_cli.resolve(), args.threads, args.timeout, Path(keep), round_ % 2 == 1, job, isa)
         body += job_lines(job)
     print("\n".join(body))
     if args.markdown is not None:

@@ -202,7 +202,7 @@ impl CustomOp3 for Forward {
     }
 }
 
-/// `(x, y, dy)` to `dx`, [`dz`,] `dgamma`, `dbeta`, packed in one flat tensor (an op
+/// `(x, y, dy)` to `dx`, (`dz`,) `dgamma`, `dbeta`, packed in one flat tensor (an op
 /// has one output); `dz` is the gradient before the ReLU, the residual's.
 struct Backward {
     eps: f64,

@@ -673,8 +673,9 @@ pub enum ConvAlgorithm {
     /// the kernel has taps, where the dense layer is too large (`conv_taps.rs`).
     Taps,
     /// Direct forward and input gradient: 3x3 kernels at stride 1 with padding 1, chosen
-    /// for at most 32 channels in and out, stems included; the weight gradient direct too
-    /// up to 16 x 16 channels, Winograd's above (`conv_direct.rs`).
+    /// for at most 32 channels in and out (64 on maps of 32 and more), stems included; the
+    /// weight gradient direct too up to 16 x 16 channels or on maps of 32 and more,
+    /// Winograd's otherwise (`conv_direct.rs`).
     Direct,
 }
 

@@ -24,8 +24,9 @@
 //! few channels (see [`wins`]), where Winograd's products run short: this forward, the
 //! input gradient as the same forward of the output gradient (the weight flipped and its
 //! channel axes swapped), and the weight gradient as passes over a share of images'
-//! staged planes, each keeping a block of output channels' row of taps in registers. Its
-//! results differ from Winograd's and im2col's by rounding.
+//! staged planes, each keeping a block of output channels' row of taps in registers
+//! (Winograd's weight gradient instead for many weights on small maps, see
+//! [`MAX_OWN_WG_WEIGHTS`]). Its results differ from Winograd's and im2col's by rounding.
 
 use candle_core::{Result, Shape, Tensor};
 use pulp::bytemuck;
@@ -39,11 +40,12 @@ use crate::winograd;
 /// independent accumulators (enough to hide the multiply-add latency).
 const CB: usize = 8;
 
-/// Longest reduction (`C_in kh kw`) computed directly: 16 channels of a 3x3 kernel, where
-/// it still took half im2col's time (both called on the narrow ResNet-18's 8- and
-/// 16-channel maps at batch 64: 0.13 against 0.35-0.44 ms; at 32 channels on 4x4 maps
-/// it no longer beat Winograd). gemm never splits a reduction this short into blocks
-/// (its smallest block is 512), so the order of the sums is its own.
+/// Longest reduction (`C_in kh kw`) whose forward im2col's op hands to the direct kernel
+/// ([`fits`]): 16 channels of a 3x3 kernel, where it still took half im2col's time (both
+/// called on the narrow ResNet-18's 8- and 16-channel maps at batch 64: 0.13 against
+/// 0.35-0.44 ms). gemm never splits a reduction this short into blocks (its smallest
+/// block is 512), so the order of the sums is its own. The Direct algorithm's own choice
+/// ([`wins`]) goes by channels instead.
 const MAX_REDUCTION: usize = 144;
 
 /// Fixed shares of the batch the weight gradient's products are split into.
@@ -66,8 +68,8 @@ const MIN_SIDE: usize = 5;
 
 /// Whether the direct algorithm (`ConvAlgorithm::Direct`: this forward, the same for the
 /// input gradient, and [`weight_grad`]) beats the others on a 3x3 stride-1 conv: few
-/// channels on both sides (the input gradient is a direct conv of the output gradient)
-/// on maps of at least [`MIN_SIDE`]. Winograd's products run short there, and its
+/// channels on both sides (the input gradient is a direct conv of the output gradient:
+/// [`MAX_CHANNELS`], more on large maps) on maps of at least [`MIN_SIDE`]. Winograd's products run short there, and its
 /// transforms cost more than the multiplications they save; im2col's (the stems', on
 /// 1-3 channels) give gemm a reduction of 9-27 and copy the input nine times.
 pub(crate) fn wins(x: &Shape, weight: &Shape, stride: usize, padding: usize) -> bool {
