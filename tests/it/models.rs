@@ -827,7 +827,7 @@ fn max_pool_by_the_rule(
 
 #[test]
 fn max_pool_matches_the_rule_on_odd_shapes_ties_and_nans() {
-    for (i, (h, w, k, s, p)) in [
+    for (i, shape) in [
         (28, 28, 3, 2, 1),
         (7, 5, 3, 2, 1),
         (6, 9, 2, 2, 0),
@@ -835,16 +835,25 @@ fn max_pool_matches_the_rule_on_odd_shapes_ties_and_nans() {
         (9, 7, 4, 3, 2),
         (1, 4, 3, 2, 1),
         (8, 8, 5, 1, 2),
+        (7, 8, 2, 3, 1),
+        (6, 5, 2, 1, 1),
+        (9, 9, 3, 3, 1),
+        (3, 1, 5, 5, 2),
     ]
     .into_iter()
     .enumerate()
+    .flat_map(|(i, shape)| [(2 * i, shape), (2 * i + 1, shape)])
     {
-        // Few distinct values (ties everywhere), some -inf and NaN.
+        let (h, w, k, s, p) = shape;
         let plane: Vec<f32> = (0..h * w)
-            .map(|j| match (j * 7 + i * 3) % 11 {
-                0 => f32::NAN,
-                1 => f32::NEG_INFINITY,
-                r => (r % 4) as f32,
+            .map(|j| match (i % 2, (j * 7 + i * 3) % 11) {
+                // Few distinct values (ties everywhere), some -inf and NaN.
+                (0, 0) => f32::NAN,
+                (0, 1) => f32::NEG_INFINITY,
+                (0, r) => (r % 4) as f32,
+                // -inf but the last cell: windows with padding find their first cell.
+                _ if j + 1 == h * w => 1.0,
+                _ => f32::NEG_INFINITY,
             })
             .collect();
         let x =

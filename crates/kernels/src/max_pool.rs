@@ -39,19 +39,32 @@ impl Pool {
         Ok((padded - self.kernel) / self.stride + 1)
     }
 
+    /// The phases of the stride that some tap reads: `min(stride, kernel)`.
+    fn phases(&self) -> usize {
+        self.stride.min(self.kernel)
+    }
+
+    /// The taps' furthest reach past a window's first phase cell: `(kernel - 1) / stride`.
+    fn reach(&self) -> usize {
+        (self.kernel - 1) / self.stride
+    }
+
     /// Each window's first maximum in row-major order (`top`) and its flat index within
     /// the `h x w` plane (`best`), for one plane. A window always overlaps the input when
-    /// `2 padding <= kernel` (checked by `max_pool2d`); padding cells never win.
+    /// `2 padding <= kernel` (checked by `max_pool2d`).
     ///
-    /// In two passes, as the window is a product of a row range and a column range:
-    /// each input row's maximum over every window's columns (`rows`), then each
-    /// window's maximum over its rows' maxima, compared across whole rows of windows
-    /// (contiguous, so it vectorises). The first maximum of the first row holding the
-    /// window's maximum is its first in row-major order, and a NaN wins over what comes
-    /// before it in both passes, so this is the one-window rule exactly; and a row
-    /// shared by overlapping windows (stride under the kernel) is scanned once, not
-    /// once per window: the narrow ResNet-18's pool (64 x 8 planes of 28 x 28) took
-    /// 0.75 ms scanning per window (5% of its step), 0.54 ms so.
+    /// In two passes, as the window is a product of a row range and a column range: each
+    /// input row's maximum over every window's columns, then each window's maximum over
+    /// its rows' maxima. The first maximum of the first row holding the window's maximum
+    /// is its first in row-major order, and a NaN wins over what comes before it in both
+    /// passes, so this is the one-window rule exactly.
+    ///
+    /// Each pass is split by the stride's phase (see [`Phases`]) so that one tap of every
+    /// window of the plane is a single contiguous slice: a pass is `kernel` elementwise
+    /// compare-and-selects over the whole plane, which vectorise. Per window, or per row
+    /// of 14 windows, they did not: the compiler's vector loop wants 32 lanes with AVX2,
+    /// and the narrow ResNet-18's pool (64 x 8 planes of 28 x 28) ran scalar, 2.2 ms of
+    /// its 30 ms step on an AVX2-only EPYC.
     #[inline(always)]
     fn pool_plane<T: Elem>(
         &self,
@@ -59,74 +72,218 @@ impl Pool {
         (h, w): (usize, usize),
         top: &mut [T],
         best: &mut [u32],
-        rows: &mut RowMaxima<T>,
+        scratch: &mut Phases<T>,
+        column_at: &[u32],
     ) {
         let (k, s, p) = (self.kernel, self.stride, self.padding);
-        let ow = rows.ow;
-        for ((row, values), cols) in plane
-            .chunks_exact(w)
-            .zip(rows.values.chunks_exact_mut(ow))
-            .zip(rows.columns.chunks_exact_mut(ow))
-        {
-            for (ox, (m, at)) in values.iter_mut().zip(cols.iter_mut()).enumerate() {
-                // Window `ox`'s columns, clipped to the input: never empty (see above).
-                let range = (ox * s).saturating_sub(p)..(ox * s + k - p).min(w);
-                let (mut top, mut first) = (row[range.start], range.start);
-                for (x, &v) in row.iter().enumerate().take(range.end).skip(range.start + 1) {
-                    // Strict `>` keeps the first maximum; a NaN wins, as in PyTorch.
-                    // `|`, not `||`: no branch on the data.
-                    let take = (v > top) | v.is_nan();
-                    // Where the maximum lies is data: selects, not branches that mispredict
-                    // (the narrow ResNet-18's pool 0.55 -> 0.50 ms with AVX-512).
-                    top = select_unpredictable(take, v, top);
-                    first = select_unpredictable(take, x, first);
+        let (ow, reach) = (scratch.ow, self.reach());
+        // Columns: phase r, row y, slot j holds column `j s + r - p` of row y, or -inf
+        // padding; `len` slots a row, of which the first `ow` are windows.
+        let len = ow + reach;
+        let cells = h * len;
+        for (r, phase) in scratch.columns.chunks_exact_mut(cells + reach).enumerate() {
+            // The slots that hold a column, `p <= j s + r < w + p`: none in a phase past
+            // the padded row's end (a kernel and stride wider than the plane).
+            let end = (w + p).saturating_sub(r).div_ceil(s).min(len);
+            let first = p.saturating_sub(r).div_ceil(s).min(end);
+            for (row, slots) in plane.chunks_exact(w).zip(phase.chunks_exact_mut(len)) {
+                slots[..first].fill(T::LOWEST);
+                slots[end..].fill(T::LOWEST);
+                if first < end {
+                    gather_strided(&mut slots[first..end], &row[first * s + r - p..], s);
                 }
-                *m = top;
-                // `h * w` fits in u32 (checked by `dims4`).
-                *at = first as u32;
             }
         }
-        for (oy, (top, best)) in top.chunks_mut(ow).zip(best.chunks_mut(ow)).enumerate() {
-            // Window rows clipped to the input.
-            let y0 = (oy * s).saturating_sub(p);
-            let y1 = (oy * s + k - p).min(h);
-            let values = |y: usize| &rows.values[y * ow..(y + 1) * ow];
-            let cols = |y: usize| &rows.columns[y * ow..(y + 1) * ow];
-            top.copy_from_slice(values(y0));
-            let base = (y0 * w) as u32;
-            for (b, &x) in best.iter_mut().zip(cols(y0)) {
-                *b = base + x;
-            }
-            for y in y0 + 1..y1 {
-                let base = (y * w) as u32;
-                for ((t, b), (&v, &x)) in top
-                    .iter_mut()
-                    .zip(best.iter_mut())
-                    .zip(values(y).iter().zip(cols(y)))
-                {
-                    let take = (v > *t) | v.is_nan();
-                    *t = select_unpredictable(take, v, *t);
-                    *b = select_unpredictable(take, base + x, *b);
+        // Tap `dx` of window `ox` is slot `ox + dx / s` of phase `dx % s`: the whole
+        // plane's in one slice (the slots past `ow` are computed and never read).
+        let (values, at) = (
+            &mut scratch.row_values[..cells],
+            &mut scratch.row_at[..cells],
+        );
+        let spare = (&mut scratch.spare[..cells], &mut scratch.spare_at[..cells]);
+        let columns = &scratch.columns;
+        first_maxima(
+            k,
+            |d| {
+                let from = (d % s) * (cells + reach) + d / s;
+                (&columns[from..from + cells], &column_at[from..from + cells])
+            },
+            (values, at),
+            spare,
+        );
+        // Rows: the row maxima by phase alike, phase r's slot j holding row `j s + r - p`.
+        let rows = (scratch.oh + reach) * ow;
+        for (r, (phase, phase_at)) in scratch
+            .rows
+            .chunks_exact_mut(rows)
+            .zip(scratch.rows_at.chunks_exact_mut(rows))
+            .enumerate()
+        {
+            for (j, (slot, slot_at)) in phase
+                .chunks_exact_mut(ow)
+                .zip(phase_at.chunks_exact_mut(ow))
+                .enumerate()
+            {
+                match (j * s + r).checked_sub(p) {
+                    Some(y) if y < h => {
+                        slot.copy_from_slice(&values[y * len..y * len + ow]);
+                        slot_at.copy_from_slice(&at[y * len..y * len + ow]);
+                    }
+                    // Padding above wins only where every cell of the window is -inf,
+                    // whose first maximum is then its first cell of row 0; padding
+                    // below never wins (a window's first tap is never there).
+                    _ => {
+                        slot.fill(T::LOWEST);
+                        slot_at.copy_from_slice(&at[..ow]);
+                    }
                 }
+            }
+        }
+        let n = top.len();
+        let (by_row, by_row_at) = (&scratch.rows, &scratch.rows_at);
+        first_maxima(
+            k,
+            |d| {
+                let from = (d % s) * rows + (d / s) * ow;
+                (&by_row[from..from + n], &by_row_at[from..from + n])
+            },
+            (top, best),
+            (&mut scratch.spare[..n], &mut scratch.spare_at[..n]),
+        );
+    }
+
+    /// Per phase, row and slot as [`Pool::pool_plane`] reads them, the flat index of the
+    /// cell a column slot holds; a padding slot holds its row's first cell, which is the
+    /// first maximum of a window whose cells are all -inf (padding on the right never
+    /// wins: a window's first tap is never there).
+    fn column_indices(&self, (h, w): (usize, usize), ow: usize) -> Vec<u32> {
+        let (s, p, reach) = (self.stride, self.padding, self.reach());
+        let len = ow + reach;
+        let mut at = vec![0u32; self.phases() * (h * len + reach)];
+        for (r, phase) in at.chunks_exact_mut(h * len + reach).enumerate() {
+            for (y, slots) in phase.chunks_exact_mut(len).take(h).enumerate() {
+                for (j, slot) in slots.iter_mut().enumerate() {
+                    let x = (j * s + r).checked_sub(p).filter(|&x| x < w).unwrap_or(0);
+                    // `h * w` fits in u32 (checked by `dims4`).
+                    *slot = (y * w + x) as u32;
+                }
+            }
+        }
+        at
+    }
+}
+
+/// `to[j] = from[j s]`, `from` holding at least `(to.len() - 1) s + 1` values. The
+/// common strides as constants, so that the copy vectorises: by `step_by`, this copy
+/// took as long as the rest of the pool.
+#[inline(always)]
+fn gather_strided<T: Copy>(to: &mut [T], from: &[T], s: usize) {
+    match s {
+        1 => to.copy_from_slice(&from[..to.len()]),
+        2 => every::<2, T>(to, from),
+        3 => every::<3, T>(to, from),
+        _ => {
+            for (t, &v) in to.iter_mut().zip(from.iter().step_by(s)) {
+                *t = v;
             }
         }
     }
 }
 
-/// One plane's row maxima over every window's columns: `values[y ow + ox]` is the first
-/// maximum of input row `y` over window `ox`'s columns, `columns[y ow + ox]` its column.
-struct RowMaxima<T> {
-    ow: usize,
-    values: Vec<T>,
-    columns: Vec<u32>,
+/// [`gather_strided`] for a stride known at compile time.
+#[inline(always)]
+fn every<const S: usize, T: Copy>(to: &mut [T], from: &[T]) {
+    let Some(last) = to.len().checked_sub(1) else {
+        return;
+    };
+    for (t, chunk) in to[..last].iter_mut().zip(from.chunks_exact(S)) {
+        *t = chunk[0];
+    }
+    to[last] = from[last * S];
 }
 
-impl<T: Elem> RowMaxima<T> {
-    fn new(h: usize, ow: usize) -> Self {
-        RowMaxima {
+/// Elementwise over `taps` slices of values and their flat indices (`tap(d)`, each as
+/// long as `out`), the first maximum in tap order into `out`. Merges alternate between
+/// `out` and `spare`, the last landing in `out`: a merge that wrote where it read
+/// became a masked store, which AMD's cores run slowly (the pool's time doubled).
+#[inline(always)]
+fn first_maxima<'a, T: Elem + 'a>(
+    taps: usize,
+    tap: impl Fn(usize) -> (&'a [T], &'a [u32]),
+    out: (&mut [T], &mut [u32]),
+    spare: (&mut [T], &mut [u32]),
+) {
+    let (first, first_at) = tap(0);
+    if taps == 1 {
+        out.0.copy_from_slice(first);
+        out.1.copy_from_slice(first_at);
+        return;
+    }
+    let (mut to, mut from) = if taps.is_multiple_of(2) {
+        (out, spare)
+    } else {
+        (spare, out)
+    };
+    let (v, at) = tap(1);
+    merge(to.0, to.1, (first, first_at), (v, at));
+    for d in 2..taps {
+        std::mem::swap(&mut to, &mut from);
+        let (v, at) = tap(d);
+        merge(to.0, to.1, (from.0, from.1), (v, at));
+    }
+}
+
+/// `a` then `b`, elementwise: `b` where it is above `a` or NaN (strict `>` keeps the first
+/// maximum, and a NaN wins, as in PyTorch), else `a`. `|`, not `||`, and selects, not
+/// branches: where a maximum lies is data.
+#[inline(always)]
+fn merge<T: Elem>(out: &mut [T], out_at: &mut [u32], a: (&[T], &[u32]), b: (&[T], &[u32])) {
+    for ((o, oa), ((&x, &xa), (&v, &va))) in out
+        .iter_mut()
+        .zip(out_at.iter_mut())
+        .zip(a.0.iter().zip(a.1).zip(b.0.iter().zip(b.1)))
+    {
+        let take = (v > x) | v.is_nan();
+        *o = select_unpredictable(take, v, x);
+        *oa = select_unpredictable(take, va, xa);
+    }
+}
+
+/// One thread's buffers for [`Pool::pool_plane`]: a plane's cells split by the stride's
+/// phase. Phase `r` holds the cells whose coordinate plus padding is `r` modulo the
+/// stride, in order; then a window's tap `d` is slot `window + d / stride` of phase
+/// `d % stride`, for every window alike.
+struct Phases<T> {
+    oh: usize,
+    ow: usize,
+    /// The input's columns by phase: `[phase][h][ow + reach]`, then `reach` slots.
+    columns: Vec<T>,
+    /// The row pass's maxima and their flat indices, `[h][ow + reach]`.
+    row_values: Vec<T>,
+    row_at: Vec<u32>,
+    /// The row maxima by phase: `[phase][oh + reach][ow]`, and their flat indices.
+    rows: Vec<T>,
+    rows_at: Vec<u32>,
+    /// Where merges alternate, as long as the longer pass.
+    spare: Vec<T>,
+    spare_at: Vec<u32>,
+}
+
+impl<T: Elem> Phases<T> {
+    fn new(pool: &Pool, (h, oh, ow): (usize, usize, usize)) -> Self {
+        let (phases, reach) = (pool.phases(), pool.reach());
+        let cells = h * (ow + reach);
+        let rows = phases * (oh + reach) * ow;
+        Phases {
+            oh,
             ow,
-            values: vec![T::LOWEST; h * ow],
-            columns: vec![0; h * ow],
+            columns: vec![T::LOWEST; phases * (cells + reach)],
+            row_values: vec![T::LOWEST; cells],
+            row_at: vec![0; cells],
+            rows: vec![T::LOWEST; rows],
+            rows_at: vec![0; rows],
+            spare: vec![T::LOWEST; cells.max(oh * ow)],
+            spare_at: vec![0; cells.max(oh * ow)],
         }
     }
 }
@@ -195,15 +352,19 @@ impl MaxPoolForward {
         let (oh, ow) = (self.pool.out_len(h)?, self.pool.out_len(w)?);
         let mut out = vec![T::default(); b * c * oh * ow];
         let mut idx = vec![0u32; b * c * oh * ow];
+        let columns = self.pool.column_indices((h, w), ow);
         out.par_chunks_mut(oh * ow)
             .zip(idx.par_chunks_mut(oh * ow))
             .zip(data.par_chunks(h * w))
             .for_each_init(
-                || RowMaxima::new(h, ow),
-                |rows, ((o, idx), plane)| {
+                || Phases::new(&self.pool, (h, oh, ow)),
+                |scratch, ((o, idx), plane)| {
                     crate::simd::vectorized(
                         #[inline(always)]
-                        || self.pool.pool_plane(plane, (h, w), o, idx, rows),
+                        || {
+                            self.pool
+                                .pool_plane(plane, (h, w), o, idx, scratch, &columns)
+                        },
                     )
                 },
             );
