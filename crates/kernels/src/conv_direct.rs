@@ -597,37 +597,66 @@ impl pulp::WithSimd for WeightGradImage<'_> {
     type Output = ();
 
     #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, simd: S) {
+    fn with_simd<S: pulp::Simd>(mut self, simd: S) {
+        // AVX2's 16 registers cannot hold a whole block's `WG_CB x WG_TAPS` sums with the
+        // block's output gradients: the sums were spilled to the stack and reloaded every
+        // multiply-add. Half a block at a time there (each input load feeds half as many).
+        let all = self.grads;
+        let blocks = all.chunks_exact(WG_CB * self.len).enumerate();
+        if 2 * S::F32_LANES <= MAX_LANES {
+            for (block, grads) in blocks {
+                for half in 0..2 {
+                    self.channels::<S, { WG_CB / 2 }>(simd, block, grads, half * (WG_CB / 2));
+                }
+            }
+        } else {
+            for (block, grads) in blocks {
+                self.channels::<S, WG_CB>(simd, block, grads, 0);
+            }
+        }
+    }
+}
+
+impl WeightGradImage<'_> {
+    /// `C` output channels of a block, from its `first`: their products with every input
+    /// channel's taps added into `lanes`. Each weight's lanes are the same chain of sums
+    /// whatever `C` is, so the same bits.
+    #[inline(always)]
+    fn channels<S: pulp::Simd, const C: usize>(
+        &mut self,
+        simd: S,
+        block: usize,
+        grads: &[f32],
+        first: usize,
+    ) {
         let n = S::F32_LANES;
         let kk = self.offsets.len();
         let load = |v: &[f32], at: usize| -> S::f32s {
             bytemuck::pod_read_unaligned(bytemuck::cast_slice(&v[at..at + n]))
         };
-        for (block, grads) in self.grads.chunks_exact(WG_CB * self.len).enumerate() {
-            for (ci, plane) in self.staged.chunks_exact(self.staged_len).enumerate() {
-                for (row, taps) in self.offsets.chunks_exact(WG_TAPS).enumerate() {
-                    let mut acc = [[simd.splat_f32s(0.0); WG_TAPS]; WG_CB];
-                    // `len` is a multiple of `MAX_LANES`, so of every instruction set's
-                    // lanes.
-                    for at in (0..self.len).step_by(n) {
-                        let d: [S::f32s; WG_CB] =
-                            std::array::from_fn(|j| load(grads, j * self.len + at));
-                        for (k, &offset) in taps.iter().enumerate() {
-                            let xv = load(plane, at + offset);
-                            for (a, &dv) in acc.iter_mut().zip(&d) {
-                                a[k] = simd.mul_add_f32s(dv, xv, a[k]);
-                            }
+        let grads: [&[f32]; C] =
+            std::array::from_fn(|j| &grads[(first + j) * self.len..][..self.len]);
+        for (ci, plane) in self.staged.chunks_exact(self.staged_len).enumerate() {
+            for (row, taps) in self.offsets.chunks_exact(WG_TAPS).enumerate() {
+                let mut acc = [[simd.splat_f32s(0.0); WG_TAPS]; C];
+                // `len` is a multiple of `MAX_LANES`, so of every instruction set's lanes.
+                for at in (0..self.len).step_by(n) {
+                    let d: [S::f32s; C] = std::array::from_fn(|j| load(grads[j], at));
+                    for (k, &offset) in taps.iter().enumerate() {
+                        let xv = load(plane, at + offset);
+                        for (a, &dv) in acc.iter_mut().zip(&d) {
+                            a[k] = simd.mul_add_f32s(dv, xv, a[k]);
                         }
                     }
-                    for (j, per_co) in acc.iter().enumerate() {
-                        let co = block * WG_CB + j;
-                        for (k, a) in per_co.iter().enumerate() {
-                            let t = row * WG_TAPS + k;
-                            let at = ((co * self.c_in + ci) * kk + t) * MAX_LANES;
-                            let sums = &mut self.lanes[at..at + n];
-                            let add = simd.add_f32s(load(sums, 0), *a);
-                            sums.copy_from_slice(bytemuck::cast_slice(std::slice::from_ref(&add)));
-                        }
+                }
+                for (j, per_co) in acc.iter().enumerate() {
+                    let co = block * WG_CB + first + j;
+                    for (k, a) in per_co.iter().enumerate() {
+                        let t = row * WG_TAPS + k;
+                        let at = ((co * self.c_in + ci) * kk + t) * MAX_LANES;
+                        let sums = &mut self.lanes[at..at + n];
+                        let add = simd.add_f32s(load(sums, 0), *a);
+                        sums.copy_from_slice(bytemuck::cast_slice(std::slice::from_ref(&add)));
                     }
                 }
             }
@@ -690,6 +719,9 @@ impl pulp::WithSimd for Block<'_> {
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, simd: S) {
         let lanes = S::F32_LANES;
+        if 2 * lanes <= MAX_LANES {
+            return self.two_vectors(simd);
+        }
         let per_channel = self.offsets.len() * CB;
         // `len` is a multiple of `MAX_LANES`, so of every instruction set's lanes.
         for at in (0..self.len).step_by(lanes) {
@@ -712,6 +744,53 @@ impl pulp::WithSimd for Block<'_> {
             }
             for (a, out) in acc.iter().zip(self.outputs.chunks_exact_mut(self.len)) {
                 out[at..at + lanes].copy_from_slice(bytemuck::cast_slice(std::slice::from_ref(a)));
+            }
+        }
+    }
+}
+
+impl Block<'_> {
+    /// The block as two vectors of outputs by half the block's channels, for instruction
+    /// sets of at most half [`MAX_LANES`] (AVX2: 16 registers, where `CB` accumulators
+    /// of one vector leave no room for two). Each weight broadcast then feeds two
+    /// multiply-adds and each input load `CB / 2`: a third fewer loads a multiply-add,
+    /// and no register shuffling between them. Each output is the same chain of fused
+    /// multiply-adds as in [`pulp::WithSimd::with_simd`]'s, so the same bits.
+    #[inline(always)]
+    fn two_vectors<S: pulp::Simd>(self, simd: S) {
+        const HALF: usize = CB / 2;
+        let lanes = S::F32_LANES;
+        let per_channel = self.offsets.len() * CB;
+        // `len` is a multiple of `MAX_LANES`, so of two vectors here.
+        for at in (0..self.len).step_by(2 * lanes) {
+            for half in 0..2 {
+                let mut acc = [[simd.splat_f32s(0.0); 2]; HALF];
+                for (plane, weights) in self
+                    .staged
+                    .chunks_exact(self.staged_len)
+                    .zip(self.weights.chunks_exact(per_channel))
+                {
+                    let from = &plane[at..];
+                    for (&offset, taps) in self.offsets.iter().zip(weights.chunks_exact(CB)) {
+                        let (x0, x1): (S::f32s, S::f32s) =
+                            bytemuck::pod_read_unaligned::<[S::f32s; 2]>(bytemuck::cast_slice(
+                                &from[offset..offset + 2 * lanes],
+                            ))
+                            .into();
+                        for (a, &w) in acc.iter_mut().zip(&taps[half * HALF..(half + 1) * HALF]) {
+                            let w = simd.splat_f32s(w);
+                            // w x + acc, fused: gemm's rounding.
+                            a[0] = simd.mul_add_f32s(w, x0, a[0]);
+                            a[1] = simd.mul_add_f32s(w, x1, a[1]);
+                        }
+                    }
+                }
+                for (a, out) in acc
+                    .iter()
+                    .zip(self.outputs.chunks_exact_mut(self.len).skip(half * HALF))
+                {
+                    out[at..at + 2 * lanes].copy_from_slice(bytemuck::cast_slice(a.as_slice()));
+                }
             }
         }
     }
