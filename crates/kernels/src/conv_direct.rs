@@ -9,7 +9,8 @@
 //! (`Wp = W + 2 padding`), and tap `(ky, kx)` of every output is the staged plane
 //! shifted by `ky Wp + kx`. So a vector of consecutive outputs takes each tap as one
 //! contiguous load (the `kw - 1` outputs a row spills past its end are computed and
-//! dropped), and one load feeds `CB` output channels' fused multiply-adds. At stride `s`
+//! dropped), and one load feeds `CB` output channels' fused multiply-adds (`CB / 2` with
+//! AVX2, whose 16 registers then hold two vectors of outputs: [`Block`]). At stride `s`
 //! the padded plane is staged as `s^2` phase planes (the cells with the same row and
 //! column remainders mod `s`), in which a tap's cells for consecutive outputs are again
 //! consecutive.
