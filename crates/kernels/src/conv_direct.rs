@@ -718,81 +718,68 @@ impl pulp::WithSimd for Block<'_> {
     type Output = ();
 
     #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, simd: S) {
+    fn with_simd<S: pulp::Simd>(mut self, simd: S) {
         let lanes = S::F32_LANES;
+        // `len` is a multiple of `MAX_LANES`, so of every instruction set's lanes, and of
+        // two vectors where a vector is at most half of it.
         if 2 * lanes <= MAX_LANES {
-            return self.two_vectors(simd);
-        }
-        let per_channel = self.offsets.len() * CB;
-        // `len` is a multiple of `MAX_LANES`, so of every instruction set's lanes.
-        for at in (0..self.len).step_by(lanes) {
-            let mut acc = [simd.splat_f32s(0.0); CB];
-            for (plane, weights) in self
-                .staged
-                .chunks_exact(self.staged_len)
-                .zip(self.weights.chunks_exact(per_channel))
-            {
-                let from = &plane[at..];
-                for (&offset, taps) in self.offsets.iter().zip(weights.chunks_exact(CB)) {
-                    let xv: S::f32s = bytemuck::pod_read_unaligned(bytemuck::cast_slice(
-                        &from[offset..offset + lanes],
-                    ));
-                    // w x + acc, fused: gemm's rounding.
-                    for (a, &w) in acc.iter_mut().zip(taps) {
-                        *a = simd.mul_add_f32s(simd.splat_f32s(w), xv, *a);
-                    }
+            for at in (0..self.len).step_by(2 * lanes) {
+                for half in 0..2 {
+                    self.tile::<S, 2, { CB / 2 }>(simd, at, half * (CB / 2));
                 }
             }
-            for (a, out) in acc.iter().zip(self.outputs.chunks_exact_mut(self.len)) {
-                out[at..at + lanes].copy_from_slice(bytemuck::cast_slice(std::slice::from_ref(a)));
+        } else {
+            for at in (0..self.len).step_by(lanes) {
+                self.tile::<S, 1, CB>(simd, at, 0);
             }
         }
     }
 }
 
 impl Block<'_> {
-    /// The block as two vectors of outputs by half the block's channels, for instruction
-    /// sets of at most half [`MAX_LANES`] (AVX2: 16 registers, where `CB` accumulators
-    /// of one vector leave no room for two). Each weight broadcast then feeds two
-    /// multiply-adds and each input load `CB / 2`: a third fewer loads a multiply-add,
-    /// and no register shuffling between them. Each output is the same chain of fused
-    /// multiply-adds as in [`pulp::WithSimd::with_simd`]'s, so the same bits.
+    /// `V` vectors of outputs from `at` of `C` of the block's channels from `first`, each
+    /// output one chain of fused multiply-adds from zero over `(ci, tap)` in order
+    /// (gemm's rounding), whatever `V` and `C`: so the same bits on every instruction set.
+    /// AVX-512 takes one vector by the whole block; AVX2 two vectors by half of it, as
+    /// its 16 registers cannot hold `CB` sums of two vectors: each weight broadcast then
+    /// feeds two multiply-adds and each input load `CB / 2`, a third fewer loads a
+    /// multiply-add than one vector by `CB` (which also shuffled registers between them).
     #[inline(always)]
-    fn two_vectors<S: pulp::Simd>(self, simd: S) {
-        const HALF: usize = CB / 2;
+    fn tile<S: pulp::Simd, const V: usize, const C: usize>(
+        &mut self,
+        simd: S,
+        at: usize,
+        first: usize,
+    ) {
         let lanes = S::F32_LANES;
         let per_channel = self.offsets.len() * CB;
-        // `len` is a multiple of `MAX_LANES`, so of two vectors here.
-        for at in (0..self.len).step_by(2 * lanes) {
-            for half in 0..2 {
-                let mut acc = [[simd.splat_f32s(0.0); 2]; HALF];
-                for (plane, weights) in self
-                    .staged
-                    .chunks_exact(self.staged_len)
-                    .zip(self.weights.chunks_exact(per_channel))
-                {
-                    let from = &plane[at..];
-                    for (&offset, taps) in self.offsets.iter().zip(weights.chunks_exact(CB)) {
-                        let (x0, x1): (S::f32s, S::f32s) =
-                            bytemuck::pod_read_unaligned::<[S::f32s; 2]>(bytemuck::cast_slice(
-                                &from[offset..offset + 2 * lanes],
-                            ))
-                            .into();
-                        for (a, &w) in acc.iter_mut().zip(&taps[half * HALF..(half + 1) * HALF]) {
-                            let w = simd.splat_f32s(w);
-                            // w x + acc, fused: gemm's rounding.
-                            a[0] = simd.mul_add_f32s(w, x0, a[0]);
-                            a[1] = simd.mul_add_f32s(w, x1, a[1]);
-                        }
+        let mut acc = [[simd.splat_f32s(0.0); V]; C];
+        for (plane, weights) in self
+            .staged
+            .chunks_exact(self.staged_len)
+            .zip(self.weights.chunks_exact(per_channel))
+        {
+            let from = &plane[at..];
+            for (&offset, taps) in self.offsets.iter().zip(weights.chunks_exact(CB)) {
+                let row = &from[offset..offset + V * lanes];
+                let xs: [S::f32s; V] = std::array::from_fn(|v| {
+                    bytemuck::pod_read_unaligned(bytemuck::cast_slice(
+                        &row[v * lanes..(v + 1) * lanes],
+                    ))
+                });
+                for (a, &w) in acc.iter_mut().zip(&taps[first..first + C]) {
+                    let w = simd.splat_f32s(w);
+                    for (a, &x) in a.iter_mut().zip(&xs) {
+                        *a = simd.mul_add_f32s(w, x, *a);
                     }
                 }
-                for (a, out) in acc
-                    .iter()
-                    .zip(self.outputs.chunks_exact_mut(self.len).skip(half * HALF))
-                {
-                    out[at..at + 2 * lanes].copy_from_slice(bytemuck::cast_slice(a.as_slice()));
-                }
             }
+        }
+        for (a, out) in acc
+            .iter()
+            .zip(self.outputs.chunks_exact_mut(self.len).skip(first))
+        {
+            out[at..at + V * lanes].copy_from_slice(bytemuck::cast_slice(a.as_slice()));
         }
     }
 }
