@@ -70,9 +70,10 @@ const MIN_SIDE: usize = 5;
 /// Whether the direct algorithm (`ConvAlgorithm::Direct`: this forward, the same for the
 /// input gradient, and [`weight_grad`]) beats the others on a 3x3 stride-1 conv: few
 /// channels on both sides (the input gradient is a direct conv of the output gradient:
-/// [`MAX_CHANNELS`], more on large maps) on maps of at least [`MIN_SIDE`]. Winograd's products run short there, and its
-/// transforms cost more than the multiplications they save; im2col's (the stems', on
-/// 1-3 channels) give gemm a reduction of 9-27 and copy the input nine times.
+/// [`MAX_CHANNELS`], more on large maps) on maps of at least [`MIN_SIDE`]. Winograd's
+/// products run short there, and its transforms cost more than the multiplications they
+/// save; im2col's (the stems', on 1-3 channels) give gemm a reduction of 9-27 and copy
+/// the input nine times.
 pub(crate) fn wins(x: &Shape, weight: &Shape, stride: usize, padding: usize) -> bool {
     let (Ok((_, c_in, h, w)), Ok((c_out, ..))) = (x.dims4(), weight.dims4()) else {
         return false;

@@ -49,6 +49,14 @@ impl Pool {
         (self.kernel - 1) / self.stride
     }
 
+    /// The input coordinate that slot `j` of phase `r` holds (`j stride + r - padding`), or
+    /// `None` where it is padding, on an axis of length `n`.
+    fn phase_cell(&self, j: usize, r: usize, n: usize) -> Option<usize> {
+        (j * self.stride + r)
+            .checked_sub(self.padding)
+            .filter(|&at| at < n)
+    }
+
     /// Each window's first maximum in row-major order (`top`) and its flat index within
     /// the `h x w` plane (`best`), for one plane. A window always overlaps the input when
     /// `2 padding <= kernel` (checked by `max_pool2d`).
@@ -124,8 +132,8 @@ impl Pool {
                 .zip(phase_at.chunks_exact_mut(ow))
                 .enumerate()
             {
-                match (j * s + r).checked_sub(p) {
-                    Some(y) if y < h => {
+                match self.phase_cell(j, r, h) {
+                    Some(y) => {
                         slot.copy_from_slice(&values[y * len..y * len + ow]);
                         slot_at.copy_from_slice(&at[y * len..y * len + ow]);
                     }
@@ -157,13 +165,13 @@ impl Pool {
     /// first maximum of a window whose cells are all -inf (padding on the right never
     /// wins: a window's first tap is never there).
     fn column_indices(&self, (h, w): (usize, usize), ow: usize) -> Vec<u32> {
-        let (s, p, reach) = (self.stride, self.padding, self.reach());
+        let reach = self.reach();
         let len = ow + reach;
         let mut at = vec![0u32; self.phases() * (h * len + reach)];
         for (r, phase) in at.chunks_exact_mut(h * len + reach).enumerate() {
             for (y, slots) in phase.chunks_exact_mut(len).take(h).enumerate() {
                 for (j, slot) in slots.iter_mut().enumerate() {
-                    let x = (j * s + r).checked_sub(p).filter(|&x| x < w).unwrap_or(0);
+                    let x = self.phase_cell(j, r, w).unwrap_or(0);
                     // `h * w` fits in u32 (checked by `dims4`).
                     *slot = (y * w + x) as u32;
                 }
